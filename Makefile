@@ -1,0 +1,11 @@
+# The two commands a new user needs. Both install what they need first.
+.PHONY: setup demo test
+
+setup:
+	cd / && rustup target add --toolchain stable wasm32-wasip2
+
+demo: setup
+	cargo run --bin inland -- demo
+
+test: setup
+	cargo test --workspace

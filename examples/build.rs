@@ -1,0 +1,101 @@
+//! Builds the example jobs (a separate cargo workspace in `jobs/`) for
+//! `wasm32-wasip2` and embeds the components, so the demo and the tests
+//! always run the jobs that match this source tree.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a build script reports failure by panicking
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let jobs_dir = manifest_dir.join("jobs");
+    println!("cargo:rerun-if-changed={}", jobs_dir.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../guest-sdk/src").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../guest-sdk/wit").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("../guest-sdk/Cargo.toml").display()
+    );
+
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target_dir = wasm_target_dir(&out_dir);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&jobs_dir)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    // The outer build's flags and wrappers (clippy, coverage) are for the host, not the guests.
+    for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("failed to start cargo to build the example jobs");
+    if !status.success() {
+        panic!(
+            "building the example jobs for wasm32-wasip2 failed (see above). If the target is \
+             missing, run `rustup target add wasm32-wasip2`."
+        );
+    }
+
+    let release = target_dir.join("wasm32-wasip2").join("release");
+    let mut names: Vec<String> = std::fs::read_dir(&jobs_dir)
+        .expect("examples/jobs is readable")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+
+    let mut code = String::from(
+        "/// Every example job: (crate name, component bytes).\npub(crate) static ALL: &[(&str, &[u8])] = &[\n",
+    );
+    for name in &names {
+        let wasm = release.join(format!("{}.wasm", name.replace('-', "_")));
+        assert!(wasm.is_file(), "expected {} after building the jobs", wasm.display());
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            wasm.display().to_string()
+        )
+        .expect("write to String");
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("jobs.rs"), code).expect("write jobs.rs");
+}
+
+/// `<target>/wasm-jobs`, beside the host build's own profiles, so it survives
+/// between builds and never locks the directory the outer cargo holds.
+fn wasm_target_dir(out_dir: &Path) -> PathBuf {
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out (or with a target triple in between).
+    out_dir
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(|build| build.parent())
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join("wasm-jobs"))
+        .unwrap_or_else(|| out_dir.join("wasm-jobs"))
+}

@@ -1,0 +1,31 @@
+//! A probe for tests and admins: runs the SQL given as `--param sql=...`,
+//! logs what the host said about it, and emits the result as `result`.
+//! The attack suites use it to send hostile SQL through the real job path.
+
+use inland_guest::{Error, Params, datasets, emit, job, log, query_stream};
+
+fn run(params: Params) -> Result<(), Error> {
+    let names: Vec<String> = datasets()
+        .into_iter()
+        .map(|d| {
+            let cols: Vec<String> = d.columns.into_iter().map(|c| c.name).collect();
+            format!("{}({})", d.name, cols.join(","))
+        })
+        .collect();
+    log!("datasets: {}", names.join(" "));
+    let sql: String = params.require("sql")?;
+    let rows = query_stream(&sql)?;
+    for notice in rows.notices() {
+        log!(warn: "notice: {notice}");
+    }
+    let mut n = 0;
+    for batch in rows {
+        let batch = batch?;
+        n += batch.num_rows();
+        emit("result", &batch)?;
+    }
+    log!("rows: {n}");
+    Ok(())
+}
+
+job!(run);

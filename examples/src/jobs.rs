@@ -1,0 +1,30 @@
+//! The example jobs, embedded as compiled WebAssembly components.
+
+include!(concat!(env!("OUT_DIR"), "/jobs.rs"));
+
+/// The component bytes of the example job `name` (its crate name, e.g. `district-stats`).
+pub fn wasm(name: &str) -> Option<&'static [u8]> {
+    ALL.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+}
+
+/// Every example job: (crate name, component bytes), in name order.
+pub fn all() -> &'static [(&'static str, &'static [u8])] {
+    ALL
+}
+
+/// The example jobs that compute something a domain would release.
+pub const USEFUL: [&str; 2] = ["district-stats", "join-stats"];
+
+/// A job that runs the SQL given as `--param sql=...` and emits the result; for tests.
+pub const SQL_PROBE: &str = "sql-probe";
+
+/// The hostile example jobs and the limit or capability each one runs into.
+pub const HOSTILE: [(&str, &str); 7] = [
+    ("hostile-files", "wasi:filesystem"),
+    ("hostile-sockets", "wasi:sockets"),
+    ("hostile-env", "environment"),
+    ("hostile-loop", "time limit"),
+    ("hostile-alloc", "memory limit"),
+    ("hostile-output", "output limit"),
+    ("hostile-panic", "panicked"),
+];

@@ -1,0 +1,13 @@
+//! # inland-examples: synthetic datasets and example jobs for Inland
+//!
+//! - [`generate`]: deterministic synthetic public datasets in the spirit of
+//!   the standard — an enterprise registry and a resident-services dataset —
+//!   with identifiers that carry valid check characters, so that identifier
+//!   detection has something real to find.
+//! - [`jobs`]: the example analysis jobs, compiled to WebAssembly components
+//!   by this crate's build script (it needs the `wasm32-wasip2` target).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod generate;
+pub mod jobs;

@@ -1,0 +1,237 @@
+//! The catalog: datasets registered in the domain. Registration converts the
+//! source (CSV or Parquet) into the domain's own Parquet layout, all or nothing.
+
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::state::DATASETS;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufReader, Seek};
+use std::path::Path;
+
+/// A column of a registered dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// Arrow data type as Arrow prints it.
+    pub data_type: String,
+    /// Whether nulls occur or may occur.
+    pub nullable: bool,
+}
+
+/// A dataset in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRecord {
+    /// Name, also the SQL table name.
+    pub name: String,
+    /// What it holds, for people.
+    pub description: String,
+    /// The file it was registered from (name only).
+    pub source: String,
+    /// `csv` or `parquet`: the source's format.
+    pub format: String,
+    /// Row count.
+    pub rows: u64,
+    /// Size of the stored Parquet file.
+    pub bytes: u64,
+    /// SHA-256 of the stored Parquet file.
+    pub sha256: String,
+    /// Columns, in order.
+    pub columns: Vec<ColumnInfo>,
+    /// When it was registered (ms since the Unix epoch).
+    pub registered_at_ms: u64,
+}
+
+impl DatasetRecord {
+    /// The stored file, relative to the domain directory.
+    pub fn relative_path(&self) -> String {
+        format!("datasets/{}.parquet", self.name)
+    }
+}
+
+/// Checks that a dataset name is a plain SQL identifier: lower-case letters,
+/// digits and `_`, starting with a letter, at most 63 characters.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "dataset name `{name}` is not allowed: use lower-case letters, digits and `_`, starting with a letter (at most 63)"
+        )))
+    }
+}
+
+fn invalid_file(path: &Path, what: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: {what}", path.display()))
+}
+
+/// Reads a source file into batches: CSV (header row, schema inferred from
+/// every row) or Parquet.
+fn read_source(path: &Path) -> Result<(String, SchemaRef, Vec<RecordBatch>)> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let file = File::open(path).map_err(|e| invalid_file(path, format!("cannot open: {e}")))?;
+    match ext.as_str() {
+        "csv" => {
+            let mut reader = BufReader::new(file);
+            let format = arrow::csv::reader::Format::default().with_header(true);
+            let (schema, _) = format
+                .infer_schema(&mut reader, None)
+                .map_err(|e| invalid_file(path, format!("not a valid CSV file: {}", csv_message(&e))))?;
+            if schema.fields().is_empty() {
+                return Err(invalid_file(path, "the CSV file has no header row"));
+            }
+            let schema = std::sync::Arc::new(schema);
+            reader.rewind().map_err(|e| Error::io(path, e))?;
+            let csv = arrow::csv::ReaderBuilder::new(schema.clone())
+                .with_header(true)
+                .build(reader)
+                .map_err(|e| invalid_file(path, csv_message(&e)))?;
+            let batches = csv
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| invalid_file(path, format!("not a valid CSV file: {}", csv_message(&e))))?;
+            Ok(("csv".into(), schema, batches))
+        }
+        "parquet" | "pq" => {
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
+            let schema = builder.schema().clone();
+            let reader = builder
+                .build()
+                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
+            let batches = reader
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
+            Ok(("parquet".into(), schema, batches))
+        }
+        _ => Err(invalid_file(
+            path,
+            "unsupported format: register a .csv or .parquet file",
+        )),
+    }
+}
+
+/// Arrow's CSV errors already say which line; drop the variant prefix.
+fn csv_message(e: &arrow::error::ArrowError) -> String {
+    match e {
+        arrow::error::ArrowError::CsvError(m) | arrow::error::ArrowError::ParseError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The layout Inland stores datasets in: Parquet with page-level statistics.
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build()
+}
+
+/// Registers a dataset: converts `source` into the domain's Parquet layout,
+/// records it in the catalog, and records the event. Nothing is left behind
+/// if any step fails.
+pub(crate) fn register(
+    domain: &Domain,
+    events: &dyn EventSink,
+    name: &str,
+    source: &Path,
+    description: &str,
+) -> Result<DatasetRecord> {
+    validate_name(name)?;
+    if domain.state.get::<DatasetRecord>(DATASETS, name)?.is_some() {
+        return Err(Error::Exists(format!("dataset `{name}`")));
+    }
+    let (format, schema, batches) = read_source(source)?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+
+    let dir = domain.dir("datasets");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".incoming-")
+        .suffix(".parquet")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    {
+        let mut writer = ArrowWriter::try_new(tmp.as_file_mut(), schema.clone(), Some(writer_properties()))
+            .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
+        for batch in &batches {
+            writer
+                .write(batch)
+                .map_err(|e| Error::Internal(format!("parquet write: {e}")))?;
+        }
+        writer
+            .close()
+            .map_err(|e| Error::Internal(format!("parquet close: {e}")))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    let stored = std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
+
+    let record = DatasetRecord {
+        name: name.to_string(),
+        description: description.to_string(),
+        source: source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        format,
+        rows: rows as u64,
+        bytes: stored.len() as u64,
+        sha256: crate::fsutil::sha256_hex(&stored),
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect(),
+        registered_at_ms: crate::fsutil::now_ms(),
+    };
+    let final_path = domain.root().join(record.relative_path());
+    // The file goes in first; the catalog entry makes it visible. If the entry
+    // cannot be written the file is removed again.
+    tmp.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
+    crate::fsutil::sync_dir(&dir)?;
+    if let Err(e) = domain.state.insert_new(DATASETS, name, &record, "dataset") {
+        let _ = std::fs::remove_file(&final_path);
+        return Err(e);
+    }
+    events.record(Event::DatasetRegistered {
+        name: record.name.clone(),
+        sha256: record.sha256.clone(),
+        rows: record.rows,
+    })?;
+    tracing::info!(dataset = name, rows, "dataset registered");
+    Ok(record)
+}
+
+/// Every dataset in the catalog, by name.
+pub(crate) fn list(domain: &Domain) -> Result<Vec<DatasetRecord>> {
+    domain.state.list(DATASETS)
+}
+
+/// One dataset by name.
+pub(crate) fn get(domain: &Domain, name: &str) -> Result<DatasetRecord> {
+    domain
+        .state
+        .get(DATASETS, name)?
+        .ok_or_else(|| Error::NotFound(format!("dataset `{name}`")))
+}

@@ -1,0 +1,144 @@
+//! `inland demo`: a fresh domain with the example datasets and jobs, showing
+//! what each job produced or why it was stopped.
+
+use crate::domain::{Domain, DomainConfig, Limits};
+use crate::error::{Error, Result};
+use crate::job::{JobReport, JobRequest, JobStatus, Runtime};
+use std::io::Write;
+use std::path::Path;
+
+/// Options of the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Rows per generated dataset.
+    pub rows: usize,
+    /// Wall-clock limit per job in the demo domain, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            rows: 100_000,
+            timeout_secs: 3,
+        }
+    }
+}
+
+/// What the demo did: one report per example job, in the order run.
+pub struct DemoSummary {
+    /// (job name, report).
+    pub jobs: Vec<(String, JobReport)>,
+}
+
+fn w(out: &mut dyn Write, text: std::fmt::Arguments<'_>) -> Result<()> {
+    out.write_fmt(text)
+        .map_err(|e| Error::Internal(format!("writing demo output: {e}")))
+}
+
+/// Sets up a domain in `dir` (which must be empty or absent), registers the
+/// example datasets, runs every example job and writes what happened to `out`.
+pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Result<DemoSummary> {
+    let limits = Limits {
+        timeout_secs: options.timeout_secs,
+        ..Limits::default()
+    };
+    Domain::init_with(
+        dir,
+        DomainConfig {
+            name: "inland-demo".into(),
+            limits,
+        },
+    )?;
+    let runtime = Runtime::open(dir)?;
+    w(out, format_args!("== Domain created at {}\n", dir.display()))?;
+
+    let sources = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    inland_examples::generate::write_examples(sources.path(), options.rows, 2026)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    for (name, description) in [
+        ("residents", "Residents who used public services (synthetic)"),
+        ("enterprises", "Enterprise registry (synthetic)"),
+    ] {
+        let d = runtime.register_dataset(name, &sources.path().join(format!("{name}.parquet")), description)?;
+        let cols: Vec<&str> = d.columns.iter().map(|c| c.name.as_str()).collect();
+        w(
+            out,
+            format_args!("== Dataset `{name}`: {} rows; columns {}\n", d.rows, cols.join(", ")),
+        )?;
+    }
+
+    let mut summary = DemoSummary { jobs: Vec::new() };
+    let names = inland_examples::jobs::USEFUL
+        .iter()
+        .copied()
+        .chain(inland_examples::jobs::HOSTILE.iter().map(|(n, _)| *n));
+    for name in names {
+        let wasm = inland_examples::jobs::wasm(name)
+            .ok_or_else(|| Error::NotFound(format!("example job `{name}`")))?
+            .to_vec();
+        let report = runtime
+            .run_job(JobRequest {
+                wasm,
+                params: Vec::new(),
+            })
+            .await?;
+        print_report(out, name, &runtime, &report)?;
+        summary.jobs.push((name.to_string(), report));
+    }
+    w(
+        out,
+        format_args!("\nEvents recorded: {}\n", runtime.events_path().display()),
+    )?;
+    Ok(summary)
+}
+
+/// Writes a job report as a person reads it: outcome, log, outputs.
+pub fn print_report(out: &mut dyn Write, name: &str, runtime: &Runtime, report: &JobReport) -> Result<()> {
+    let job = &report.job;
+    let outcome = match (&job.status, &job.error) {
+        (JobStatus::Succeeded, _) => "succeeded".to_string(),
+        (JobStatus::Refused, Some(e)) => format!("REFUSED — {e}"),
+        (_, Some(e)) => format!("STOPPED — {e}"),
+        (_, None) => format!("{:?}", job.status),
+    };
+    w(out, format_args!("\n== Job {name} ({})\n   {outcome}\n", job.id))?;
+    for line in job.log.iter().take(8) {
+        w(out, format_args!("   [{}] {}\n", line.level, line.message))?;
+    }
+    for q in &job.queries {
+        let what = match &q.error {
+            Some(e) => format!("error: {e}"),
+            None => format!("{} rows", q.rows),
+        };
+        w(
+            out,
+            format_args!(
+                "   query: {} -> {what}\n",
+                q.sql.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        )?;
+    }
+    for o in &report.outputs {
+        w(
+            out,
+            format_args!(
+                "   output {} -> quarantine ({} rows, sha256 {})\n",
+                o.name,
+                o.rows,
+                &o.sha256[..16]
+            ),
+        )?;
+        let batches = runtime.output_table(&o.id)?;
+        let shown: Vec<_> = batches
+            .iter()
+            .map(|b| b.slice(0, b.num_rows().min(6)))
+            .take(1)
+            .collect();
+        let table = arrow::util::pretty::pretty_format_batches(&shown).map_err(|e| Error::Internal(e.to_string()))?;
+        for line in table.to_string().lines() {
+            w(out, format_args!("     {line}\n"))?;
+        }
+    }
+    Ok(())
+}

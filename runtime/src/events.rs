@@ -1,0 +1,180 @@
+//! The event stream: every step of the domain's work, recorded before it is
+//! reported done. One sink takes them all; the evidence ledger is such a sink.
+
+use crate::error::{Error, Result};
+use inland_policies::Label;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Something that happened in the domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A dataset was registered in the catalog.
+    DatasetRegistered {
+        /// Dataset name.
+        name: String,
+        /// SHA-256 of the stored Parquet file.
+        sha256: String,
+        /// Row count.
+        rows: u64,
+    },
+    /// A job was admitted and is about to run.
+    JobAdmitted {
+        /// Job id.
+        job_id: String,
+        /// SHA-256 of the component.
+        module_sha256: String,
+        /// Submission parameters.
+        params: Vec<(String, String)>,
+    },
+    /// A job was refused before running.
+    JobRefused {
+        /// Job id.
+        job_id: String,
+        /// SHA-256 of the component.
+        module_sha256: String,
+        /// Why.
+        reason: String,
+    },
+    /// A query ran.
+    QueryRun {
+        /// Job id.
+        job_id: String,
+        /// The SQL text as submitted.
+        sql: String,
+        /// SHA-256 of the checked plan.
+        plan_hash: String,
+        /// The result's label, where the policy layer assigns one.
+        label: Option<Label>,
+    },
+    /// A query was refused.
+    QueryRefused {
+        /// Job id.
+        job_id: String,
+        /// The SQL text as submitted.
+        sql: String,
+        /// The rule that refused it.
+        rule: String,
+        /// The refusal as the job saw it.
+        message: String,
+    },
+    /// An output table entered quarantine.
+    OutputEmitted {
+        /// Job id.
+        job_id: String,
+        /// Output id.
+        output_id: String,
+        /// SHA-256 of the stored table.
+        sha256: String,
+        /// Row count.
+        rows: u64,
+    },
+    /// A job ended: succeeded, failed or stopped.
+    JobFinished {
+        /// Job id.
+        job_id: String,
+        /// `succeeded`, or the error that ended it.
+        outcome: String,
+    },
+}
+
+/// An event with the time it was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Where events go. `record` returns only once the event is durable, so an
+/// action is never reported done before its evidence exists.
+pub trait EventSink: Send + Sync + 'static {
+    /// Records one event durably.
+    fn record(&self, event: Event) -> Result<()>;
+}
+
+/// Appends events as JSON lines to a file, synced on every event.
+pub struct JsonlSink {
+    file: Mutex<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl JsonlSink {
+    /// Opens (or creates) the event file for appending.
+    pub fn open(path: &Path) -> Result<JsonlSink> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(JsonlSink {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reads every event recorded in the file.
+    pub fn read_all(path: &Path) -> Result<Vec<EventRecord>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        text.lines()
+            .enumerate()
+            .map(|(i, line)| {
+                serde_json::from_str(line)
+                    .map_err(|e| Error::Storage(format!("{} line {}: {e}", path.display(), i + 1)))
+            })
+            .collect()
+    }
+}
+
+impl EventSink for JsonlSink {
+    fn record(&self, event: Event) -> Result<()> {
+        let record = EventRecord {
+            at_ms: crate::fsutil::now_ms(),
+            event,
+        };
+        let mut line = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        line.push(b'\n');
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| Error::Internal("event sink lock poisoned".into()))?;
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Keeps events in memory; for tests and embedders that persist elsewhere.
+#[derive(Default)]
+pub struct MemorySink(Mutex<Vec<EventRecord>>);
+
+impl MemorySink {
+    /// Every event recorded so far.
+    pub fn events(&self) -> Vec<EventRecord> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl EventSink for MemorySink {
+    fn record(&self, event: Event) -> Result<()> {
+        let record = EventRecord {
+            at_ms: crate::fsutil::now_ms(),
+            event,
+        };
+        self.0
+            .lock()
+            .map_err(|_| Error::Internal("event sink lock poisoned".into()))?
+            .push(record);
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! The host side of the `inland:job` world: what a job's imports do. Every
+//! answer is decided here; nothing the guest reports is trusted.
+
+use crate::catalog::DatasetRecord;
+use crate::error::JobError;
+use crate::events::{Event, EventSink};
+use crate::output::OutputCollector;
+use crate::query::{QueryEngine, QueryError, QueryScope};
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::random::WasiRandomCtx;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../guest-sdk/wit",
+        world: "job",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: { "inland:job/host.rows": crate::host::RowsStream },
+    });
+}
+
+use bindings::inland::job::host as wit;
+
+/// Queries a job may have open at once; each holds a running DataFusion stream.
+const MAX_OPEN_QUERIES: usize = 16;
+/// Queries a job may run in total.
+const MAX_QUERIES: usize = 10_000;
+/// Longest SQL text accepted.
+const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// A running query, held in the job's resource table.
+pub struct RowsStream {
+    schema: SchemaRef,
+    stream: Option<SendableRecordBatchStream>,
+    notices: Vec<String>,
+    /// Index of this query in the job's query records.
+    index: usize,
+}
+
+/// A query as the job ran it, for the job record and the output's lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    /// The SQL text.
+    pub sql: String,
+    /// SHA-256 of the checked plan, when it got that far.
+    pub plan_hash: Option<String>,
+    /// Rows returned to the job.
+    pub rows: u64,
+    /// The refusal or error, if any.
+    pub error: Option<String>,
+}
+
+/// A line of the job's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for captured output.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// A bounded job log: lines past the cap are counted, not kept.
+#[derive(Debug, Default)]
+pub(crate) struct JobLog {
+    pub(crate) lines: Vec<LogLine>,
+    bytes: usize,
+    cap: usize,
+    pub(crate) dropped: u64,
+}
+
+impl JobLog {
+    pub(crate) fn new(cap: usize) -> Self {
+        JobLog {
+            cap,
+            ..Default::default()
+        }
+    }
+    pub(crate) fn push(&mut self, level: &str, message: String) {
+        if self.bytes + message.len() > self.cap {
+            self.dropped += 1;
+            return;
+        }
+        self.bytes += message.len();
+        self.lines.push(LogLine {
+            level: level.to_string(),
+            message,
+        });
+    }
+}
+
+/// Tracks memory growth against the job's limit, and remembers a breach.
+pub(crate) struct JobLimiter {
+    memory_limit: u64,
+    table_elements: usize,
+}
+
+impl JobLimiter {
+    pub(crate) fn new(memory_limit: u64) -> Self {
+        JobLimiter {
+            memory_limit,
+            table_elements: 100_000,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for JobLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            return Err(wasmtime::Error::new(JobError::OutOfMemory {
+                limit_bytes: self.memory_limit,
+            }));
+        }
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+    fn instances(&self) -> usize {
+        32
+    }
+    fn tables(&self) -> usize {
+        32
+    }
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// Everything a running job's host calls need.
+pub(crate) struct HostCtx {
+    pub(crate) job_id: String,
+    pub(crate) deadline: Instant,
+    pub(crate) timeout: Duration,
+    pub(crate) session: SessionContext,
+    pub(crate) scope: QueryScope,
+    pub(crate) datasets: Vec<DatasetRecord>,
+    pub(crate) engine: Arc<QueryEngine>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) outputs: OutputCollector,
+    pub(crate) log: JobLog,
+    pub(crate) queries: Vec<QueryRecord>,
+    open_queries: usize,
+}
+
+impl HostCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        job_id: String,
+        timeout: Duration,
+        session: SessionContext,
+        datasets: Vec<DatasetRecord>,
+        engine: Arc<QueryEngine>,
+        events: Arc<dyn EventSink>,
+        outputs: OutputCollector,
+        log: JobLog,
+    ) -> Self {
+        let scope = QueryScope {
+            datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+        };
+        HostCtx {
+            job_id,
+            deadline: Instant::now() + timeout,
+            timeout,
+            session,
+            scope,
+            datasets,
+            engine,
+            events,
+            outputs,
+            log,
+            queries: Vec::new(),
+            open_queries: 0,
+        }
+    }
+
+    fn timeout_error(&self) -> wasmtime::Error {
+        wasmtime::Error::new(JobError::Timeout { limit: self.timeout })
+    }
+}
+
+/// The store data of one job.
+pub(crate) struct JobState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) random: WasiRandomCtx,
+    pub(crate) limiter: JobLimiter,
+    pub(crate) host: HostCtx,
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn wit_error(e: QueryError) -> wit::Error {
+    match e {
+        QueryError::Refused { .. } => wit::Error::Refused(e.to_string()),
+        QueryError::Invalid(m) => wit::Error::Invalid(m),
+        QueryError::Limit(m) => wit::Error::Limit(m),
+        QueryError::Internal(m) => wit::Error::Internal(m),
+    }
+}
+
+fn encode_ipc(schema: &SchemaRef, batch: Option<&RecordBatch>) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut out = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new(&mut out, schema)?;
+        if let Some(b) = batch {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+fn internal(e: impl std::fmt::Display) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("host error: {e}"))
+}
+
+impl JobState {
+    async fn run_query(&mut self, sql: &str) -> wasmtime::Result<Result<RowsStream, QueryError>> {
+        if sql.len() > MAX_SQL_BYTES {
+            return Ok(Err(QueryError::Limit(format!(
+                "the SQL text is longer than {MAX_SQL_BYTES} bytes"
+            ))));
+        }
+        if self.host.queries.len() >= MAX_QUERIES {
+            return Ok(Err(QueryError::Limit(format!(
+                "a job may run at most {MAX_QUERIES} queries"
+            ))));
+        }
+        if self.host.open_queries >= MAX_OPEN_QUERIES {
+            return Ok(Err(QueryError::Limit(format!(
+                "a job may have at most {MAX_OPEN_QUERIES} queries open; drop finished results first"
+            ))));
+        }
+        let h = &self.host;
+        let work = async {
+            let planned = h.engine.plan(&h.session, &h.scope, sql).await?;
+            let stream = h.engine.execute(&h.session, &planned).await?;
+            Ok::<_, QueryError>((planned, stream))
+        };
+        let outcome = match tokio::time::timeout_at(h.deadline.into(), work).await {
+            Ok(r) => r,
+            Err(_) => return Err(self.host.timeout_error()),
+        };
+        match outcome {
+            Ok((planned, stream)) => {
+                h.events
+                    .record(Event::QueryRun {
+                        job_id: h.job_id.clone(),
+                        sql: sql.to_string(),
+                        plan_hash: planned.plan_hash.clone(),
+                        label: None,
+                    })
+                    .map_err(internal)?;
+                self.host.queries.push(QueryRecord {
+                    sql: sql.to_string(),
+                    plan_hash: Some(planned.plan_hash),
+                    rows: 0,
+                    error: None,
+                });
+                self.host.open_queries += 1;
+                Ok(Ok(RowsStream {
+                    schema: stream.schema(),
+                    stream: Some(stream),
+                    notices: planned.notices,
+                    index: self.host.queries.len() - 1,
+                }))
+            }
+            Err(e) => {
+                if let QueryError::Refused { rule, message } = &e {
+                    h.events
+                        .record(Event::QueryRefused {
+                            job_id: h.job_id.clone(),
+                            sql: sql.to_string(),
+                            rule: rule.clone(),
+                            message: message.clone(),
+                        })
+                        .map_err(internal)?;
+                }
+                self.host.queries.push(QueryRecord {
+                    sql: sql.to_string(),
+                    plan_hash: None,
+                    rows: 0,
+                    error: Some(e.to_string()),
+                });
+                Ok(Err(e))
+            }
+        }
+    }
+}
+
+impl wit::Host for JobState {
+    async fn list_datasets(&mut self) -> wasmtime::Result<Vec<wit::Dataset>> {
+        Ok(self
+            .host
+            .datasets
+            .iter()
+            .map(|d| wit::Dataset {
+                name: d.name.clone(),
+                description: d.description.clone(),
+                columns: d
+                    .columns
+                    .iter()
+                    .map(|c| wit::Column {
+                        name: c.name.clone(),
+                        data_type: c.data_type.clone(),
+                        nullable: c.nullable,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn query(&mut self, sql: String) -> wasmtime::Result<Result<Resource<RowsStream>, wit::Error>> {
+        match self.run_query(&sql).await? {
+            Ok(rows) => Ok(Ok(self.table.push(rows)?)),
+            Err(e) => Ok(Err(wit_error(e))),
+        }
+    }
+
+    async fn emit(&mut self, name: String, table: Vec<u8>) -> wasmtime::Result<Result<(), wit::Error>> {
+        match self.host.outputs.add(&name, &table) {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(message)) => Ok(Err(wit::Error::Invalid(message))),
+            Err(limit) => Err(wasmtime::Error::new(limit)),
+        }
+    }
+
+    async fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit::Level::Debug => "debug",
+            wit::Level::Info => "info",
+            wit::Level::Warn => "warn",
+            wit::Level::Error => "error",
+        };
+        self.host.log.push(level, message);
+        Ok(())
+    }
+}
+
+impl wit::HostRows for JobState {
+    async fn schema(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<Vec<u8>> {
+        let r = self.table.get(&rows)?;
+        encode_ipc(&r.schema, None).map_err(internal)
+    }
+
+    async fn next_batch(
+        &mut self,
+        rows: Resource<RowsStream>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
+        let deadline = self.host.deadline;
+        let r = self.table.get_mut(&rows)?;
+        let Some(stream) = r.stream.as_mut() else {
+            return Ok(Ok(None));
+        };
+        let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
+            Ok(n) => n,
+            Err(_) => return Err(self.host.timeout_error()),
+        };
+        match next {
+            None => {
+                r.stream = None;
+                Ok(Ok(None))
+            }
+            Some(Err(e)) => {
+                r.stream = None;
+                Ok(Err(wit_error(QueryError::from(e))))
+            }
+            Some(Ok(batch)) => {
+                let bytes = encode_ipc(&r.schema, Some(&batch)).map_err(internal)?;
+                let index = r.index;
+                if let Some(q) = self.host.queries.get_mut(index) {
+                    q.rows += batch.num_rows() as u64;
+                }
+                Ok(Ok(Some(bytes)))
+            }
+        }
+    }
+
+    async fn notices(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.table.get(&rows)?.notices.clone())
+    }
+
+    async fn drop(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<()> {
+        self.table.delete(rows)?;
+        self.host.open_queries = self.host.open_queries.saturating_sub(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,349 @@
+//! Jobs: admission, running in the sandbox, and what is kept afterwards. The
+//! [`Runtime`] is the one handle to a domain that the CLI and tests use.
+
+use crate::catalog::{self, DatasetRecord};
+use crate::domain::Domain;
+use crate::error::{Error, JobError, Result};
+use crate::events::{Event, EventSink, JsonlSink};
+use crate::host::{HostCtx, JobLimiter, JobLog, JobState, LogLine, QueryRecord};
+use crate::output::{self, OutputCollector, OutputOrigin, OutputRecord};
+use crate::query::QueryEngine;
+use crate::sandbox::Sandbox;
+use crate::state::{JOBS, OUTPUTS};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// A job to run.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// The component's bytes.
+    pub wasm: Vec<u8>,
+    /// The `--param key=value` pairs.
+    pub params: Vec<(String, String)>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// `run` returned `Ok` and the outputs are in quarantine.
+    Succeeded,
+    /// Refused at admission: it never ran.
+    Refused,
+    /// It ran and failed or was stopped; its outputs were discarded.
+    Failed,
+}
+
+/// What the domain keeps about a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Job id (time-ordered).
+    pub id: String,
+    /// SHA-256 of the component.
+    pub module_sha256: String,
+    /// Submission parameters.
+    pub params: Vec<(String, String)>,
+    /// How it ended.
+    pub status: JobStatus,
+    /// Why it was refused, failed or stopped.
+    pub error: Option<JobError>,
+    /// When it was submitted (ms since the Unix epoch).
+    pub started_at_ms: u64,
+    /// When it ended.
+    pub finished_at_ms: u64,
+    /// How long it ran in the sandbox, limits included (0 if refused).
+    pub run_ms: u64,
+    /// Every query it ran.
+    pub queries: Vec<QueryRecord>,
+    /// Ids of its outputs in quarantine.
+    pub outputs: Vec<String>,
+    /// Its log: log lines, then captured stdout and stderr.
+    pub log: Vec<LogLine>,
+    /// Log lines dropped because the log was full.
+    pub log_dropped: u64,
+}
+
+/// A job's record and its outputs, as returned to the submitter.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// The job record.
+    pub job: JobRecord,
+    /// The outputs it left in quarantine.
+    pub outputs: Vec<OutputRecord>,
+}
+
+struct Inner {
+    domain: Domain,
+    sandbox: Sandbox,
+    engine: Arc<QueryEngine>,
+    events: Arc<dyn EventSink>,
+    slots: Semaphore,
+}
+
+/// An open domain with its sandbox and query engine. Cheap to clone; jobs run concurrently.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Runtime {
+    /// Opens the domain at `root`, recording events in `state/events.jsonl`.
+    pub fn open(root: &Path) -> Result<Runtime> {
+        let domain = Domain::open(root)?;
+        let events = Arc::new(JsonlSink::open(&domain.dir("state").join("events.jsonl"))?);
+        Runtime::with_sink(domain, events)
+    }
+
+    /// Opens a domain with a given event sink.
+    pub fn with_sink(domain: Domain, events: Arc<dyn EventSink>) -> Result<Runtime> {
+        let limits = domain.config().limits.clone();
+        let sandbox = Sandbox::new(&limits, domain.dir("cache"), domain.derived_key("component-cache"))?;
+        let engine = Arc::new(QueryEngine::new(&domain, (limits.query_memory_mib << 20) as usize)?);
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(limits.max_concurrent_jobs as usize),
+                domain,
+                sandbox,
+                engine,
+                events,
+            }),
+        })
+    }
+
+    /// The domain.
+    pub fn domain(&self) -> &Domain {
+        &self.inner.domain
+    }
+
+    /// The path of the event file a runtime opened with [`Runtime::open`] writes.
+    pub fn events_path(&self) -> std::path::PathBuf {
+        self.inner.domain.dir("state").join("events.jsonl")
+    }
+
+    /// Registers a CSV or Parquet file as a dataset.
+    pub fn register_dataset(&self, name: &str, file: &Path, description: &str) -> Result<DatasetRecord> {
+        catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, description)
+    }
+
+    /// Every dataset in the catalog.
+    pub fn datasets(&self) -> Result<Vec<DatasetRecord>> {
+        catalog::list(&self.inner.domain)
+    }
+
+    /// One dataset.
+    pub fn dataset(&self, name: &str) -> Result<DatasetRecord> {
+        catalog::get(&self.inner.domain, name)
+    }
+
+    /// Every job record, oldest first.
+    pub fn jobs(&self) -> Result<Vec<JobRecord>> {
+        self.inner.domain.state.list(JOBS)
+    }
+
+    /// One job record.
+    pub fn job(&self, id: &str) -> Result<JobRecord> {
+        self.inner
+            .domain
+            .state
+            .get(JOBS, id)?
+            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))
+    }
+
+    /// Every output in quarantine.
+    pub fn outputs(&self) -> Result<Vec<OutputRecord>> {
+        self.inner.domain.state.list(OUTPUTS)
+    }
+
+    /// One output record.
+    pub fn output(&self, id: &str) -> Result<OutputRecord> {
+        self.inner
+            .domain
+            .state
+            .get(OUTPUTS, id)?
+            .ok_or_else(|| Error::NotFound(format!("output `{id}`")))
+    }
+
+    /// An output's table, read back from quarantine (inside the domain only).
+    pub fn output_table(&self, id: &str) -> Result<Vec<RecordBatch>> {
+        output::read(&self.inner.domain, &self.output(id)?)
+    }
+
+    /// Admits and runs a job. A refusal or a failure is a normal outcome,
+    /// reported in the record; `Err` means the domain itself failed.
+    pub async fn run_job(&self, request: JobRequest) -> Result<JobReport> {
+        let inner = &self.inner;
+        let id = uuid::Uuid::now_v7().to_string();
+        let started_at_ms = crate::fsutil::now_ms();
+        let span = tracing::info_span!("job", id = %id);
+        let _enter = span.enter();
+
+        let (module_sha256, pre) = match inner.sandbox.prepare(&request.wasm) {
+            Ok(p) => p,
+            Err(e) => {
+                let module_sha256 = crate::fsutil::sha256_hex(&request.wasm);
+                inner.events.record(Event::JobRefused {
+                    job_id: id.clone(),
+                    module_sha256: module_sha256.clone(),
+                    reason: e.to_string(),
+                })?;
+                let record = JobRecord {
+                    id: id.clone(),
+                    module_sha256,
+                    params: request.params,
+                    status: JobStatus::Refused,
+                    error: Some(e),
+                    started_at_ms,
+                    finished_at_ms: crate::fsutil::now_ms(),
+                    run_ms: 0,
+                    queries: Vec::new(),
+                    outputs: Vec::new(),
+                    log: Vec::new(),
+                    log_dropped: 0,
+                };
+                inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+                tracing::info!(error = ?record.error, "job refused");
+                return Ok(JobReport {
+                    job: record,
+                    outputs: Vec::new(),
+                });
+            }
+        };
+
+        let _slot = inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("job slots closed".into()))?;
+        inner.events.record(Event::JobAdmitted {
+            job_id: id.clone(),
+            module_sha256: module_sha256.clone(),
+            params: request.params.clone(),
+        })?;
+
+        let limits = &inner.domain.config().limits;
+        let datasets = catalog::list(&inner.domain)?;
+        let session = inner.engine.session(&inner.domain, &datasets).await?;
+        let log_cap = (limits.log_kib << 10) as usize;
+        let stdout = MemoryOutputPipe::new(log_cap);
+        let stderr = MemoryOutputPipe::new(log_cap);
+        let wasi = wasmtime_wasi::WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(crate::clock::CoarseWallClock)
+            .monotonic_clock(crate::clock::CoarseMonotonicClock::new())
+            .build();
+        let state = JobState {
+            wasi,
+            table: wasmtime::component::ResourceTable::new(),
+            random: Default::default(),
+            limiter: JobLimiter::new(limits.memory_bytes()),
+            host: HostCtx::new(
+                id.clone(),
+                limits.timeout(),
+                session,
+                datasets,
+                inner.engine.clone(),
+                inner.events.clone(),
+                OutputCollector::new(limits.max_output_bytes()),
+                JobLog::new(log_cap),
+            ),
+        };
+
+        let ran = std::time::Instant::now();
+        let (outcome, state) = inner.sandbox.run(&pre, state, &request.params).await;
+        let run_ms = ran.elapsed().as_millis() as u64;
+        let host = state.host;
+        let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        let outcome = outcome.map_err(|e| with_panic_message(e, &stderr_text));
+
+        let mut log = host.log.lines;
+        for (level, text) in [
+            ("stdout", String::from_utf8_lossy(&stdout.contents()).into_owned()),
+            ("stderr", stderr_text),
+        ] {
+            log.extend(text.lines().map(|l| LogLine {
+                level: level.into(),
+                message: l.to_string(),
+            }));
+        }
+
+        let mut outputs = Vec::new();
+        if outcome.is_ok() && !host.outputs.is_empty() {
+            let origin = OutputOrigin {
+                job_id: &id,
+                module_sha256: &module_sha256,
+                datasets: host.scope.datasets.iter().cloned().collect(),
+                queries: &host.queries,
+            };
+            outputs = output::quarantine(&inner.domain, host.outputs, &origin)?;
+            for o in &outputs {
+                inner.events.record(Event::OutputEmitted {
+                    job_id: id.clone(),
+                    output_id: o.id.clone(),
+                    sha256: o.sha256.clone(),
+                    rows: o.rows,
+                })?;
+            }
+        } else if !host.outputs.is_empty() {
+            tracing::info!(discarded = host.outputs.len(), "outputs of a failed job were discarded");
+        }
+
+        inner.events.record(Event::JobFinished {
+            job_id: id.clone(),
+            outcome: match &outcome {
+                Ok(()) => "succeeded".into(),
+                Err(e) => e.to_string(),
+            },
+        })?;
+        let record = JobRecord {
+            id: id.clone(),
+            module_sha256,
+            params: request.params,
+            status: if outcome.is_ok() {
+                JobStatus::Succeeded
+            } else {
+                JobStatus::Failed
+            },
+            error: outcome.err(),
+            started_at_ms,
+            finished_at_ms: crate::fsutil::now_ms(),
+            run_ms,
+            queries: host.queries,
+            outputs: outputs.iter().map(|o| o.id.clone()).collect(),
+            log,
+            log_dropped: host.log.dropped,
+        };
+        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        match &record.error {
+            None => tracing::info!(outputs = outputs.len(), "job succeeded"),
+            Some(e) => tracing::info!(error = %e, "job did not succeed"),
+        }
+        Ok(JobReport { job: record, outputs })
+    }
+}
+
+/// A Rust guest prints its panic message to stderr before it aborts; name it.
+fn with_panic_message(e: JobError, stderr: &str) -> JobError {
+    match e {
+        JobError::Trapped { .. } => match stderr.lines().position(|l| l.contains("panicked at")) {
+            Some(i) => {
+                let message: Vec<&str> = stderr
+                    .lines()
+                    .skip(i)
+                    .take_while(|l| !l.starts_with("note:"))
+                    .take(4)
+                    .collect();
+                JobError::Panicked {
+                    message: message.join(" "),
+                }
+            }
+            None => e,
+        },
+        other => other,
+    }
+}

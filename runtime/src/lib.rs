@@ -1,0 +1,60 @@
+//! # inland-runtime: the trusted-domain runtime
+//!
+//! Public data stays in the domain; operators' analysis jobs come in as
+//! WebAssembly components and run next to it; only outputs leave, and only
+//! through the release gate.
+//!
+//! ## Concepts
+//! - A **domain** ([`Domain`]) is a directory: configuration, datasets,
+//!   quarantine, state and caches.
+//! - A **dataset** ([`DatasetRecord`]) is a registered table, stored as Parquet.
+//! - A **job** is a component of the `inland:job` world; [`Runtime::run_job`]
+//!   admits it, runs it in the sandbox, and keeps its outputs in quarantine
+//!   ([`OutputRecord`]).
+//! - Every step is an [`Event`] sent to one [`EventSink`].
+//!
+//! ## Architecture
+//! `catalog` registers datasets; `query` plans and checks every SQL string a
+//! job sends ([`QueryGuard`] is the seam for domain policy); `sandbox` runs
+//! components under wasmtime with hard limits; `host` answers a job's imports;
+//! `output` collects and quarantines tables; `job` ties them together.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn demo() -> inland_runtime::Result<()> {
+//! use inland_runtime::{Domain, JobRequest, Runtime};
+//! let dir = std::path::Path::new("/tmp/my-domain");
+//! Domain::init(dir, "example")?;
+//! let runtime = Runtime::open(dir)?;
+//! runtime.register_dataset("residents", "residents.csv".as_ref(), "residents")?;
+//! let wasm = std::fs::read("district_stats.wasm").map_err(|e| inland_runtime::Error::Invalid(e.to_string()))?;
+//! let report = runtime.run_job(JobRequest { wasm, params: vec![] }).await?;
+//! println!("{:?}", report.job.status);
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod catalog;
+mod clock;
+pub mod demo;
+mod domain;
+mod error;
+mod events;
+mod fsutil;
+mod host;
+mod job;
+mod output;
+mod query;
+mod sandbox;
+mod state;
+
+pub use catalog::{ColumnInfo, DatasetRecord, validate_name as validate_dataset_name};
+pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
+pub use error::{Error, JobError, Result};
+pub use events::{Event, EventRecord, EventSink, JsonlSink, MemorySink};
+pub use host::{LogLine, QueryRecord};
+pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
+pub use output::{OutputRecord, validate_output_name};
+pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
+pub use sandbox::EPOCH_TICK;

@@ -1,0 +1,280 @@
+//! `inland`: the command line of an Inland trusted domain.
+//!
+//! Exit codes: 0 success; 1 the command failed (the message says why);
+//! 2 bad usage; 3 the job was refused, failed or was stopped.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use inland_runtime::{Domain, JobRequest, JobStatus, Runtime, demo};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "inland",
+    version,
+    about = "Trusted-domain runtime: public data stays in, reviewed aggregates come out"
+)]
+struct Cli {
+    /// The domain directory.
+    #[arg(long, global = true, env = "INLAND_DOMAIN", default_value = "./domain")]
+    domain: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new domain directory.
+    Init {
+        /// Where to create it (default: --domain).
+        dir: Option<PathBuf>,
+        /// A name for the domain.
+        #[arg(long, default_value = "inland")]
+        name: String,
+    },
+    /// Register and inspect datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Run and inspect jobs.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Inspect outputs held in quarantine.
+    #[command(subcommand)]
+    Output(OutputCmd),
+    /// Set up a temporary domain with the examples and run every example job.
+    Demo {
+        /// Rows per example dataset.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Keep the demo domain in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCmd {
+    /// Register a CSV or Parquet file as a dataset.
+    Add {
+        /// Dataset name (lower-case letters, digits, `_`).
+        name: String,
+        /// The CSV (with a header row) or Parquet file.
+        file: PathBuf,
+        /// What the dataset holds.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List datasets.
+    List,
+    /// Show one dataset and its schema.
+    Show {
+        /// Dataset name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Run a job component and show its log and outputs.
+    Run {
+        /// The job's .wasm component.
+        wasm: PathBuf,
+        /// A parameter for the job, as key=value (repeatable).
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
+    /// List jobs.
+    List,
+    /// Show one job's record.
+    Show {
+        /// Job id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutputCmd {
+    /// List outputs in quarantine.
+    List,
+    /// Show an output's lineage and first rows (inside the domain only).
+    Show {
+        /// Output id (`<job id>/<name>`).
+        id: String,
+    },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not key=value")),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("INLAND_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime(domain: &std::path::Path) -> Result<Runtime> {
+    Runtime::open(domain).with_context(|| format!("opening the domain at {}", domain.display()))
+}
+
+fn tokio() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir, name } => {
+            let dir = dir.unwrap_or(cli.domain);
+            Domain::init(&dir, &name).with_context(|| format!("creating a domain at {}", dir.display()))?;
+            println!("created domain `{name}` at {}", dir.display());
+        }
+        Command::Dataset(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                DatasetCmd::Add {
+                    name,
+                    file,
+                    description,
+                } => {
+                    let d = rt
+                        .register_dataset(&name, &file, &description)
+                        .with_context(|| format!("registering {} as `{name}`", file.display()))?;
+                    println!(
+                        "registered `{}`: {} rows, {} columns, sha256 {}",
+                        d.name,
+                        d.rows,
+                        d.columns.len(),
+                        d.sha256
+                    );
+                }
+                DatasetCmd::List => {
+                    for d in rt.datasets()? {
+                        println!(
+                            "{:<24} {:>10} rows  {:>3} columns  {}",
+                            d.name,
+                            d.rows,
+                            d.columns.len(),
+                            d.description
+                        );
+                    }
+                }
+                DatasetCmd::Show { name } => {
+                    let d = rt.dataset(&name)?;
+                    println!(
+                        "name:        {}\ndescription: {}\nsource:      {} ({})\nrows:        {}\nsha256:      {}",
+                        d.name, d.description, d.source, d.format, d.rows, d.sha256
+                    );
+                    println!("columns:");
+                    for c in &d.columns {
+                        println!(
+                            "  {:<24} {}{}",
+                            c.name,
+                            c.data_type,
+                            if c.nullable { " (nullable)" } else { "" }
+                        );
+                    }
+                }
+            }
+        }
+        Command::Job(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                JobCmd::Run { wasm, params } => {
+                    let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+                    let report = tokio()?.block_on(rt.run_job(JobRequest { wasm: bytes, params }))?;
+                    let name = wasm
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    demo::print_report(&mut std::io::stdout(), &name, &rt, &report)?;
+                    if report.job.status != JobStatus::Succeeded {
+                        return Ok(ExitCode::from(3));
+                    }
+                }
+                JobCmd::List => {
+                    for j in rt.jobs()? {
+                        let outcome = j
+                            .error
+                            .as_ref()
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "succeeded".into());
+                        println!(
+                            "{}  {}  {:>2} outputs  {}",
+                            j.id,
+                            &j.module_sha256[..12],
+                            j.outputs.len(),
+                            outcome
+                        );
+                    }
+                }
+                JobCmd::Show { id } => {
+                    let j = rt.job(&id)?;
+                    println!("{}", serde_json::to_string_pretty(&j)?);
+                }
+            }
+        }
+        Command::Output(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                OutputCmd::List => {
+                    for o in rt.outputs()? {
+                        println!("{:<60} {:>8} rows  sha256 {}", o.id, o.rows, &o.sha256[..16]);
+                    }
+                }
+                OutputCmd::Show { id } => {
+                    let o = rt.output(&id)?;
+                    println!("{}", serde_json::to_string_pretty(&o)?);
+                    let batches = rt.output_table(&id)?;
+                    let shown: Vec<_> = batches
+                        .iter()
+                        .map(|b| b.slice(0, b.num_rows().min(20)))
+                        .take(1)
+                        .collect();
+                    println!("{}", arrow::util::pretty::pretty_format_batches(&shown)?);
+                }
+            }
+        }
+        Command::Demo { rows, keep } => {
+            let temp;
+            let dir = match keep {
+                Some(d) => d,
+                None => {
+                    temp = tempfile::tempdir().context("creating a temporary directory")?;
+                    temp.path().join("domain")
+                }
+            };
+            let options = demo::DemoOptions {
+                rows,
+                ..Default::default()
+            };
+            let summary = tokio()?.block_on(demo::run(&dir, &options, &mut std::io::stdout()))?;
+            let ok = summary
+                .jobs
+                .iter()
+                .filter(|(_, r)| r.job.status == JobStatus::Succeeded)
+                .count();
+            println!(
+                "\n{} example jobs: {ok} succeeded, {} refused or stopped",
+                summary.jobs.len(),
+                summary.jobs.len() - ok
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

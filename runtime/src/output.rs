@@ -1,0 +1,242 @@
+//! Outputs: tables a job emits, collected under the output cap while it runs,
+//! then kept in quarantine — content-addressed, immutable, inside the domain.
+
+use crate::catalog::ColumnInfo;
+use crate::domain::Domain;
+use crate::error::{Error, JobError, Result};
+use crate::host::QueryRecord;
+use crate::state::OUTPUTS;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::FileWriter;
+use arrow::record_batch::RecordBatch;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Output tables one job may emit.
+const MAX_TABLES: usize = 64;
+
+/// Checks an output name: letters, digits, `_` and `-`, 1 to 64 characters.
+pub fn validate_output_name(name: &str) -> std::result::Result<(), String> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "output name {name:?} is not allowed: use 1 to 64 letters, digits, `_` or `-`"
+        ))
+    }
+}
+
+struct Collected {
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+}
+
+/// The tables a running job has emitted so far, and the bytes it has used.
+pub(crate) struct OutputCollector {
+    limit: u64,
+    used: u64,
+    tables: BTreeMap<String, Collected>,
+}
+
+impl OutputCollector {
+    pub(crate) fn new(limit: u64) -> Self {
+        OutputCollector {
+            limit,
+            used: 0,
+            tables: BTreeMap::new(),
+        }
+    }
+
+    /// Takes one emitted IPC stream. The outer error stops the job (the output
+    /// cap); the inner one is returned to the job (a bad name or table).
+    pub(crate) fn add(
+        &mut self,
+        name: &str,
+        ipc: &[u8],
+    ) -> std::result::Result<std::result::Result<(), String>, JobError> {
+        self.used = self.used.saturating_add(ipc.len() as u64);
+        if self.used > self.limit {
+            return Err(JobError::OutputLimit {
+                limit_bytes: self.limit,
+            });
+        }
+        if let Err(m) = validate_output_name(name) {
+            return Ok(Err(m));
+        }
+        let reader = match StreamReader::try_new(std::io::Cursor::new(ipc), None) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("output `{name}` is not an Arrow IPC stream: {e}"))),
+        };
+        let schema = reader.schema();
+        let mut batches = Vec::new();
+        for b in reader {
+            match b {
+                Ok(b) => batches.push(b),
+                Err(e) => return Ok(Err(format!("output `{name}` has a malformed batch: {e}"))),
+            }
+        }
+        if !self.tables.contains_key(name) && self.tables.len() >= MAX_TABLES {
+            return Ok(Err(format!("a job may emit at most {MAX_TABLES} output tables")));
+        }
+        let entry = self.tables.entry(name.to_string()).or_insert_with(|| Collected {
+            schema: schema.clone(),
+            batches: Vec::new(),
+        });
+        if entry.schema.fields() != schema.fields() {
+            return Ok(Err(format!(
+                "output `{name}` was emitted before with a different schema"
+            )));
+        }
+        entry.batches.extend(batches);
+        Ok(Ok(()))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+/// An output in quarantine: where it came from and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// `<job id>/<name>`.
+    pub id: String,
+    /// The name the job gave it.
+    pub name: String,
+    /// The job that emitted it.
+    pub job_id: String,
+    /// SHA-256 of the job's component.
+    pub module_sha256: String,
+    /// SHA-256 of the stored Arrow IPC file; also its file name.
+    pub sha256: String,
+    /// Row count.
+    pub rows: u64,
+    /// Stored size.
+    pub bytes: u64,
+    /// Columns.
+    pub columns: Vec<ColumnInfo>,
+    /// Datasets the job could read (lineage).
+    pub datasets: Vec<String>,
+    /// Every query the job ran (lineage).
+    pub queries: Vec<QueryRecord>,
+    /// When it entered quarantine (ms since the Unix epoch).
+    pub created_at_ms: u64,
+}
+
+impl OutputRecord {
+    /// The stored file, relative to the domain directory.
+    pub fn relative_path(&self) -> String {
+        format!("quarantine/{}.arrow", self.sha256)
+    }
+}
+
+/// Lineage and identity shared by every output of one job.
+pub(crate) struct OutputOrigin<'a> {
+    pub(crate) job_id: &'a str,
+    pub(crate) module_sha256: &'a str,
+    pub(crate) datasets: Vec<String>,
+    pub(crate) queries: &'a [QueryRecord],
+}
+
+/// Writes every collected table into quarantine and records it.
+pub(crate) fn quarantine(
+    domain: &Domain,
+    collected: OutputCollector,
+    origin: &OutputOrigin<'_>,
+) -> Result<Vec<OutputRecord>> {
+    let dir = domain.dir("quarantine");
+    // Writes go through a capability for the quarantine directory alone.
+    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
+    let mut records = Vec::new();
+    for (name, table) in collected.tables {
+        let mut bytes = Vec::new();
+        {
+            let mut w = FileWriter::try_new(&mut bytes, &table.schema).map_err(|e| Error::Internal(e.to_string()))?;
+            for b in &table.batches {
+                w.write(b).map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let sha256 = crate::fsutil::sha256_hex(&bytes);
+        store_in(&qdir, &format!("{sha256}.arrow"), &bytes).map_err(|e| Error::io(dir.join(&sha256), e))?;
+        let record = OutputRecord {
+            id: format!("{}/{name}", origin.job_id),
+            name,
+            job_id: origin.job_id.to_string(),
+            module_sha256: origin.module_sha256.to_string(),
+            sha256,
+            rows: table.batches.iter().map(|b| b.num_rows() as u64).sum(),
+            bytes: bytes.len() as u64,
+            columns: table
+                .schema
+                .fields()
+                .iter()
+                .map(|f| ColumnInfo {
+                    name: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                    nullable: f.is_nullable(),
+                })
+                .collect(),
+            datasets: origin.datasets.clone(),
+            queries: origin.queries.to_vec(),
+            created_at_ms: crate::fsutil::now_ms(),
+        };
+        domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
+        records.push(record);
+    }
+    crate::fsutil::sync_dir(&dir)?;
+    Ok(records)
+}
+
+/// Stores content-addressed bytes under `name` in `dir`, atomically and read-only.
+/// Content already there is left as it is: same name, same bytes.
+fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if dir.exists(name) {
+        return Ok(());
+    }
+    let tmp = format!(".incoming-{}", uuid::Uuid::now_v7());
+    let result = (|| {
+        let mut f = dir.create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            dir.set_permissions(
+                &tmp,
+                cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(0o440)),
+            )?;
+        }
+        dir.rename(&tmp, dir, name)
+    })();
+    if result.is_err() {
+        let _ = dir.remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a quarantined output's table back, checking its content hash.
+pub(crate) fn read(domain: &Domain, record: &OutputRecord) -> Result<Vec<RecordBatch>> {
+    let path = domain.root().join(record.relative_path());
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if crate::fsutil::sha256_hex(&bytes) != record.sha256 {
+        return Err(Error::Invalid(format!(
+            "{} does not match its recorded hash: quarantine was altered",
+            path.display()
+        )));
+    }
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Internal(e.to_string()))
+}

@@ -1,0 +1,273 @@
+//! The query path: every SQL string from a job is parsed, planned, checked
+//! by the domain's guards on the optimized logical plan, then executed with
+//! bounded memory. Guards are the seam where domain policy sits.
+
+use crate::catalog::DatasetRecord;
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::config::Dialect;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Why a query was not answered. The messages name the rule or the problem
+/// and never include data the job may not see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A guard refused the query.
+    #[error("refused by rule `{rule}`: {message}")]
+    Refused {
+        /// The rule's name.
+        rule: String,
+        /// What the rule objected to.
+        message: String,
+    },
+    /// The SQL is malformed or names what the job cannot see.
+    #[error("{0}")]
+    Invalid(String),
+    /// A resource limit of the query was reached.
+    #[error("{0}")]
+    Limit(String),
+    /// The host failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    /// A refusal by the named rule.
+    pub fn refused(rule: impl Into<String>, message: impl Into<String>) -> Self {
+        QueryError::Refused {
+            rule: rule.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::ResourcesExhausted(m) => QueryError::Limit(format!("query memory: {m}")),
+            DataFusionError::Context(_, inner) => QueryError::from(*inner),
+            DataFusionError::Shared(inner) => QueryError::Invalid(inner.to_string()),
+            DataFusionError::Internal(m) => QueryError::Internal(m),
+            DataFusionError::External(inner) => QueryError::Internal(inner.to_string()),
+            other => QueryError::Invalid(other.strip_backtrace().to_string()),
+        }
+    }
+}
+
+/// What a job's query may touch: the datasets visible to it.
+#[derive(Debug, Clone, Default)]
+pub struct QueryScope {
+    /// Names of the datasets this job may read.
+    pub datasets: BTreeSet<String>,
+}
+
+/// A checked plan, perhaps rewritten, and what the guard wants the job told.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    /// The plan to run.
+    pub plan: LogicalPlan,
+    /// Lines for the job, such as how many groups were suppressed.
+    pub notices: Vec<String>,
+}
+
+/// A check on every query's optimized logical plan, before it runs. Guards run
+/// in order; each may refuse the plan or rewrite it. Deny by default: a guard
+/// that does not recognise a plan node should refuse it.
+pub trait QueryGuard: Send + Sync {
+    /// The rule's name, as it appears in refusals.
+    fn name(&self) -> &'static str;
+    /// Checks (and perhaps rewrites) a plan.
+    fn check(&self, plan: LogicalPlan, scope: &QueryScope) -> std::result::Result<Guarded, QueryError>;
+}
+
+/// Read-only: the plan may only read the job's visible datasets. DDL, DML,
+/// COPY, SET, EXPLAIN, prepared statements and table functions are refused.
+pub struct ReadOnlyGuard;
+
+impl QueryGuard for ReadOnlyGuard {
+    fn name(&self) -> &'static str {
+        "read-only"
+    }
+
+    fn check(&self, plan: LogicalPlan, scope: &QueryScope) -> std::result::Result<Guarded, QueryError> {
+        let mut refusal: Option<QueryError> = None;
+        plan.apply_with_subqueries(|node| {
+            let problem = match node {
+                LogicalPlan::TableScan(scan) => {
+                    let table = scan.table_name.table();
+                    let known =
+                        scan.table_name.schema().is_none_or(|s| s == "public") && scope.datasets.contains(table);
+                    (!known).then(|| format!("`{}` is not a dataset this job can read", scan.table_name))
+                }
+                LogicalPlan::Dml(_) => Some("data modification is not allowed".to_string()),
+                LogicalPlan::Ddl(_) => Some("schema changes are not allowed".to_string()),
+                LogicalPlan::Copy(_) => Some("COPY is not allowed".to_string()),
+                LogicalPlan::Statement(_) => Some("statements other than queries are not allowed".to_string()),
+                LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => Some("EXPLAIN is not allowed".to_string()),
+                LogicalPlan::Extension(_) => Some("extension plans are not allowed".to_string()),
+                LogicalPlan::DescribeTable(_) => Some("DESCRIBE is not allowed; use list-datasets".to_string()),
+                _ => None,
+            };
+            if let Some(message) = problem {
+                refusal = Some(QueryError::refused(self.name(), message));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(QueryError::from)?;
+        match refusal {
+            Some(r) => Err(r),
+            None => Ok(Guarded {
+                plan,
+                notices: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// A query ready to run.
+pub struct PlannedQuery {
+    /// The checked, optimized plan.
+    pub plan: LogicalPlan,
+    /// SHA-256 of the plan's text, recorded with the query.
+    pub plan_hash: String,
+    /// What the guards want the job told.
+    pub notices: Vec<String>,
+}
+
+/// Plans and runs queries for jobs, under the domain's guards and one shared,
+/// bounded memory pool.
+pub struct QueryEngine {
+    env: Arc<RuntimeEnv>,
+    guards: Vec<Arc<dyn QueryGuard>>,
+    target_partitions: usize,
+}
+
+impl QueryEngine {
+    /// A query engine whose queries share `memory_bytes` and spill only into
+    /// the domain's own `spill/` directory.
+    pub fn new(domain: &Domain, memory_bytes: usize) -> Result<QueryEngine> {
+        let env = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory_bytes)))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![domain.dir("spill")])),
+            )
+            .build_arc()
+            .map_err(|e| Error::Internal(format!("query runtime: {e}")))?;
+        let target_partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Ok(QueryEngine {
+            env,
+            guards: vec![Arc::new(ReadOnlyGuard)],
+            target_partitions,
+        })
+    }
+
+    /// Adds a guard after the existing ones (the read-only guard is always first).
+    pub fn add_guard(&mut self, guard: Arc<dyn QueryGuard>) {
+        self.guards.push(guard);
+    }
+
+    /// A fresh session in which exactly `datasets` exist.
+    pub async fn session(&self, domain: &Domain, datasets: &[DatasetRecord]) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_target_partitions(self.target_partitions)
+            .with_default_catalog_and_schema("inland", "public");
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.env.clone())
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for d in datasets {
+            let path = domain.root().join(d.relative_path());
+            let path = path
+                .to_str()
+                .ok_or_else(|| Error::Invalid(format!("{} is not valid UTF-8", path.display())))?;
+            ctx.register_parquet(d.name.as_str(), path, ParquetReadOptions::default())
+                .await
+                .map_err(|e| Error::Internal(format!("opening dataset `{}`: {e}", d.name)))?;
+        }
+        Ok(ctx)
+    }
+
+    /// Parses, plans, optimizes and checks one SQL statement.
+    pub async fn plan(
+        &self,
+        ctx: &SessionContext,
+        scope: &QueryScope,
+        sql: &str,
+    ) -> std::result::Result<PlannedQuery, QueryError> {
+        let state = ctx.state();
+        let statement = state.sql_to_statement(sql, &Dialect::Generic)?;
+        let rule = "read-only";
+        match &statement {
+            DfStatement::Statement(s) if matches!(**s, SqlStatement::Query(_)) => {}
+            DfStatement::Statement(s) => {
+                let verb = s
+                    .to_string()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                return Err(QueryError::refused(
+                    rule,
+                    format!("only SELECT queries are allowed, not {verb}"),
+                ));
+            }
+            DfStatement::CreateExternalTable(_) => {
+                return Err(QueryError::refused(rule, "CREATE EXTERNAL TABLE is not allowed"));
+            }
+            DfStatement::CopyTo(_) => return Err(QueryError::refused(rule, "COPY is not allowed")),
+            DfStatement::Explain(_) => return Err(QueryError::refused(rule, "EXPLAIN is not allowed")),
+            DfStatement::Reset(_) => return Err(QueryError::refused(rule, "RESET is not allowed")),
+        }
+        let plan = state.statement_to_plan(statement).await?;
+        datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::refused(rule, e.strip_backtrace().to_string()))?;
+        let mut plan = state.optimize(&plan)?;
+        let mut notices = Vec::new();
+        for guard in &self.guards {
+            let guarded = guard.check(plan, scope)?;
+            plan = guarded.plan;
+            notices.extend(guarded.notices);
+        }
+        let plan_hash = crate::fsutil::sha256_hex(plan.display_indent().to_string().as_bytes());
+        Ok(PlannedQuery {
+            plan,
+            plan_hash,
+            notices,
+        })
+    }
+
+    /// Starts executing a checked plan; batches are pulled from the stream.
+    pub async fn execute(
+        &self,
+        ctx: &SessionContext,
+        planned: &PlannedQuery,
+    ) -> std::result::Result<SendableRecordBatchStream, QueryError> {
+        let state = ctx.state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&planned.plan, &state)
+            .await?;
+        Ok(datafusion::physical_plan::execute_stream(physical, ctx.task_ctx())?)
+    }
+}

@@ -1,0 +1,80 @@
+//! The domain's state database (redb): catalog, jobs and outputs, each a
+//! table of JSON records keyed by name or id. Every write is one transaction.
+
+use crate::error::{Error, Result};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+
+pub(crate) type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// Registered datasets, by name.
+pub(crate) const DATASETS: Table = TableDefinition::new("datasets");
+/// Job records, by job id.
+pub(crate) const JOBS: Table = TableDefinition::new("jobs");
+/// Quarantined outputs, by output id.
+pub(crate) const OUTPUTS: Table = TableDefinition::new("outputs");
+
+pub(crate) struct State {
+    db: Database,
+}
+
+fn storage(e: impl Into<redb::Error>) -> Error {
+    Error::Storage(e.into().to_string())
+}
+
+fn decode<T: DeserializeOwned>(table: &Table, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("record {key} in {}: {e}", table.name())))
+}
+
+impl State {
+    pub(crate) fn open(path: &Path) -> Result<State> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                Error::Storage(format!("{} is in use by another inland process", path.display()))
+            }
+            other => storage(other),
+        })?;
+        let txn = db.begin_write().map_err(storage)?;
+        for t in [DATASETS, JOBS, OUTPUTS] {
+            txn.open_table(t).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(State { db })
+    }
+
+    /// Inserts a record that must not exist yet.
+    pub(crate) fn insert_new<T: Serialize>(&self, table: Table, key: &str, value: &T, what: &str) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
+            if t.get(key).map_err(storage)?.is_some() {
+                return Err(Error::Exists(format!("{what} `{key}`")));
+            }
+            t.insert(key, bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = txn.open_table(table).map_err(storage)?;
+        match t.get(key).map_err(storage)? {
+            Some(v) => Ok(Some(decode(&table, key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record of a table, in key order.
+    pub(crate) fn list<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = txn.open_table(table).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            out.push(decode(&table, k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+}

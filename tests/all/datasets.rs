@@ -1,0 +1,99 @@
+//! Registering datasets: CSV and Parquet in, the domain's Parquet layout
+//! stored; bad input refused with a clear error and nothing changed.
+
+use crate::support::{files_under, new_domain, test_limits};
+use inland_runtime::Error;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_csv_file_is_registered_with_its_schema_inferred() {
+    let d = new_domain(test_limits());
+    let csv = write(
+        &d.sources,
+        "parks.csv",
+        "park,district,area_ha,opened\n北海公园,西城区,68.2,1925-08-01\n玉渊潭,海淀区,136.7,1960-01-01\n",
+    );
+    let rec = d.rt.register_dataset("parks", &csv, "City parks").unwrap();
+    assert_eq!(rec.rows, 2);
+    assert_eq!(rec.format, "csv");
+    let types: Vec<(&str, &str)> = rec
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("park", "Utf8"),
+            ("district", "Utf8"),
+            ("area_ha", "Float64"),
+            ("opened", "Date32")
+        ]
+    );
+    assert_eq!(d.rt.dataset("parks").unwrap(), rec);
+    let names: Vec<String> = d.rt.datasets().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["enterprises", "parks", "residents"]);
+    assert!(d.root.join(rec.relative_path()).is_file());
+}
+
+#[test]
+fn a_malformed_csv_is_refused_with_its_line_number_and_changes_nothing() {
+    let d = new_domain(test_limits());
+    let before = files_under(&d.root.join("datasets"));
+    let csv = write(&d.sources, "bad.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n");
+    let err = d.rt.register_dataset("bad", &csv, "").unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("line 4") || text.contains("line: 4"), "{text}");
+    assert!(text.contains("bad.csv"), "{text}");
+    assert_eq!(files_under(&d.root.join("datasets")), before);
+    assert!(matches!(d.rt.dataset("bad"), Err(Error::NotFound(_))));
+}
+
+#[test]
+fn a_corrupt_parquet_file_is_refused_and_changes_nothing() {
+    let d = new_domain(test_limits());
+    let before = files_under(&d.root.join("datasets"));
+    let mut bytes = std::fs::read(d.sources.join("residents.parquet")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let path = d.sources.join("broken.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    let err = d.rt.register_dataset("broken", &path, "").unwrap_err().to_string();
+    assert!(err.contains("not a valid Parquet file"), "{err}");
+    assert_eq!(files_under(&d.root.join("datasets")), before);
+}
+
+#[test]
+fn names_formats_and_duplicates_are_checked_before_anything_is_written() {
+    let d = new_domain(test_limits());
+    let csv = write(&d.sources, "ok.csv", "a\n1\n");
+    for bad in ["Residents", "1abc", "a-b", "a b", "", "x".repeat(64).as_str()] {
+        let err = d.rt.register_dataset(bad, &csv, "").unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{bad:?}: {err:?}");
+    }
+    let txt = write(&d.sources, "data.txt", "a\n1\n");
+    let err = d.rt.register_dataset("txt", &txt, "").unwrap_err().to_string();
+    assert!(err.contains("unsupported format"), "{err}");
+    let err = d.rt.register_dataset("residents", &csv, "").unwrap_err();
+    assert!(matches!(err, Error::Exists(_)), "{err:?}");
+    let missing =
+        d.rt.register_dataset("missing", &d.sources.join("nope.csv"), "")
+            .unwrap_err()
+            .to_string();
+    assert!(missing.contains("nope.csv"), "{missing}");
+}
+
+#[test]
+fn the_domain_reopens_with_its_catalog() {
+    let d = new_domain(test_limits());
+    let before = d.rt.datasets().unwrap();
+    drop(d.rt);
+    let rt = inland_runtime::Runtime::open(&d.root).unwrap();
+    assert_eq!(rt.datasets().unwrap(), before);
+    assert_eq!(before.len(), 2);
+}

@@ -1,0 +1,279 @@
+//! Jobs end to end: useful jobs give the right numbers, hostile jobs are
+//! stopped with an error naming what they hit, and nothing escapes quarantine.
+
+use crate::support::{files_under, new_domain, run, shared, test_limits, wasm};
+use arrow::array::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use inland_runtime::{Event, JobError, JobRequest, JobStatus, JsonlSink};
+use std::time::Duration;
+
+fn error_of(report: &inland_runtime::JobReport) -> JobError {
+    report
+        .job
+        .error
+        .clone()
+        .unwrap_or_else(|| panic!("job succeeded: {:?}", report.job.log))
+}
+
+async fn direct_sql(sources: &std::path::Path, sql: &str) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    for name in ["residents", "enterprises"] {
+        let path = sources.join(format!("{name}.parquet"));
+        ctx.register_parquet(name, path.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+    }
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+fn pretty(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn district_stats_match_the_same_sql_run_directly_in_datafusion() {
+    let d = shared();
+    let report = run(&d.rt, "district-stats", &[("min_age", "30")]).await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    assert_eq!(report.outputs.len(), 1);
+    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let expected = direct_sql(
+        &d.sources,
+        "SELECT district, count(*) AS residents, avg(age) AS avg_age, avg(income) AS avg_income \
+         FROM residents WHERE age >= 30 GROUP BY district ORDER BY district",
+    )
+    .await;
+    assert_eq!(pretty(&out), pretty(&expected));
+    assert!(
+        report
+            .job
+            .log
+            .iter()
+            .any(|l| l.message.contains("districts, residents aged 30"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_of_two_datasets_runs_and_is_recorded_with_its_lineage() {
+    let d = shared();
+    let report = run(&d.rt, "join-stats", &[]).await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    let output = &report.outputs[0];
+    assert_eq!(output.name, "district_economy");
+    assert!(output.rows >= 10, "{} districts", output.rows);
+    assert_eq!(
+        output.datasets,
+        vec!["enterprises".to_string(), "residents".to_string()]
+    );
+    assert_eq!(output.queries.len(), 1);
+    assert!(output.queries[0].plan_hash.is_some());
+    assert_eq!(output.module_sha256, report.job.module_sha256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_reads_files_is_refused_for_the_filesystem_capability() {
+    let report = run(&shared().rt, "hostile-files", &[]).await;
+    assert_eq!(report.job.status, JobStatus::Refused);
+    match error_of(&report) {
+        JobError::CapabilityDenied { import, .. } => assert!(import.starts_with("wasi:filesystem/"), "{import}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_opens_sockets_is_refused_for_the_network_capability() {
+    let report = run(&shared().rt, "hostile-sockets", &[]).await;
+    assert_eq!(report.job.status, JobStatus::Refused);
+    let err = error_of(&report);
+    assert!(matches!(&err, JobError::CapabilityDenied { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("wasi:sockets") || text.contains("wasi:filesystem"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_sees_no_environment_variables_or_arguments() {
+    let report = run(&shared().rt, "hostile-env", &[]).await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    assert!(
+        report
+            .job
+            .log
+            .iter()
+            .any(|l| l.message == "environment variables visible: 0; arguments visible: 0"),
+        "{:?}",
+        report.job.log
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_is_stopped_by_the_time_limit_within_a_second_of_its_deadline() {
+    let d = shared();
+    let report = run(&d.rt, "hostile-loop", &[]).await;
+    assert_eq!(
+        error_of(&report),
+        JobError::Timeout {
+            limit: Duration::from_secs(2)
+        }
+    );
+    // The deadline is counted from the job's start in the sandbox (compilation excluded).
+    let ran = Duration::from_millis(report.job.run_ms);
+    assert!(
+        ran >= Duration::from_secs(2) && ran < Duration::from_secs(3),
+        "stopped after {ran:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_allocation_is_stopped_by_the_memory_limit() {
+    let report = run(&shared().rt, "hostile-alloc", &[]).await;
+    assert_eq!(error_of(&report), JobError::OutOfMemory { limit_bytes: 128 << 20 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enormous_output_is_stopped_by_the_output_limit_and_nothing_is_kept() {
+    let d = shared();
+    let report = run(&d.rt, "hostile-output", &[]).await;
+    assert_eq!(error_of(&report), JobError::OutputLimit { limit_bytes: 8 << 20 });
+    assert!(report.outputs.is_empty());
+    assert!(d.rt.outputs().unwrap().iter().all(|o| o.job_id != report.job.id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_is_reported_with_its_panic_message() {
+    let report = run(&shared().rt, "hostile-panic", &[]).await;
+    match error_of(&report) {
+        JobError::Panicked { message } => assert!(message.contains("attempt to divide by zero"), "{message}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobs_do_not_disturb_a_job_running_beside_them() {
+    let d = shared();
+    let (looping, allocating, useful) = tokio::join!(
+        run(&d.rt, "hostile-loop", &[]),
+        run(&d.rt, "hostile-alloc", &[]),
+        run(&d.rt, "district-stats", &[]),
+    );
+    assert!(matches!(error_of(&looping), JobError::Timeout { .. }));
+    assert!(matches!(error_of(&allocating), JobError::OutOfMemory { .. }));
+    assert_eq!(useful.job.status, JobStatus::Succeeded, "{:?}", useful.job);
+    let out = d.rt.output_table(&useful.outputs[0].id).unwrap();
+    let expected = direct_sql(
+        &d.sources,
+        "SELECT district, count(*) AS residents, avg(age) AS avg_age, avg(income) AS avg_income \
+         FROM residents WHERE age >= 0 GROUP BY district ORDER BY district",
+    )
+    .await;
+    assert_eq!(pretty(&out), pretty(&expected));
+    // The host is still serving jobs afterwards.
+    let again = run(&d.rt, "join-stats", &[]).await;
+    assert_eq!(again.job.status, JobStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_foreign_modules_are_refused_with_a_clear_error() {
+    let rt = &shared().rt;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("not wasm", b"hello, this is not wasm".to_vec(), "does not start with"),
+        ("core module", b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module"),
+        (
+            "truncated component",
+            wasm("district-stats")[..4096].to_vec(),
+            "not a valid component",
+        ),
+        ("empty component", b"\0asm\x0d\0\x01\0".to_vec(), "inland:job"),
+    ];
+    for (what, bytes, expect) in cases {
+        let report = rt
+            .run_job(JobRequest {
+                wasm: bytes,
+                params: vec![],
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.job.status, JobStatus::Refused, "{what}");
+        let err = error_of(&report).to_string();
+        assert!(err.contains(expect), "{what}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_appear_only_in_quarantine() {
+    let d = new_domain(test_limits());
+    // Compile first, so the only new files the job itself can cause are its outputs.
+    run(&d.rt, "district-stats", &[]).await;
+    let before = files_under(&d.root);
+    let report = run(&d.rt, "district-stats", &[("min_age", "40")]).await;
+    let after = files_under(&d.root);
+    let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
+    let expected = std::path::PathBuf::from(report.outputs[0].relative_path());
+    assert_eq!(new, vec![&expected], "new files: {new:?}");
+    assert!(expected.starts_with("quarantine"));
+    // The stored table is the one recorded, and reads back as the job's result.
+    let stored = std::fs::read(d.root.join(&expected)).unwrap();
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&stored)), report.outputs[0].sha256);
+    assert!(d.rt.output_table(&report.outputs[0].id).unwrap()[0].num_rows() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_of_a_job_is_recorded_as_an_event() {
+    let d = new_domain(test_limits());
+    let report = run(&d.rt, "district-stats", &[]).await;
+    let events = JsonlSink::read_all(&d.rt.events_path()).unwrap();
+    let kinds: Vec<&Event> = events.iter().map(|e| &e.event).collect();
+    assert!(matches!(kinds[0], Event::DatasetRegistered { .. }));
+    let id = &report.job.id;
+    assert!(
+        kinds
+            .iter()
+            .any(|e| matches!(e, Event::JobAdmitted { job_id, .. } if job_id == id))
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|e| matches!(e, Event::QueryRun { job_id, .. } if job_id == id))
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|e| matches!(e, Event::OutputEmitted { job_id, .. } if job_id == id))
+    );
+    assert!(matches!(kinds.last().unwrap(), Event::JobFinished { outcome, .. } if outcome == "succeeded"));
+    // The job record is kept too.
+    assert_eq!(d.rt.job(id).unwrap().status, JobStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_compiled_artifact_is_never_loaded() {
+    let d = new_domain(test_limits());
+    let first = run(&d.rt, "hostile-env", &[]).await;
+    assert_eq!(first.job.status, JobStatus::Succeeded);
+    let cached: Vec<_> = files_under(&d.root.join("cache"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let path = d.root.join("cache").join(&cached[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    // A new process (a new runtime) must not trust the altered artifact: it
+    // recompiles from the component, and the job behaves as before.
+    let crate::support::TestDomain { rt, root, _dir, .. } = d;
+    drop(rt);
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    let second = run(&rt, "hostile-env", &[]).await;
+    assert_eq!(second.job.status, JobStatus::Succeeded, "{:?}", second.job);
+    assert_ne!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the altered artifact was replaced"
+    );
+}

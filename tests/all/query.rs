@@ -1,0 +1,108 @@
+//! The query path refuses everything but read-only queries over the job's
+//! datasets, whatever the SQL looks like, and says which rule refused it.
+
+use crate::support::{run, shared};
+use inland_runtime::{JobError, JobStatus, QueryEngine, QueryError, QueryScope};
+
+/// (SQL, expected outcome): `ok`, `refused` (by the read-only rule) or
+/// `invalid` (the thing does not exist for the job).
+const CASES: &[(&str, &str)] = &[
+    ("SELECT count(*) FROM residents", "ok"),
+    ("SELECT district, avg(income) FROM residents GROUP BY district", "ok"),
+    ("WITH x AS (SELECT * FROM enterprises) SELECT count(*) FROM x", "ok"),
+    ("DROP TABLE residents", "refused"),
+    ("INSERT INTO residents SELECT * FROM residents", "refused"),
+    ("UPDATE residents SET age = 1", "refused"),
+    ("DELETE FROM residents", "refused"),
+    ("CREATE TABLE copy AS SELECT * FROM residents", "refused"),
+    ("CREATE VIEW v AS SELECT * FROM residents", "refused"),
+    (
+        "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'",
+        "refused",
+    ),
+    ("COPY residents TO '/tmp/inland-leak.csv'", "refused"),
+    (
+        "COPY (SELECT * FROM residents) TO '/tmp/inland-leak.parquet'",
+        "refused",
+    ),
+    ("SET datafusion.execution.batch_size = 1", "refused"),
+    ("EXPLAIN SELECT * FROM residents", "refused"),
+    ("EXPLAIN ANALYZE SELECT * FROM residents", "refused"),
+    ("DESCRIBE residents", "refused"),
+    ("SELECT * INTO leak FROM residents", "refused"),
+    ("PREPARE p AS SELECT * FROM residents", "refused"),
+    ("SELECT * FROM generate_series(1, 10)", "refused"),
+    ("SELECT * FROM range(5)", "refused"),
+    ("SELECT * FROM information_schema.tables", "invalid"),
+    ("SELECT * FROM information_schema.columns", "invalid"),
+    ("SHOW TABLES", "refused"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "invalid"),
+    ("SELECT * FROM '/etc/passwd'", "invalid"),
+    ("SELECT * FROM secret_dataset", "invalid"),
+    ("SELECT 1; DROP TABLE residents", "invalid"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_read_only_queries_over_visible_datasets_are_planned() {
+    let d = shared();
+    let domain = d.rt.domain();
+    let engine = QueryEngine::new(domain, 256 << 20).unwrap();
+    let datasets = d.rt.datasets().unwrap();
+    let ctx = engine.session(domain, &datasets).await.unwrap();
+    let scope = QueryScope {
+        datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+    };
+    let mut failures = Vec::new();
+    for (sql, expected) in CASES {
+        let got = match engine.plan(&ctx, &scope, sql).await {
+            Ok(_) => "ok".to_string(),
+            Err(QueryError::Refused { rule, .. }) if rule == "read-only" => "refused".to_string(),
+            Err(QueryError::Invalid(_)) => "invalid".to_string(),
+            Err(other) => format!("{other:?}"),
+        };
+        if got != *expected {
+            failures.push(format!("{sql}\n    expected {expected}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(!std::path::Path::new("/tmp/inland-leak.csv").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_query_reaches_the_job_as_an_error_naming_the_rule() {
+    let d = shared();
+    let report = run(
+        &d.rt,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", "DROP TABLE residents")],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    match report.job.error.unwrap() {
+        JobError::Failed { message } => assert!(message.contains("refused by rule `read-only`"), "{message}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(report.job.queries.len(), 1);
+    assert!(report.job.queries[0].error.is_some());
+    assert_eq!(d.rt.dataset("residents").unwrap().rows, crate::support::ROWS as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lists_exactly_the_registered_datasets_and_streams_large_results() {
+    let d = shared();
+    let report = run(
+        &d.rt,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", "SELECT resident_id, age FROM residents")],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    let listing = &report.job.log[0].message;
+    assert!(listing.starts_with("datasets: enterprises(uscc,"), "{listing}");
+    assert!(
+        listing.contains(" residents(resident_id,name,mobile,district,age,income,service_type)"),
+        "{listing}"
+    );
+    assert_eq!(report.outputs[0].rows, crate::support::ROWS as u64);
+    assert_eq!(report.job.queries[0].rows, crate::support::ROWS as u64);
+}
