@@ -86,11 +86,76 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         print_report(out, name, &runtime, &report)?;
         summary.jobs.push((name.to_string(), report));
     }
+    print_evidence(out, &runtime, &summary)?;
+    Ok(summary)
+}
+
+/// Verifies the ledger and shows the lineage of the first output, from the record alone.
+fn print_evidence(out: &mut dyn Write, runtime: &Runtime, summary: &DemoSummary) -> Result<()> {
+    let Some(ledger) = runtime.ledger() else { return Ok(()) };
+    let report = ledger.verify()?;
+    let verdict = match &report.problem {
+        None => "verified: every hash and checkpoint signature checks out".to_string(),
+        Some(p) => format!("VERIFICATION FAILED: {p}"),
+    };
     w(
         out,
-        format_args!("\nEvents recorded: {}\n", runtime.events_path().display()),
+        format_args!(
+            "\n== Evidence ledger: {} entries, {} checkpoints; {verdict}\n",
+            report.entries, report.checkpoints
+        ),
     )?;
-    Ok(summary)
+    let Some(output) = summary.jobs.iter().flat_map(|(_, r)| r.outputs.first()).next() else {
+        return Ok(());
+    };
+    w(
+        out,
+        format_args!("== Lineage of output {} (from the ledger)\n", output.id),
+    )?;
+    for e in ledger.entries()? {
+        let line = match &e.event {
+            crate::events::Event::DatasetRegistered { name, sha256, rows } if output.datasets.contains(name) => {
+                format!("dataset {name} registered ({rows} rows, sha256 {})", &sha256[..16])
+            }
+            crate::events::Event::JobAdmitted {
+                job_id,
+                module_sha256,
+                datasets,
+                ..
+            } if *job_id == output.job_id => {
+                format!(
+                    "job admitted: module {} may read {}",
+                    &module_sha256[..16],
+                    datasets.join(", ")
+                )
+            }
+            crate::events::Event::QueryRun { job_id, plan_hash, .. } if *job_id == output.job_id => {
+                format!("query run, plan {}", &plan_hash[..16])
+            }
+            crate::events::Event::OutputEmitted {
+                output_id,
+                sha256,
+                rows,
+                ..
+            } if *output_id == output.id => {
+                format!("output quarantined: {rows} rows, sha256 {}", &sha256[..16])
+            }
+            crate::events::Event::JobFinished { job_id, outcome } if *job_id == output.job_id => {
+                format!("job finished: {outcome}")
+            }
+            _ => continue,
+        };
+        let proof = ledger.inclusion_proof(e.seq, None)?;
+        w(
+            out,
+            format_args!(
+                "   #{:<4} {line}  [inclusion proof: {} hashes]\n",
+                e.seq,
+                proof.path.len()
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// Writes a job report as a person reads it: outcome, log, outputs.

@@ -109,7 +109,7 @@ pub struct Domain {
     secret: [u8; 32],
 }
 
-const DIRS: [&str; 6] = ["datasets", "quarantine", "state", "cache", "spill", "keys"];
+const DIRS: [&str; 7] = ["datasets", "quarantine", "state", "cache", "spill", "keys", "ledger"];
 const SECRET_FILE: &str = "keys/domain.secret";
 
 impl Domain {
@@ -219,7 +219,8 @@ impl Domain {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates a file only its owner can read, failing if it exists.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -4,8 +4,6 @@
 use crate::error::{Error, Result};
 use inland_policies::Label;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// Something that happened in the domain.
@@ -30,6 +28,8 @@ pub enum Event {
         module_sha256: String,
         /// Submission parameters.
         params: Vec<(String, String)>,
+        /// Datasets the job may read (its inputs, for lineage).
+        datasets: Vec<String>,
     },
     /// A job was refused before running.
     JobRefused {
@@ -73,6 +73,18 @@ pub enum Event {
         /// Row count.
         rows: u64,
     },
+    /// The ledger cut a torn final record when it was opened after a crash.
+    LedgerRepaired {
+        /// Index of the first entry that was cut.
+        at_entry: u64,
+        /// Bytes cut.
+        cut_bytes: u64,
+    },
+    /// A note an admin or auditor added to the record.
+    Note {
+        /// The note.
+        text: String,
+    },
     /// A job ended: succeeded, failed or stopped.
     JobFinished {
         /// Job id.
@@ -85,6 +97,8 @@ pub enum Event {
 /// An event with the time it was recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// Position in the record, from 0.
+    pub seq: u64,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// What happened.
@@ -97,61 +111,6 @@ pub struct EventRecord {
 pub trait EventSink: Send + Sync + 'static {
     /// Records one event durably.
     fn record(&self, event: Event) -> Result<()>;
-}
-
-/// Appends events as JSON lines to a file, synced on every event.
-pub struct JsonlSink {
-    file: Mutex<std::fs::File>,
-    path: std::path::PathBuf,
-}
-
-impl JsonlSink {
-    /// Opens (or creates) the event file for appending.
-    pub fn open(path: &Path) -> Result<JsonlSink> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(JsonlSink {
-            file: Mutex::new(file),
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Reads every event recorded in the file.
-    pub fn read_all(path: &Path) -> Result<Vec<EventRecord>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        text.lines()
-            .enumerate()
-            .map(|(i, line)| {
-                serde_json::from_str(line)
-                    .map_err(|e| Error::Storage(format!("{} line {}: {e}", path.display(), i + 1)))
-            })
-            .collect()
-    }
-}
-
-impl EventSink for JsonlSink {
-    fn record(&self, event: Event) -> Result<()> {
-        let record = EventRecord {
-            at_ms: crate::fsutil::now_ms(),
-            event,
-        };
-        let mut line = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-        line.push(b'\n');
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| Error::Internal("event sink lock poisoned".into()))?;
-        file.write_all(&line)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
-    }
 }
 
 /// Keeps events in memory; for tests and embedders that persist elsewhere.
@@ -167,14 +126,16 @@ impl MemorySink {
 
 impl EventSink for MemorySink {
     fn record(&self, event: Event) -> Result<()> {
-        let record = EventRecord {
+        let mut events = self
+            .0
+            .lock()
+            .map_err(|_| Error::Internal("event sink lock poisoned".into()))?;
+        let seq = events.len() as u64;
+        events.push(EventRecord {
+            seq,
             at_ms: crate::fsutil::now_ms(),
             event,
-        };
-        self.0
-            .lock()
-            .map_err(|_| Error::Internal("event sink lock poisoned".into()))?
-            .push(record);
+        });
         Ok(())
     }
 }

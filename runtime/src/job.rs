@@ -4,8 +4,9 @@
 use crate::catalog::{self, DatasetRecord};
 use crate::domain::Domain;
 use crate::error::{Error, JobError, Result};
-use crate::events::{Event, EventSink, JsonlSink};
+use crate::events::{Event, EventSink};
 use crate::host::{HostCtx, JobLimiter, JobLog, JobState, LogLine, QueryRecord};
+use crate::ledger::EventLedger;
 use crate::output::{self, OutputCollector, OutputOrigin, OutputRecord};
 use crate::query::QueryEngine;
 use crate::sandbox::Sandbox;
@@ -82,6 +83,7 @@ struct Inner {
     sandbox: Sandbox,
     engine: Arc<QueryEngine>,
     events: Arc<dyn EventSink>,
+    ledger: Option<Arc<EventLedger>>,
     slots: Semaphore,
 }
 
@@ -92,15 +94,23 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens the domain at `root`, recording events in `state/events.jsonl`.
+    /// Opens the domain at `root`, recording every event in its evidence ledger.
     pub fn open(root: &Path) -> Result<Runtime> {
         let domain = Domain::open(root)?;
-        let events = Arc::new(JsonlSink::open(&domain.dir("state").join("events.jsonl"))?);
-        Runtime::with_sink(domain, events)
+        let ledger = Arc::new(EventLedger::open(
+            &domain.dir("ledger"),
+            &domain.dir("keys").join(crate::ledger::KEY_FILE),
+        )?);
+        Runtime::build(domain, ledger.clone(), Some(ledger))
     }
 
-    /// Opens a domain with a given event sink.
+    /// Opens a domain that sends events to another sink instead of its ledger
+    /// (for embedders that keep evidence elsewhere, and for tests).
     pub fn with_sink(domain: Domain, events: Arc<dyn EventSink>) -> Result<Runtime> {
+        Runtime::build(domain, events, None)
+    }
+
+    fn build(domain: Domain, events: Arc<dyn EventSink>, ledger: Option<Arc<EventLedger>>) -> Result<Runtime> {
         let limits = domain.config().limits.clone();
         let sandbox = Sandbox::new(&limits, domain.dir("cache"), domain.derived_key("component-cache"))?;
         let engine = Arc::new(QueryEngine::new(&domain, (limits.query_memory_mib << 20) as usize)?);
@@ -111,6 +121,7 @@ impl Runtime {
                 sandbox,
                 engine,
                 events,
+                ledger,
             }),
         })
     }
@@ -120,9 +131,17 @@ impl Runtime {
         &self.inner.domain
     }
 
-    /// The path of the event file a runtime opened with [`Runtime::open`] writes.
-    pub fn events_path(&self) -> std::path::PathBuf {
-        self.inner.domain.dir("state").join("events.jsonl")
+    /// The evidence ledger, when the runtime records into one.
+    pub fn ledger(&self) -> Option<&EventLedger> {
+        self.inner.ledger.as_deref()
+    }
+
+    /// Signs a ledger checkpoint, if the runtime records into a ledger.
+    fn checkpoint(&self) -> Result<()> {
+        if let Some(l) = &self.inner.ledger {
+            l.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Registers a CSV or Parquet file as a dataset.
@@ -206,6 +225,7 @@ impl Runtime {
                     log_dropped: 0,
                 };
                 inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+                self.checkpoint()?;
                 tracing::info!(error = ?record.error, "job refused");
                 return Ok(JobReport {
                     job: record,
@@ -219,14 +239,14 @@ impl Runtime {
             .acquire()
             .await
             .map_err(|_| Error::Internal("job slots closed".into()))?;
+        let limits = &inner.domain.config().limits;
+        let datasets = catalog::list(&inner.domain)?;
         inner.events.record(Event::JobAdmitted {
             job_id: id.clone(),
             module_sha256: module_sha256.clone(),
             params: request.params.clone(),
+            datasets: datasets.iter().map(|d| d.name.clone()).collect(),
         })?;
-
-        let limits = &inner.domain.config().limits;
-        let datasets = catalog::list(&inner.domain)?;
         let session = inner.engine.session(&inner.domain, &datasets).await?;
         let log_cap = (limits.log_kib << 10) as usize;
         let stdout = MemoryOutputPipe::new(log_cap);
@@ -319,6 +339,7 @@ impl Runtime {
             log_dropped: host.log.dropped,
         };
         inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        self.checkpoint()?;
         match &record.error {
             None => tracing::info!(outputs = outputs.len(), "job succeeded"),
             Some(e) => tracing::info!(error = %e, "job did not succeed"),

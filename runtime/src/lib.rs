@@ -11,7 +11,8 @@
 //! - A **job** is a component of the `inland:job` world; [`Runtime::run_job`]
 //!   admits it, runs it in the sandbox, and keeps its outputs in quarantine
 //!   ([`OutputRecord`]).
-//! - Every step is an [`Event`] sent to one [`EventSink`].
+//! - Every step is an [`Event`] sent to one [`EventSink`]: the domain's
+//!   evidence [`EventLedger`], a signed Merkle log.
 //!
 //! ## Architecture
 //! `catalog` registers datasets; `query` plans and checks every SQL string a
@@ -44,6 +45,7 @@ mod events;
 mod fsutil;
 mod host;
 mod job;
+pub mod ledger;
 mod output;
 mod query;
 mod sandbox;
@@ -52,9 +54,10 @@ mod state;
 pub use catalog::{ColumnInfo, DatasetRecord, validate_name as validate_dataset_name};
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
 pub use error::{Error, JobError, Result};
-pub use events::{Event, EventRecord, EventSink, JsonlSink, MemorySink};
+pub use events::{Event, EventRecord, EventSink, MemorySink};
 pub use host::{LogLine, QueryRecord};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
+pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use output::{OutputRecord, validate_output_name};
 pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 pub use sandbox::EPOCH_TICK;

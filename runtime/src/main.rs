@@ -1,9 +1,10 @@
 //! `inland`: the command line of an Inland trusted domain.
 //!
 //! Exit codes: 0 success; 1 the command failed (the message says why);
-//! 2 bad usage; 3 the job was refused, failed or was stopped.
+//! 2 bad usage; 3 the job was refused, failed or was stopped; 4 the ledger
+//! or an export failed verification (tampering).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use inland_runtime::{Domain, JobRequest, JobStatus, Runtime, demo};
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Command {
     /// Inspect outputs held in quarantine.
     #[command(subcommand)]
     Output(OutputCmd),
+    /// Read, prove and verify the evidence ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
     /// Set up a temporary domain with the examples and run every example job.
     Demo {
         /// Rows per example dataset.
@@ -101,6 +105,61 @@ enum OutputCmd {
     Show {
         /// Output id (`<job id>/<name>`).
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Recompute every hash and checkpoint signature; exit 4 on tampering.
+    Verify {
+        /// The trusted public key (hex); default: the domain's own key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print entries.
+    Show {
+        /// First entry to print.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Only entries about this job.
+        #[arg(long)]
+        job: Option<String>,
+    },
+    /// Sign a checkpoint now.
+    Checkpoint,
+    /// Inclusion proof of an entry in the current tree.
+    Proof {
+        /// Entry index.
+        entry: u64,
+    },
+    /// Consistency proof between two tree sizes.
+    Consistency {
+        /// Older tree size.
+        old: u64,
+        /// Newer tree size.
+        new: u64,
+    },
+    /// Export for audit systems: entries, checkpoint and public key (jsonl), or OpenLineage run events.
+    Export {
+        /// `jsonl` or `openlineage`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Directory to write into.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Verify an export offline: only its files and a public key are used.
+    VerifyExport {
+        /// The export directory.
+        dir: PathBuf,
+        /// The trusted public key (hex); default: the export's own public.key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Add a note to the record (for admins and auditors).
+    Note {
+        /// The note.
+        text: String,
     },
 }
 
@@ -250,6 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Ledger(cmd) => return ledger(&cli.domain, cmd),
         Command::Demo { rows, keep } => {
             let temp;
             let dir = match keep {
@@ -274,6 +334,110 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.jobs.len(),
                 summary.jobs.len() - ok
             );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger(domain: &std::path::Path, cmd: LedgerCmd) -> Result<ExitCode> {
+    use inland_runtime::ledger;
+    match cmd {
+        LedgerCmd::Verify { public_key } => {
+            // Verification reads the files directly, so it works on a ledger too damaged to open.
+            let key = match public_key {
+                Some(k) => hex::decode(k.trim()).context("--public-key is not hex")?,
+                None => ledger::domain_public_key(domain)?,
+            };
+            let report = ledger::verify_dir(&domain.join("ledger"), &key)?;
+            match report.problem {
+                None => println!(
+                    "ledger verified: {} entries, {} checkpoints",
+                    report.entries, report.checkpoints
+                ),
+                Some(p) => {
+                    println!("LEDGER TAMPERED: {p}");
+                    return Ok(ExitCode::from(4));
+                }
+            }
+        }
+        LedgerCmd::VerifyExport { dir, public_key } => {
+            let report = ledger::verify_export(&dir, public_key.as_deref())?;
+            match report.problem {
+                None => println!(
+                    "export verified: {} entries match the signed checkpoint",
+                    report.entries
+                ),
+                Some(p) => {
+                    println!("EXPORT DOES NOT VERIFY: {p}");
+                    return Ok(ExitCode::from(4));
+                }
+            }
+        }
+        other => {
+            let rt = runtime(domain)?;
+            let l = rt.ledger().context("this runtime has no ledger")?;
+            match other {
+                LedgerCmd::Show { since, job } => {
+                    for e in l.entries()?.into_iter().skip(since as usize) {
+                        let text = serde_json::to_string(&e)?;
+                        if job
+                            .as_ref()
+                            .is_none_or(|j| text.contains(&format!("\"job_id\":\"{j}\"")))
+                        {
+                            println!("{text}");
+                        }
+                    }
+                }
+                LedgerCmd::Checkpoint => println!("{}", serde_json::to_string_pretty(&l.checkpoint()?)?),
+                LedgerCmd::Proof { entry } => {
+                    let p = l.inclusion_proof(entry, None)?;
+                    let path: Vec<Vec<u8>> = p.path.iter().map(hex::decode).collect::<Result<_, _>>()?;
+                    ledger::merkle::verify_inclusion(
+                        p.index,
+                        p.tree_size,
+                        &hex::decode(&p.leaf_hash)?,
+                        &path,
+                        &hex::decode(&p.root)?,
+                    )
+                    .context("the proof the ledger produced does not verify")?;
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                }
+                LedgerCmd::Consistency { old, new } => {
+                    let p = l.consistency_proof(old, new)?;
+                    let path: Vec<Vec<u8>> = p.path.iter().map(hex::decode).collect::<Result<_, _>>()?;
+                    ledger::merkle::verify_consistency(
+                        old,
+                        new,
+                        &path,
+                        &hex::decode(&p.old_root)?,
+                        &hex::decode(&p.new_root)?,
+                    )
+                    .context("the proof the ledger produced does not verify")?;
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                }
+                LedgerCmd::Export { format, to } => match format.as_str() {
+                    "jsonl" => {
+                        let cp = l.export_jsonl(&to)?;
+                        println!(
+                            "exported {} entries with a signed checkpoint to {}",
+                            cp.tree_size,
+                            to.display()
+                        );
+                    }
+                    "openlineage" => {
+                        let name = rt.domain().config().name.clone();
+                        let n = l.export_openlineage(&to, &format!("inland://{name}"))?;
+                        println!("exported {n} OpenLineage run events to {}", to.display());
+                    }
+                    other => bail!("unknown export format `{other}`: use jsonl or openlineage"),
+                },
+                LedgerCmd::Note { text } => {
+                    let seq = l.append(inland_runtime::Event::Note { text })?;
+                    l.checkpoint()?;
+                    println!("recorded as entry {seq}");
+                }
+                LedgerCmd::Verify { .. } | LedgerCmd::VerifyExport { .. } => {}
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

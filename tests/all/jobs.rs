@@ -4,7 +4,7 @@
 use crate::support::{files_under, new_domain, run, shared, test_limits, wasm};
 use arrow::array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use inland_runtime::{Event, JobError, JobRequest, JobStatus, JsonlSink};
+use inland_runtime::{Event, JobError, JobRequest, JobStatus};
 use std::time::Duration;
 
 fn error_of(report: &inland_runtime::JobReport) -> JobError {
@@ -224,7 +224,7 @@ async fn outputs_appear_only_in_quarantine() {
 async fn every_step_of_a_job_is_recorded_as_an_event() {
     let d = new_domain(test_limits());
     let report = run(&d.rt, "district-stats", &[]).await;
-    let events = JsonlSink::read_all(&d.rt.events_path()).unwrap();
+    let events = d.rt.ledger().unwrap().entries().unwrap();
     let kinds: Vec<&Event> = events.iter().map(|e| &e.event).collect();
     assert!(matches!(kinds[0], Event::DatasetRegistered { .. }));
     let id = &report.job.id;

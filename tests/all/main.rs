@@ -3,5 +3,6 @@
 
 mod datasets;
 mod jobs;
+mod ledger;
 mod query;
 mod support;
