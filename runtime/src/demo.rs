@@ -68,6 +68,37 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         )?;
     }
 
+    // An approved operator and its grant: every job runs under an authorization agreement.
+    let operator = "city-data-ops";
+    runtime.add_operator(
+        operator,
+        crate::governance::OperatorType::Domain,
+        vec![crate::governance::Qualification {
+            statement: "Information security management certificate (synthetic)".into(),
+            evidence_sha256: crate::fsutil::sha256_hex(b"demo qualification evidence"),
+        }],
+    )?;
+    runtime.set_operator_status(operator, crate::governance::OperatorStatus::Approved, None)?;
+    let today = crate::date::Date::today();
+    let grant = runtime.issue_grant(crate::governance::GrantRequest {
+        operator: operator.into(),
+        datasets: vec!["residents".into(), "enterprises".into()],
+        purpose: "District-level public service statistics".into(),
+        scenario: "Urban planning dashboard".into(),
+        from: today,
+        until: today.add_years(2),
+        products: vec!["district-dashboard".into()],
+    })?;
+    w(
+        out,
+        format_args!(
+            "== Operator `{operator}` approved; grant {} covers {} until {}\n",
+            grant.id,
+            grant.datasets.join(", "),
+            grant.until
+        ),
+    )?;
+
     let mut summary = DemoSummary { jobs: Vec::new() };
     let names = inland_examples::jobs::USEFUL
         .iter()
@@ -81,6 +112,8 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
             .run_job(JobRequest {
                 wasm,
                 params: Vec::new(),
+                operator: operator.into(),
+                grant: grant.id.clone(),
             })
             .await?;
         print_report(out, name, &runtime, &report)?;

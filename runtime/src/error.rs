@@ -54,6 +54,12 @@ impl Error {
 #[non_exhaustive]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobError {
+    /// The operator or grant does not allow this job now.
+    #[error("not authorized: {reason}")]
+    NotAuthorized {
+        /// Which check failed.
+        reason: String,
+    },
     /// The file is not a valid WebAssembly component.
     #[error("invalid module: {message}")]
     InvalidModule {

@@ -20,10 +20,47 @@ pub enum Event {
         /// Row count.
         rows: u64,
     },
+    /// An operator was registered (pending approval).
+    OperatorRegistered {
+        /// Operator name.
+        name: String,
+        /// comprehensive, domain or scenario.
+        kind: String,
+        /// SHA-256 of each qualification document.
+        qualifications: Vec<String>,
+    },
+    /// An operator was approved or suspended.
+    OperatorStatusChanged {
+        /// Operator name.
+        name: String,
+        /// The new status.
+        status: String,
+        /// Why, when given.
+        reason: Option<String>,
+    },
+    /// A grant (authorization agreement) was issued.
+    GrantIssued {
+        /// Grant id.
+        grant: String,
+        /// The operator holding it.
+        operator: String,
+        /// Datasets it covers.
+        datasets: Vec<String>,
+        /// Authorized purpose.
+        purpose: String,
+        /// First day in force.
+        from: String,
+        /// Last day in force.
+        until: String,
+    },
     /// A job was admitted and is about to run.
     JobAdmitted {
         /// Job id.
         job_id: String,
+        /// The submitting operator.
+        operator: String,
+        /// The grant it runs under.
+        grant: String,
         /// SHA-256 of the component.
         module_sha256: String,
         /// Submission parameters.
@@ -35,6 +72,10 @@ pub enum Event {
     JobRefused {
         /// Job id.
         job_id: String,
+        /// The submitting operator, as claimed.
+        operator: String,
+        /// The grant named, as claimed.
+        grant: String,
         /// SHA-256 of the component.
         module_sha256: String,
         /// Why.

@@ -2,9 +2,11 @@
 //! [`Runtime`] is the one handle to a domain that the CLI and tests use.
 
 use crate::catalog::{self, DatasetRecord};
+use crate::date::Date;
 use crate::domain::Domain;
 use crate::error::{Error, JobError, Result};
 use crate::events::{Event, EventSink};
+use crate::governance::{self, Grant, GrantRequest, Operator, OperatorStatus, OperatorType, Qualification};
 use crate::host::{HostCtx, JobLimiter, JobLog, JobState, LogLine, QueryRecord};
 use crate::ledger::EventLedger;
 use crate::output::{self, OutputCollector, OutputOrigin, OutputRecord};
@@ -26,6 +28,10 @@ pub struct JobRequest {
     pub wasm: Vec<u8>,
     /// The `--param key=value` pairs.
     pub params: Vec<(String, String)>,
+    /// The submitting operator's identity.
+    pub operator: String,
+    /// The grant the job runs under.
+    pub grant: String,
 }
 
 /// How a job ended.
@@ -45,6 +51,10 @@ pub enum JobStatus {
 pub struct JobRecord {
     /// Job id (time-ordered).
     pub id: String,
+    /// The submitting operator.
+    pub operator: String,
+    /// The grant it ran under (as named, if refused).
+    pub grant: String,
     /// SHA-256 of the component.
     pub module_sha256: String,
     /// Submission parameters.
@@ -159,6 +169,47 @@ impl Runtime {
         catalog::get(&self.inner.domain, name)
     }
 
+    /// Registers an operator (pending until approved).
+    pub fn add_operator(&self, name: &str, kind: OperatorType, qualifications: Vec<Qualification>) -> Result<Operator> {
+        governance::add_operator(
+            &self.inner.domain,
+            self.inner.events.as_ref(),
+            name,
+            kind,
+            qualifications,
+        )
+    }
+
+    /// Approves or suspends an operator.
+    pub fn set_operator_status(&self, name: &str, status: OperatorStatus, reason: Option<String>) -> Result<Operator> {
+        governance::set_operator_status(&self.inner.domain, self.inner.events.as_ref(), name, status, reason)
+    }
+
+    /// One operator.
+    pub fn operator(&self, name: &str) -> Result<Operator> {
+        governance::operator(&self.inner.domain, name)
+    }
+
+    /// Every operator.
+    pub fn operators(&self) -> Result<Vec<Operator>> {
+        self.inner.domain.state.list(crate::state::OPERATORS)
+    }
+
+    /// Issues a grant after checking operator, datasets and term.
+    pub fn issue_grant(&self, request: GrantRequest) -> Result<Grant> {
+        governance::issue_grant(&self.inner.domain, self.inner.events.as_ref(), request)
+    }
+
+    /// One grant.
+    pub fn grant(&self, id: &str) -> Result<Grant> {
+        governance::grant(&self.inner.domain, id)
+    }
+
+    /// Every grant.
+    pub fn grants(&self) -> Result<Vec<Grant>> {
+        self.inner.domain.state.list(crate::state::GRANTS)
+    }
+
     /// Every job record, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>> {
         self.inner.domain.state.list(JOBS)
@@ -192,6 +243,41 @@ impl Runtime {
         output::read(&self.inner.domain, &self.output(id)?)
     }
 
+    fn refuse(&self, id: String, started_at_ms: u64, request: JobRequest, e: JobError) -> Result<JobReport> {
+        let inner = &self.inner;
+        let module_sha256 = crate::fsutil::sha256_hex(&request.wasm);
+        inner.events.record(Event::JobRefused {
+            job_id: id.clone(),
+            operator: request.operator.clone(),
+            grant: request.grant.clone(),
+            module_sha256: module_sha256.clone(),
+            reason: e.to_string(),
+        })?;
+        let record = JobRecord {
+            id: id.clone(),
+            operator: request.operator,
+            grant: request.grant,
+            module_sha256,
+            params: request.params,
+            status: JobStatus::Refused,
+            error: Some(e),
+            started_at_ms,
+            finished_at_ms: crate::fsutil::now_ms(),
+            run_ms: 0,
+            queries: Vec::new(),
+            outputs: Vec::new(),
+            log: Vec::new(),
+            log_dropped: 0,
+        };
+        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        self.checkpoint()?;
+        tracing::info!(error = ?record.error, "job refused");
+        Ok(JobReport {
+            job: record,
+            outputs: Vec::new(),
+        })
+    }
+
     /// Admits and runs a job. A refusal or a failure is a normal outcome,
     /// reported in the record; `Err` means the domain itself failed.
     pub async fn run_job(&self, request: JobRequest) -> Result<JobReport> {
@@ -201,37 +287,13 @@ impl Runtime {
         let span = tracing::info_span!("job", id = %id);
         let _enter = span.enter();
 
-        let (module_sha256, pre) = match inner.sandbox.prepare(&request.wasm) {
-            Ok(p) => p,
-            Err(e) => {
-                let module_sha256 = crate::fsutil::sha256_hex(&request.wasm);
-                inner.events.record(Event::JobRefused {
-                    job_id: id.clone(),
-                    module_sha256: module_sha256.clone(),
-                    reason: e.to_string(),
-                })?;
-                let record = JobRecord {
-                    id: id.clone(),
-                    module_sha256,
-                    params: request.params,
-                    status: JobStatus::Refused,
-                    error: Some(e),
-                    started_at_ms,
-                    finished_at_ms: crate::fsutil::now_ms(),
-                    run_ms: 0,
-                    queries: Vec::new(),
-                    outputs: Vec::new(),
-                    log: Vec::new(),
-                    log_dropped: 0,
-                };
-                inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
-                self.checkpoint()?;
-                tracing::info!(error = ?record.error, "job refused");
-                return Ok(JobReport {
-                    job: record,
-                    outputs: Vec::new(),
-                });
-            }
+        // Identity, grant and term first; then the module itself.
+        let admitted = governance::admit(&inner.domain, &request.operator, &request.grant, Date::today())
+            .map_err(|reason| JobError::NotAuthorized { reason })
+            .and_then(|grant| inner.sandbox.prepare(&request.wasm).map(|(sha, pre)| (grant, sha, pre)));
+        let (grant, module_sha256, pre) = match admitted {
+            Ok(a) => a,
+            Err(e) => return self.refuse(id, started_at_ms, request, e),
         };
 
         let _slot = inner
@@ -240,9 +302,15 @@ impl Runtime {
             .await
             .map_err(|_| Error::Internal("job slots closed".into()))?;
         let limits = &inner.domain.config().limits;
-        let datasets = catalog::list(&inner.domain)?;
+        // Only the grant's datasets exist for the job: in listings, queries and errors.
+        let datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
+            .into_iter()
+            .filter(|d| grant.datasets.contains(&d.name))
+            .collect();
         inner.events.record(Event::JobAdmitted {
             job_id: id.clone(),
+            operator: request.operator.clone(),
+            grant: grant.id.clone(),
             module_sha256: module_sha256.clone(),
             params: request.params.clone(),
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
@@ -296,6 +364,8 @@ impl Runtime {
         if outcome.is_ok() && !host.outputs.is_empty() {
             let origin = OutputOrigin {
                 job_id: &id,
+                operator: &request.operator,
+                grant: &grant.id,
                 module_sha256: &module_sha256,
                 datasets: host.scope.datasets.iter().cloned().collect(),
                 queries: &host.queries,
@@ -322,6 +392,8 @@ impl Runtime {
         })?;
         let record = JobRecord {
             id: id.clone(),
+            operator: request.operator,
+            grant: grant.id.clone(),
             module_sha256,
             params: request.params,
             status: if outcome.is_ok() {

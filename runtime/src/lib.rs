@@ -38,11 +38,13 @@
 
 mod catalog;
 mod clock;
+mod date;
 pub mod demo;
 mod domain;
 mod error;
 mod events;
 mod fsutil;
+mod governance;
 mod host;
 mod job;
 pub mod ledger;
@@ -52,9 +54,13 @@ mod sandbox;
 mod state;
 
 pub use catalog::{ColumnInfo, DatasetRecord, validate_name as validate_dataset_name};
+pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
 pub use error::{Error, JobError, Result};
 pub use events::{Event, EventRecord, EventSink, MemorySink};
+pub use governance::{
+    Grant, GrantRequest, GrantStatus, MAX_TERM_YEARS, Operator, OperatorStatus, OperatorType, Qualification,
+};
 pub use host::{LogLine, QueryRecord};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};

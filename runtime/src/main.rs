@@ -37,6 +37,12 @@ enum Command {
     /// Register and inspect datasets.
     #[command(subcommand)]
     Dataset(DatasetCmd),
+    /// Register, approve and suspend operators.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
+    /// Issue and inspect grants (authorization agreements).
+    #[command(subcommand)]
+    Grant(GrantCmd),
     /// Run and inspect jobs.
     #[command(subcommand)]
     Job(JobCmd),
@@ -80,10 +86,16 @@ enum DatasetCmd {
 
 #[derive(Subcommand)]
 enum JobCmd {
-    /// Run a job component and show its log and outputs.
+    /// Run a job component under a grant and show its log and outputs.
     Run {
         /// The job's .wasm component.
         wasm: PathBuf,
+        /// The submitting operator.
+        #[arg(long, env = "INLAND_OPERATOR")]
+        operator: String,
+        /// The grant the job runs under.
+        #[arg(long)]
+        grant: String,
         /// A parameter for the job, as key=value (repeatable).
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
@@ -93,6 +105,79 @@ enum JobCmd {
     /// Show one job's record.
     Show {
         /// Job id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    /// Register an operator (pending until approved).
+    Add {
+        /// Operator name (its identity).
+        name: String,
+        /// comprehensive, domain or scenario.
+        #[arg(long = "type")]
+        kind: String,
+        /// A qualification statement (repeatable; pair each with --evidence).
+        #[arg(long = "qualification")]
+        statements: Vec<String>,
+        /// The evidence document for the qualification at the same position.
+        #[arg(long = "evidence")]
+        evidence: Vec<PathBuf>,
+    },
+    /// Approve a pending or suspended operator.
+    Approve {
+        /// Operator name.
+        name: String,
+    },
+    /// Suspend an operator: its jobs are refused.
+    Suspend {
+        /// Operator name.
+        name: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List operators.
+    List,
+    /// Show one operator.
+    Show {
+        /// Operator name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GrantCmd {
+    /// Issue a grant; refused when the term exceeds 5 years, a dataset is unknown, or the operator is not approved.
+    Issue {
+        /// The operator that will hold it.
+        #[arg(long)]
+        operator: String,
+        /// Datasets, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        datasets: Vec<String>,
+        /// The authorized purpose.
+        #[arg(long)]
+        purpose: String,
+        /// The application scenario.
+        #[arg(long)]
+        scenario: String,
+        /// First day in force (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last day in force (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+        /// A product the agreement lists (repeatable).
+        #[arg(long = "product")]
+        products: Vec<String>,
+    },
+    /// List grants.
+    List,
+    /// Show one grant.
+    Show {
+        /// Grant id.
         id: String,
     },
 }
@@ -254,9 +339,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Job(cmd) => {
             let rt = runtime(&cli.domain)?;
             match cmd {
-                JobCmd::Run { wasm, params } => {
+                JobCmd::Run {
+                    wasm,
+                    operator,
+                    grant,
+                    params,
+                } => {
                     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
-                    let report = tokio()?.block_on(rt.run_job(JobRequest { wasm: bytes, params }))?;
+                    let report = tokio()?.block_on(rt.run_job(JobRequest {
+                        wasm: bytes,
+                        params,
+                        operator,
+                        grant,
+                    }))?;
                     let name = wasm
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
@@ -310,6 +405,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ledger(cmd) => return ledger(&cli.domain, cmd),
+        Command::Operator(cmd) => operator(&runtime(&cli.domain)?, cmd)?,
+        Command::Grant(cmd) => grant(&runtime(&cli.domain)?, cmd)?,
         Command::Demo { rows, keep } => {
             let temp;
             let dir = match keep {
@@ -441,4 +538,105 @@ fn ledger(domain: &std::path::Path, cmd: LedgerCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn operator(rt: &Runtime, cmd: OperatorCmd) -> Result<()> {
+    use inland_runtime::{OperatorStatus, Qualification};
+    match cmd {
+        OperatorCmd::Add {
+            name,
+            kind,
+            statements,
+            evidence,
+        } => {
+            if statements.len() != evidence.len() {
+                bail!(
+                    "give one --evidence file for each --qualification ({} and {})",
+                    statements.len(),
+                    evidence.len()
+                );
+            }
+            let mut quals = Vec::new();
+            for (statement, file) in statements.into_iter().zip(evidence) {
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                use sha2::Digest;
+                quals.push(Qualification {
+                    statement,
+                    evidence_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                });
+            }
+            let op = rt.add_operator(&name, kind.parse()?, quals)?;
+            println!("registered operator `{}` ({:?}), pending approval", op.name, op.kind);
+        }
+        OperatorCmd::Approve { name } => {
+            rt.set_operator_status(&name, OperatorStatus::Approved, None)?;
+            println!("operator `{name}` approved");
+        }
+        OperatorCmd::Suspend { name, reason } => {
+            rt.set_operator_status(&name, OperatorStatus::Suspended, Some(reason))?;
+            println!("operator `{name}` suspended");
+        }
+        OperatorCmd::List => {
+            for op in rt.operators()? {
+                println!(
+                    "{:<32} {:<14} {}",
+                    op.name,
+                    format!("{:?}", op.kind).to_lowercase(),
+                    op.status.as_str()
+                );
+            }
+        }
+        OperatorCmd::Show { name } => println!("{}", serde_json::to_string_pretty(&rt.operator(&name)?)?),
+    }
+    Ok(())
+}
+
+fn grant(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
+    use inland_runtime::{Date, GrantRequest};
+    match cmd {
+        GrantCmd::Issue {
+            operator,
+            datasets,
+            purpose,
+            scenario,
+            from,
+            until,
+            products,
+        } => {
+            let g = rt
+                .issue_grant(GrantRequest {
+                    operator,
+                    datasets,
+                    purpose,
+                    scenario,
+                    from: Date::parse(&from)?,
+                    until: Date::parse(&until)?,
+                    products,
+                })
+                .context("the grant was refused")?;
+            println!(
+                "issued grant {} to `{}`: {} from {} until {}",
+                g.id,
+                g.operator,
+                g.datasets.join(", "),
+                g.from,
+                g.until
+            );
+        }
+        GrantCmd::List => {
+            for g in rt.grants()? {
+                println!(
+                    "{}  {:<24} {} .. {}  {:?}  {}",
+                    g.id,
+                    g.operator,
+                    g.from,
+                    g.until,
+                    g.status,
+                    g.datasets.join(",")
+                );
+            }
+        }
+        GrantCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&rt.grant(&id)?)?),
+    }
+    Ok(())
 }

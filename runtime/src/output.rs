@@ -113,6 +113,10 @@ pub struct OutputRecord {
     pub name: String,
     /// The job that emitted it.
     pub job_id: String,
+    /// The operator that submitted the job.
+    pub operator: String,
+    /// The grant the job ran under.
+    pub grant: String,
     /// SHA-256 of the job's component.
     pub module_sha256: String,
     /// SHA-256 of the stored Arrow IPC file; also its file name.
@@ -141,6 +145,8 @@ impl OutputRecord {
 /// Lineage and identity shared by every output of one job.
 pub(crate) struct OutputOrigin<'a> {
     pub(crate) job_id: &'a str,
+    pub(crate) operator: &'a str,
+    pub(crate) grant: &'a str,
     pub(crate) module_sha256: &'a str,
     pub(crate) datasets: Vec<String>,
     pub(crate) queries: &'a [QueryRecord],
@@ -171,6 +177,8 @@ pub(crate) fn quarantine(
             id: format!("{}/{name}", origin.job_id),
             name,
             job_id: origin.job_id.to_string(),
+            operator: origin.operator.to_string(),
+            grant: origin.grant.to_string(),
             module_sha256: origin.module_sha256.to_string(),
             sha256,
             rows: table.batches.iter().map(|b| b.num_rows() as u64).sum(),

@@ -14,6 +14,10 @@ pub(crate) const DATASETS: Table = TableDefinition::new("datasets");
 pub(crate) const JOBS: Table = TableDefinition::new("jobs");
 /// Quarantined outputs, by output id.
 pub(crate) const OUTPUTS: Table = TableDefinition::new("outputs");
+/// Registered operators, by name.
+pub(crate) const OPERATORS: Table = TableDefinition::new("operators");
+/// Grants (authorization agreements), by id.
+pub(crate) const GRANTS: Table = TableDefinition::new("grants");
 
 pub(crate) struct State {
     db: Database,
@@ -36,7 +40,7 @@ impl State {
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        for t in [DATASETS, JOBS, OUTPUTS] {
+        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS] {
             txn.open_table(t).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
@@ -53,6 +57,19 @@ impl State {
                 return Err(Error::Exists(format!("{what} `{key}`")));
             }
             t.insert(key, bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Replaces a record that must exist.
+    pub(crate) fn replace<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
+            if t.insert(key, bytes.as_slice()).map_err(storage)?.is_none() {
+                return Err(Error::NotFound(format!("`{key}` in {}", table.name())));
+            }
         }
         txn.commit().map_err(storage)
     }

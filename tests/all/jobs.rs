@@ -1,7 +1,7 @@
 //! Jobs end to end: useful jobs give the right numbers, hostile jobs are
 //! stopped with an error naming what they hit, and nothing escapes quarantine.
 
-use crate::support::{files_under, new_domain, run, shared, test_limits, wasm};
+use crate::support::{files_under, new_domain, run, run_as, shared, test_limits, wasm};
 use arrow::array::RecordBatch;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use inland_runtime::{Event, JobError, JobRequest, JobStatus};
@@ -33,7 +33,7 @@ fn pretty(batches: &[RecordBatch]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn district_stats_match_the_same_sql_run_directly_in_datafusion() {
     let d = shared();
-    let report = run(&d.rt, "district-stats", &[("min_age", "30")]).await;
+    let report = run(d, "district-stats", &[("min_age", "30")]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
     assert_eq!(report.outputs.len(), 1);
     let out = d.rt.output_table(&report.outputs[0].id).unwrap();
@@ -56,7 +56,7 @@ async fn district_stats_match_the_same_sql_run_directly_in_datafusion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_of_two_datasets_runs_and_is_recorded_with_its_lineage() {
     let d = shared();
-    let report = run(&d.rt, "join-stats", &[]).await;
+    let report = run(d, "join-stats", &[]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
     let output = &report.outputs[0];
     assert_eq!(output.name, "district_economy");
@@ -72,7 +72,7 @@ async fn join_of_two_datasets_runs_and_is_recorded_with_its_lineage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_reads_files_is_refused_for_the_filesystem_capability() {
-    let report = run(&shared().rt, "hostile-files", &[]).await;
+    let report = run(shared(), "hostile-files", &[]).await;
     assert_eq!(report.job.status, JobStatus::Refused);
     match error_of(&report) {
         JobError::CapabilityDenied { import, .. } => assert!(import.starts_with("wasi:filesystem/"), "{import}"),
@@ -82,7 +82,7 @@ async fn a_job_that_reads_files_is_refused_for_the_filesystem_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_opens_sockets_is_refused_for_the_network_capability() {
-    let report = run(&shared().rt, "hostile-sockets", &[]).await;
+    let report = run(shared(), "hostile-sockets", &[]).await;
     assert_eq!(report.job.status, JobStatus::Refused);
     let err = error_of(&report);
     assert!(matches!(&err, JobError::CapabilityDenied { .. }), "{err:?}");
@@ -95,7 +95,7 @@ async fn a_job_that_opens_sockets_is_refused_for_the_network_capability() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_sees_no_environment_variables_or_arguments() {
-    let report = run(&shared().rt, "hostile-env", &[]).await;
+    let report = run(shared(), "hostile-env", &[]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
     assert!(
         report
@@ -111,7 +111,7 @@ async fn a_job_sees_no_environment_variables_or_arguments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_stopped_by_the_time_limit_within_a_second_of_its_deadline() {
     let d = shared();
-    let report = run(&d.rt, "hostile-loop", &[]).await;
+    let report = run(d, "hostile-loop", &[]).await;
     assert_eq!(
         error_of(&report),
         JobError::Timeout {
@@ -128,14 +128,14 @@ async fn an_infinite_loop_is_stopped_by_the_time_limit_within_a_second_of_its_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbounded_allocation_is_stopped_by_the_memory_limit() {
-    let report = run(&shared().rt, "hostile-alloc", &[]).await;
+    let report = run(shared(), "hostile-alloc", &[]).await;
     assert_eq!(error_of(&report), JobError::OutOfMemory { limit_bytes: 128 << 20 });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enormous_output_is_stopped_by_the_output_limit_and_nothing_is_kept() {
     let d = shared();
-    let report = run(&d.rt, "hostile-output", &[]).await;
+    let report = run(d, "hostile-output", &[]).await;
     assert_eq!(error_of(&report), JobError::OutputLimit { limit_bytes: 8 << 20 });
     assert!(report.outputs.is_empty());
     assert!(d.rt.outputs().unwrap().iter().all(|o| o.job_id != report.job.id));
@@ -143,7 +143,7 @@ async fn an_enormous_output_is_stopped_by_the_output_limit_and_nothing_is_kept()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_job_is_reported_with_its_panic_message() {
-    let report = run(&shared().rt, "hostile-panic", &[]).await;
+    let report = run(shared(), "hostile-panic", &[]).await;
     match error_of(&report) {
         JobError::Panicked { message } => assert!(message.contains("attempt to divide by zero"), "{message}"),
         other => panic!("unexpected {other:?}"),
@@ -154,9 +154,9 @@ async fn a_panicking_job_is_reported_with_its_panic_message() {
 async fn hostile_jobs_do_not_disturb_a_job_running_beside_them() {
     let d = shared();
     let (looping, allocating, useful) = tokio::join!(
-        run(&d.rt, "hostile-loop", &[]),
-        run(&d.rt, "hostile-alloc", &[]),
-        run(&d.rt, "district-stats", &[]),
+        run(d, "hostile-loop", &[]),
+        run(d, "hostile-alloc", &[]),
+        run(d, "district-stats", &[]),
     );
     assert!(matches!(error_of(&looping), JobError::Timeout { .. }));
     assert!(matches!(error_of(&allocating), JobError::OutOfMemory { .. }));
@@ -170,7 +170,7 @@ async fn hostile_jobs_do_not_disturb_a_job_running_beside_them() {
     .await;
     assert_eq!(pretty(&out), pretty(&expected));
     // The host is still serving jobs afterwards.
-    let again = run(&d.rt, "join-stats", &[]).await;
+    let again = run(d, "join-stats", &[]).await;
     assert_eq!(again.job.status, JobStatus::Succeeded);
 }
 
@@ -192,6 +192,8 @@ async fn malformed_and_foreign_modules_are_refused_with_a_clear_error() {
             .run_job(JobRequest {
                 wasm: bytes,
                 params: vec![],
+                operator: shared().operator.clone(),
+                grant: shared().grant.clone(),
             })
             .await
             .unwrap();
@@ -205,9 +207,9 @@ async fn malformed_and_foreign_modules_are_refused_with_a_clear_error() {
 async fn outputs_appear_only_in_quarantine() {
     let d = new_domain(test_limits());
     // Compile first, so the only new files the job itself can cause are its outputs.
-    run(&d.rt, "district-stats", &[]).await;
+    run(&d, "district-stats", &[]).await;
     let before = files_under(&d.root);
-    let report = run(&d.rt, "district-stats", &[("min_age", "40")]).await;
+    let report = run(&d, "district-stats", &[("min_age", "40")]).await;
     let after = files_under(&d.root);
     let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
     let expected = std::path::PathBuf::from(report.outputs[0].relative_path());
@@ -223,7 +225,7 @@ async fn outputs_appear_only_in_quarantine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_of_a_job_is_recorded_as_an_event() {
     let d = new_domain(test_limits());
-    let report = run(&d.rt, "district-stats", &[]).await;
+    let report = run(&d, "district-stats", &[]).await;
     let events = d.rt.ledger().unwrap().entries().unwrap();
     let kinds: Vec<&Event> = events.iter().map(|e| &e.event).collect();
     assert!(matches!(kinds[0], Event::DatasetRegistered { .. }));
@@ -251,7 +253,7 @@ async fn every_step_of_a_job_is_recorded_as_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_compiled_artifact_is_never_loaded() {
     let d = new_domain(test_limits());
-    let first = run(&d.rt, "hostile-env", &[]).await;
+    let first = run(&d, "hostile-env", &[]).await;
     assert_eq!(first.job.status, JobStatus::Succeeded);
     let cached: Vec<_> = files_under(&d.root.join("cache"))
         .into_iter()
@@ -266,10 +268,17 @@ async fn a_tampered_compiled_artifact_is_never_loaded() {
 
     // A new process (a new runtime) must not trust the altered artifact: it
     // recompiles from the component, and the job behaves as before.
-    let crate::support::TestDomain { rt, root, _dir, .. } = d;
+    let crate::support::TestDomain {
+        rt,
+        root,
+        _dir,
+        operator,
+        grant,
+        ..
+    } = d;
     drop(rt);
     let rt = inland_runtime::Runtime::open(&root).unwrap();
-    let second = run(&rt, "hostile-env", &[]).await;
+    let second = run_as(&rt, &operator, &grant, wasm("hostile-env"), &[]).await;
     assert_eq!(second.job.status, JobStatus::Succeeded, "{:?}", second.job);
     assert_ne!(
         std::fs::read(&path).unwrap(),

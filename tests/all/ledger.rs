@@ -325,7 +325,7 @@ fn an_export_verifies_offline_and_fails_when_altered_or_under_another_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_recorded_checkpointed_and_exported_as_openlineage() {
     let d = crate::support::new_domain(crate::support::test_limits());
-    let report = crate::support::run(&d.rt, "district-stats", &[]).await;
+    let report = crate::support::run(&d, "district-stats", &[]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded);
     let l = d.rt.ledger().unwrap();
     let cps = l.checkpoints().unwrap();

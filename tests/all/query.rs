@@ -71,12 +71,7 @@ async fn only_read_only_queries_over_visible_datasets_are_planned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_query_reaches_the_job_as_an_error_naming_the_rule() {
     let d = shared();
-    let report = run(
-        &d.rt,
-        inland_examples::jobs::SQL_PROBE,
-        &[("sql", "DROP TABLE residents")],
-    )
-    .await;
+    let report = run(d, inland_examples::jobs::SQL_PROBE, &[("sql", "DROP TABLE residents")]).await;
     assert_eq!(report.job.status, JobStatus::Failed);
     match report.job.error.unwrap() {
         JobError::Failed { message } => assert!(message.contains("refused by rule `read-only`"), "{message}"),
@@ -91,7 +86,7 @@ async fn a_refused_query_reaches_the_job_as_an_error_naming_the_rule() {
 async fn a_job_lists_exactly_the_registered_datasets_and_streams_large_results() {
     let d = shared();
     let report = run(
-        &d.rt,
+        d,
         inland_examples::jobs::SQL_PROBE,
         &[("sql", "SELECT resident_id, age FROM residents")],
     )

@@ -1,6 +1,8 @@
 //! Shared set-up: domains with the example datasets and the example jobs.
 
-use inland_runtime::{Domain, DomainConfig, JobReport, JobRequest, Limits, Runtime};
+use inland_runtime::{
+    Date, Domain, DomainConfig, GrantRequest, JobReport, JobRequest, Limits, OperatorStatus, OperatorType, Runtime,
+};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -14,6 +16,39 @@ pub struct TestDomain {
     pub root: PathBuf,
     pub sources: PathBuf,
     pub rt: Runtime,
+    /// An approved operator holding [`TestDomain::grant`].
+    pub operator: String,
+    /// A grant over both example datasets, in force today.
+    pub grant: String,
+}
+
+/// The operator every test domain has.
+pub const OPERATOR: &str = "op-test";
+
+/// Issues a grant to `operator` over `datasets`, in force from `from` for `years`.
+pub fn issue(
+    rt: &Runtime,
+    operator: &str,
+    datasets: &[&str],
+    from: Date,
+    until: Date,
+) -> inland_runtime::Result<String> {
+    rt.issue_grant(GrantRequest {
+        operator: operator.into(),
+        datasets: datasets.iter().map(|d| d.to_string()).collect(),
+        purpose: "testing".into(),
+        scenario: "tests".into(),
+        from,
+        until,
+        products: vec![],
+    })
+    .map(|g| g.id)
+}
+
+/// Registers and approves an operator.
+pub fn approved_operator(rt: &Runtime, name: &str) {
+    rt.add_operator(name, OperatorType::Scenario, vec![]).unwrap();
+    rt.set_operator_status(name, OperatorStatus::Approved, None).unwrap();
 }
 
 /// Limits small enough that hostile jobs hit them quickly.
@@ -46,11 +81,16 @@ pub fn new_domain(limits: Limits) -> TestDomain {
         .unwrap();
     rt.register_dataset("enterprises", &sources.join("enterprises.parquet"), "enterprises")
         .unwrap();
+    approved_operator(&rt, OPERATOR);
+    let today = Date::today();
+    let grant = issue(&rt, OPERATOR, &["residents", "enterprises"], today, today.add_years(1)).unwrap();
     TestDomain {
         _dir: dir,
         root,
         sources,
         rt,
+        operator: OPERATOR.into(),
+        grant,
     }
 }
 
@@ -67,10 +107,18 @@ pub fn wasm(name: &str) -> Vec<u8> {
         .to_vec()
 }
 
-pub async fn run(rt: &Runtime, name: &str, params: &[(&str, &str)]) -> JobReport {
+/// Runs an example job as the domain's operator under its grant.
+pub async fn run(d: &TestDomain, name: &str, params: &[(&str, &str)]) -> JobReport {
+    run_as(&d.rt, &d.operator, &d.grant, wasm(name), params).await
+}
+
+/// Runs a component as `operator` under `grant`.
+pub async fn run_as(rt: &Runtime, operator: &str, grant: &str, wasm: Vec<u8>, params: &[(&str, &str)]) -> JobReport {
     let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     rt.run_job(JobRequest {
-        wasm: wasm(name),
+        operator: operator.into(),
+        grant: grant.into(),
+        wasm,
         params,
     })
     .await

@@ -1,0 +1,127 @@
+//! Every job runs under a grant of the operator that submits it: identity,
+//! scope and term are checked on each job, and each refusal says why.
+
+use crate::support::{OPERATOR, approved_operator, issue, new_domain, run, run_as, test_limits, wasm};
+use inland_runtime::{Date, Error, JobError, JobStatus, OperatorStatus, OperatorType};
+
+fn refusal(report: &inland_runtime::JobReport) -> String {
+    assert_eq!(report.job.status, JobStatus::Refused, "{:?}", report.job);
+    match report.job.error.clone().unwrap() {
+        JobError::NotAuthorized { reason } => reason,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn date(s: &str) -> Date {
+    Date::parse(s).unwrap()
+}
+
+#[test]
+fn a_term_over_five_years_an_unknown_dataset_or_an_unapproved_operator_is_refused() {
+    let d = new_domain(test_limits());
+    let err = issue(&d.rt, OPERATOR, &["residents"], date("2026-01-01"), date("2031-01-02")).unwrap_err();
+    assert!(err.to_string().contains("exceeds 5 years"), "{err}");
+    issue(&d.rt, OPERATOR, &["residents"], date("2026-01-01"), date("2031-01-01")).unwrap();
+    let err = issue(
+        &d.rt,
+        OPERATOR,
+        &["residents", "secret"],
+        date("2026-01-01"),
+        date("2027-01-01"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("`secret` is not in the catalog"), "{err}");
+    let err = issue(&d.rt, OPERATOR, &["residents"], date("2026-01-01"), date("2025-01-01")).unwrap_err();
+    assert!(err.to_string().contains("ends"), "{err}");
+    d.rt.add_operator("newcomer", OperatorType::Comprehensive, vec![])
+        .unwrap();
+    let err = issue(
+        &d.rt,
+        "newcomer",
+        &["residents"],
+        date("2026-01-01"),
+        date("2027-01-01"),
+    )
+    .unwrap_err();
+    assert!(matches!(&err, Error::Invalid(m) if m.contains("is pending")), "{err}");
+    let err = issue(&d.rt, "nobody", &["residents"], date("2026-01-01"), date("2027-01-01")).unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_future_grants_are_refused() {
+    let d = new_domain(test_limits());
+    let expired = issue(&d.rt, OPERATOR, &["residents"], date("2020-01-01"), date("2021-01-01")).unwrap();
+    let report = run_as(&d.rt, OPERATOR, &expired, wasm("district-stats"), &[]).await;
+    assert_eq!(refusal(&report), format!("grant `{expired}` expired on 2021-01-01"));
+    let today = Date::today();
+    let future = issue(&d.rt, OPERATOR, &["residents"], today.add_years(1), today.add_years(2)).unwrap();
+    let report = run_as(&d.rt, OPERATOR, &future, wasm("district-stats"), &[]).await;
+    assert!(
+        refusal(&report).contains("is not in force until"),
+        "{:?}",
+        report.job.error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_operator_and_another_operators_grant_are_refused() {
+    let d = new_domain(test_limits());
+    approved_operator(&d.rt, "other-op");
+    // The other operator cannot use this operator's grant, and learns nothing about it.
+    let report = run_as(&d.rt, "other-op", &d.grant, wasm("district-stats"), &[]).await;
+    assert_eq!(
+        refusal(&report),
+        format!("operator `other-op` holds no grant `{}`", d.grant)
+    );
+    let report = run_as(&d.rt, "other-op", "g-doesnotexist", wasm("district-stats"), &[]).await;
+    assert_eq!(refusal(&report), "operator `other-op` holds no grant `g-doesnotexist`");
+    let report = run_as(&d.rt, "stranger", &d.grant, wasm("district-stats"), &[]).await;
+    assert_eq!(refusal(&report), "operator `stranger` is not registered");
+
+    d.rt.set_operator_status(OPERATOR, OperatorStatus::Suspended, Some("audit finding".into()))
+        .unwrap();
+    let report = run(&d, "district-stats", &[]).await;
+    assert_eq!(refusal(&report), format!("operator `{OPERATOR}` is suspended"));
+    d.rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+        .unwrap();
+    assert_eq!(run(&d, "district-stats", &[]).await.job.status, JobStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datasets_outside_the_grant_do_not_exist_for_the_job() {
+    let d = new_domain(test_limits());
+    let today = Date::today();
+    let narrow = issue(&d.rt, OPERATOR, &["residents"], today, today.add_years(1)).unwrap();
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &narrow,
+        probe.clone(),
+        &[("sql", "SELECT count(*) FROM residents")],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    assert!(
+        report.job.log[0].message.starts_with("datasets: residents("),
+        "{:?}",
+        report.job.log[0]
+    );
+    assert!(!report.job.log[0].message.contains("enterprises"));
+    assert_eq!(report.outputs[0].grant, narrow);
+    assert_eq!(report.outputs[0].operator, OPERATOR);
+    assert_eq!(report.outputs[0].datasets, vec!["residents".to_string()]);
+
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &narrow,
+        probe,
+        &[("sql", "SELECT count(*) FROM enterprises")],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    let msg = report.job.error.unwrap().to_string();
+    assert!(msg.contains("enterprises") && msg.contains("not found"), "{msg}");
+}
