@@ -119,6 +119,34 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         print_report(out, name, &runtime, &report)?;
         summary.jobs.push((name.to_string(), report));
     }
+    // The agreement ends: the grant is terminated and everything derived under it destroyed.
+    let record = runtime
+        .terminate_grant(
+            &grant.id,
+            crate::governance::TerminationReason::Agreement,
+            "demo: the agreement ended",
+        )
+        .await?;
+    if let crate::events::Event::GrantTerminated {
+        outputs_destroyed,
+        files_deleted,
+        bytes_deleted,
+        key_destroyed,
+        ..
+    } = &record
+    {
+        w(
+            out,
+            format_args!(
+                "\n== Grant {} terminated: data key destroyed: {key_destroyed}; {files_deleted} files ({bytes_deleted} bytes) deleted; {} outputs destroyed\n",
+                grant.id,
+                outputs_destroyed.len()
+            ),
+        )?;
+        for (id, sha) in outputs_destroyed {
+            w(out, format_args!("   destroyed {id} (sha256 {})\n", &sha[..16]))?;
+        }
+    }
     print_evidence(out, &runtime, &summary)?;
     Ok(summary)
 }

@@ -119,6 +119,12 @@ pub enum JobError {
         /// The job's own error message.
         message: String,
     },
+    /// The job's grant was terminated while it ran.
+    #[error("stopped: grant `{grant}` was terminated")]
+    GrantTerminated {
+        /// The grant.
+        grant: String,
+    },
     /// The domain is running as many jobs as it is configured for.
     #[error("busy: {message}")]
     Busy {

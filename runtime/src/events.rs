@@ -53,6 +53,27 @@ pub enum Event {
         /// Last day in force.
         until: String,
     },
+    /// A grant was terminated and everything derived under it destroyed (clause 8.6).
+    GrantTerminated {
+        /// Grant id.
+        grant: String,
+        /// expired, breach, incident, law or agreement.
+        reason: String,
+        /// The admin's note.
+        note: String,
+        /// Outputs destroyed: (output id, content SHA-256).
+        outputs_destroyed: Vec<(String, String)>,
+        /// Files deleted from the domain.
+        files_deleted: u64,
+        /// Bytes deleted.
+        bytes_deleted: u64,
+        /// Whether the grant's data key was destroyed (crypto-shredding).
+        key_destroyed: bool,
+        /// Jobs that were running and were stopped.
+        jobs_stopped: Vec<String>,
+        /// Products already released, listed and not recalled.
+        released: Vec<String>,
+    },
     /// A job was admitted and is about to run.
     JobAdmitted {
         /// Job id.

@@ -204,7 +204,12 @@ pub(crate) fn set_operator_status(
     Ok(op)
 }
 
-pub(crate) fn issue_grant(domain: &Domain, events: &dyn EventSink, req: GrantRequest) -> Result<Grant> {
+pub(crate) fn issue_grant(
+    domain: &Domain,
+    keys: &crate::keys::KeyStore,
+    events: &dyn EventSink,
+    req: GrantRequest,
+) -> Result<Grant> {
     let op = operator(domain, &req.operator)?;
     if op.status != OperatorStatus::Approved {
         return Err(Error::Invalid(format!(
@@ -251,7 +256,12 @@ pub(crate) fn issue_grant(domain: &Domain, events: &dyn EventSink, req: GrantReq
         products: req.products,
         status: GrantStatus::Active,
     };
-    domain.state.insert_new(GRANTS, &grant.id, &grant, "grant")?;
+    // The key first: a grant never exists without the key its data is sealed with.
+    keys.create_grant_key(&grant.id)?;
+    if let Err(e) = domain.state.insert_new(GRANTS, &grant.id, &grant, "grant") {
+        let _ = keys.destroy_grant_key(&grant.id);
+        return Err(e);
+    }
     events.record(Event::GrantIssued {
         grant: grant.id.clone(),
         operator: grant.operator.clone(),
@@ -261,6 +271,49 @@ pub(crate) fn issue_grant(domain: &Domain, events: &dyn EventSink, req: GrantReq
         until: grant.until.to_string(),
     })?;
     Ok(grant)
+}
+
+/// Why an agreement ends (clause 8.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TerminationReason {
+    /// The term ended.
+    Expired,
+    /// The operator breached the agreement.
+    Breach,
+    /// A security incident.
+    Incident,
+    /// Required by law.
+    Law,
+    /// Ended by agreement.
+    Agreement,
+}
+
+impl std::str::FromStr for TerminationReason {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "expired" => Ok(TerminationReason::Expired),
+            "breach" => Ok(TerminationReason::Breach),
+            "incident" => Ok(TerminationReason::Incident),
+            "law" => Ok(TerminationReason::Law),
+            "agreement" => Ok(TerminationReason::Agreement),
+            _ => Err(Error::Invalid(format!(
+                "reason `{s}`: use expired, breach, incident, law or agreement"
+            ))),
+        }
+    }
+}
+
+/// Marks a grant terminated, so that no new job is admitted under it.
+pub(crate) fn mark_terminated(domain: &Domain, id: &str) -> Result<Grant> {
+    let mut g = grant(domain, id)?;
+    if g.status == GrantStatus::Terminated {
+        return Err(Error::Invalid(format!("grant `{id}` is already terminated")));
+    }
+    g.status = GrantStatus::Terminated;
+    domain.state.replace(GRANTS, id, &g)?;
+    Ok(g)
 }
 
 pub(crate) fn grant(domain: &Domain, id: &str) -> Result<Grant> {

@@ -150,6 +150,10 @@ pub(crate) struct HostCtx {
     pub(crate) log: JobLog,
     pub(crate) queries: Vec<QueryRecord>,
     open_queries: usize,
+    /// The grant the job runs under.
+    pub(crate) grant: String,
+    /// Set when the grant is terminated: the job stops at its next epoch tick.
+    pub(crate) cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HostCtx {
@@ -163,6 +167,8 @@ impl HostCtx {
         events: Arc<dyn EventSink>,
         outputs: OutputCollector,
         log: JobLog,
+        grant: String,
+        cancel: Arc<std::sync::atomic::AtomicBool>,
     ) -> Self {
         let scope = QueryScope {
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
@@ -180,6 +186,8 @@ impl HostCtx {
             log,
             queries: Vec::new(),
             open_queries: 0,
+            grant,
+            cancel,
         }
     }
 

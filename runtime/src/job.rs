@@ -6,7 +6,9 @@ use crate::date::Date;
 use crate::domain::Domain;
 use crate::error::{Error, JobError, Result};
 use crate::events::{Event, EventSink};
-use crate::governance::{self, Grant, GrantRequest, Operator, OperatorStatus, OperatorType, Qualification};
+use crate::governance::{
+    self, Grant, GrantRequest, GrantStatus, Operator, OperatorStatus, OperatorType, Qualification, TerminationReason,
+};
 use crate::host::{HostCtx, JobLimiter, JobLog, JobState, LogLine, QueryRecord};
 use crate::ledger::EventLedger;
 use crate::output::{self, OutputCollector, OutputOrigin, OutputRecord};
@@ -17,6 +19,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Semaphore;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -94,6 +97,9 @@ struct Inner {
     engine: Arc<QueryEngine>,
     events: Arc<dyn EventSink>,
     ledger: Option<Arc<EventLedger>>,
+    keys: crate::keys::KeyStore,
+    /// Running jobs: id -> (grant, cancel flag).
+    running: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<AtomicBool>)>>,
     slots: Semaphore,
 }
 
@@ -123,6 +129,7 @@ impl Runtime {
     fn build(domain: Domain, events: Arc<dyn EventSink>, ledger: Option<Arc<EventLedger>>) -> Result<Runtime> {
         let limits = domain.config().limits.clone();
         let sandbox = Sandbox::new(&limits, domain.dir("cache"), domain.derived_key("component-cache"))?;
+        let keys = crate::keys::KeyStore::open(&domain.dir("keys"))?;
         let engine = Arc::new(QueryEngine::new(&domain, (limits.query_memory_mib << 20) as usize)?);
         Ok(Runtime {
             inner: Arc::new(Inner {
@@ -132,6 +139,8 @@ impl Runtime {
                 engine,
                 events,
                 ledger,
+                keys,
+                running: Default::default(),
             }),
         })
     }
@@ -197,7 +206,12 @@ impl Runtime {
 
     /// Issues a grant after checking operator, datasets and term.
     pub fn issue_grant(&self, request: GrantRequest) -> Result<Grant> {
-        governance::issue_grant(&self.inner.domain, self.inner.events.as_ref(), request)
+        governance::issue_grant(
+            &self.inner.domain,
+            &self.inner.keys,
+            self.inner.events.as_ref(),
+            request,
+        )
     }
 
     /// One grant.
@@ -208,6 +222,98 @@ impl Runtime {
     /// Every grant.
     pub fn grants(&self) -> Result<Vec<Grant>> {
         self.inner.domain.state.list(crate::state::GRANTS)
+    }
+
+    /// Terminates a grant (clause 8.6): new jobs are refused, running ones
+    /// stopped, its data key destroyed and its files deleted; the destruction
+    /// record goes to the evidence ledger and is returned.
+    pub async fn terminate_grant(&self, id: &str, reason: TerminationReason, note: &str) -> Result<Event> {
+        let inner = &self.inner;
+        governance::mark_terminated(&inner.domain, id)?;
+        let mut jobs_stopped = Vec::new();
+        loop {
+            let still: Vec<String> = {
+                let running = inner
+                    .running
+                    .lock()
+                    .map_err(|_| Error::Internal("job registry poisoned".into()))?;
+                running
+                    .iter()
+                    .filter(|(_, (g, _))| g == id)
+                    .map(|(job, (_, cancel))| {
+                        cancel.store(true, Ordering::Relaxed);
+                        job.clone()
+                    })
+                    .collect()
+            };
+            if still.is_empty() {
+                break;
+            }
+            for j in still {
+                if !jobs_stopped.contains(&j) {
+                    jobs_stopped.push(j);
+                }
+            }
+            // A cancelled job stops at its next epoch tick (or when its query returns).
+            tokio::time::sleep(crate::sandbox::EPOCH_TICK).await;
+        }
+        let key_destroyed = inner.keys.destroy_grant_key(id)?;
+        let dir = inner.domain.dir("quarantine").join(id);
+        let (mut files_deleted, mut bytes_deleted) = (0u64, 0u64);
+        if dir.exists() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                bytes_deleted += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                files_deleted += 1;
+            }
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            crate::fsutil::sync_dir(&inner.domain.dir("quarantine"))?;
+        }
+        let mut outputs_destroyed = Vec::new();
+        for mut o in self.outputs()?.into_iter().filter(|o| o.grant == id && !o.destroyed) {
+            o.destroyed = true;
+            inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
+            outputs_destroyed.push((o.id, o.sha256));
+        }
+        let event = Event::GrantTerminated {
+            grant: id.to_string(),
+            reason: format!("{reason:?}").to_lowercase(),
+            note: note.to_string(),
+            outputs_destroyed,
+            files_deleted,
+            bytes_deleted,
+            key_destroyed,
+            jobs_stopped,
+            released: Vec::new(),
+        };
+        inner.events.record(event.clone())?;
+        self.checkpoint()?;
+        tracing::info!(grant = id, files_deleted, "grant terminated");
+        Ok(event)
+    }
+
+    /// Opens a sealed quarantine file (from a backup, say) with its grant's
+    /// key. Fails once the grant is terminated: its key no longer exists.
+    pub fn read_sealed(&self, grant: &str, sha256: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.inner.keys.grant_key(grant)?.open(sealed, sha256)
+    }
+
+    /// Ids of the jobs running now, with their grants.
+    pub fn running_jobs(&self) -> Vec<(String, String)> {
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.iter().map(|(id, (grant, _))| (id.clone(), grant.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the domain's master key, re-wrapping every grant key.
+    pub fn rotate_master_key(&self) -> Result<usize> {
+        let n = self.inner.keys.rotate_master()?;
+        self.inner.events.record(Event::Note {
+            text: format!("master key rotated; {n} grant keys re-wrapped"),
+        })?;
+        Ok(n)
     }
 
     /// Every job record, oldest first.
@@ -240,7 +346,9 @@ impl Runtime {
 
     /// An output's table, read back from quarantine (inside the domain only).
     pub fn output_table(&self, id: &str) -> Result<Vec<RecordBatch>> {
-        output::read(&self.inner.domain, &self.output(id)?)
+        let record = self.output(id)?;
+        let key = self.inner.keys.grant_key(&record.grant)?;
+        output::read(&self.inner.domain, &key, &record)
     }
 
     fn refuse(&self, id: String, started_at_ms: u64, request: JobRequest, e: JobError) -> Result<JobReport> {
@@ -307,6 +415,15 @@ impl Runtime {
             .into_iter()
             .filter(|d| grant.datasets.contains(&d.name))
             .collect();
+        // Registered before the grant is checked again, so a termination either
+        // sees this job and stops it, or this check sees the termination.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _running = RunningGuard::register(inner, &id, &grant.id, cancel.clone())?;
+        if governance::grant(&inner.domain, &grant.id)?.status == GrantStatus::Terminated {
+            drop(_running);
+            let reason = format!("grant `{}` was terminated", grant.id);
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
         inner.events.record(Event::JobAdmitted {
             job_id: id.clone(),
             operator: request.operator.clone(),
@@ -339,6 +456,8 @@ impl Runtime {
                 inner.events.clone(),
                 OutputCollector::new(limits.max_output_bytes()),
                 JobLog::new(log_cap),
+                grant.id.clone(),
+                cancel,
             ),
         };
 
@@ -370,7 +489,8 @@ impl Runtime {
                 datasets: host.scope.datasets.iter().cloned().collect(),
                 queries: &host.queries,
             };
-            outputs = output::quarantine(&inner.domain, host.outputs, &origin)?;
+            let key = inner.keys.grant_key(&grant.id)?;
+            outputs = output::quarantine(&inner.domain, &key, host.outputs, &origin)?;
             for o in &outputs {
                 inner.events.record(Event::OutputEmitted {
                     job_id: id.clone(),
@@ -438,5 +558,33 @@ fn with_panic_message(e: JobError, stderr: &str) -> JobError {
             None => e,
         },
         other => other,
+    }
+}
+
+/// Keeps a job in the running registry while it runs.
+struct RunningGuard<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl<'a> RunningGuard<'a> {
+    fn register(inner: &'a Inner, id: &str, grant: &str, cancel: Arc<AtomicBool>) -> Result<Self> {
+        inner
+            .running
+            .lock()
+            .map_err(|_| Error::Internal("job registry poisoned".into()))?
+            .insert(id.to_string(), (grant.to_string(), cancel));
+        Ok(RunningGuard {
+            inner,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(&self.id);
+        }
     }
 }

@@ -29,7 +29,8 @@
 //! let runtime = Runtime::open(dir)?;
 //! runtime.register_dataset("residents", "residents.csv".as_ref(), "residents")?;
 //! let wasm = std::fs::read("district_stats.wasm").map_err(|e| inland_runtime::Error::Invalid(e.to_string()))?;
-//! let report = runtime.run_job(JobRequest { wasm, params: vec![] }).await?;
+//! let request = JobRequest { wasm, params: vec![], operator: "city-data-ops".into(), grant: "g-1234".into() };
+//! let report = runtime.run_job(request).await?;
 //! println!("{:?}", report.job.status);
 //! # Ok(()) }
 //! ```
@@ -47,6 +48,7 @@ mod fsutil;
 mod governance;
 mod host;
 mod job;
+mod keys;
 pub mod ledger;
 mod output;
 mod query;
@@ -60,6 +62,7 @@ pub use error::{Error, JobError, Result};
 pub use events::{Event, EventRecord, EventSink, MemorySink};
 pub use governance::{
     Grant, GrantRequest, GrantStatus, MAX_TERM_YEARS, Operator, OperatorStatus, OperatorType, Qualification,
+    TerminationReason,
 };
 pub use host::{LogLine, QueryRecord};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};

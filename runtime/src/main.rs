@@ -180,6 +180,19 @@ enum GrantCmd {
         /// Grant id.
         id: String,
     },
+    /// Terminate a grant: refuse and stop its jobs, destroy its key and files, record the destruction.
+    Terminate {
+        /// Grant id.
+        id: String,
+        /// expired, breach, incident, law or agreement.
+        #[arg(long)]
+        reason: String,
+        /// What happened, for the record.
+        #[arg(long)]
+        note: String,
+    },
+    /// Replace the domain master key, re-wrapping every grant key under the new one.
+    RotateMasterKey,
 }
 
 #[derive(Subcommand)]
@@ -637,6 +650,17 @@ fn grant(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
             }
         }
         GrantCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&rt.grant(&id)?)?),
+        GrantCmd::Terminate { id, reason, note } => {
+            let record = tokio()?.block_on(rt.terminate_grant(&id, reason.parse()?, &note))?;
+            println!(
+                "grant {id} terminated; destruction record:\n{}",
+                serde_json::to_string_pretty(&record)?
+            );
+        }
+        GrantCmd::RotateMasterKey => {
+            let n = rt.rotate_master_key()?;
+            println!("master key rotated; {n} grant keys re-wrapped");
+        }
     }
     Ok(())
 }

@@ -133,12 +133,16 @@ pub struct OutputRecord {
     pub queries: Vec<QueryRecord>,
     /// When it entered quarantine (ms since the Unix epoch).
     pub created_at_ms: u64,
+    /// Destroyed with its grant; only this record remains.
+    #[serde(default)]
+    pub destroyed: bool,
 }
 
 impl OutputRecord {
-    /// The stored file, relative to the domain directory.
+    /// The stored file, relative to the domain directory: sealed with the
+    /// grant's key, in the grant's own directory.
     pub fn relative_path(&self) -> String {
-        format!("quarantine/{}.arrow", self.sha256)
+        format!("quarantine/{}/{}.sealed", self.grant, self.sha256)
     }
 }
 
@@ -152,14 +156,17 @@ pub(crate) struct OutputOrigin<'a> {
     pub(crate) queries: &'a [QueryRecord],
 }
 
-/// Writes every collected table into quarantine and records it.
+/// Writes every collected table into quarantine, sealed with the grant's
+/// key, and records it.
 pub(crate) fn quarantine(
     domain: &Domain,
+    key: &crate::keys::SealingKey,
     collected: OutputCollector,
     origin: &OutputOrigin<'_>,
 ) -> Result<Vec<OutputRecord>> {
-    let dir = domain.dir("quarantine");
-    // Writes go through a capability for the quarantine directory alone.
+    let dir = domain.dir("quarantine").join(origin.grant);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    // Writes go through a capability for the grant's quarantine directory alone.
     let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
     let mut records = Vec::new();
     for (name, table) in collected.tables {
@@ -172,7 +179,8 @@ pub(crate) fn quarantine(
             w.finish().map_err(|e| Error::Internal(e.to_string()))?;
         }
         let sha256 = crate::fsutil::sha256_hex(&bytes);
-        store_in(&qdir, &format!("{sha256}.arrow"), &bytes).map_err(|e| Error::io(dir.join(&sha256), e))?;
+        let sealed = key.seal(&bytes, &sha256)?;
+        store_in(&qdir, &format!("{sha256}.sealed"), &sealed).map_err(|e| Error::io(dir.join(&sha256), e))?;
         let record = OutputRecord {
             id: format!("{}/{name}", origin.job_id),
             name,
@@ -196,6 +204,7 @@ pub(crate) fn quarantine(
             datasets: origin.datasets.clone(),
             queries: origin.queries.to_vec(),
             created_at_ms: crate::fsutil::now_ms(),
+            destroyed: false,
         };
         domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
         records.push(record);
@@ -232,10 +241,18 @@ fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Reads a quarantined output's table back, checking its content hash.
-pub(crate) fn read(domain: &Domain, record: &OutputRecord) -> Result<Vec<RecordBatch>> {
+/// Reads a quarantined output's table back, opening it with the grant's key
+/// and checking its content hash.
+pub(crate) fn read(domain: &Domain, key: &crate::keys::SealingKey, record: &OutputRecord) -> Result<Vec<RecordBatch>> {
+    if record.destroyed {
+        return Err(Error::NotFound(format!(
+            "output `{}`: destroyed when grant `{}` was terminated",
+            record.id, record.grant
+        )));
+    }
     let path = domain.root().join(record.relative_path());
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let sealed = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = key.open(&sealed, &record.sha256)?;
     if crate::fsutil::sha256_hex(&bytes) != record.sha256 {
         return Err(Error::Invalid(format!(
             "{} does not match its recorded hash: quarantine was altered",

@@ -310,7 +310,11 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             let host = &ctx.data().host;
-            if Instant::now() >= host.deadline {
+            if host.cancel.load(Ordering::Relaxed) {
+                Err(wasmtime::Error::new(JobError::GrantTerminated {
+                    grant: host.grant.clone(),
+                }))
+            } else if Instant::now() >= host.deadline {
                 Err(wasmtime::Error::new(JobError::Timeout { limit: host.timeout }))
             } else {
                 // Yield to the executor every tick, so a busy job never starves others.

@@ -2,7 +2,7 @@
 //! scope and term are checked on each job, and each refusal says why.
 
 use crate::support::{OPERATOR, approved_operator, issue, new_domain, run, run_as, test_limits, wasm};
-use inland_runtime::{Date, Error, JobError, JobStatus, OperatorStatus, OperatorType};
+use inland_runtime::{Date, Error, Event, JobError, JobStatus, OperatorStatus, OperatorType, TerminationReason};
 
 fn refusal(report: &inland_runtime::JobReport) -> String {
     assert_eq!(report.job.status, JobStatus::Refused, "{:?}", report.job);
@@ -124,4 +124,77 @@ async fn datasets_outside_the_grant_do_not_exist_for_the_job() {
     assert_eq!(report.job.status, JobStatus::Failed);
     let msg = report.job.error.unwrap().to_string();
     assert!(msg.contains("enterprises") && msg.contains("not found"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_refuses_jobs_destroys_keys_and_files_and_records_it() {
+    let d = new_domain(test_limits());
+    let report = run(&d, "district-stats", &[]).await;
+    let output = report.outputs[0].clone();
+    let path = d.root.join(output.relative_path());
+    let backup = std::fs::read(&path).unwrap();
+    // The sealed file holds no plaintext, but opens with the grant's key while it lives.
+    assert!(!backup.windows(6).any(|w| w == b"ARROW1"));
+    assert!(
+        d.rt.read_sealed(&d.grant, &output.sha256, &backup)
+            .unwrap()
+            .starts_with(b"ARROW1")
+    );
+
+    let record =
+        d.rt.terminate_grant(&d.grant, TerminationReason::Breach, "audit finding 7")
+            .await
+            .unwrap();
+    let Event::GrantTerminated {
+        outputs_destroyed,
+        key_destroyed,
+        files_deleted,
+        ..
+    } = &record
+    else {
+        panic!("unexpected {record:?}")
+    };
+    assert!(key_destroyed);
+    assert_eq!(*files_deleted, 1);
+    assert_eq!(outputs_destroyed, &vec![(output.id.clone(), output.sha256.clone())]);
+
+    // Nothing of it can be read again: not the file, not a copy taken before.
+    assert!(!path.exists());
+    assert!(matches!(d.rt.output_table(&output.id), Err(Error::NotFound(_))));
+    let err = d.rt.read_sealed(&d.grant, &output.sha256, &backup).unwrap_err();
+    assert!(err.to_string().contains("destroyed"), "{err}");
+    // Its jobs are refused, and the destruction record is in the ledger.
+    let report = run(&d, "district-stats", &[]).await;
+    assert_eq!(refusal(&report), format!("grant `{}` was terminated", d.grant));
+    let entries = d.rt.ledger().unwrap().entries().unwrap();
+    assert!(entries.iter().any(|e| e.event == record));
+    assert_eq!(d.rt.ledger().unwrap().verify().unwrap().problem, None);
+    let err =
+        d.rt.terminate_grant(&d.grant, TerminationReason::Breach, "again")
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("already terminated"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_stops_a_running_job_of_the_grant() {
+    let d = std::sync::Arc::new(new_domain(test_limits()));
+    let runner = d.clone();
+    let job = tokio::spawn(async move { run(&runner, "hostile-loop", &[]).await });
+    while d.rt.running_jobs().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let record =
+        d.rt.terminate_grant(&d.grant, TerminationReason::Incident, "stop everything")
+            .await
+            .unwrap();
+    let report = job.await.unwrap();
+    assert_eq!(
+        report.job.error,
+        Some(JobError::GrantTerminated { grant: d.grant.clone() })
+    );
+    let Event::GrantTerminated { jobs_stopped, .. } = record else {
+        panic!()
+    };
+    assert_eq!(jobs_stopped, vec![report.job.id.clone()]);
 }

@@ -215,10 +215,11 @@ async fn outputs_appear_only_in_quarantine() {
     let expected = std::path::PathBuf::from(report.outputs[0].relative_path());
     assert_eq!(new, vec![&expected], "new files: {new:?}");
     assert!(expected.starts_with("quarantine"));
-    // The stored table is the one recorded, and reads back as the job's result.
+    // The stored table is sealed with the grant's key; opened, it is the one recorded.
     let stored = std::fs::read(d.root.join(&expected)).unwrap();
+    let plain = d.rt.read_sealed(&d.grant, &report.outputs[0].sha256, &stored).unwrap();
     use sha2::Digest;
-    assert_eq!(hex::encode(sha2::Sha256::digest(&stored)), report.outputs[0].sha256);
+    assert_eq!(hex::encode(sha2::Sha256::digest(&plain)), report.outputs[0].sha256);
     assert!(d.rt.output_table(&report.outputs[0].id).unwrap()[0].num_rows() > 0);
 }
 
