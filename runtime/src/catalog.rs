@@ -48,6 +48,79 @@ pub struct DatasetRecord {
     pub columns: Vec<ColumnInfo>,
     /// When it was registered (ms since the Unix epoch).
     pub registered_at_ms: u64,
+    /// What the public catalog says about it (clauses 6.2, 9.4).
+    #[serde(default)]
+    pub catalog: CatalogInfo,
+    /// Approved, or proposed by an operator and awaiting an admin (clause 10.3).
+    #[serde(default)]
+    pub status: DatasetStatus,
+    /// For social data an operator brought in: that operator. Only its grants may include it.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// Whether a dataset may be granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetStatus {
+    /// Registered by an admin, or approved: grants may include it.
+    #[default]
+    Approved,
+    /// Proposed by an operator: visible to no job until an admin approves it.
+    Pending,
+}
+
+/// Grade under GB/T 43697-2024. Core data can never be read by a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grade {
+    /// General data.
+    #[default]
+    General,
+    /// Important data.
+    Important,
+    /// Core data: never operable.
+    Core,
+}
+
+impl std::str::FromStr for Grade {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "general" => Ok(Grade::General),
+            "important" => Ok(Grade::Important),
+            "core" => Ok(Grade::Core),
+            _ => Err(Error::Invalid(format!("grade `{s}`: use general, important or core"))),
+        }
+    }
+}
+
+/// The public catalog entry's descriptive fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogInfo {
+    /// The kind of data, e.g. "registry", "statistics", "service records".
+    pub kind: String,
+    /// The body the data comes from.
+    pub source_org: String,
+    /// How often it is updated, e.g. "monthly".
+    pub update_frequency: String,
+    /// Restrictions on its use.
+    pub usage_restrictions: String,
+    /// Its grade.
+    pub grade: Grade,
+}
+
+/// What a registration says besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetMeta {
+    /// What it holds.
+    pub description: String,
+    /// The catalog fields.
+    pub catalog: CatalogInfo,
+    /// The operator that brought it in, for social data.
+    pub owner: Option<String>,
+    /// Approved or pending.
+    pub status: DatasetStatus,
 }
 
 impl DatasetRecord {
@@ -153,7 +226,7 @@ pub(crate) fn register(
     events: &dyn EventSink,
     name: &str,
     source: &Path,
-    description: &str,
+    meta: DatasetMeta,
 ) -> Result<DatasetRecord> {
     validate_name(name)?;
     if domain.state.get::<DatasetRecord>(DATASETS, name)?.is_some() {
@@ -185,7 +258,7 @@ pub(crate) fn register(
 
     let record = DatasetRecord {
         name: name.to_string(),
-        description: description.to_string(),
+        description: meta.description,
         source: source
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -204,6 +277,9 @@ pub(crate) fn register(
             })
             .collect(),
         registered_at_ms: crate::fsutil::now_ms(),
+        catalog: meta.catalog,
+        status: meta.status,
+        owner: meta.owner,
     };
     let final_path = domain.root().join(record.relative_path());
     // The file goes in first; the catalog entry makes it visible. If the entry
@@ -214,11 +290,19 @@ pub(crate) fn register(
         let _ = std::fs::remove_file(&final_path);
         return Err(e);
     }
-    events.record(Event::DatasetRegistered {
-        name: record.name.clone(),
-        sha256: record.sha256.clone(),
-        rows: record.rows,
-    })?;
+    match &record.owner {
+        Some(operator) => events.record(Event::DatasetProposed {
+            name: record.name.clone(),
+            operator: operator.clone(),
+            sha256: record.sha256.clone(),
+            rows: record.rows,
+        })?,
+        None => events.record(Event::DatasetRegistered {
+            name: record.name.clone(),
+            sha256: record.sha256.clone(),
+            rows: record.rows,
+        })?,
+    }
     tracing::info!(dataset = name, rows, "dataset registered");
     Ok(record)
 }
@@ -234,4 +318,19 @@ pub(crate) fn get(domain: &Domain, name: &str) -> Result<DatasetRecord> {
         .state
         .get(DATASETS, name)?
         .ok_or_else(|| Error::NotFound(format!("dataset `{name}`")))
+}
+
+/// Approves a proposed dataset: grants of its owner may now include it.
+pub(crate) fn approve(domain: &Domain, events: &dyn EventSink, name: &str) -> Result<DatasetRecord> {
+    let mut d = get(domain, name)?;
+    if d.status != DatasetStatus::Pending {
+        return Err(Error::Invalid(format!("dataset `{name}` is not awaiting approval")));
+    }
+    d.status = DatasetStatus::Approved;
+    domain.state.replace(DATASETS, name, &d)?;
+    events.record(Event::DatasetApproved {
+        name: name.to_string(),
+        owner: d.owner.clone(),
+    })?;
+    Ok(d)
 }

@@ -74,6 +74,40 @@ pub enum Event {
         /// Products already released, listed and not recalled.
         released: Vec<String>,
     },
+    /// An operator proposed its own (social) dataset; visible to no job until approved.
+    DatasetProposed {
+        /// Dataset name.
+        name: String,
+        /// The proposing operator.
+        operator: String,
+        /// SHA-256 of the stored file.
+        sha256: String,
+        /// Row count.
+        rows: u64,
+    },
+    /// An admin approved a proposed dataset.
+    DatasetApproved {
+        /// Dataset name.
+        name: String,
+        /// The operator that owns it.
+        owner: Option<String>,
+    },
+    /// An operator reported a data quality problem (clause 10.6).
+    FeedbackAdded {
+        /// Feedback id.
+        id: String,
+        /// The dataset concerned.
+        dataset: String,
+        /// The reporting operator.
+        operator: String,
+    },
+    /// The public catalog was published.
+    CatalogPublished {
+        /// Datasets listed.
+        datasets: Vec<String>,
+        /// SHA-256 of the published catalog.json.
+        sha256: String,
+    },
     /// A job was admitted and is about to run.
     JobAdmitted {
         /// Job id.

@@ -243,6 +243,21 @@ pub(crate) fn issue_grant(
             .state
             .get(DATASETS, name)?
             .ok_or_else(|| Error::Invalid(format!("dataset `{name}` is not in the catalog")))?;
+        if d.catalog.grade == crate::catalog::Grade::Core {
+            return Err(Error::Invalid(format!(
+                "dataset `{name}` is core data, which no job may read"
+            )));
+        }
+        if d.status == crate::catalog::DatasetStatus::Pending {
+            return Err(Error::Invalid(format!(
+                "dataset `{name}` is awaiting an admin's approval"
+            )));
+        }
+        if let Some(owner) = d.owner.as_ref().filter(|o| **o != req.operator) {
+            return Err(Error::Invalid(format!(
+                "dataset `{name}` is social data of operator `{owner}`; only its own grants may include it (clause 10.3)"
+            )));
+        }
         datasets.insert(d.name);
     }
     let grant = Grant {

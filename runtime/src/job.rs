@@ -1,7 +1,7 @@
 //! Jobs: admission, running in the sandbox, and what is kept afterwards. The
 //! [`Runtime`] is the one handle to a domain that the CLI and tests use.
 
-use crate::catalog::{self, DatasetRecord};
+use crate::catalog::{self, DatasetMeta, DatasetRecord, DatasetStatus};
 use crate::date::Date;
 use crate::domain::Domain;
 use crate::error::{Error, JobError, Result};
@@ -165,7 +165,37 @@ impl Runtime {
 
     /// Registers a CSV or Parquet file as a dataset.
     pub fn register_dataset(&self, name: &str, file: &Path, description: &str) -> Result<DatasetRecord> {
-        catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, description)
+        let meta = DatasetMeta {
+            description: description.to_string(),
+            ..Default::default()
+        };
+        self.register_dataset_with(name, file, meta)
+    }
+
+    /// Registers a dataset with its catalog fields (or, with an owner and
+    /// pending status, an operator's proposed social dataset).
+    pub fn register_dataset_with(&self, name: &str, file: &Path, meta: DatasetMeta) -> Result<DatasetRecord> {
+        if let Some(owner) = &meta.owner {
+            governance::operator(&self.inner.domain, owner)?;
+        }
+        catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, meta)
+    }
+
+    /// An operator proposes its own dataset for fusion (clause 10.3): stored,
+    /// visible to no job until an admin approves it.
+    pub fn propose_dataset(&self, operator: &str, name: &str, file: &Path, description: &str) -> Result<DatasetRecord> {
+        let meta = DatasetMeta {
+            description: description.to_string(),
+            owner: Some(operator.to_string()),
+            status: DatasetStatus::Pending,
+            ..Default::default()
+        };
+        self.register_dataset_with(name, file, meta)
+    }
+
+    /// Approves a proposed dataset.
+    pub fn approve_dataset(&self, name: &str) -> Result<DatasetRecord> {
+        catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)
     }
 
     /// Every dataset in the catalog.
@@ -316,6 +346,84 @@ impl Runtime {
         Ok(n)
     }
 
+    /// Records an operator's data quality report on a dataset (clause 10.6).
+    pub fn add_feedback(&self, dataset: &str, operator: &str, text: &str) -> Result<crate::publication::Feedback> {
+        catalog::get(&self.inner.domain, dataset)?;
+        governance::operator(&self.inner.domain, operator)?;
+        if text.trim().is_empty() {
+            return Err(Error::Invalid("feedback needs a text".into()));
+        }
+        let fb = crate::publication::Feedback {
+            id: uuid::Uuid::now_v7().to_string(),
+            dataset: dataset.to_string(),
+            operator: operator.to_string(),
+            text: text.to_string(),
+            at_ms: crate::fsutil::now_ms(),
+        };
+        self.inner
+            .domain
+            .state
+            .insert_new(crate::state::FEEDBACK, &fb.id, &fb, "feedback")?;
+        self.inner.events.record(Event::FeedbackAdded {
+            id: fb.id.clone(),
+            dataset: fb.dataset.clone(),
+            operator: fb.operator.clone(),
+        })?;
+        Ok(fb)
+    }
+
+    /// Every feedback report, oldest first.
+    pub fn feedback(&self) -> Result<Vec<crate::publication::Feedback>> {
+        self.inner.domain.state.list(crate::state::FEEDBACK)
+    }
+
+    /// Publishes the catalog of operable datasets (JSON and HTML, no data) into `dir`.
+    pub fn publish_catalog(&self, dir: &Path) -> Result<Vec<String>> {
+        let datasets = self.datasets()?;
+        let bytes = crate::publication::write_catalog(&datasets, &self.inner.domain.config().name, dir)?;
+        let listed: Vec<String> = datasets
+            .iter()
+            .filter(|d| d.status == DatasetStatus::Approved && d.owner.is_none())
+            .map(|d| d.name.clone())
+            .collect();
+        self.inner.events.record(Event::CatalogPublished {
+            datasets: listed.clone(),
+            sha256: crate::fsutil::sha256_hex(&bytes),
+        })?;
+        Ok(listed)
+    }
+
+    fn ledger_entries(&self) -> Result<Vec<crate::events::EventRecord>> {
+        self.ledger()
+            .ok_or_else(|| Error::Invalid("reports are computed from the ledger, and this runtime has none".into()))?
+            .entries()
+    }
+
+    /// Usage over a period, for one operator or all, computed from the ledger.
+    pub fn usage_report(
+        &self,
+        operator: Option<&str>,
+        from: Date,
+        until: Date,
+    ) -> Result<crate::publication::UsageReport> {
+        Ok(crate::publication::usage(
+            &self.ledger_entries()?,
+            operator,
+            from,
+            until,
+        ))
+    }
+
+    /// Each clause of the standard, its control, and the evidence for the period.
+    pub fn compliance_report(&self, from: Date, until: Date) -> Result<Vec<crate::publication::ComplianceLine>> {
+        let ok = self
+            .ledger()
+            .map(|l| l.verify().map(|r| r.problem.is_none()))
+            .transpose()?
+            .unwrap_or(false);
+        Ok(crate::publication::compliance(&self.ledger_entries()?, from, until, ok))
+    }
+
     /// Every job record, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>> {
         self.inner.domain.state.list(JOBS)
@@ -413,7 +521,7 @@ impl Runtime {
         // Only the grant's datasets exist for the job: in listings, queries and errors.
         let datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
             .into_iter()
-            .filter(|d| grant.datasets.contains(&d.name))
+            .filter(|d| grant.datasets.contains(&d.name) && d.status == DatasetStatus::Approved)
             .collect();
         // Registered before the grant is checked again, so a termination either
         // sees this job and stops it, or this check sees the termination.

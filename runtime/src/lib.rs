@@ -51,11 +51,14 @@ mod job;
 mod keys;
 pub mod ledger;
 mod output;
+mod publication;
 mod query;
 mod sandbox;
 mod state;
 
-pub use catalog::{ColumnInfo, DatasetRecord, validate_name as validate_dataset_name};
+pub use catalog::{
+    CatalogInfo, ColumnInfo, DatasetMeta, DatasetRecord, DatasetStatus, Grade, validate_name as validate_dataset_name,
+};
 pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
 pub use error::{Error, JobError, Result};
@@ -68,5 +71,6 @@ pub use host::{LogLine, QueryRecord};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use output::{OutputRecord, validate_output_name};
+pub use publication::{ComplianceLine, Feedback, UsageReport};
 pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 pub use sandbox::EPOCH_TICK;

@@ -49,6 +49,15 @@ enum Command {
     /// Inspect outputs held in quarantine.
     #[command(subcommand)]
     Output(OutputCmd),
+    /// Data quality feedback on datasets.
+    #[command(subcommand)]
+    Feedback(FeedbackCmd),
+    /// Publish the public catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+    /// Usage and compliance reports from the evidence ledger.
+    #[command(subcommand)]
+    Report(ReportCmd),
     /// Read, prove and verify the evidence ledger.
     #[command(subcommand)]
     Ledger(LedgerCmd),
@@ -74,6 +83,39 @@ enum DatasetCmd {
         /// What the dataset holds.
         #[arg(long, default_value = "")]
         description: String,
+        /// Catalog: the kind of data (e.g. registry, statistics).
+        #[arg(long = "type", default_value = "")]
+        kind: String,
+        /// Catalog: the body the data comes from.
+        #[arg(long, default_value = "")]
+        source_org: String,
+        /// Catalog: how often it is updated.
+        #[arg(long, default_value = "")]
+        update_frequency: String,
+        /// Catalog: restrictions on its use.
+        #[arg(long, default_value = "")]
+        restrictions: String,
+        /// Grade: general, important or core (core data can never be granted).
+        #[arg(long, default_value = "general")]
+        grade: String,
+    },
+    /// An operator proposes its own (social) dataset; no job sees it until approved.
+    Propose {
+        /// The proposing operator.
+        #[arg(long)]
+        operator: String,
+        /// Dataset name.
+        name: String,
+        /// The CSV or Parquet file.
+        file: PathBuf,
+        /// What the dataset holds.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Approve a proposed dataset: its operator's grants may then include it.
+    Approve {
+        /// Dataset name.
+        name: String,
     },
     /// List datasets.
     List,
@@ -207,6 +249,57 @@ enum OutputCmd {
 }
 
 #[derive(Subcommand)]
+enum FeedbackCmd {
+    /// Report a data quality problem on a dataset.
+    Add {
+        /// The dataset.
+        dataset: String,
+        /// The reporting operator.
+        #[arg(long)]
+        operator: String,
+        /// What is wrong.
+        text: String,
+    },
+    /// List feedback (for admins).
+    List,
+}
+
+#[derive(Subcommand)]
+enum CatalogCmd {
+    /// Write catalog.json and index.html describing the operable datasets (no data).
+    Publish {
+        /// Directory to write into.
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Jobs run, datasets used, outputs and refusals over a period.
+    Usage {
+        /// Only this operator.
+        #[arg(long)]
+        operator: Option<String>,
+        /// First day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last day (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+    },
+    /// Each clause of the standard, its control, and the evidence for the period.
+    Compliance {
+        /// First day (YYYY-MM-DD); default: a year ago.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD); default: today.
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum LedgerCmd {
     /// Recompute every hash and checkpoint signature; exit 4 on tampering.
     Verify {
@@ -308,9 +401,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     name,
                     file,
                     description,
+                    kind,
+                    source_org,
+                    update_frequency,
+                    restrictions,
+                    grade,
                 } => {
+                    let meta = inland_runtime::DatasetMeta {
+                        description,
+                        catalog: inland_runtime::CatalogInfo {
+                            kind,
+                            source_org,
+                            update_frequency,
+                            usage_restrictions: restrictions,
+                            grade: grade.parse()?,
+                        },
+                        ..Default::default()
+                    };
                     let d = rt
-                        .register_dataset(&name, &file, &description)
+                        .register_dataset_with(&name, &file, meta)
                         .with_context(|| format!("registering {} as `{name}`", file.display()))?;
                     println!(
                         "registered `{}`: {} rows, {} columns, sha256 {}",
@@ -318,6 +427,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         d.rows,
                         d.columns.len(),
                         d.sha256
+                    );
+                }
+                DatasetCmd::Propose {
+                    operator,
+                    name,
+                    file,
+                    description,
+                } => {
+                    let d = rt.propose_dataset(&operator, &name, &file, &description)?;
+                    println!(
+                        "proposed `{}` ({} rows) for `{operator}`; pending an admin's approval",
+                        d.name, d.rows
+                    );
+                }
+                DatasetCmd::Approve { name } => {
+                    let d = rt.approve_dataset(&name)?;
+                    println!(
+                        "approved `{}`; grants of `{}` may include it",
+                        d.name,
+                        d.owner.unwrap_or_default()
                     );
                 }
                 DatasetCmd::List => {
@@ -418,6 +547,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ledger(cmd) => return ledger(&cli.domain, cmd),
+        Command::Feedback(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                FeedbackCmd::Add {
+                    dataset,
+                    operator,
+                    text,
+                } => {
+                    let fb = rt.add_feedback(&dataset, &operator, &text)?;
+                    println!("recorded feedback {} on `{dataset}`", fb.id);
+                }
+                FeedbackCmd::List => {
+                    for fb in rt.feedback()? {
+                        println!("{}  {:<20} {:<20} {}", fb.id, fb.dataset, fb.operator, fb.text);
+                    }
+                }
+            }
+        }
+        Command::Catalog(CatalogCmd::Publish { to }) => {
+            let listed = runtime(&cli.domain)?.publish_catalog(&to)?;
+            println!("published {} datasets to {}", listed.len(), to.display());
+        }
+        Command::Report(cmd) => {
+            use inland_runtime::Date;
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                ReportCmd::Usage { operator, from, until } => {
+                    let r = rt.usage_report(operator.as_deref(), Date::parse(&from)?, Date::parse(&until)?)?;
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                }
+                ReportCmd::Compliance { from, until } => {
+                    let until = until.map(|u| Date::parse(&u)).transpose()?.unwrap_or_else(Date::today);
+                    let from = from
+                        .map(|f| Date::parse(&f))
+                        .transpose()?
+                        .unwrap_or_else(|| until.add_years(-1));
+                    println!("Compliance report {from} to {until}\n");
+                    for l in rt.compliance_report(from, until)? {
+                        println!(
+                            "{:<10} {}\n           control:  {}\n           evidence: {}\n",
+                            l.clause, l.requirement, l.control, l.evidence
+                        );
+                    }
+                }
+            }
+        }
         Command::Operator(cmd) => operator(&runtime(&cli.domain)?, cmd)?,
         Command::Grant(cmd) => grant(&runtime(&cli.domain)?, cmd)?,
         Command::Demo { rows, keep } => {

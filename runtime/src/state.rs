@@ -18,6 +18,8 @@ pub(crate) const OUTPUTS: Table = TableDefinition::new("outputs");
 pub(crate) const OPERATORS: Table = TableDefinition::new("operators");
 /// Grants (authorization agreements), by id.
 pub(crate) const GRANTS: Table = TableDefinition::new("grants");
+/// Data quality feedback, by id.
+pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
 pub(crate) struct State {
     db: Database,
@@ -40,7 +42,7 @@ impl State {
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS] {
+        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK] {
             txn.open_table(t).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;

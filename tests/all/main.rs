@@ -5,5 +5,6 @@ mod datasets;
 mod grants;
 mod jobs;
 mod ledger;
+mod publication;
 mod query;
 mod support;
