@@ -6,8 +6,12 @@
 //!   detection has something real to find.
 //! - [`jobs`]: the example analysis jobs, compiled to WebAssembly components
 //!   by this crate's build script (it needs the `wasm32-wasip2` target).
+//! - [`POLICY`]: the domain policy for the example datasets.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod generate;
 pub mod jobs;
+
+/// The domain policy for the example datasets (`examples/policies/domain.toml`).
+pub const POLICY: &str = include_str!("../policies/domain.toml");

@@ -13,5 +13,7 @@
 
 pub mod identifiers;
 mod label;
+pub mod policy;
 
 pub use label::Label;
+pub use policy::{Diagnostic, Policy};

@@ -109,7 +109,16 @@ pub struct Domain {
     secret: [u8; 32],
 }
 
-const DIRS: [&str; 7] = ["datasets", "quarantine", "state", "cache", "spill", "keys", "ledger"];
+const DIRS: [&str; 8] = [
+    "datasets",
+    "quarantine",
+    "state",
+    "cache",
+    "spill",
+    "keys",
+    "ledger",
+    "policies",
+];
 const SECRET_FILE: &str = "keys/domain.secret";
 
 impl Domain {

@@ -108,6 +108,13 @@ pub enum Event {
         /// SHA-256 of the published catalog.json.
         sha256: String,
     },
+    /// A domain policy was applied.
+    PolicyApplied {
+        /// Its version number.
+        version: u64,
+        /// SHA-256 of the file.
+        sha256: String,
+    },
     /// A job was admitted and is about to run.
     JobAdmitted {
         /// Job id.

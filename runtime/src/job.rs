@@ -424,6 +424,35 @@ impl Runtime {
         Ok(crate::publication::compliance(&self.ledger_entries()?, from, until, ok))
     }
 
+    /// Checks a policy file against the catalog: the policy, or every problem with its place.
+    pub fn check_policy(
+        &self,
+        path: &Path,
+    ) -> Result<std::result::Result<inland_policies::Policy, Vec<inland_policies::Diagnostic>>> {
+        crate::policy_store::check(&self.inner.domain, path)
+    }
+
+    /// Applies a policy file if it is valid; a file with problems changes nothing.
+    pub fn apply_policy(
+        &self,
+        path: &Path,
+    ) -> Result<std::result::Result<crate::policy_store::PolicyVersion, Vec<inland_policies::Diagnostic>>> {
+        crate::policy_store::apply(&self.inner.domain, self.inner.events.as_ref(), path)
+    }
+
+    /// Every applied policy version, oldest first, and the text of the one in force.
+    pub fn policies(&self) -> Result<(Vec<crate::policy_store::PolicyVersion>, Option<String>)> {
+        let versions = crate::policy_store::versions(&self.inner.domain)?;
+        let text = match crate::policy_store::current(&self.inner.domain)? {
+            Some(v) => {
+                let path = self.inner.domain.root().join(&v.file);
+                Some(std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
+            }
+            None => None,
+        };
+        Ok((versions, text))
+    }
+
     /// Every job record, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>> {
         self.inner.domain.state.list(JOBS)
@@ -519,10 +548,18 @@ impl Runtime {
             .map_err(|_| Error::Internal("job slots closed".into()))?;
         let limits = &inner.domain.config().limits;
         // Only the grant's datasets exist for the job: in listings, queries and errors.
-        let datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
+        // Under a policy, only those it makes readable, with only the columns it lets through.
+        let in_force = crate::policy_store::load_current(&inner.domain)?;
+        let mut datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
             .into_iter()
             .filter(|d| grant.datasets.contains(&d.name) && d.status == DatasetStatus::Approved)
+            .filter(|d| in_force.as_ref().is_none_or(|(_, p)| p.readable(&d.name)))
             .collect();
+        if let Some((_, p)) = &in_force {
+            for d in &mut datasets {
+                crate::policy_table::restrict_columns(d, p);
+            }
+        }
         // Registered before the grant is checked again, so a termination either
         // sees this job and stops it, or this check sees the termination.
         let cancel = Arc::new(AtomicBool::new(false));
@@ -540,7 +577,16 @@ impl Runtime {
             params: request.params.clone(),
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
         })?;
-        let session = inner.engine.session(&inner.domain, &datasets).await?;
+        let policy = crate::policy_store::load_current(&inner.domain)?;
+        let pseudonym_key = inner.keys.pseudonym_key(&grant.id)?;
+        let session = inner
+            .engine
+            .session(
+                &inner.domain,
+                &datasets,
+                policy.as_ref().map(|(_, p)| (p, pseudonym_key)),
+            )
+            .await?;
         let log_cap = (limits.log_kib << 10) as usize;
         let stdout = MemoryOutputPipe::new(log_cap);
         let stderr = MemoryOutputPipe::new(log_cap);

@@ -119,6 +119,20 @@ impl KeyStore {
 
     /// The data key of a grant; an error if it was destroyed.
     pub(crate) fn grant_key(&self, grant: &str) -> Result<SealingKey> {
+        SealingKey::new(&self.grant_key_bytes(grant)?)
+    }
+
+    /// The grant's pseudonym key, derived from its data key: pseudonyms never
+    /// link across grants, and die with the grant.
+    pub(crate) fn pseudonym_key(&self, grant: &str) -> Result<[u8; 32]> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.grant_key_bytes(grant)?);
+        let tag = ring::hmac::sign(&key, b"inland-pseudonym/v1");
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    fn grant_key_bytes(&self, grant: &str) -> Result<[u8; 32]> {
         let path = self.grant_path(grant);
         let wrapped = match std::fs::read_to_string(&path) {
             Ok(t) => hex::decode(t.trim()).map_err(|_| Error::Invalid(format!("{} is not hex", path.display())))?,
@@ -130,11 +144,10 @@ impl KeyStore {
             Err(e) => return Err(Error::io(&path, e)),
         };
         let hexkey = self.master()?.open(&wrapped, &format!("grant-key:{grant}"))?;
-        let key: [u8; 32] = hex::decode(&hexkey)
+        hex::decode(&hexkey)
             .ok()
             .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| Error::Invalid(format!("the key of grant `{grant}` is malformed")))?;
-        SealingKey::new(&key)
+            .ok_or_else(|| Error::Invalid(format!("the key of grant `{grant}` is malformed")))
     }
 
     /// Destroys a grant's data key: overwritten, synced, removed. Returns

@@ -51,6 +51,8 @@ mod job;
 mod keys;
 pub mod ledger;
 mod output;
+mod policy_store;
+mod policy_table;
 mod publication;
 mod query;
 mod sandbox;
@@ -68,9 +70,11 @@ pub use governance::{
     TerminationReason,
 };
 pub use host::{LogLine, QueryRecord};
+pub use inland_policies::{Diagnostic, Policy};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use output::{OutputRecord, validate_output_name};
+pub use policy_store::PolicyVersion;
 pub use publication::{ComplianceLine, Feedback, UsageReport};
 pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 pub use sandbox::EPOCH_TICK;

@@ -49,6 +49,9 @@ enum Command {
     /// Inspect outputs held in quarantine.
     #[command(subcommand)]
     Output(OutputCmd),
+    /// Check, apply and show the domain policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
     /// Data quality feedback on datasets.
     #[command(subcommand)]
     Feedback(FeedbackCmd),
@@ -246,6 +249,22 @@ enum OutputCmd {
         /// Output id (`<job id>/<name>`).
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Check a policy file against the catalog; print every problem with its line and column.
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
+    /// Apply a policy file; a file with any problem changes nothing.
+    Apply {
+        /// The policy file (TOML).
+        file: PathBuf,
+    },
+    /// Show the applied versions and the policy in force.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -547,6 +566,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ledger(cmd) => return ledger(&cli.domain, cmd),
+        Command::Policy(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            let problems = |list: Vec<inland_runtime::Diagnostic>| {
+                for d in &list {
+                    eprintln!("{d}");
+                }
+                anyhow::anyhow!("{} problem(s) in the policy; nothing was changed", list.len())
+            };
+            match cmd {
+                PolicyCmd::Check { file } => match rt.check_policy(&file)? {
+                    Ok(p) => println!("{}: valid; {} datasets", file.display(), p.datasets.len()),
+                    Err(list) => return Err(problems(list)),
+                },
+                PolicyCmd::Apply { file } => match rt.apply_policy(&file)? {
+                    Ok(v) => println!(
+                        "applied {} as version {} (sha256 {})",
+                        file.display(),
+                        v.version,
+                        v.sha256
+                    ),
+                    Err(list) => return Err(problems(list)),
+                },
+                PolicyCmd::Show => {
+                    let (versions, text) = rt.policies()?;
+                    for v in &versions {
+                        println!("version {:<4} sha256 {}  {}", v.version, v.sha256, v.file);
+                    }
+                    match text {
+                        Some(t) => println!("\n# in force:\n{t}"),
+                        None => println!("no policy applied: jobs see every column of their grant's datasets"),
+                    }
+                }
+            }
+        }
         Command::Feedback(cmd) => {
             let rt = runtime(&cli.domain)?;
             match cmd {

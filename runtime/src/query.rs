@@ -180,8 +180,15 @@ impl QueryEngine {
         self.guards.push(guard);
     }
 
-    /// A fresh session in which exactly `datasets` exist.
-    pub async fn session(&self, domain: &Domain, datasets: &[DatasetRecord]) -> Result<SessionContext> {
+    /// A fresh session in which exactly `datasets` exist. Under a policy
+    /// (with the grant's pseudonym key) each dataset shows only what the policy
+    /// lets through, masked columns already masked.
+    pub async fn session(
+        &self,
+        domain: &Domain,
+        datasets: &[DatasetRecord],
+        policy: Option<(&inland_policies::Policy, [u8; 32])>,
+    ) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_information_schema(false)
             .with_target_partitions(self.target_partitions)
@@ -192,14 +199,29 @@ impl QueryEngine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // Raw tables are opened in a private session the job's SQL can never name.
+        let raw = SessionContext::new_with_state(
+            SessionStateBuilder::new()
+                .with_runtime_env(self.env.clone())
+                .with_default_features()
+                .build(),
+        );
         for d in datasets {
             let path = domain.root().join(d.relative_path());
             let path = path
                 .to_str()
                 .ok_or_else(|| Error::Invalid(format!("{} is not valid UTF-8", path.display())))?;
-            ctx.register_parquet(d.name.as_str(), path, ParquetReadOptions::default())
+            let open =
+                |e: datafusion::error::DataFusionError| Error::Internal(format!("opening dataset `{}`: {e}", d.name));
+            raw.register_parquet(d.name.as_str(), path, ParquetReadOptions::default())
                 .await
-                .map_err(|e| Error::Internal(format!("opening dataset `{}`: {e}", d.name)))?;
+                .map_err(open)?;
+            let provider = raw.table_provider(d.name.as_str()).await.map_err(open)?;
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match &policy {
+                Some((p, key)) => Arc::new(crate::policy_table::PolicyTable::new(provider, p, &d.name, key)),
+                None => provider,
+            };
+            ctx.register_table(d.name.as_str(), provider).map_err(open)?;
         }
         Ok(ctx)
     }

@@ -18,6 +18,8 @@ pub(crate) const OUTPUTS: Table = TableDefinition::new("outputs");
 pub(crate) const OPERATORS: Table = TableDefinition::new("operators");
 /// Grants (authorization agreements), by id.
 pub(crate) const GRANTS: Table = TableDefinition::new("grants");
+/// Applied policy versions, by `v00000001`..., and `current`.
+pub(crate) const POLICIES: Table = TableDefinition::new("policies");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
@@ -42,7 +44,7 @@ impl State {
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK] {
+        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES] {
             txn.open_table(t).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
@@ -58,6 +60,17 @@ impl State {
             if t.get(key).map_err(storage)?.is_some() {
                 return Err(Error::Exists(format!("{what} `{key}`")));
             }
+            t.insert(key, bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Inserts or replaces a record.
+    pub(crate) fn upsert<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
             t.insert(key, bytes.as_slice()).map_err(storage)?;
         }
         txn.commit().map_err(storage)

@@ -5,6 +5,7 @@ mod datasets;
 mod grants;
 mod jobs;
 mod ledger;
+mod policy;
 mod publication;
 mod query;
 mod support;

@@ -48,7 +48,7 @@ async fn only_read_only_queries_over_visible_datasets_are_planned() {
     let domain = d.rt.domain();
     let engine = QueryEngine::new(domain, 256 << 20).unwrap();
     let datasets = d.rt.datasets().unwrap();
-    let ctx = engine.session(domain, &datasets).await.unwrap();
+    let ctx = engine.session(domain, &datasets, None).await.unwrap();
     let scope = QueryScope {
         datasets: datasets.iter().map(|d| d.name.clone()).collect(),
     };

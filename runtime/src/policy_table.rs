@@ -1,0 +1,300 @@
+//! The policy applied where data enters a query: each dataset a job can see
+//! is a [`PolicyTable`] exposing only the columns the policy lets through,
+//! masked ones already replaced by their masked values. Nothing above the
+//! scan — filters, joins, aggregates, error messages — ever sees a denied
+//! column or an unmasked value, whatever SQL the job writes.
+//!
+//! Columns whose rules are checked on the query plan (aggregate-only,
+//! join-key-only) are withheld here until the plan checks exist: deny by default.
+
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Result as DfResult, exec_err};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, col,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
+use inland_policies::policy::{Access, DateUnit, MaskMethod, Policy};
+use std::sync::Arc;
+
+/// How one masked column is transformed.
+#[derive(Debug, Clone, PartialEq)]
+enum Mode {
+    Pseudonym([u8; 32]),
+    Redact,
+    KeepLast(usize),
+    DateTrunc(DateUnit),
+    Bucket(f64),
+}
+
+/// A masking function. It is never registered in a session, so a job cannot
+/// call it on values of its choosing (it could otherwise pseudonymize guesses).
+#[derive(Debug)]
+struct MaskUdf {
+    mode: Mode,
+    signature: Signature,
+    output: DataType,
+}
+
+impl PartialEq for MaskUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.mode == other.mode && self.output == other.output
+    }
+}
+impl Eq for MaskUdf {}
+impl std::hash::Hash for MaskUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        format!("{:?}", self.output).hash(state);
+    }
+}
+
+fn pseudonym(key: &ring::hmac::Key, value: &str) -> String {
+    let tag = ring::hmac::sign(key, value.as_bytes());
+    format!("p_{}", hex::encode(&tag.as_ref()[..12]))
+}
+
+fn keep_last(value: &str, n: usize) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let hidden = chars.len().saturating_sub(n);
+    std::iter::repeat_n('*', hidden)
+        .chain(chars[hidden..].iter().copied())
+        .collect()
+}
+
+impl ScalarUDFImpl for MaskUdf {
+    fn name(&self) -> &str {
+        "inland_mask"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.output.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(input) = args.args.first() else {
+            return exec_err!("inland_mask takes one argument");
+        };
+        let array = input.to_array(args.number_rows)?;
+        let out: ArrayRef = match &self.mode {
+            Mode::Pseudonym(k) => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k);
+                let s = array.as_string::<i32>();
+                Arc::new(s.iter().map(|v| v.map(|v| pseudonym(&key, v))).collect::<StringArray>())
+            }
+            Mode::Redact => Arc::new(
+                (0..array.len())
+                    .map(|i| (!array.is_null(i)).then_some("***"))
+                    .collect::<StringArray>(),
+            ),
+            Mode::KeepLast(n) => {
+                let s = array.as_string::<i32>();
+                Arc::new(s.iter().map(|v| v.map(|v| keep_last(v, *n))).collect::<StringArray>())
+            }
+            Mode::DateTrunc(unit) => {
+                let d = array.as_primitive::<arrow::datatypes::Date32Type>();
+                Arc::new(
+                    d.iter()
+                        .map(|v| {
+                            v.map(|days| {
+                                let date = crate::date::Date::from_days(i64::from(days));
+                                let (y, m) = (date.year(), date.month());
+                                let first = match unit {
+                                    DateUnit::Year => crate::date::Date::new(y, 1, 1),
+                                    DateUnit::Month => crate::date::Date::new(y, m, 1),
+                                };
+                                first.map(|f| f.days() as i32).unwrap_or(days)
+                            })
+                        })
+                        .collect::<Date32Array>(),
+                )
+            }
+            Mode::Bucket(w) => match array.data_type() {
+                DataType::Int64 => {
+                    let a = array.as_primitive::<arrow::datatypes::Int64Type>();
+                    let w = w.round().max(1.0) as i64;
+                    Arc::new(a.iter().map(|v| v.map(|v| v.div_euclid(w) * w)).collect::<Int64Array>())
+                }
+                _ => {
+                    let a = array.as_primitive::<arrow::datatypes::Float64Type>();
+                    Arc::new(
+                        a.iter()
+                            .map(|v| v.map(|v| (v / w).floor() * w))
+                            .collect::<Float64Array>(),
+                    )
+                }
+            },
+        };
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// The expression a job sees for one column, or `None` if it is withheld.
+fn visible_expr(
+    name: &str,
+    data_type: &DataType,
+    access: &Access,
+    pseudonym_key: &[u8; 32],
+) -> Option<(Expr, DataType)> {
+    let column = col(format!("\"{name}\""));
+    let masked = |mode: Mode, input: Expr, output: DataType| {
+        let udf = ScalarUDF::new_from_impl(MaskUdf {
+            mode,
+            signature: Signature::any(1, Volatility::Immutable),
+            output: output.clone(),
+        });
+        Some((
+            Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), vec![input])),
+            output,
+        ))
+    };
+    let as_text = || {
+        Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(column.clone()),
+            DataType::Utf8,
+        ))
+    };
+    match access {
+        Access::Plaintext | Access::Dimension => Some((column.clone(), data_type.clone())),
+        Access::Deny | Access::AggregateOnly | Access::JoinKeyOnly => None,
+        Access::Mask { method } => match method {
+            MaskMethod::Pseudonym => masked(Mode::Pseudonym(*pseudonym_key), as_text(), DataType::Utf8),
+            MaskMethod::Redact => masked(Mode::Redact, column.clone(), DataType::Utf8),
+            MaskMethod::KeepLast { n } => masked(Mode::KeepLast(*n as usize), as_text(), DataType::Utf8),
+            MaskMethod::DateTrunc { unit } if *data_type == DataType::Date32 => {
+                masked(Mode::DateTrunc(*unit), column.clone(), DataType::Date32)
+            }
+            MaskMethod::Bucket { width } if *data_type == DataType::Int64 => {
+                masked(Mode::Bucket(*width), column.clone(), DataType::Int64)
+            }
+            MaskMethod::Bucket { width } if data_type.is_numeric() => masked(
+                Mode::Bucket(*width),
+                Expr::Cast(datafusion::logical_expr::Cast::new(
+                    Box::new(column.clone()),
+                    DataType::Float64,
+                )),
+                DataType::Float64,
+            ),
+            MaskMethod::Null => Some((
+                Expr::Literal(datafusion::scalar::ScalarValue::try_from(data_type).ok()?, None),
+                data_type.clone(),
+            )),
+            // A method that does not fit the column's type withholds the column rather than leak it.
+            MaskMethod::DateTrunc { .. } | MaskMethod::Bucket { .. } => None,
+        },
+    }
+}
+
+/// Narrows a catalog record to the columns the policy lets a job see, with
+/// their visible types: what the job's dataset listing shows.
+pub(crate) fn restrict_columns(d: &mut crate::catalog::DatasetRecord, policy: &Policy) {
+    let name = d.name.clone();
+    d.columns.retain_mut(|c| {
+        let Some(p) = policy.column(&name, &c.name) else {
+            return false;
+        };
+        let ty: DataType = c.data_type.parse().unwrap_or(DataType::Utf8);
+        match visible_expr(&c.name, &ty, &p.access, &[0; 32]) {
+            Some((_, visible)) => {
+                c.data_type = visible.to_string();
+                c.nullable = true;
+                true
+            }
+            None => false,
+        }
+    });
+}
+
+/// A dataset as the policy lets a job see it.
+#[derive(Debug)]
+pub(crate) struct PolicyTable {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    /// For each visible column: the expression over the inner table's columns.
+    exprs: Vec<Expr>,
+    /// For each visible column: the inner columns it reads.
+    reads: Vec<usize>,
+}
+
+impl PolicyTable {
+    /// Wraps a dataset's provider under the policy for `dataset`.
+    pub(crate) fn new(inner: Arc<dyn TableProvider>, policy: &Policy, dataset: &str, pseudonym_key: &[u8; 32]) -> Self {
+        let inner_schema = inner.schema();
+        let mut fields = Vec::new();
+        let mut exprs = Vec::new();
+        let mut reads = Vec::new();
+        for (i, f) in inner_schema.fields().iter().enumerate() {
+            let Some(p) = policy.column(dataset, f.name()) else {
+                continue;
+            };
+            if let Some((expr, ty)) = visible_expr(f.name(), f.data_type(), &p.access, pseudonym_key) {
+                fields.push(Field::new(f.name(), ty, true));
+                exprs.push(expr);
+                reads.push(i);
+            }
+        }
+        PolicyTable {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+            exprs,
+            reads,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for PolicyTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.exprs.len()).collect());
+        let mut inner_cols: Vec<usize> = wanted.iter().filter_map(|i| self.reads.get(*i).copied()).collect();
+        inner_cols.sort_unstable();
+        inner_cols.dedup();
+        // No filter is pushed below the masks: filters see only what the job sees.
+        let input = self.inner.scan(state, Some(&inner_cols), &[], limit).await?;
+        let df_schema = DFSchema::try_from(input.schema().as_ref().clone())?;
+        let mut projected = Vec::with_capacity(wanted.len());
+        for i in wanted {
+            let (Some(expr), Some(field)) = (self.exprs.get(i), self.schema.fields().get(i)) else {
+                return exec_err!("column index {i} is out of range");
+            };
+            projected.push((
+                state.create_physical_expr(expr.clone(), &df_schema)?,
+                field.name().clone(),
+            ));
+        }
+        Ok(Arc::new(ProjectionExec::try_new(projected, input)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_last_and_pseudonyms() {
+        assert_eq!(keep_last("13812345678", 4), "*******5678");
+        assert_eq!(keep_last("ab", 4), "ab");
+        let k1 = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]);
+        let k2 = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[2; 32]);
+        assert_eq!(pseudonym(&k1, "x"), pseudonym(&k1, "x"));
+        assert_ne!(pseudonym(&k1, "x"), pseudonym(&k2, "x"));
+        assert_ne!(pseudonym(&k1, "x"), pseudonym(&k1, "y"));
+    }
+}
