@@ -119,6 +119,41 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         print_report(out, name, &runtime, &report)?;
         summary.jobs.push((name.to_string(), report));
     }
+    // The domain policy: what a job sees of the residents once it is in force.
+    let policy_path = sources.path().join("policy.toml");
+    std::fs::write(&policy_path, inland_examples::POLICY).map_err(|e| Error::io(&policy_path, e))?;
+    match runtime.apply_policy(&policy_path)? {
+        Ok(v) => w(
+            out,
+            format_args!(
+                "\n== Policy version {} applied (sha256 {})\n",
+                v.version,
+                &v.sha256[..16]
+            ),
+        )?,
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(Error::Invalid(format!(
+                "the example policy does not fit:\n{}",
+                lines.join("\n")
+            )));
+        }
+    }
+    let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
+        .ok_or_else(|| Error::NotFound("example job `sql-probe`".into()))?
+        .to_vec();
+    for sql in ["SELECT * FROM residents LIMIT 5", "SELECT name FROM residents"] {
+        let report = runtime
+            .run_job(JobRequest {
+                wasm: probe.clone(),
+                params: vec![("sql".into(), sql.into())],
+                operator: operator.into(),
+                grant: grant.id.clone(),
+            })
+            .await?;
+        print_report(out, &format!("sql-probe: {sql}"), &runtime, &report)?;
+    }
+
     // The agreement ends: the grant is terminated and everything derived under it destroyed.
     let record = runtime
         .terminate_grant(
