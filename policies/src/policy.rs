@@ -455,6 +455,25 @@ impl Policy {
             .is_some_and(|(_, d)| d.operable && (d.grade != Grade::Core || d.allow_core))
     }
 
+    /// The entity column of a dataset under this policy.
+    pub fn entity(&self, dataset: &str) -> Option<&str> {
+        self.datasets
+            .iter()
+            .find(|(n, _)| n.get_ref() == dataset)
+            .map(|(_, d)| d.entity.get_ref().as_str())
+    }
+
+    /// The aggregate-only columns of a dataset.
+    pub fn aggregate_only(&self, dataset: &str) -> Vec<&str> {
+        self.datasets
+            .iter()
+            .filter(|(n, _)| n.get_ref() == dataset)
+            .flat_map(|(_, d)| d.columns.iter())
+            .filter(|(_, p)| p.get_ref().access == Access::AggregateOnly)
+            .map(|(c, _)| c.get_ref().as_str())
+            .collect()
+    }
+
     /// A column's policy; `None` means the column is denied.
     pub fn column(&self, dataset: &str, column: &str) -> Option<&ColumnPolicy> {
         let (_, d) = self.datasets.iter().find(|(n, _)| n.get_ref() == dataset)?;

@@ -142,16 +142,38 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
     let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
         .ok_or_else(|| Error::NotFound("example job `sql-probe`".into()))?
         .to_vec();
-    for sql in ["SELECT * FROM residents LIMIT 5", "SELECT name FROM residents"] {
+    let runs = [
+        (
+            "sql-probe: masked columns",
+            probe.clone(),
+            "SELECT resident_id, mobile, district, age FROM residents LIMIT 5",
+        ),
+        (
+            "sql-probe: a refused query",
+            probe.clone(),
+            "SELECT district, max(income) FROM residents GROUP BY district",
+        ),
+        (
+            "district-stats under the policy: a suppressed group",
+            district_stats_wasm()?,
+            "",
+        ),
+    ];
+    for (title, wasm, sql) in runs {
+        let params = if sql.is_empty() {
+            vec![]
+        } else {
+            vec![("sql".to_string(), sql.to_string())]
+        };
         let report = runtime
             .run_job(JobRequest {
-                wasm: probe.clone(),
-                params: vec![("sql".into(), sql.into())],
+                wasm,
+                params,
                 operator: operator.into(),
                 grant: grant.id.clone(),
             })
             .await?;
-        print_report(out, &format!("sql-probe: {sql}"), &runtime, &report)?;
+        print_report(out, title, &runtime, &report)?;
     }
 
     // The agreement ends: the grant is terminated and everything derived under it destroyed.
@@ -184,6 +206,12 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
     }
     print_evidence(out, &runtime, &summary)?;
     Ok(summary)
+}
+
+fn district_stats_wasm() -> Result<Vec<u8>> {
+    inland_examples::jobs::wasm("district-stats")
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Error::NotFound("example job `district-stats`".into()))
 }
 
 /// Verifies the ledger and shows the lineage of the first output, from the record alone.

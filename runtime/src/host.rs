@@ -172,6 +172,7 @@ impl HostCtx {
     ) -> Self {
         let scope = QueryScope {
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+            ..Default::default()
         };
         HostCtx {
             job_id,
@@ -266,6 +267,21 @@ impl JobState {
             Ok(r) => r,
             Err(_) => return Err(self.host.timeout_error()),
         };
+        let outcome = match outcome {
+            Ok((planned, stream)) => match planned.suppress_below {
+                Some(k) => match tokio::time::timeout_at(h.deadline.into(), suppress(stream, k)).await {
+                    Ok(Ok((stream, notice))) => {
+                        let mut planned = planned;
+                        planned.notices.extend(notice);
+                        Ok((planned, stream))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => return Err(self.host.timeout_error()),
+                },
+                None => Ok((planned, stream)),
+            },
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok((planned, stream)) => {
                 h.events
@@ -311,6 +327,41 @@ impl JobState {
             }
         }
     }
+}
+
+/// Removes groups with fewer than `k` distinct entities (the last column),
+/// drops that column, and says how many groups went.
+async fn suppress(
+    mut stream: SendableRecordBatchStream,
+    k: u64,
+) -> Result<(SendableRecordBatchStream, Option<String>), QueryError> {
+    use arrow::array::{AsArray, BooleanArray};
+    let full = stream.schema();
+    let last = full.fields().len().saturating_sub(1);
+    let keep_cols: Vec<usize> = (0..last).collect();
+    let schema = Arc::new(
+        full.project(&keep_cols)
+            .map_err(|e| QueryError::Internal(e.to_string()))?,
+    );
+    let (mut kept, mut suppressed) = (Vec::new(), 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(QueryError::from)?;
+        let n = batch.column(last).as_primitive::<arrow::datatypes::Int64Type>();
+        let mask: BooleanArray = n.iter().map(|v| Some(v.is_some_and(|v| v >= k as i64))).collect();
+        suppressed += mask.iter().filter(|m| *m == Some(false)).count();
+        let filtered =
+            arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| QueryError::Internal(e.to_string()))?;
+        kept.push(
+            filtered
+                .project(&keep_cols)
+                .map_err(|e| QueryError::Internal(e.to_string()))?,
+        );
+    }
+    let notice = (suppressed > 0)
+        .then(|| format!("{suppressed} group(s) with fewer than {k} distinct entities were suppressed"));
+    let memory = datafusion::physical_plan::memory::MemoryStream::try_new(kept, schema, None)
+        .map_err(|e| QueryError::Internal(e.to_string()))?;
+    Ok((Box::pin(memory), notice))
 }
 
 impl wit::Host for JobState {

@@ -596,7 +596,7 @@ impl Runtime {
             .wall_clock(crate::clock::CoarseWallClock)
             .monotonic_clock(crate::clock::CoarseMonotonicClock::new())
             .build();
-        let state = JobState {
+        let mut state = JobState {
             wasi,
             table: wasmtime::component::ResourceTable::new(),
             random: Default::default(),
@@ -616,6 +616,15 @@ impl Runtime {
         };
 
         let ran = std::time::Instant::now();
+        if let Some((_, p)) = &policy {
+            let scope = &mut state.host.scope;
+            scope.allowed_aggregates = p.domain.allowed_aggregates.get_ref().clone();
+            scope.min_group_size = *p.domain.min_group_size.get_ref();
+            for name in scope.datasets.clone() {
+                let ao = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
+                scope.protected.insert(name, ao);
+            }
+        }
         let (outcome, state) = inner.sandbox.run(&pre, state, &request.params).await;
         let run_ms = ran.elapsed().as_millis() as u64;
         let host = state.host;

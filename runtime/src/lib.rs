@@ -37,6 +37,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod aggregate_rule;
 mod catalog;
 mod clock;
 mod date;

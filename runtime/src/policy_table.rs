@@ -4,8 +4,10 @@
 //! scan — filters, joins, aggregates, error messages — ever sees a denied
 //! column or an unmasked value, whatever SQL the job writes.
 //!
-//! Columns whose rules are checked on the query plan (aggregate-only,
-//! join-key-only) are withheld here until the plan checks exist: deny by default.
+//! Aggregate-only columns are visible to the plan, where the aggregation rule
+//! decides how they may be used; join-key-only columns are withheld until
+//! their plan check exists (deny by default). A hidden column carries each
+//! row's entity as a pseudonym, for small-group suppression.
 
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -161,7 +163,9 @@ fn visible_expr(
     };
     match access {
         Access::Plaintext | Access::Dimension => Some((column.clone(), data_type.clone())),
-        Access::Deny | Access::AggregateOnly | Access::JoinKeyOnly => None,
+        // Visible to the plan, whose aggregation rule decides how it may be used.
+        Access::AggregateOnly => Some((column.clone(), data_type.clone())),
+        Access::Deny | Access::JoinKeyOnly => None,
         Access::Mask { method } => match method {
             MaskMethod::Pseudonym => masked(Mode::Pseudonym(*pseudonym_key), as_text(), DataType::Utf8),
             MaskMethod::Redact => masked(Mode::Redact, column.clone(), DataType::Utf8),
@@ -195,6 +199,9 @@ fn visible_expr(
 pub(crate) fn restrict_columns(d: &mut crate::catalog::DatasetRecord, policy: &Policy) {
     let name = d.name.clone();
     d.columns.retain_mut(|c| {
+        if c.name == crate::aggregate_rule::ENTITY {
+            return false;
+        }
         let Some(p) = policy.column(&name, &c.name) else {
             return false;
         };
@@ -237,6 +244,22 @@ impl PolicyTable {
                 exprs.push(expr);
                 reads.push(i);
             }
+        }
+        // The hidden entity column: its pseudonym, for counting distinct entities per group.
+        if let Some(entity) = policy.entity(dataset)
+            && let Ok(i) = inner_schema.index_of(entity)
+            && let Some((expr, ty)) = visible_expr(
+                entity,
+                inner_schema.field(i).data_type(),
+                &Access::Mask {
+                    method: MaskMethod::Pseudonym,
+                },
+                pseudonym_key,
+            )
+        {
+            fields.push(Field::new(crate::aggregate_rule::ENTITY, ty, true));
+            exprs.push(expr);
+            reads.push(i);
         }
         PolicyTable {
             inner,

@@ -67,11 +67,18 @@ impl From<DataFusionError> for QueryError {
     }
 }
 
-/// What a job's query may touch: the datasets visible to it.
+/// What a job's query may touch: the datasets visible to it, and the rules
+/// of the policy in force.
 #[derive(Debug, Clone, Default)]
 pub struct QueryScope {
     /// Names of the datasets this job may read.
     pub datasets: BTreeSet<String>,
+    /// Datasets under a policy, with their aggregate-only columns.
+    pub protected: std::collections::BTreeMap<String, BTreeSet<String>>,
+    /// Aggregates allowed on aggregate-only columns.
+    pub allowed_aggregates: Vec<String>,
+    /// Fewest distinct entities a released group may have.
+    pub min_group_size: u64,
 }
 
 /// A checked plan, perhaps rewritten, and what the guard wants the job told.
@@ -81,6 +88,8 @@ pub struct Guarded {
     pub plan: LogicalPlan,
     /// Lines for the job, such as how many groups were suppressed.
     pub notices: Vec<String>,
+    /// Suppress result rows whose last column (distinct entities) is below this.
+    pub suppress_below: Option<u64>,
 }
 
 /// A check on every query's optimized logical plan, before it runs. Guards run
@@ -133,6 +142,7 @@ impl QueryGuard for ReadOnlyGuard {
             None => Ok(Guarded {
                 plan,
                 notices: Vec::new(),
+                suppress_below: None,
             }),
         }
     }
@@ -146,6 +156,8 @@ pub struct PlannedQuery {
     pub plan_hash: String,
     /// What the guards want the job told.
     pub notices: Vec<String>,
+    /// Groups with fewer distinct entities than this are removed by the host.
+    pub suppress_below: Option<u64>,
 }
 
 /// Plans and runs queries for jobs, under the domain's guards and one shared,
@@ -170,7 +182,7 @@ impl QueryEngine {
         let target_partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(QueryEngine {
             env,
-            guards: vec![Arc::new(ReadOnlyGuard)],
+            guards: vec![Arc::new(ReadOnlyGuard), Arc::new(crate::aggregate_rule::AggregateGuard)],
             target_partitions,
         })
     }
@@ -266,16 +278,19 @@ impl QueryEngine {
             .map_err(|e| QueryError::refused(rule, e.strip_backtrace().to_string()))?;
         let mut plan = state.optimize(&plan)?;
         let mut notices = Vec::new();
+        let mut suppress_below = None;
         for guard in &self.guards {
             let guarded = guard.check(plan, scope)?;
             plan = guarded.plan;
             notices.extend(guarded.notices);
+            suppress_below = suppress_below.or(guarded.suppress_below);
         }
         let plan_hash = crate::fsutil::sha256_hex(plan.display_indent().to_string().as_bytes());
         Ok(PlannedQuery {
             plan,
             plan_hash,
             notices,
+            suppress_below,
         })
     }
 

@@ -37,7 +37,8 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     batches
         .iter()
         .flat_map(|b| {
-            let a = b.column_by_name(column).unwrap().as_string::<i32>().clone();
+            let c = arrow::compute::cast(b.column_by_name(column).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+            let a = c.as_string::<i32>().clone();
             (0..a.len()).map(move |i| a.value(i).to_string())
         })
         .collect()
@@ -46,9 +47,15 @@ fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_and_withheld_columns_do_not_exist_for_the_job() {
     let d = with_policy();
-    let (batches, listing) = probe(&d, &d.grant, "SELECT * FROM residents").await.unwrap();
+    let (batches, listing) = probe(
+        &d,
+        &d.grant,
+        "SELECT resident_id, mobile, district, age, service_type FROM residents",
+    )
+    .await
+    .unwrap();
     assert!(
-        listing.contains("residents(resident_id,mobile,district,age,service_type)"),
+        listing.contains("residents(resident_id,mobile,district,age,income,service_type)"),
         "{listing}"
     );
     let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -104,10 +111,17 @@ async fn masked_columns_are_masked_before_anything_else_sees_them() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        hit[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0),
-        0
-    );
+    // No row matches the raw identifier; the empty group is suppressed besides.
+    let matched: i64 = hit
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .sum();
+    assert_eq!(matched, 0);
     // Redaction and date truncation on the other dataset.
     let (e, _) = probe(&d, &d.grant, "SELECT name, founded FROM enterprises LIMIT 5")
         .await
@@ -161,4 +175,132 @@ fn a_policy_with_errors_reports_them_all_and_changes_nothing() {
     let (versions, text) = d.rt.policies().unwrap();
     assert_eq!(versions.len(), 1, "nothing changed");
     assert_eq!(text.unwrap(), inland_examples::POLICY);
+}
+
+/// The aggregation rule: (SQL, expected outcome). `ok:N` means allowed with N
+/// result rows; `refused` means refused by the aggregate-only rule; `invalid`
+/// means the thing does not exist for the job.
+const AGGREGATION_CASES: &[(&str, &str)] = &[
+    (
+        "SELECT district, count(*) AS n, avg(income) AS income FROM residents GROUP BY district",
+        "ok:11",
+    ),
+    // LIMIT applies before the host suppresses small groups: 延庆区 is one of the 3 and is removed.
+    (
+        "SELECT district, sum(income) FROM residents GROUP BY district ORDER BY district LIMIT 3",
+        "ok:2",
+    ),
+    // DataFusion plans count(DISTINCT x) as two aggregations: refused until nested ones are checked.
+    ("SELECT count(DISTINCT resident_id) FROM residents", "refused"),
+    ("SELECT district, service_type FROM residents LIMIT 7", "ok:7"),
+    ("SELECT income FROM residents", "refused"),
+    ("SELECT * FROM residents", "refused"),
+    (
+        "SELECT district, min(income) FROM residents GROUP BY district",
+        "refused",
+    ),
+    (
+        "SELECT district, max(income) FROM residents GROUP BY district",
+        "refused",
+    ),
+    ("SELECT first_value(income) FROM residents", "refused"),
+    ("SELECT array_agg(income) FROM residents", "refused"),
+    (
+        "SELECT string_agg(CAST(income AS VARCHAR), ',') FROM residents",
+        "refused",
+    ),
+    ("SELECT approx_percentile_cont(income, 0.5) FROM residents", "refused"),
+    ("SELECT median(income) FROM residents", "refused"),
+    ("SELECT income, count(*) FROM residents GROUP BY income", "refused"),
+    (
+        "SELECT round(income, -3) AS b, count(*) FROM residents GROUP BY round(income, -3)",
+        "refused",
+    ),
+    ("SELECT count(*) FROM residents WHERE income > 9000", "refused"),
+    (
+        "SELECT sum(CASE WHEN district = '东城区' THEN income END) FROM residents",
+        "refused",
+    ),
+    ("SELECT sum(income * 0 + 1) FROM residents", "refused"),
+    ("SELECT sum(income) FILTER (WHERE age > 80) FROM residents", "refused"),
+    ("SELECT district FROM residents ORDER BY income LIMIT 1", "refused"),
+    ("SELECT x FROM (SELECT income AS x FROM residents) t", "refused"),
+    (
+        "WITH t AS (SELECT income AS x FROM residents) SELECT x FROM t",
+        "refused",
+    ),
+    ("SELECT income FROM residents UNION ALL SELECT 1.0", "refused"),
+    (
+        "SELECT r.district FROM residents r JOIN residents s ON r.income = s.income",
+        "refused",
+    ),
+    (
+        "SELECT avg(income) OVER (PARTITION BY district) FROM residents",
+        "refused",
+    ),
+    (
+        "SELECT sum(s) FROM (SELECT district, sum(income) AS s FROM residents GROUP BY district) t",
+        "refused",
+    ),
+    (
+        "SELECT district, count(*) FROM residents GROUP BY district HAVING max(income) > 10000",
+        "refused",
+    ),
+    ("SELECT __inland_entity FROM residents", "refused"),
+    ("SELECT count(DISTINCT __inland_entity) FROM residents", "refused"),
+    ("SELECT name, sum(income) FROM residents GROUP BY name", "invalid"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregate_only_columns_reach_results_only_through_allowed_aggregates() {
+    let d = with_policy();
+    let mut failures = Vec::new();
+    for (sql, expected) in AGGREGATION_CASES {
+        let got = match probe(&d, &d.grant, sql).await {
+            Ok((batches, _)) => format!("ok:{}", batches.iter().map(|b| b.num_rows()).sum::<usize>()),
+            Err(e) if e.contains("refused by rule `aggregate-only`") => "refused".to_string(),
+            Err(e) if e.contains("invalid:") => "invalid".to_string(),
+            Err(e) => e,
+        };
+        if got != *expected {
+            failures.push(format!("{sql}\n    expected {expected}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_with_too_few_entities_are_suppressed_and_the_job_is_told() {
+    let d = with_policy();
+    let report = run_as(&d.rt, OPERATOR, &d.grant, wasm("district-stats"), &[]).await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let districts = strings(&out, "district");
+    assert_eq!(districts.len(), 11, "{districts:?}");
+    assert!(
+        !districts.contains(&"延庆区".to_string()),
+        "the 4-person district is suppressed"
+    );
+    assert_eq!(out[0].num_columns(), 4, "the entity count is not shown");
+    let warning = report
+        .job
+        .log
+        .iter()
+        .find(|l| l.message.contains("host notice"))
+        .unwrap();
+    assert!(
+        warning
+            .message
+            .contains("1 group(s) with fewer than 10 distinct entities were suppressed"),
+        "{warning:?}"
+    );
+    // Narrowing a group to one person by a WHERE clause leaves a group of one: suppressed.
+    let (one, _) = probe(
+        &d,
+        &d.grant,
+        "SELECT sum(income) AS s FROM residents WHERE district = '延庆区' AND age = 60",
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
 }

@@ -51,6 +51,7 @@ async fn only_read_only_queries_over_visible_datasets_are_planned() {
     let ctx = engine.session(domain, &datasets, None).await.unwrap();
     let scope = QueryScope {
         datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+        ..Default::default()
     };
     let mut failures = Vec::new();
     for (sql, expected) in CASES {

@@ -1,0 +1,398 @@
+//! The aggregation rule, checked on the optimized plan of every query under a
+//! policy: aggregate-only columns reach a result only as the plain argument
+//! of an allowed aggregate; GROUP BY uses no aggregate-only column; and the
+//! one aggregation over a protected dataset is rewritten to count the
+//! distinct entities behind each group, so that the host can suppress groups
+//! below the threshold before the job sees them.
+//!
+//! Deny by default: plan shapes this rule does not understand (joins,
+//! unions, windows, nested aggregation, subqueries) are refused when they
+//! touch a protected dataset.
+
+use crate::query::{Guarded, QueryError, QueryGuard, QueryScope};
+use datafusion::common::Column;
+use datafusion::functions_aggregate::expr_fn::count_distinct;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias, TableScanBuilder, col,
+};
+use std::sync::Arc;
+
+/// The hidden column of a policy table holding the pseudonymous entity of each row.
+pub(crate) const ENTITY: &str = "__inland_entity";
+/// The column the rewrite adds: distinct entities behind each group.
+pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
+
+const RULE: &str = "aggregate-only";
+
+/// Lineage of one column: does it carry raw aggregate-only values?
+#[derive(Debug, Clone, Copy, Default)]
+struct Lin {
+    /// Exactly an aggregate-only source column (possibly renamed).
+    direct: bool,
+    /// Computed from an aggregate-only value without aggregating it.
+    tainted: bool,
+}
+
+impl Lin {
+    fn raw(self) -> bool {
+        self.direct || self.tainted
+    }
+}
+
+/// What the analysis found below a node.
+struct Facts {
+    cols: Vec<Lin>,
+    /// Reads a dataset the policy protects.
+    protected: bool,
+    /// Aggregations over protected data found.
+    aggregations: usize,
+}
+
+fn refuse(message: impl Into<String>) -> QueryError {
+    QueryError::refused(RULE, message)
+}
+
+fn refs(expr: &Expr, input: &LogicalPlan, cols: &[Lin]) -> Result<Lin, QueryError> {
+    let mut out = Lin::default();
+    for c in expr.column_refs() {
+        if c.name == ENTITY || c.name == GROUP_SIZE {
+            return Err(refuse("internal columns cannot be used"));
+        }
+        let i = input
+            .schema()
+            .index_of_column(c)
+            .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
+        let l = cols.get(i).copied().unwrap_or_default();
+        out.tainted |= l.raw();
+    }
+    Ok(out)
+}
+
+fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unalias(&a.expr),
+        other => other,
+    }
+}
+
+fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let table = scan.table_name.table();
+            let Some(p) = scope.protected.get(table) else {
+                return Ok(Facts {
+                    cols: vec![Lin::default(); scan.projected_schema.fields().len()],
+                    protected: false,
+                    aggregations: 0,
+                });
+            };
+            let cols = scan
+                .projected_schema
+                .fields()
+                .iter()
+                .map(|f| Lin {
+                    direct: p.contains(f.name()),
+                    tainted: false,
+                })
+                .collect();
+            if !scan.filters.is_empty() {
+                return Err(QueryError::Internal("filters were pushed into a policy table".into()));
+            }
+            Ok(Facts {
+                cols,
+                protected: true,
+                aggregations: 0,
+            })
+        }
+        LogicalPlan::Projection(p) => {
+            let input = analyze(&p.input, scope)?;
+            let mut cols = Vec::new();
+            for e in &p.expr {
+                let l = match unalias(e) {
+                    Expr::Column(c) => {
+                        let i = p
+                            .input
+                            .schema()
+                            .index_of_column(c)
+                            .map_err(|e| QueryError::Internal(e.to_string()))?;
+                        input.cols.get(i).copied().unwrap_or_default()
+                    }
+                    other => refs(other, &p.input, &input.cols)?,
+                };
+                cols.push(l);
+            }
+            Ok(Facts { cols, ..input })
+        }
+        LogicalPlan::Filter(f) => {
+            let input = analyze(&f.input, scope)?;
+            if refs(&f.predicate, &f.input, &input.cols)?.raw() {
+                return Err(refuse(
+                    "aggregate-only columns cannot be used in WHERE or HAVING on raw values",
+                ));
+            }
+            Ok(input)
+        }
+        LogicalPlan::SubqueryAlias(a) => analyze(&a.input, scope),
+        LogicalPlan::Sort(s) => {
+            let input = analyze(&s.input, scope)?;
+            for e in &s.expr {
+                if refs(&e.expr, &s.input, &input.cols)?.raw() {
+                    return Err(refuse("aggregate-only columns cannot be used in ORDER BY"));
+                }
+            }
+            Ok(input)
+        }
+        LogicalPlan::Limit(l) => analyze(&l.input, scope),
+        LogicalPlan::Aggregate(a) => {
+            let input = analyze(&a.input, scope)?;
+            for g in &a.group_expr {
+                if refs(g, &a.input, &input.cols)?.raw() {
+                    return Err(refuse("GROUP BY cannot use an aggregate-only column"));
+                }
+            }
+            let mut cols = vec![Lin::default(); a.group_expr.len()];
+            for e in &a.aggr_expr {
+                check_aggregate(unalias(e), &a.input, &input.cols, scope)?;
+                cols.push(Lin::default());
+            }
+            let aggregations = input.aggregations + usize::from(input.protected);
+            Ok(Facts {
+                cols,
+                protected: input.protected,
+                aggregations,
+            })
+        }
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Facts {
+            cols: vec![Lin::default(); plan.schema().fields().len()],
+            protected: false,
+            aggregations: 0,
+        }),
+        other => {
+            let mut protected = false;
+            for i in other.inputs() {
+                protected |= analyze(i, scope)?.protected;
+            }
+            if protected {
+                return Err(refuse(format!(
+                    "{} over a protected dataset is not supported yet; aggregate each dataset on its own",
+                    other
+                        .display()
+                        .to_string()
+                        .split(':')
+                        .next()
+                        .unwrap_or("this operation")
+                )));
+            }
+            Ok(Facts {
+                cols: vec![Lin::default(); other.schema().fields().len()],
+                protected: false,
+                aggregations: 0,
+            })
+        }
+    }
+}
+
+fn check_aggregate(e: &Expr, input: &LogicalPlan, cols: &[Lin], scope: &QueryScope) -> Result<(), QueryError> {
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = e else {
+        return if refs(e, input, cols)?.raw() {
+            Err(refuse("aggregate-only columns must be aggregated"))
+        } else {
+            Ok(())
+        };
+    };
+    let mut touches = false;
+    for arg in &params.args {
+        let l = refs(arg, input, cols)?;
+        if l.raw() {
+            touches = true;
+            let plain = matches!(unalias(arg), Expr::Column(_))
+                || matches!(unalias(arg), Expr::Cast(c) if matches!(*c.expr, Expr::Column(_)));
+            if !plain {
+                return Err(refuse(format!(
+                    "the argument of {}() must be an aggregate-only column itself, not an expression of one",
+                    func.name()
+                )));
+            }
+        }
+    }
+    if !touches {
+        return Ok(());
+    }
+    let name = func.name().to_ascii_lowercase();
+    let canonical = match name.as_str() {
+        "count" if params.distinct => "count_distinct",
+        "var" | "var_samp" => "variance",
+        "stddev_samp" => "stddev",
+        "var_pop" => "variance_pop",
+        "mean" => "avg",
+        other => other,
+    };
+    if !scope.allowed_aggregates.iter().any(|a| a == canonical) {
+        return Err(refuse(format!(
+            "{name}() is not allowed on aggregate-only columns (allowed: {})",
+            scope.allowed_aggregates.join(", ")
+        )));
+    }
+    if params.filter.is_some() || !params.order_by.is_empty() {
+        return Err(refuse(format!(
+            "{name}() on an aggregate-only column cannot have FILTER or ORDER BY"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds the entity column to every node from the scan up to (not including) the aggregate.
+fn thread_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
+    Ok(match plan {
+        LogicalPlan::TableScan(scan) => {
+            let schema = scan.source.schema();
+            let entity = schema
+                .index_of(ENTITY)
+                .map_err(|_| QueryError::Internal("policy table without entity".into()))?;
+            let mut projection = scan
+                .projection
+                .clone()
+                .unwrap_or_else(|| (0..schema.fields().len()).collect());
+            if !projection.contains(&entity) {
+                projection.push(entity);
+            }
+            LogicalPlan::TableScan(
+                TableScanBuilder::new(scan.table_name.clone(), scan.source.clone())
+                    .with_projection(Some(projection))
+                    .with_filters(scan.filters.clone())
+                    .with_fetch(scan.fetch)
+                    .build()
+                    .map_err(df)?,
+            )
+        }
+        LogicalPlan::Projection(p) => {
+            let input = thread_entity(&p.input)?;
+            let mut exprs = p.expr.clone();
+            if !p.schema.fields().iter().any(|f| f.name() == ENTITY) {
+                exprs.push(Expr::Column(Column::from_name(ENTITY)));
+            }
+            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
+        }
+        LogicalPlan::Filter(f) => {
+            LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(thread_entity(&f.input)?)).map_err(df)?)
+        }
+        LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
+            SubqueryAlias::try_new(Arc::new(thread_entity(&a.input)?), a.alias.clone()).map_err(df)?,
+        ),
+        LogicalPlan::Limit(l) => LogicalPlan::Limit(Limit {
+            skip: l.skip.clone(),
+            fetch: l.fetch.clone(),
+            input: Arc::new(thread_entity(&l.input)?),
+        }),
+        _ => {
+            return Err(refuse(
+                "this query shape cannot carry the entity count needed for small-group suppression",
+            ));
+        }
+    })
+}
+
+/// Rewrites the aggregation over protected data to count distinct entities per
+/// group, and carries that count to the top of the plan.
+fn rewrite(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
+    let n = || Expr::Column(Column::from_name(GROUP_SIZE));
+    Ok(match plan {
+        LogicalPlan::Aggregate(a) => {
+            let input = thread_entity(&a.input)?;
+            let mut aggr = a.aggr_expr.clone();
+            aggr.push(count_distinct(col(format!("\"{ENTITY}\""))).alias(GROUP_SIZE));
+            LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?)
+        }
+        LogicalPlan::Projection(p) => {
+            let input = rewrite(&p.input)?;
+            let mut exprs = p.expr.clone();
+            exprs.push(n());
+            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
+        }
+        LogicalPlan::Sort(s) => LogicalPlan::Sort(Sort {
+            expr: s.expr.clone(),
+            input: Arc::new(rewrite(&s.input)?),
+            fetch: s.fetch,
+        }),
+        LogicalPlan::Limit(l) => LogicalPlan::Limit(Limit {
+            skip: l.skip.clone(),
+            fetch: l.fetch.clone(),
+            input: Arc::new(rewrite(&l.input)?),
+        }),
+        LogicalPlan::Filter(f) => {
+            LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(rewrite(&f.input)?)).map_err(df)?)
+        }
+        LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
+            SubqueryAlias::try_new(Arc::new(rewrite(&a.input)?), a.alias.clone()).map_err(df)?,
+        ),
+        _ => {
+            return Err(refuse(
+                "this query shape cannot carry the entity count needed for small-group suppression",
+            ));
+        }
+    })
+}
+
+/// Drops the hidden entity column from a row-level result (it arrives with `SELECT *`).
+fn without_entity(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    let keep: Vec<Expr> = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .filter(|c| c.name != ENTITY)
+        .map(Expr::Column)
+        .collect();
+    if keep.len() == plan.schema().fields().len() {
+        return Ok(plan);
+    }
+    if keep.is_empty() {
+        return Err(refuse("internal columns cannot be used"));
+    }
+    Projection::try_new(keep, Arc::new(plan))
+        .map(LogicalPlan::Projection)
+        .map_err(|e| QueryError::Internal(format!("hiding the entity column: {e}")))
+}
+
+/// The aggregation rule as a query guard.
+pub struct AggregateGuard;
+
+impl QueryGuard for AggregateGuard {
+    fn name(&self) -> &'static str {
+        RULE
+    }
+
+    fn check(&self, plan: LogicalPlan, scope: &QueryScope) -> Result<Guarded, QueryError> {
+        if scope.protected.is_empty() {
+            return Ok(Guarded {
+                plan,
+                notices: Vec::new(),
+                suppress_below: None,
+            });
+        }
+        let facts = analyze(&plan, scope)?;
+        if facts.cols.iter().any(|l| l.raw()) {
+            return Err(refuse(format!(
+                "aggregate-only columns reach a result only through {}",
+                scope.allowed_aggregates.join(", ")
+            )));
+        }
+        match facts.aggregations {
+            0 => Ok(Guarded {
+                plan: without_entity(plan)?,
+                notices: Vec::new(),
+                suppress_below: None,
+            }),
+            1 => Ok(Guarded {
+                plan: rewrite(&plan)?,
+                notices: Vec::new(),
+                suppress_below: Some(scope.min_group_size),
+            }),
+            _ => Err(refuse(
+                "only one level of aggregation over a protected dataset is supported",
+            )),
+        }
+    }
+}
