@@ -16,6 +16,8 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias, TableScanBuilder, col,
 };
+use inland_policies::Label;
+use inland_policies::policy::ColumnClass;
 use std::sync::Arc;
 
 /// The hidden column of a policy table holding the pseudonymous entity of each row.
@@ -25,13 +27,34 @@ pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
 
 const RULE: &str = "aggregate-only";
 
-/// Lineage of one column: does it carry raw aggregate-only values?
-#[derive(Debug, Clone, Copy, Default)]
+/// Lineage of one column: does it carry raw aggregate-only values, and what
+/// is the most it can reveal?
+#[derive(Debug, Clone, Copy)]
 struct Lin {
     /// Exactly an aggregate-only source column (possibly renamed).
     direct: bool,
     /// Computed from an aggregate-only value without aggregating it.
     tainted: bool,
+    /// The label of the values it carries.
+    level: Label,
+}
+
+impl Default for Lin {
+    fn default() -> Self {
+        Lin {
+            direct: false,
+            tainted: false,
+            level: Label::Public,
+        }
+    }
+}
+
+fn class_level(class: Option<ColumnClass>) -> Label {
+    match class {
+        Some(ColumnClass::DirectIdentifier) => Label::Identifying,
+        Some(ColumnClass::Public) => Label::Public,
+        _ => Label::RowLevel,
+    }
 }
 
 impl Lin {
@@ -65,6 +88,7 @@ fn refs(expr: &Expr, input: &LogicalPlan, cols: &[Lin]) -> Result<Lin, QueryErro
             .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
         let l = cols.get(i).copied().unwrap_or_default();
         out.tainted |= l.raw();
+        out.level = out.level.max(l.level);
     }
     Ok(out)
 }
@@ -91,9 +115,17 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                 .projected_schema
                 .fields()
                 .iter()
-                .map(|f| Lin {
-                    direct: p.contains(f.name()),
-                    tainted: false,
+                .map(|f| {
+                    let class = if f.name() == ENTITY {
+                        Some(ColumnClass::DirectIdentifier)
+                    } else {
+                        scope.class(table, f.name())
+                    };
+                    Lin {
+                        direct: p.contains(f.name()),
+                        tainted: false,
+                        level: class_level(class),
+                    }
                 })
                 .collect();
             if !scan.filters.is_empty() {
@@ -146,15 +178,35 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
         LogicalPlan::Limit(l) => analyze(&l.input, scope),
         LogicalPlan::Aggregate(a) => {
             let input = analyze(&a.input, scope)?;
+            let mut cols = Vec::new();
             for g in &a.group_expr {
-                if refs(g, &a.input, &input.cols)?.raw() {
+                let l = refs(g, &a.input, &input.cols)?;
+                if l.raw() {
                     return Err(refuse("GROUP BY cannot use an aggregate-only column"));
                 }
+                // A group key stays identifying; otherwise it is an aggregate's key.
+                let level = if l.level == Label::Identifying {
+                    l.level
+                } else {
+                    l.level.min(Label::Aggregate)
+                };
+                cols.push(Lin {
+                    level,
+                    ..Lin::default()
+                });
             }
-            let mut cols = vec![Lin::default(); a.group_expr.len()];
             for e in &a.aggr_expr {
                 check_aggregate(unalias(e), &a.input, &input.cols, scope)?;
-                cols.push(Lin::default());
+                let l = refs(e, &a.input, &input.cols)?;
+                let level = if input.protected {
+                    Label::Aggregate.max(l.level.min(Label::Aggregate))
+                } else {
+                    l.level
+                };
+                cols.push(Lin {
+                    level,
+                    ..Lin::default()
+                });
             }
             let aggregations = input.aggregations + usize::from(input.protected);
             Ok(Facts {
@@ -336,6 +388,33 @@ fn rewrite(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
     })
 }
 
+/// The label of a result and why: the most revealing column it returns.
+fn root_label(plan: &LogicalPlan, facts: &Facts) -> (Label, String) {
+    let schema = plan.schema();
+    let mut best: Option<(Label, String)> = None;
+    for (i, l) in facts.cols.iter().enumerate() {
+        let name = schema.field(i).name();
+        if name == ENTITY {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(b, _)| l.level > *b) {
+            best = Some((l.level, name.clone()));
+        }
+    }
+    match best {
+        Some((label, column)) => {
+            let why = match label {
+                Label::Identifying => "carries a direct identifier (masked or not)",
+                Label::RowLevel => "carries row-level values of a protected column",
+                Label::Aggregate => "is an aggregate over groups the host checked",
+                Label::Public => "holds only public data",
+            };
+            (label, format!("{label}: column `{column}` {why}"))
+        }
+        None => (Label::Public, "public: no columns".into()),
+    }
+}
+
 /// Drops the hidden entity column from a row-level result (it arrives with `SELECT *`).
 fn without_entity(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
     let keep: Vec<Expr> = plan
@@ -366,13 +445,23 @@ impl QueryGuard for AggregateGuard {
 
     fn check(&self, plan: LogicalPlan, scope: &QueryScope) -> Result<Guarded, QueryError> {
         if scope.protected.is_empty() {
+            // Without a policy nothing is known about the columns: whatever reads a dataset is row-level.
+            let mut reads = false;
+            let _ = plan.apply_with_subqueries(|n| {
+                reads |= matches!(n, LogicalPlan::TableScan(_));
+                Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            });
+            let label = if reads { Label::RowLevel } else { Label::Public };
+            let reason = format!("{label}: no policy in force");
             return Ok(Guarded {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                label: Some((label, reason)),
             });
         }
         let facts = analyze(&plan, scope)?;
+        let label = root_label(&plan, &facts);
         if facts.cols.iter().any(|l| l.raw()) {
             return Err(refuse(format!(
                 "aggregate-only columns reach a result only through {}",
@@ -384,11 +473,13 @@ impl QueryGuard for AggregateGuard {
                 plan: without_entity(plan)?,
                 notices: Vec::new(),
                 suppress_below: None,
+                label: Some(label),
             }),
             1 => Ok(Guarded {
                 plan: rewrite(&plan)?,
                 notices: Vec::new(),
                 suppress_below: Some(scope.min_group_size),
+                label: Some(label),
             }),
             _ => Err(refuse(
                 "only one level of aggregation over a protected dataset is supported",

@@ -58,6 +58,9 @@ pub struct QueryRecord {
     pub rows: u64,
     /// The refusal or error, if any.
     pub error: Option<String>,
+    /// The result's label, decided by the host from the plan.
+    #[serde(default)]
+    pub label: Option<inland_policies::Label>,
 }
 
 /// A line of the job's log.
@@ -152,6 +155,8 @@ pub(crate) struct HostCtx {
     open_queries: usize,
     /// The grant the job runs under.
     pub(crate) grant: String,
+    /// The job's label so far (the highest it has read) and why.
+    pub(crate) label: Option<(inland_policies::Label, String)>,
     /// Set when the grant is terminated: the job stops at its next epoch tick.
     pub(crate) cancel: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -189,6 +194,7 @@ impl HostCtx {
             open_queries: 0,
             grant,
             cancel,
+            label: None,
         }
     }
 
@@ -289,14 +295,21 @@ impl JobState {
                         job_id: h.job_id.clone(),
                         sql: sql.to_string(),
                         plan_hash: planned.plan_hash.clone(),
-                        label: None,
+                        label: planned.label.as_ref().map(|(l, _)| *l),
                     })
                     .map_err(internal)?;
+                if let Some((l, why)) = &planned.label
+                    && self.host.label.as_ref().is_none_or(|(have, _)| l > have)
+                {
+                    // A job's label is the highest it has read; it never goes down.
+                    self.host.label = Some((*l, why.clone()));
+                }
                 self.host.queries.push(QueryRecord {
                     sql: sql.to_string(),
                     plan_hash: Some(planned.plan_hash),
                     rows: 0,
                     error: None,
+                    label: planned.label.as_ref().map(|(l, _)| *l),
                 });
                 self.host.open_queries += 1;
                 Ok(Ok(RowsStream {
@@ -322,6 +335,7 @@ impl JobState {
                     plan_hash: None,
                     rows: 0,
                     error: Some(e.to_string()),
+                    label: None,
                 });
                 Ok(Err(e))
             }

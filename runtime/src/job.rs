@@ -80,6 +80,9 @@ pub struct JobRecord {
     pub log: Vec<LogLine>,
     /// Log lines dropped because the log was full.
     pub log_dropped: u64,
+    /// The job's label — the highest label of anything it read — and why.
+    #[serde(default)]
+    pub label: Option<(inland_policies::Label, String)>,
 }
 
 /// A job's record and its outputs, as returned to the submitter.
@@ -513,6 +516,7 @@ impl Runtime {
             outputs: Vec::new(),
             log: Vec::new(),
             log_dropped: 0,
+            label: None,
         };
         inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
         self.checkpoint()?;
@@ -620,6 +624,14 @@ impl Runtime {
             let scope = &mut state.host.scope;
             scope.allowed_aggregates = p.domain.allowed_aggregates.get_ref().clone();
             scope.min_group_size = *p.domain.min_group_size.get_ref();
+            for (name, d) in &p.datasets {
+                let classes = d
+                    .columns
+                    .iter()
+                    .map(|(c, cp)| (c.get_ref().clone(), cp.get_ref().class))
+                    .collect();
+                scope.classes.insert(name.get_ref().clone(), classes);
+            }
             for name in scope.datasets.clone() {
                 let ao = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
                 scope.protected.insert(name, ao);
@@ -651,6 +663,7 @@ impl Runtime {
                 module_sha256: &module_sha256,
                 datasets: host.scope.datasets.iter().cloned().collect(),
                 queries: &host.queries,
+                label: host.label.clone(),
             };
             let key = inner.keys.grant_key(&grant.id)?;
             outputs = output::quarantine(&inner.domain, &key, host.outputs, &origin)?;
@@ -692,6 +705,7 @@ impl Runtime {
             outputs: outputs.iter().map(|o| o.id.clone()).collect(),
             log,
             log_dropped: host.log.dropped,
+            label: host.label.clone(),
         };
         inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
         self.checkpoint()?;

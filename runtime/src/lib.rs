@@ -71,7 +71,7 @@ pub use governance::{
     TerminationReason,
 };
 pub use host::{LogLine, QueryRecord};
-pub use inland_policies::{Diagnostic, Policy};
+pub use inland_policies::{Diagnostic, Label, Policy};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use output::{OutputRecord, validate_output_name};

@@ -133,6 +133,9 @@ pub struct OutputRecord {
     pub queries: Vec<QueryRecord>,
     /// When it entered quarantine (ms since the Unix epoch).
     pub created_at_ms: u64,
+    /// The job's label when it emitted this output (outputs inherit it), and why.
+    #[serde(default)]
+    pub label: Option<(inland_policies::Label, String)>,
     /// Destroyed with its grant; only this record remains.
     #[serde(default)]
     pub destroyed: bool,
@@ -154,6 +157,7 @@ pub(crate) struct OutputOrigin<'a> {
     pub(crate) module_sha256: &'a str,
     pub(crate) datasets: Vec<String>,
     pub(crate) queries: &'a [QueryRecord],
+    pub(crate) label: Option<(inland_policies::Label, String)>,
 }
 
 /// Writes every collected table into quarantine, sealed with the grant's
@@ -204,6 +208,7 @@ pub(crate) fn quarantine(
             datasets: origin.datasets.clone(),
             queries: origin.queries.to_vec(),
             created_at_ms: crate::fsutil::now_ms(),
+            label: origin.label.clone(),
             destroyed: false,
         };
         domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;

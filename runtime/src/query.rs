@@ -79,6 +79,16 @@ pub struct QueryScope {
     pub allowed_aggregates: Vec<String>,
     /// Fewest distinct entities a released group may have.
     pub min_group_size: u64,
+    /// Column classes under the policy: dataset → column → class.
+    pub classes:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, inland_policies::policy::ColumnClass>>,
+}
+
+impl QueryScope {
+    /// A column's class under the policy in force.
+    pub fn class(&self, dataset: &str, column: &str) -> Option<inland_policies::policy::ColumnClass> {
+        self.classes.get(dataset).and_then(|c| c.get(column)).copied()
+    }
 }
 
 /// A checked plan, perhaps rewritten, and what the guard wants the job told.
@@ -90,6 +100,8 @@ pub struct Guarded {
     pub notices: Vec<String>,
     /// Suppress result rows whose last column (distinct entities) is below this.
     pub suppress_below: Option<u64>,
+    /// The result's label and why, when the guard decides it.
+    pub label: Option<(inland_policies::Label, String)>,
 }
 
 /// A check on every query's optimized logical plan, before it runs. Guards run
@@ -143,6 +155,7 @@ impl QueryGuard for ReadOnlyGuard {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                label: None,
             }),
         }
     }
@@ -158,6 +171,8 @@ pub struct PlannedQuery {
     pub notices: Vec<String>,
     /// Groups with fewer distinct entities than this are removed by the host.
     pub suppress_below: Option<u64>,
+    /// The result's label and why.
+    pub label: Option<(inland_policies::Label, String)>,
 }
 
 /// Plans and runs queries for jobs, under the domain's guards and one shared,
@@ -279,11 +294,17 @@ impl QueryEngine {
         let mut plan = state.optimize(&plan)?;
         let mut notices = Vec::new();
         let mut suppress_below = None;
+        let mut label: Option<(inland_policies::Label, String)> = None;
         for guard in &self.guards {
             let guarded = guard.check(plan, scope)?;
             plan = guarded.plan;
             notices.extend(guarded.notices);
             suppress_below = suppress_below.or(guarded.suppress_below);
+            if let Some(l) = guarded.label
+                && label.as_ref().is_none_or(|(have, _)| l.0 > *have)
+            {
+                label = Some(l);
+            }
         }
         let plan_hash = crate::fsutil::sha256_hex(plan.display_indent().to_string().as_bytes());
         Ok(PlannedQuery {
@@ -291,6 +312,7 @@ impl QueryEngine {
             plan_hash,
             notices,
             suppress_below,
+            label,
         })
     }
 

@@ -304,3 +304,40 @@ async fn groups_with_too_few_entities_are_suppressed_and_the_job_is_told() {
     .unwrap();
     assert_eq!(one.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_labels_every_result_and_outputs_inherit_the_job_label() {
+    use inland_runtime::Label;
+    let d = with_policy();
+    let cases = [
+        (
+            "SELECT district, avg(income) AS a FROM residents GROUP BY district",
+            Label::Aggregate,
+        ),
+        ("SELECT district, service_type FROM residents LIMIT 3", Label::RowLevel),
+        ("SELECT mobile FROM residents LIMIT 3", Label::Identifying),
+        ("SELECT resident_id FROM residents LIMIT 3", Label::Identifying),
+        ("SELECT 1 AS one", Label::Public),
+    ];
+    for (sql, expected) in cases {
+        let report = run_as(
+            &d.rt,
+            OPERATOR,
+            &d.grant,
+            wasm(inland_examples::jobs::SQL_PROBE),
+            &[("sql", sql)],
+        )
+        .await;
+        assert_eq!(report.job.status, JobStatus::Succeeded, "{sql}: {:?}", report.job.error);
+        assert_eq!(report.job.queries[0].label, Some(expected), "{sql}");
+        let (label, why) = report.outputs[0].label.clone().unwrap();
+        assert_eq!(label, expected, "{sql}: {why}");
+        assert!(why.starts_with(&expected.to_string()), "{why}");
+    }
+    // Without a policy, anything read from a dataset is row-level.
+    let plain = new_domain(test_limits());
+    let report = crate::support::run(&plain, "district-stats", &[]).await;
+    let (label, why) = report.job.label.unwrap();
+    assert_eq!(label, Label::RowLevel);
+    assert!(why.contains("no policy"), "{why}");
+}
