@@ -1,6 +1,7 @@
 //! End-to-end suites for Inland, as modules of one test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod attacks;
 mod datasets;
 mod grants;
 mod jobs;

@@ -1,0 +1,113 @@
+//! Runs the attack suite in `tests/attacks/*.slt`: hostile SQL and the outcome
+//! the domain must give, side by side. `INLAND_BLESS=1` rewrites the outcomes
+//! from what the domain does, for review as a diff.
+
+use crate::support::{OPERATOR, TestDomain, new_domain, run_as, test_limits, wasm};
+use inland_runtime::JobStatus;
+use std::path::Path;
+
+struct Case {
+    expected: String,
+    sql: String,
+}
+
+fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
+    // Keeps the header and section comments in order, to write the file back when blessing.
+    let mut layout = Vec::new();
+    let mut cases = Vec::new();
+    for block in text.split("\n\n") {
+        let lines: Vec<&str> = block.lines().collect();
+        let (comments, rest): (Vec<&str>, Vec<&str>) = lines.iter().partition(|l| l.starts_with('#'));
+        let comments = comments.join("\n");
+        if rest.is_empty() {
+            layout.push(comments);
+            continue;
+        }
+        if !comments.is_empty() {
+            layout.push(comments);
+        }
+        layout.push(String::new());
+        cases.push(Case {
+            expected: rest[0].trim().to_string(),
+            sql: rest[1..].join("\n"),
+        });
+    }
+    (layout, cases)
+}
+
+async fn outcome(d: &TestDomain, sql: &str) -> String {
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    let report = run_as(&d.rt, OPERATOR, &d.grant, probe, &[("sql", sql)]).await;
+    if report.job.status != JobStatus::Succeeded {
+        let err = report.job.error.map(|e| e.to_string()).unwrap_or_default();
+        if let Some(rest) = err.split("refused by rule `").nth(1) {
+            return format!("refused {}", rest.split('`').next().unwrap_or(""));
+        }
+        if err.contains("invalid:") {
+            return "invalid".into();
+        }
+        return format!("error {err}");
+    }
+    let rows = report.outputs.first().map(|o| o.rows).unwrap_or(0);
+    let suppressed: u64 = report
+        .job
+        .log
+        .iter()
+        .filter_map(|l| l.message.strip_prefix("notice: "))
+        .filter_map(|m| m.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let label = report.job.queries[0]
+        .label
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| "none".into());
+    format!("ok rows={rows} suppressed={suppressed} label={label}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_attack_suite_gives_the_expected_outcome_for_every_trick() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("attacks/policy.slt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (layout, cases) = parse(&text);
+    assert!(cases.len() >= 40, "the suite has only {} cases", cases.len());
+
+    let d = new_domain(test_limits());
+    let policy = d.sources.join("policy.toml");
+    std::fs::write(&policy, inland_examples::POLICY).unwrap();
+    d.rt.apply_policy(&policy).unwrap().unwrap();
+
+    let mut failures = Vec::new();
+    let mut actual = Vec::new();
+    for case in &cases {
+        let got = outcome(&d, &case.sql).await;
+        if got != case.expected {
+            failures.push(format!(
+                "{}\n    expected: {}\n    got:      {got}",
+                case.sql, case.expected
+            ));
+        }
+        actual.push(got);
+    }
+    if std::env::var_os("INLAND_BLESS").is_some() {
+        let mut out = Vec::new();
+        let mut next = actual.iter().zip(&cases);
+        for part in layout {
+            if part.is_empty() {
+                if let Some((got, case)) = next.next() {
+                    out.push(format!("{got}\n{}", case.sql));
+                }
+            } else {
+                out.push(part);
+            }
+        }
+        std::fs::write(&path, out.join("\n\n") + "\n").unwrap();
+        return;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(!Path::new("/tmp/inland-leak.csv").exists());
+}
