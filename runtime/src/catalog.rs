@@ -27,6 +27,21 @@ pub struct ColumnInfo {
     pub nullable: bool,
 }
 
+impl ColumnInfo {
+    /// The columns of an Arrow schema, as the catalog and records show them.
+    pub fn of(schema: &arrow::datatypes::Schema) -> Vec<ColumnInfo> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo {
+                name: f.name().clone(),
+                data_type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect()
+    }
+}
+
 /// A dataset in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRecord {
@@ -267,15 +282,7 @@ pub(crate) fn register(
         rows: rows as u64,
         bytes: stored.len() as u64,
         sha256: crate::fsutil::sha256_hex(&stored),
-        columns: schema
-            .fields()
-            .iter()
-            .map(|f| ColumnInfo {
-                name: f.name().clone(),
-                data_type: f.data_type().to_string(),
-                nullable: f.is_nullable(),
-            })
-            .collect(),
+        columns: ColumnInfo::of(&schema),
         registered_at_ms: crate::fsutil::now_ms(),
         catalog: meta.catalog,
         status: meta.status,

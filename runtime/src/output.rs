@@ -195,16 +195,7 @@ pub(crate) fn quarantine(
             sha256,
             rows: table.batches.iter().map(|b| b.num_rows() as u64).sum(),
             bytes: bytes.len() as u64,
-            columns: table
-                .schema
-                .fields()
-                .iter()
-                .map(|f| ColumnInfo {
-                    name: f.name().clone(),
-                    data_type: f.data_type().to_string(),
-                    nullable: f.is_nullable(),
-                })
-                .collect(),
+            columns: ColumnInfo::of(&table.schema),
             datasets: origin.datasets.clone(),
             queries: origin.queries.to_vec(),
             created_at_ms: crate::fsutil::now_ms(),
