@@ -46,6 +46,7 @@ mod domain;
 mod error;
 mod events;
 mod fsutil;
+mod function_rule;
 mod governance;
 mod host;
 mod job;

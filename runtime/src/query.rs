@@ -197,7 +197,11 @@ impl QueryEngine {
         let target_partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(QueryEngine {
             env,
-            guards: vec![Arc::new(ReadOnlyGuard), Arc::new(crate::aggregate_rule::AggregateGuard)],
+            guards: vec![
+                Arc::new(ReadOnlyGuard),
+                Arc::new(crate::function_rule::FunctionGuard),
+                Arc::new(crate::aggregate_rule::AggregateGuard),
+            ],
             target_partitions,
         })
     }
