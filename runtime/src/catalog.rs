@@ -101,12 +101,7 @@ pub enum Grade {
 impl std::str::FromStr for Grade {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "general" => Ok(Grade::General),
-            "important" => Ok(Grade::Important),
-            "core" => Ok(Grade::Core),
-            _ => Err(Error::Invalid(format!("grade `{s}`: use general, important or core"))),
-        }
+        crate::governance::parse_word(s, "grade", "general, important or core")
     }
 }
 

@@ -29,14 +29,7 @@ pub enum OperatorType {
 impl std::str::FromStr for OperatorType {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "comprehensive" => Ok(OperatorType::Comprehensive),
-            "domain" => Ok(OperatorType::Domain),
-            "scenario" => Ok(OperatorType::Scenario),
-            _ => Err(Error::Invalid(format!(
-                "operator type `{s}`: use comprehensive, domain or scenario"
-            ))),
-        }
+        parse_word(s, "operator type", "comprehensive, domain or scenario")
     }
 }
 
@@ -307,17 +300,14 @@ pub enum TerminationReason {
 impl std::str::FromStr for TerminationReason {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "expired" => Ok(TerminationReason::Expired),
-            "breach" => Ok(TerminationReason::Breach),
-            "incident" => Ok(TerminationReason::Incident),
-            "law" => Ok(TerminationReason::Law),
-            "agreement" => Ok(TerminationReason::Agreement),
-            _ => Err(Error::Invalid(format!(
-                "reason `{s}`: use expired, breach, incident, law or agreement"
-            ))),
-        }
+        parse_word(s, "reason", "expired, breach, incident, law or agreement")
     }
+}
+
+/// Parses a word of a snake_case enum the way records spell it.
+pub(crate) fn parse_word<T: serde::de::DeserializeOwned>(s: &str, what: &str, choices: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| Error::Invalid(format!("{what} `{s}`: use {choices}")))
 }
 
 /// Marks a grant terminated, so that no new job is admitted under it.
@@ -372,4 +362,22 @@ pub(crate) fn admit(
         return Err(format!("grant `{grant_id}` expired on {}", g.until));
     }
     Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Grade;
+
+    #[test]
+    fn words_parse_as_records_spell_them_and_errors_list_the_choices() {
+        assert_eq!(
+            "breach".parse::<TerminationReason>().unwrap(),
+            TerminationReason::Breach
+        );
+        assert_eq!("scenario".parse::<OperatorType>().unwrap(), OperatorType::Scenario);
+        assert_eq!("core".parse::<Grade>().unwrap(), Grade::Core);
+        let err = "Breach".parse::<TerminationReason>().unwrap_err().to_string();
+        assert_eq!(err, "reason `Breach`: use expired, breach, incident, law or agreement");
+    }
 }
