@@ -184,14 +184,13 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    /// A query engine whose queries share `memory_bytes` and spill only into
-    /// the domain's own `spill/` directory.
-    pub fn new(domain: &Domain, memory_bytes: usize) -> Result<QueryEngine> {
+    /// A query engine whose queries share `memory_bytes` and never spill to disk.
+    pub fn new(_domain: &Domain, memory_bytes: usize) -> Result<QueryEngine> {
         let env = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(memory_bytes)))
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![domain.dir("spill")])),
-            )
+            // No spilling: intermediate data would sit on disk unsealed by the
+            // grant's key. A query that outgrows the pool fails with a limit error.
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
             .build_arc()
             .map_err(|e| Error::Internal(format!("query runtime: {e}")))?;
         let target_partitions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);

@@ -102,3 +102,16 @@ async fn a_job_lists_exactly_the_registered_datasets_and_streams_large_results()
     assert_eq!(report.outputs[0].rows, crate::support::ROWS as u64);
     assert_eq!(report.job.queries[0].rows, crate::support::ROWS as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_outgrows_the_memory_pool_fails_with_a_limit_and_writes_nothing() {
+    let d = crate::support::new_domain(inland_runtime::Limits {
+        query_memory_mib: 1,
+        ..crate::support::test_limits()
+    });
+    let sql = "SELECT resident_id, count(*) AS n FROM residents GROUP BY resident_id ORDER BY n, resident_id";
+    let report = run(&d, inland_examples::jobs::SQL_PROBE, &[("sql", sql)]).await;
+    let err = report.job.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("limit reached: query memory"), "{err}");
+    assert!(crate::support::files_under(&d.root.join("spill")).is_empty());
+}
