@@ -23,6 +23,16 @@ pub(crate) const POLICIES: Table = TableDefinition::new("policies");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
+/// What a write expects to find under its key.
+enum Expect<'a> {
+    /// Nothing (the record is new); the text names the kind of record.
+    Absent(&'a str),
+    /// A record to replace.
+    Present,
+    /// Either.
+    Anything,
+}
+
 pub(crate) struct State {
     db: Database,
 }
@@ -53,37 +63,31 @@ impl State {
 
     /// Inserts a record that must not exist yet.
     pub(crate) fn insert_new<T: Serialize>(&self, table: Table, key: &str, value: &T, what: &str) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut t = txn.open_table(table).map_err(storage)?;
-            if t.get(key).map_err(storage)?.is_some() {
-                return Err(Error::Exists(format!("{what} `{key}`")));
-            }
-            t.insert(key, bytes.as_slice()).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)
+        self.write(table, key, value, Expect::Absent(what))
     }
 
     /// Inserts or replaces a record.
     pub(crate) fn upsert<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut t = txn.open_table(table).map_err(storage)?;
-            t.insert(key, bytes.as_slice()).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)
+        self.write(table, key, value, Expect::Anything)
     }
 
     /// Replaces a record that must exist.
     pub(crate) fn replace<T: Serialize>(&self, table: Table, key: &str, value: &T) -> Result<()> {
+        self.write(table, key, value, Expect::Present)
+    }
+
+    /// One write transaction; it commits only if the key was as expected.
+    fn write<T: Serialize>(&self, table: Table, key: &str, value: &T, expect: Expect<'_>) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut t = txn.open_table(table).map_err(storage)?;
-            if t.insert(key, bytes.as_slice()).map_err(storage)?.is_none() {
-                return Err(Error::NotFound(format!("`{key}` in {}", table.name())));
+            let existed = t.insert(key, bytes.as_slice()).map_err(storage)?.is_some();
+            match expect {
+                // Returning before commit drops the transaction: nothing is written.
+                Expect::Absent(what) if existed => return Err(Error::Exists(format!("{what} `{key}`"))),
+                Expect::Present if !existed => return Err(Error::NotFound(format!("`{key}` in {}", table.name()))),
+                _ => {}
             }
         }
         txn.commit().map_err(storage)
