@@ -157,6 +157,9 @@ pub struct ColumnPolicy {
     /// Why a direct identifier may be read in plaintext; required for that.
     #[serde(default)]
     pub override_reason: Option<String>,
+    /// Row-level values of this column may leave through the gate (with two reviewers).
+    #[serde(default)]
+    pub release_row_level: bool,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +195,8 @@ struct RawColumn {
     unit: Option<DateUnit>,
     width: Option<f64>,
     override_reason: Option<String>,
+    #[serde(default)]
+    release_row_level: bool,
 }
 
 impl TryFrom<RawColumn> for ColumnPolicy {
@@ -235,6 +240,7 @@ impl TryFrom<RawColumn> for ColumnPolicy {
             class: r.class,
             access,
             override_reason: r.override_reason,
+            release_row_level: r.release_row_level,
         })
     }
 }
@@ -318,6 +324,113 @@ pub const KNOWN_AGGREGATES: [&str; 9] = [
     "stddev_pop",
 ];
 
+/// Output rounding applied by the host at the gate: small counts become 0,
+/// then every count is rounded to the nearest `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rounding {
+    /// Counts at or below this become 0.
+    #[serde(default)]
+    pub zero_at_or_below: u64,
+    /// Round to the nearest multiple of this (1 leaves values as they are).
+    pub base: u64,
+}
+
+/// The release gate's parameters; every check's threshold lives here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateRules {
+    /// The fewest distinct entities behind a released cell.
+    #[serde(default = "ten")]
+    pub min_cell_count: u64,
+    /// Dominance (n, k): the n largest contributions ...
+    #[serde(default = "two")]
+    pub dominance_n: u32,
+    /// ... may not exceed k percent of a cell's total.
+    #[serde(default = "ninety")]
+    pub dominance_k: f64,
+    /// p% rule: what the others contribute must be at least p percent of the largest.
+    #[serde(default = "ten_f")]
+    pub p_percent: f64,
+    /// A table with more rows is treated as row-level.
+    #[serde(default = "max_rows")]
+    pub max_rows: u64,
+    /// Independent approvals an aggregate output needs.
+    #[serde(default = "one")]
+    pub approvals: u32,
+    /// Independent approvals a row-level output needs.
+    #[serde(default = "two")]
+    pub approvals_row_level: u32,
+    /// Optional rounding of released counts.
+    #[serde(default)]
+    pub rounding: Option<Spanned<Rounding>>,
+}
+
+fn ten() -> u64 {
+    10
+}
+fn ten_f() -> f64 {
+    10.0
+}
+fn two() -> u32 {
+    2
+}
+fn one() -> u32 {
+    1
+}
+fn ninety() -> f64 {
+    90.0
+}
+fn max_rows() -> u64 {
+    10_000
+}
+
+impl Default for GateRules {
+    fn default() -> Self {
+        GateRules {
+            min_cell_count: ten(),
+            dominance_n: two(),
+            dominance_k: ninety(),
+            p_percent: ten_f(),
+            max_rows: max_rows(),
+            approvals: one(),
+            approvals_row_level: two(),
+            rounding: None,
+        }
+    }
+}
+
+impl GateRules {
+    /// Problems with the values, each with a message (positions are the caller's).
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.min_cell_count == 0 {
+            out.push("gate.min_cell_count must be at least 1".to_string());
+        }
+        if !(1..=2).contains(&self.dominance_n) {
+            out.push("gate.dominance_n must be 1 or 2: the host keeps the two largest contributions".to_string());
+        }
+        if !(self.dominance_k > 0.0 && self.dominance_k <= 100.0) {
+            out.push("gate.dominance_k is a percentage: above 0, at most 100".to_string());
+        }
+        if !(self.p_percent >= 0.0 && self.p_percent <= 100.0) {
+            out.push("gate.p_percent is a percentage: 0 to 100".to_string());
+        }
+        if self.approvals == 0 || self.approvals_row_level < self.approvals.max(2) {
+            out.push(
+                "gate.approvals must be at least 1, and approvals_row_level at least 2 and at least approvals"
+                    .to_string(),
+            );
+        }
+        if let Some(r) = &self.rounding
+            && r.get_ref().base == 0
+        {
+            out.push("gate.rounding.base must be at least 1".to_string());
+        }
+        out
+    }
+}
+
 /// A whole policy file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -325,6 +438,9 @@ pub struct Policy {
     /// Domain-wide rules.
     #[serde(default)]
     pub domain: DomainRules,
+    /// The release gate's parameters.
+    #[serde(default)]
+    pub gate: GateRules,
     /// Dataset policies by name.
     #[serde(default)]
     pub datasets: BTreeMap<Spanned<String>, DatasetPolicy>,
@@ -375,6 +491,10 @@ impl Policy {
                     ),
                 ));
             }
+        }
+        for message in policy.gate.problems() {
+            let offset = text.find("[gate]").unwrap_or(0);
+            problems.push(at(offset, message));
         }
         for (name, d) in &policy.datasets {
             let Some(columns) = catalog.get(name.get_ref()) else {
@@ -470,6 +590,32 @@ impl Policy {
             .filter(|(n, _)| n.get_ref() == dataset)
             .flat_map(|(_, d)| d.columns.iter())
             .filter(|(_, p)| p.get_ref().access == Access::AggregateOnly)
+            .map(|(c, _)| c.get_ref().as_str())
+            .collect()
+    }
+
+    /// Whether row-level values of every readable column of these datasets may be released.
+    pub fn row_level_releasable(&self, datasets: &[String]) -> bool {
+        datasets.iter().all(|name| {
+            self.datasets
+                .iter()
+                .find(|(n, _)| n.get_ref() == name)
+                .is_some_and(|(_, d)| {
+                    d.columns.values().all(|p| {
+                        let p = p.get_ref();
+                        p.access == Access::Deny || p.class == ColumnClass::Public || p.release_row_level
+                    })
+                })
+        })
+    }
+
+    /// Columns of a dataset in the direct-identifier class (for the gate's identifier index).
+    pub fn direct_identifiers(&self, dataset: &str) -> Vec<&str> {
+        self.datasets
+            .iter()
+            .filter(|(n, _)| n.get_ref() == dataset)
+            .flat_map(|(_, d)| d.columns.iter())
+            .filter(|(_, p)| p.get_ref().class == ColumnClass::DirectIdentifier)
             .map(|(c, _)| c.get_ref().as_str())
             .collect()
     }

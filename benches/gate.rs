@@ -1,0 +1,103 @@
+//! Gate throughput: every automated check on a 1,000,000-cell table
+//! (100,000 rows × 10 columns: two key columns, eight numeric measures, half
+//! of them traced to host facts), with an identifier index of 300,000 values
+//! and a release history to difference against.
+//!
+//! Run: `cargo bench -p inland-gate --bench gate`. `cargo test` runs it once.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use inland_gate::*;
+use inland_policies::Label;
+use inland_policies::policy::GateRules;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ROWS: usize = 100_000;
+
+fn setup() -> (RecordBatch, FactIndex, KeyedIndex, Vec<ReleasedCell>) {
+    let region: Vec<String> = (0..ROWS).map(|i| format!("region-{}", i / 100)).collect();
+    let cell: Vec<String> = (0..ROWS).map(|i| format!("cell-{}", i % 100)).collect();
+    let mut fields = vec![
+        Field::new("region", DataType::Utf8, false),
+        Field::new("cell", DataType::Utf8, false),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(region.clone())),
+        Arc::new(StringArray::from(cell.clone())),
+    ];
+    let mut facts = FactIndex::default();
+    for m in 0..8 {
+        if m % 2 == 0 {
+            let v: Vec<i64> = (0..ROWS).map(|i| 10 + ((i * 7 + m) % 5000) as i64).collect();
+            for (i, x) in v.iter().enumerate() {
+                facts.add(
+                    x.to_string(),
+                    CellFact {
+                        source: format!("count-{m}"),
+                        kind: MeasureKind::Frequency,
+                        keys: vec![region[i].clone(), cell[i].clone()],
+                        entities: *x as u64,
+                        contributions: None,
+                    },
+                );
+            }
+            fields.push(Field::new(format!("n{m}"), DataType::Int64, false));
+            columns.push(Arc::new(Int64Array::from(v)));
+        } else {
+            let v: Vec<f64> = (0..ROWS).map(|i| 1000.0 + (i * 13 + m) as f64 * 0.25).collect();
+            fields.push(Field::new(format!("s{m}"), DataType::Float64, false));
+            columns.push(Arc::new(Float64Array::from(v)));
+        }
+    }
+    let table = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let mut index = KeyedIndex::new(&[9; 32]);
+    for i in 0..300_000u64 {
+        index.insert(&format!("1{:010}", 3_000_000_000 + i));
+    }
+    let released = (0..10_000)
+        .map(|i| ReleasedCell {
+            source: "count-0".into(),
+            keys: vec![format!("cell-{}", i % 100), format!("region-{}", i / 100)],
+            entities: 50,
+        })
+        .collect();
+    (table, facts, index, released)
+}
+
+fn gate(c: &mut Criterion) {
+    let (table, facts, index, released) = setup();
+    let rules = GateRules {
+        max_rows: 1_000_000,
+        ..Default::default()
+    };
+    let mut g = c.benchmark_group("gate");
+    g.throughput(Throughput::Elements((table.num_rows() * table.num_columns()) as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    g.bench_function("all-checks-1M-cells", |b| {
+        b.iter(|| {
+            let o = check(&GateInput {
+                table: &table,
+                facts: &facts,
+                label: Label::Aggregate,
+                row_level_releasable: false,
+                source_rows: None,
+                rules: &rules,
+                identifiers: Some(&index),
+                released: &released,
+                overrides: &[],
+            })
+            .unwrap();
+            assert!(o.report.traced_cells >= 400_000);
+            apply(&table, &o.plan).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gate);
+criterion_main!(benches);
