@@ -294,6 +294,12 @@ impl Ledger {
         self.key.public_key().as_ref().to_vec()
     }
 
+    /// Signs a document (an export manifest) with the domain's key, so that
+    /// whoever holds the public key can check where it came from.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key.sign(message).as_ref().to_vec()
+    }
+
     /// Entries in the ledger.
     pub fn len(&self) -> u64 {
         self.writer.lock().map(|w| w.leaves.len() as u64).unwrap_or(0)
@@ -478,6 +484,13 @@ fn load_or_create_key(key_path: &Path, public_path: &Path) -> Result<Ed25519KeyP
         write_atomic(public_path, format!("{public_hex}\n").as_bytes())?;
     }
     Ok(key)
+}
+
+/// Checks a signature made by [`Ledger::sign`] with the domain's public key (32 raw bytes).
+pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// The public key (32 raw bytes) of the signing key stored at `path`.

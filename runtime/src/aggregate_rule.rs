@@ -25,7 +25,150 @@ pub(crate) const ENTITY: &str = "__inland_entity";
 /// The column the rewrite adds: distinct entities behind each group.
 pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
 
+/// Prefix of the hidden contribution columns the rewrite adds for sums and means.
+pub(crate) const CONTRIB: &str = "__inland_contrib_";
+
 const RULE: &str = "aggregate-only";
+
+/// What the host records about one visible column of an aggregate result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellRole {
+    /// A group key.
+    Key,
+    /// An aggregate value.
+    Measure {
+        /// The aggregate as planned, e.g. `sum(residents.income)`.
+        source: String,
+        /// Frequency, magnitude or other.
+        kind: inland_gate::MeasureKind,
+        /// Which hidden contribution column (in order) holds its contributions.
+        contrib: Option<usize>,
+    },
+    /// Computed from keys or aggregates: the host does not vouch for it.
+    Other,
+}
+
+/// How the host turns an aggregate result into per-cell facts for the gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellPlan {
+    /// One role per visible column.
+    pub columns: Vec<CellRole>,
+    /// Hidden contribution columns, just before the group-size column.
+    pub contribs: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Origin {
+    Group,
+    Aggr(usize),
+    Computed,
+}
+
+fn kind_of(e: &Expr) -> inland_gate::MeasureKind {
+    use inland_gate::MeasureKind;
+    match unalias(e) {
+        Expr::AggregateFunction(AggregateFunction { func, .. }) => match func.name().to_ascii_lowercase().as_str() {
+            "count" => MeasureKind::Frequency,
+            "sum" | "avg" | "mean" => MeasureKind::Magnitude,
+            _ => MeasureKind::Other,
+        },
+        _ => MeasureKind::Other,
+    }
+}
+
+/// The aggregation the rewrite works on, through the shapes it supports.
+fn find_aggregate(plan: &LogicalPlan) -> Option<&Aggregate> {
+    match plan {
+        LogicalPlan::Aggregate(a) => Some(a),
+        LogicalPlan::Projection(p) => find_aggregate(&p.input),
+        LogicalPlan::Sort(s) => find_aggregate(&s.input),
+        LogicalPlan::Limit(l) => find_aggregate(&l.input),
+        LogicalPlan::Filter(f) => find_aggregate(&f.input),
+        LogicalPlan::SubqueryAlias(a) => find_aggregate(&a.input),
+        _ => None,
+    }
+}
+
+/// Where each output column of the plan comes from in the aggregation.
+fn origins(plan: &LogicalPlan) -> Option<Vec<Origin>> {
+    match plan {
+        LogicalPlan::Aggregate(a) => {
+            let groups = a.group_expr.len();
+            if a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+                return None;
+            }
+            Some(
+                (0..groups)
+                    .map(|_| Origin::Group)
+                    .chain((0..a.aggr_expr.len()).map(Origin::Aggr))
+                    .collect(),
+            )
+        }
+        LogicalPlan::Projection(p) => {
+            let input = origins(&p.input)?;
+            Some(
+                p.expr
+                    .iter()
+                    .map(|e| match unalias(e) {
+                        Expr::Column(c) => p
+                            .input
+                            .schema()
+                            .index_of_column(c)
+                            .ok()
+                            .and_then(|i| input.get(i).copied())
+                            .unwrap_or(Origin::Computed),
+                        _ => Origin::Computed,
+                    })
+                    .collect(),
+            )
+        }
+        LogicalPlan::Sort(s) => origins(&s.input),
+        LogicalPlan::Limit(l) => origins(&l.input),
+        LogicalPlan::Filter(f) => origins(&f.input),
+        LogicalPlan::SubqueryAlias(a) => origins(&a.input),
+        _ => None,
+    }
+}
+
+/// The cell plan of a query, and the names of the hidden contribution columns.
+fn cell_plan(plan: &LogicalPlan) -> (Option<CellPlan>, Vec<(usize, String)>) {
+    let Some(agg) = find_aggregate(plan) else {
+        return (None, Vec::new());
+    };
+    let magnitude: Vec<(usize, String)> = agg
+        .aggr_expr
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| kind_of(e) == inland_gate::MeasureKind::Magnitude)
+        .filter(|(_, e)| matches!(unalias(e), Expr::AggregateFunction(f) if f.params.args.len() == 1))
+        .map(|(j, _)| (j, format!("{CONTRIB}{j}")))
+        .collect();
+    let Some(origins) = origins(plan) else {
+        return (None, magnitude);
+    };
+    let columns = origins
+        .iter()
+        .map(|o| match o {
+            Origin::Group => CellRole::Key,
+            Origin::Aggr(j) => CellRole::Measure {
+                source: agg
+                    .aggr_expr
+                    .get(*j)
+                    .map(|e| unalias(e).to_string())
+                    .unwrap_or_default(),
+                kind: agg
+                    .aggr_expr
+                    .get(*j)
+                    .map(kind_of)
+                    .unwrap_or(inland_gate::MeasureKind::Other),
+                contrib: magnitude.iter().position(|(m, _)| m == j),
+            },
+            Origin::Computed => CellRole::Other,
+        })
+        .collect();
+    let contribs = magnitude.len();
+    (Some(CellPlan { columns, contribs }), magnitude)
+}
 
 /// Lineage of one column: does it carry raw aggregate-only values, and what
 /// is the most it can reveal?
@@ -348,19 +491,33 @@ fn thread_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
 
 /// Rewrites the aggregation over protected data to count distinct entities per
 /// group, and carries that count to the top of the plan.
-fn rewrite(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
+fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)]) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let n = || Expr::Column(Column::from_name(GROUP_SIZE));
+    let rewrite = |p: &LogicalPlan| rewrite(p, hidden);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => {
             let input = thread_entity(&a.input)?;
             let mut aggr = a.aggr_expr.clone();
+            let contributions = crate::contrib::udaf();
+            for (j, name) in hidden {
+                if let Some(Expr::AggregateFunction(f)) = a.aggr_expr.get(*j).map(unalias)
+                    && let Some(arg) = f.params.args.first()
+                {
+                    aggr.push(
+                        contributions
+                            .call(vec![arg.clone(), col(format!("\"{ENTITY}\""))])
+                            .alias(name),
+                    );
+                }
+            }
             aggr.push(count_distinct(col(format!("\"{ENTITY}\""))).alias(GROUP_SIZE));
             LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?)
         }
         LogicalPlan::Projection(p) => {
             let input = rewrite(&p.input)?;
             let mut exprs = p.expr.clone();
+            exprs.extend(hidden.iter().map(|(_, name)| Expr::Column(Column::from_name(name))));
             exprs.push(n());
             LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
         }
@@ -457,6 +614,7 @@ impl QueryGuard for AggregateGuard {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                cells: None,
                 label: Some((label, reason)),
             });
         }
@@ -473,14 +631,19 @@ impl QueryGuard for AggregateGuard {
                 plan: without_entity(plan)?,
                 notices: Vec::new(),
                 suppress_below: None,
+                cells: None,
                 label: Some(label),
             }),
-            1 => Ok(Guarded {
-                plan: rewrite(&plan)?,
-                notices: Vec::new(),
-                suppress_below: Some(scope.min_group_size),
-                label: Some(label),
-            }),
+            1 => {
+                let (cells, hidden) = cell_plan(&plan);
+                Ok(Guarded {
+                    plan: rewrite(&plan, &hidden)?,
+                    notices: Vec::new(),
+                    suppress_below: Some(scope.min_group_size),
+                    cells,
+                    label: Some(label),
+                })
+            }
             _ => Err(refuse(
                 "only one level of aggregation over a protected dataset is supported",
             )),

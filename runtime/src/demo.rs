@@ -158,7 +158,13 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
             district_stats_wasm()?,
             "",
         ),
+        (
+            "sql-probe: residents by service type",
+            probe.clone(),
+            "SELECT service_type, count(*) AS residents, sum(income) AS total_income FROM residents GROUP BY service_type",
+        ),
     ];
+    let mut under_policy = Vec::new();
     for (title, wasm, sql) in runs {
         let params = if sql.is_empty() {
             vec![]
@@ -174,7 +180,10 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
             })
             .await?;
         print_report(out, title, &runtime, &report)?;
+        under_policy.push(report);
     }
+
+    let exported = release_gate(out, dir, &runtime, operator, &under_policy)?;
 
     // The agreement ends: the grant is terminated and everything derived under it destroyed.
     let record = runtime
@@ -204,8 +213,155 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
             w(out, format_args!("   destroyed {id} (sha256 {})\n", &sha[..16]))?;
         }
     }
-    print_evidence(out, &runtime, &summary)?;
+    if let crate::events::Event::GrantTerminated { released, .. } = &record {
+        for r in released {
+            w(out, format_args!("   already released, listed and not recalled: {r}\n"))?;
+        }
+    }
+    print_evidence(out, &runtime, exported.as_ref())?;
     Ok(summary)
+}
+
+/// The release gate in action: one output approved and exported, one
+/// blocked by the checks, one rejected by a reviewer. Returns the exported output.
+fn release_gate(
+    out: &mut dyn Write,
+    dir: &Path,
+    runtime: &Runtime,
+    operator: &str,
+    reports: &[JobReport],
+) -> Result<Option<crate::output::OutputRecord>> {
+    w(out, format_args!("\n== Release gate\n"))?;
+    runtime.add_reviewer("reviewer-li", None)?;
+    runtime.add_reviewer("reviewer-wang", None)?;
+    runtime.add_reviewer("ops-zhao", Some(operator))?;
+    w(
+        out,
+        format_args!("   reviewers: reviewer-li, reviewer-wang (domain), ops-zhao (works for `{operator}`)\n"),
+    )?;
+    for o in runtime.review_queue()? {
+        let state = o.review.as_ref().map(|r| r.state.to_string()).unwrap_or_default();
+        w(out, format_args!("   {:<58} {state}\n", o.id))?;
+    }
+    let output_of = |i: usize| reports.get(i).and_then(|r| r.outputs.first()).cloned();
+    let vote = |id: &str, reviewer: &str, decision, reason: &str| {
+        runtime.vote(
+            id,
+            crate::review::VoteRequest {
+                reviewer: reviewer.into(),
+                decision,
+                reason: reason.into(),
+                overrides: vec![],
+                justification: None,
+            },
+        )
+    };
+
+    // Blocked: the masked view carries (pseudonymous) direct identifiers.
+    if let Some(o) = output_of(0) {
+        let o = runtime.output(&o.id)?;
+        let why = o
+            .gate
+            .as_ref()
+            .map(|g| g.blocked_because().join("; "))
+            .unwrap_or_default();
+        w(out, format_args!("\n-- {} is BLOCKED by the checks: {why}\n", o.id))?;
+        if let Err(e) = vote(&o.id, "reviewer-li", crate::review::Decision::Approve, "looks fine") {
+            w(out, format_args!("   reviewer-li tries to approve it: {e}\n"))?;
+        }
+    }
+
+    // Approved and exported: district statistics.
+    let mut exported = None;
+    if let Some(o) = output_of(2) {
+        w(out, format_args!("\n-- inland review show {}\n", o.id))?;
+        let table = runtime.output_table(&o.id)?;
+        for line in crate::review_view::render(&runtime.output(&o.id)?, &table).lines() {
+            w(out, format_args!("   {line}\n"))?;
+        }
+        if let Err(e) = vote(&o.id, "ops-zhao", crate::review::Decision::Approve, "ours, looks fine") {
+            w(out, format_args!("   ops-zhao tries to approve it: {e}\n"))?;
+        }
+        let approved = vote(
+            &o.id,
+            "reviewer-li",
+            crate::review::Decision::Approve,
+            "district-level aggregates; small groups suppressed by the host",
+        )?;
+        let state = approved
+            .review
+            .as_ref()
+            .map(|r| r.state.to_string())
+            .unwrap_or_default();
+        w(out, format_args!("   reviewer-li approves: {} is {state}\n", o.id))?;
+        let to = dir.join("exported").join("district_stats");
+        let done = runtime.export(&o.id, &to)?;
+        w(out, format_args!("   inland export {} --to {}\n", o.id, to.display()))?;
+        for (name, sha) in &done.files {
+            w(out, format_args!("     {name}  sha256 {}\n", &sha[..16]))?;
+        }
+        w(
+            out,
+            format_args!("     manifest.json  sha256 {} (signed)\n", &done.manifest_sha256[..16]),
+        )?;
+        let check = crate::export::verify_bundle(&to, None)?;
+        w(
+            out,
+            format_args!(
+                "   inland verify-export: {}\n",
+                check
+                    .problem
+                    .as_deref()
+                    .unwrap_or("bundle OK, every file matches the signed manifest")
+            ),
+        )?;
+        // A copy with one byte changed no longer verifies.
+        let tampered = dir.join("exported").join("tampered");
+        std::fs::create_dir_all(&tampered).map_err(|e| Error::io(&tampered, e))?;
+        for entry in std::fs::read_dir(&to).map_err(|e| Error::io(&to, e))? {
+            let entry = entry.map_err(|e| Error::io(&to, e))?;
+            let mut bytes = std::fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            if entry.file_name().to_string_lossy().ends_with(".csv")
+                && let Some(b) = bytes.last_mut()
+            {
+                *b ^= 0x01;
+            }
+            let target = tampered.join(entry.file_name());
+            std::fs::write(&target, bytes).map_err(|e| Error::io(&target, e))?;
+        }
+        let check = crate::export::verify_bundle(&tampered, None)?;
+        w(
+            out,
+            format_args!(
+                "   the same bundle with one byte changed: {}\n",
+                check.problem.as_deref().unwrap_or("(not detected!)")
+            ),
+        )?;
+        exported = Some(runtime.output(&o.id)?);
+    }
+
+    // Rejected by a reviewer.
+    if let Some(o) = output_of(3) {
+        let rejected = vote(
+            &o.id,
+            "reviewer-wang",
+            crate::review::Decision::Reject,
+            "a service-type breakdown is outside the grant's purpose (district statistics)",
+        )?;
+        let state = rejected
+            .review
+            .as_ref()
+            .map(|r| r.state.to_string())
+            .unwrap_or_default();
+        w(
+            out,
+            format_args!("\n-- reviewer-wang rejects {}: it is {state}\n", o.id),
+        )?;
+        if let Err(e) = runtime.export(&o.id, &dir.join("exported").join("rejected")) {
+            w(out, format_args!("   inland export {}: {e}\n", o.id))?;
+        }
+    }
+    Ok(exported)
 }
 
 fn district_stats_wasm() -> Result<Vec<u8>> {
@@ -214,8 +370,12 @@ fn district_stats_wasm() -> Result<Vec<u8>> {
         .ok_or_else(|| Error::NotFound("example job `district-stats`".into()))
 }
 
-/// Verifies the ledger and shows the lineage of the first output, from the record alone.
-fn print_evidence(out: &mut dyn Write, runtime: &Runtime, summary: &DemoSummary) -> Result<()> {
+/// Verifies the ledger and shows the lineage of the exported output, from the record alone.
+fn print_evidence(
+    out: &mut dyn Write,
+    runtime: &Runtime,
+    exported: Option<&crate::output::OutputRecord>,
+) -> Result<()> {
     let Some(ledger) = runtime.ledger() else { return Ok(()) };
     let report = ledger.verify()?;
     let verdict = match &report.problem {
@@ -229,12 +389,12 @@ fn print_evidence(out: &mut dyn Write, runtime: &Runtime, summary: &DemoSummary)
             report.entries, report.checkpoints
         ),
     )?;
-    let Some(output) = summary.jobs.iter().flat_map(|(_, r)| r.outputs.first()).next() else {
+    let Some(output) = exported else {
         return Ok(());
     };
     w(
         out,
-        format_args!("== Lineage of output {} (from the ledger)\n", output.id),
+        format_args!("== Lineage of exported output {} (from the ledger)\n", output.id),
     )?;
     for e in ledger.entries()? {
         let line = match &e.event {
@@ -267,6 +427,35 @@ fn print_evidence(out: &mut dyn Write, runtime: &Runtime, summary: &DemoSummary)
             crate::events::Event::JobFinished { job_id, outcome } if *job_id == output.job_id => {
                 format!("job finished: {outcome}")
             }
+            crate::events::Event::OutputChecked {
+                output_id,
+                verdict,
+                findings,
+                ..
+            } if *output_id == output.id => {
+                format!(
+                    "gate checks: {verdict}; findings: {}",
+                    if findings.is_empty() {
+                        "none".to_string()
+                    } else {
+                        findings.join(", ")
+                    }
+                )
+            }
+            crate::events::Event::ReviewVoted {
+                output_id,
+                reviewer,
+                decision,
+                ..
+            } if *output_id == output.id => format!("review: {reviewer} voted {decision}"),
+            crate::events::Event::ReviewDecided { output_id, state, .. } if *output_id == output.id => {
+                format!("review decided: {state}")
+            }
+            crate::events::Event::OutputExported {
+                output_id,
+                manifest_sha256,
+                ..
+            } if *output_id == output.id => format!("exported: signed manifest sha256 {}", &manifest_sha256[..16]),
             _ => continue,
         };
         let proof = ledger.inclusion_proof(e.seq, None)?;

@@ -17,6 +17,9 @@ pub enum Error {
     /// A named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A rule of the domain forbids this (the gate, review rules); the message names the rule.
+    #[error("refused: {0}")]
+    Refused(String),
     /// A named thing exists already.
     #[error("{0} already exists")]
     Exists(String),

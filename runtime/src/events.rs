@@ -176,6 +176,59 @@ pub enum Event {
         /// Row count.
         rows: u64,
     },
+    /// The gate's automated checks ran on an output.
+    OutputChecked {
+        /// Output id.
+        output_id: String,
+        /// `review` or `blocked`.
+        verdict: String,
+        /// Checks that failed or need review, with their cell counts.
+        findings: Vec<String>,
+        /// Cells traced to host facts, and cells not traced.
+        traced_cells: u64,
+        /// Cells the host could not trace.
+        untraced_cells: u64,
+    },
+    /// A reviewer voted on an output's release.
+    ReviewVoted {
+        /// Output id.
+        output_id: String,
+        /// The reviewer.
+        reviewer: String,
+        /// approve, reject or return.
+        decision: String,
+        /// The reviewer's reason.
+        reason: String,
+        /// Checks overridden by this vote (flagged).
+        overrides: Vec<String>,
+        /// The written justification for the overrides.
+        justification: Option<String>,
+    },
+    /// An output's review reached its final state.
+    ReviewDecided {
+        /// Output id.
+        output_id: String,
+        /// approved, rejected, returned or conflicted.
+        state: String,
+        /// SHA-256 of the released version, when approved.
+        release_sha256: Option<String>,
+    },
+    /// An approved output left the domain as a signed bundle.
+    OutputExported {
+        /// Output id.
+        output_id: String,
+        /// SHA-256 of the signed manifest.
+        manifest_sha256: String,
+        /// Files in the bundle: (name, SHA-256).
+        files: Vec<(String, String)>,
+    },
+    /// A reviewer was registered.
+    ReviewerAdded {
+        /// The reviewer's name.
+        name: String,
+        /// The operator the reviewer belongs to, if any.
+        operator: Option<String>,
+    },
     /// The ledger cut a torn final record when it was opened after a crash.
     LedgerRepaired {
         /// Index of the first entry that was cut.

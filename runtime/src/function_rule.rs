@@ -77,6 +77,7 @@ impl QueryGuard for FunctionGuard {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                cells: None,
                 label: None,
             });
         }
@@ -106,6 +107,7 @@ impl QueryGuard for FunctionGuard {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                cells: None,
                 label: None,
             }),
         }

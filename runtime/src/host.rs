@@ -157,6 +157,8 @@ pub(crate) struct HostCtx {
     pub(crate) grant: String,
     /// The job's label so far (the highest it has read) and why.
     pub(crate) label: Option<(inland_policies::Label, String)>,
+    /// Facts behind every aggregate value the job was given, for the gate.
+    pub(crate) facts: inland_gate::FactIndex,
     /// Set when the grant is terminated: the job stops at its next epoch tick.
     pub(crate) cancel: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -195,6 +197,7 @@ impl HostCtx {
             grant,
             cancel,
             label: None,
+            facts: inland_gate::FactIndex::default(),
         }
     }
 
@@ -263,6 +266,7 @@ impl JobState {
                 "a job may have at most {MAX_OPEN_QUERIES} queries open; drop finished results first"
             ))));
         }
+        let mut new_facts = Vec::new();
         let h = &self.host;
         let work = async {
             let planned = h.engine.plan(&h.session, &h.scope, sql).await?;
@@ -275,15 +279,19 @@ impl JobState {
         };
         let outcome = match outcome {
             Ok((planned, stream)) => match planned.suppress_below {
-                Some(k) => match tokio::time::timeout_at(h.deadline.into(), suppress(stream, k)).await {
-                    Ok(Ok((stream, notice))) => {
-                        let mut planned = planned;
-                        planned.notices.extend(notice);
-                        Ok((planned, stream))
+                Some(k) => {
+                    match tokio::time::timeout_at(h.deadline.into(), suppress(stream, k, planned.cells.as_ref())).await
+                    {
+                        Ok(Ok((stream, notice, facts))) => {
+                            let mut planned = planned;
+                            planned.notices.extend(notice);
+                            new_facts = facts;
+                            Ok((planned, stream))
+                        }
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => return Err(self.host.timeout_error()),
                     }
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => return Err(self.host.timeout_error()),
-                },
+                }
                 None => Ok((planned, stream)),
             },
             Err(e) => Err(e),
@@ -303,6 +311,11 @@ impl JobState {
                 {
                     // A job's label is the highest it has read; it never goes down.
                     self.host.label = Some((*l, why.clone()));
+                }
+                for (value, fact) in new_facts {
+                    if !self.host.facts.add(value, fact) {
+                        break;
+                    }
                 }
                 self.host.queries.push(QueryRecord {
                     sql: sql.to_string(),
@@ -344,20 +357,31 @@ impl JobState {
 }
 
 /// Removes groups with fewer than `k` distinct entities (the last column),
-/// drops that column, and says how many groups went.
+/// drops the hidden columns, says how many groups went, and records the
+/// facts behind every aggregate value the job will see.
 async fn suppress(
     mut stream: SendableRecordBatchStream,
     k: u64,
-) -> Result<(SendableRecordBatchStream, Option<String>), QueryError> {
+    cells: Option<&crate::aggregate_rule::CellPlan>,
+) -> Result<
+    (
+        SendableRecordBatchStream,
+        Option<String>,
+        Vec<(String, inland_gate::CellFact)>,
+    ),
+    QueryError,
+> {
     use arrow::array::{AsArray, BooleanArray};
     let full = stream.schema();
     let last = full.fields().len().saturating_sub(1);
-    let keep_cols: Vec<usize> = (0..last).collect();
+    let contribs = cells.map(|c| c.contribs).unwrap_or(0);
+    let visible = last.saturating_sub(contribs);
+    let keep_cols: Vec<usize> = (0..visible).collect();
     let schema = Arc::new(
         full.project(&keep_cols)
             .map_err(|e| QueryError::Internal(e.to_string()))?,
     );
-    let (mut kept, mut suppressed) = (Vec::new(), 0usize);
+    let (mut kept, mut suppressed, mut facts) = (Vec::new(), 0usize, Vec::new());
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(QueryError::from)?;
         let n = batch.column(last).as_primitive::<arrow::datatypes::Int64Type>();
@@ -365,6 +389,9 @@ async fn suppress(
         suppressed += mask.iter().filter(|m| *m == Some(false)).count();
         let filtered =
             arrow::compute::filter_record_batch(&batch, &mask).map_err(|e| QueryError::Internal(e.to_string()))?;
+        if let Some(plan) = cells {
+            record_facts(&filtered, plan, visible, &mut facts)?;
+        }
         kept.push(
             filtered
                 .project(&keep_cols)
@@ -375,7 +402,63 @@ async fn suppress(
         .then(|| format!("{suppressed} group(s) with fewer than {k} distinct entities were suppressed"));
     let memory = datafusion::physical_plan::memory::MemoryStream::try_new(kept, schema, None)
         .map_err(|e| QueryError::Internal(e.to_string()))?;
-    Ok((Box::pin(memory), notice))
+    Ok((Box::pin(memory), notice, facts))
+}
+
+/// The facts behind each aggregate value of one (already suppressed) batch:
+/// its group keys, its distinct entities, and for sums and means the
+/// contributions the hidden aggregate computed.
+fn record_facts(
+    batch: &RecordBatch,
+    plan: &crate::aggregate_rule::CellPlan,
+    visible: usize,
+    out: &mut Vec<(String, inland_gate::CellFact)>,
+) -> Result<(), QueryError> {
+    use crate::aggregate_rule::CellRole;
+    use arrow::array::{Array, AsArray};
+    let internal = |e: arrow::error::ArrowError| QueryError::Internal(format!("recording cell facts: {e}"));
+    let last = batch.num_columns().saturating_sub(1);
+    let entities = batch.column(last).as_primitive::<arrow::datatypes::Int64Type>();
+    let text: Vec<Vec<Option<String>>> = (0..visible.min(plan.columns.len()))
+        .map(|c| inland_gate::canon::column(batch.column(c)))
+        .collect::<Result<_, _>>()
+        .map_err(internal)?;
+    let keys: Vec<usize> = (0..text.len()).filter(|&c| plan.columns[c] == CellRole::Key).collect();
+    for r in 0..batch.num_rows() {
+        let row_keys: Vec<String> = keys.iter().filter_map(|&c| text[c][r].clone()).collect();
+        for (c, role) in plan.columns.iter().enumerate().take(text.len()) {
+            let CellRole::Measure { source, kind, contrib } = role else {
+                continue;
+            };
+            let Some(value) = text[c][r].clone() else { continue };
+            let contributions = contrib.and_then(|j| {
+                let list = batch.column(visible + j).as_list::<i32>();
+                if list.is_null(r) {
+                    return None;
+                }
+                let figures = list.value(r);
+                let f = figures.as_primitive::<arrow::datatypes::Float64Type>();
+                (f.len() == 5).then(|| inland_gate::Contributions {
+                    largest: f.value(crate::contrib::LARGEST),
+                    second: f.value(crate::contrib::SECOND),
+                    total: f.value(crate::contrib::TOTAL),
+                    negatives: f.value(crate::contrib::NEGATIVES) as u64,
+                    missing: f.value(crate::contrib::MISSING) as u64,
+                })
+            });
+            out.push((
+                value,
+                inland_gate::CellFact {
+                    source: source.clone(),
+                    kind: *kind,
+                    keys: row_keys.clone(),
+                    entities: entities.value(r).max(0) as u64,
+                    contributions,
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl wit::Host for JobState {

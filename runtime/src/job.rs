@@ -94,22 +94,24 @@ pub struct JobReport {
     pub outputs: Vec<OutputRecord>,
 }
 
-struct Inner {
-    domain: Domain,
-    sandbox: Sandbox,
-    engine: Arc<QueryEngine>,
-    events: Arc<dyn EventSink>,
-    ledger: Option<Arc<EventLedger>>,
-    keys: crate::keys::KeyStore,
+pub(crate) struct Inner {
+    pub(crate) domain: Domain,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) engine: Arc<QueryEngine>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) ledger: Option<Arc<EventLedger>>,
+    pub(crate) keys: crate::keys::KeyStore,
     /// Running jobs: id -> (grant, cancel flag).
-    running: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<AtomicBool>)>>,
-    slots: Semaphore,
+    pub(crate) running: std::sync::Mutex<std::collections::HashMap<String, (String, Arc<AtomicBool>)>>,
+    pub(crate) slots: Semaphore,
+    /// Serializes review decisions and exports (read-modify-write of output records).
+    pub(crate) review_lock: std::sync::Mutex<()>,
 }
 
 /// An open domain with its sandbox and query engine. Cheap to clone; jobs run concurrently.
 #[derive(Clone)]
 pub struct Runtime {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Runtime {
@@ -144,6 +146,7 @@ impl Runtime {
                 ledger,
                 keys,
                 running: Default::default(),
+                review_lock: Default::default(),
             }),
         })
     }
@@ -159,7 +162,7 @@ impl Runtime {
     }
 
     /// Signs a ledger checkpoint, if the runtime records into a ledger.
-    fn checkpoint(&self) -> Result<()> {
+    pub(crate) fn checkpoint(&self) -> Result<()> {
         if let Some(l) = &self.inner.ledger {
             l.checkpoint()?;
         }
@@ -181,7 +184,11 @@ impl Runtime {
         if let Some(owner) = &meta.owner {
             governance::operator(&self.inner.domain, owner)?;
         }
-        catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, meta)
+        let record = catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, meta)?;
+        if record.status == DatasetStatus::Approved {
+            self.refresh_identifier_index()?;
+        }
+        Ok(record)
     }
 
     /// An operator proposes its own dataset for fusion (clause 10.3): stored,
@@ -198,7 +205,47 @@ impl Runtime {
 
     /// Approves a proposed dataset.
     pub fn approve_dataset(&self, name: &str) -> Result<DatasetRecord> {
-        catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)
+        let record = catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)?;
+        self.refresh_identifier_index()?;
+        Ok(record)
+    }
+
+    /// Approves a proposed dataset and classifies it in one step: the policy
+    /// file must be valid and must classify the dataset, or nothing changes.
+    pub fn approve_dataset_with_policy(
+        &self,
+        name: &str,
+        policy: &Path,
+    ) -> Result<
+        std::result::Result<(DatasetRecord, crate::policy_store::PolicyVersion), Vec<inland_policies::Diagnostic>>,
+    > {
+        let checked = match self.check_policy(policy)? {
+            Ok(p) => p,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        if checked.entity(name).is_none() {
+            return Err(Error::Invalid(format!(
+                "{} does not classify `{name}`: add a [datasets.{name}] section",
+                policy.display()
+            )));
+        }
+        let current = catalog::get(&self.inner.domain, name)?;
+        if current.status != DatasetStatus::Pending {
+            return Err(Error::Invalid(format!("dataset `{name}` is not pending approval")));
+        }
+        let record = catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)?;
+        match self.apply_policy(policy)? {
+            Ok(version) => Ok(Ok((record, version))),
+            Err(problems) => Ok(Err(problems)),
+        }
+    }
+
+    /// Rebuilds the gate's identifier index when a policy is in force.
+    fn refresh_identifier_index(&self) -> Result<()> {
+        if let Some((_, p)) = crate::policy_store::load_current(&self.inner.domain)? {
+            crate::id_index::rebuild(&self.inner.domain, &p)?;
+        }
+        Ok(())
     }
 
     /// Every dataset in the catalog.
@@ -303,7 +350,12 @@ impl Runtime {
             crate::fsutil::sync_dir(&inner.domain.dir("quarantine"))?;
         }
         let mut outputs_destroyed = Vec::new();
+        let mut released = Vec::new();
         for mut o in self.outputs()?.into_iter().filter(|o| o.grant == id && !o.destroyed) {
+            // Products already exported are listed, not recalled (clause 8.6).
+            for e in &o.exports {
+                released.push(format!("{} (manifest {})", o.id, e.manifest_sha256));
+            }
             o.destroyed = true;
             inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
             outputs_destroyed.push((o.id, o.sha256));
@@ -317,7 +369,7 @@ impl Runtime {
             bytes_deleted,
             key_destroyed,
             jobs_stopped,
-            released: Vec::new(),
+            released,
         };
         inner.events.record(event.clone())?;
         self.checkpoint()?;
@@ -666,7 +718,15 @@ impl Runtime {
                 label: host.label.clone(),
             };
             let key = inner.keys.grant_key(&grant.id)?;
-            outputs = output::quarantine(&inner.domain, &key, host.outputs, &origin)?;
+            let gate = crate::gating::GateContext::new(
+                &inner.domain,
+                policy.as_ref().map(|(_, p)| p),
+                &origin.datasets,
+                &grant.id,
+                None,
+            )?;
+            crate::gating::store_facts(&inner.domain, &key, &grant.id, &id, &host.facts)?;
+            outputs = output::quarantine(&inner.domain, &key, host.outputs, &origin, &gate, &host.facts)?;
             for o in &outputs {
                 inner.events.record(Event::OutputEmitted {
                     job_id: id.clone(),
@@ -674,6 +734,21 @@ impl Runtime {
                     sha256: o.sha256.clone(),
                     rows: o.rows,
                 })?;
+                if let Some(report) = &o.gate {
+                    inner.events.record(Event::OutputChecked {
+                        output_id: o.id.clone(),
+                        verdict: match report.verdict {
+                            inland_gate::Verdict::Blocked => "blocked".into(),
+                            inland_gate::Verdict::Review => "review".into(),
+                        },
+                        findings: report
+                            .findings()
+                            .map(|c| format!("{} {} ({} cells)", c.check, c.status, c.cell_count))
+                            .collect(),
+                        traced_cells: report.traced_cells,
+                        untraced_cells: report.untraced_cells,
+                    })?;
+                }
             }
         } else if !host.outputs.is_empty() {
             tracing::info!(discarded = host.outputs.len(), "outputs of a failed job were discarded");

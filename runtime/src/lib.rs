@@ -40,15 +40,19 @@
 mod aggregate_rule;
 mod catalog;
 mod clock;
+mod contrib;
 mod date;
 pub mod demo;
 mod domain;
 mod error;
 mod events;
+mod export;
 mod fsutil;
 mod function_rule;
+mod gating;
 mod governance;
 mod host;
+mod id_index;
 mod job;
 mod keys;
 pub mod ledger;
@@ -57,6 +61,9 @@ mod policy_store;
 mod policy_table;
 mod publication;
 mod query;
+mod release;
+mod review;
+pub mod review_view;
 mod sandbox;
 mod state;
 
@@ -67,16 +74,20 @@ pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
 pub use error::{Error, JobError, Result};
 pub use events::{Event, EventRecord, EventSink, MemorySink};
+pub use export::{ExportCheck, Manifest, ManifestFile, verify_bundle};
 pub use governance::{
     Grant, GrantRequest, GrantStatus, MAX_TERM_YEARS, Operator, OperatorStatus, OperatorType, Qualification,
     TerminationReason,
 };
 pub use host::{LogLine, QueryRecord};
+pub use inland_gate::{CheckResult, GateReport, Remedy, Status, Verdict};
 pub use inland_policies::{Diagnostic, Label, Policy};
 pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
-pub use output::{OutputRecord, validate_output_name};
+pub use output::{ExportRecord, OutputRecord, Release, validate_output_name};
 pub use policy_store::PolicyVersion;
 pub use publication::{ComplianceLine, Feedback, UsageReport};
 pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
+pub use release::ExportOutcome;
+pub use review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};
 pub use sandbox::EPOCH_TICK;

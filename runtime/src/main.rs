@@ -52,6 +52,28 @@ enum Command {
     /// Check, apply and show the domain policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Register reviewers of the release gate.
+    #[command(subcommand)]
+    Reviewer(ReviewerCmd),
+    /// Review quarantined outputs: the check report, lineage, votes.
+    #[command(subcommand)]
+    Review(ReviewCmd),
+    /// Write an approved output to DIR as a signed bundle (Parquet, CSV, manifest).
+    Export {
+        /// Output id (`<job id>/<name>`).
+        id: String,
+        /// A new (or empty) directory for the bundle.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Check an export bundle offline: signature and every file's hash. Exits 4 on a mismatch.
+    VerifyExport {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// The domain's public key (hex, or a file holding it); default: the bundle's own `public.key`.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Data quality feedback on datasets.
     #[command(subcommand)]
     Feedback(FeedbackCmd),
@@ -119,6 +141,10 @@ enum DatasetCmd {
     Approve {
         /// Dataset name.
         name: String,
+        /// Classify it at the same time with this policy file (it must have a
+        /// `[datasets.NAME]` section); a bad file changes nothing.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// List datasets.
     List,
@@ -238,6 +264,71 @@ enum GrantCmd {
     },
     /// Replace the domain master key, re-wrapping every grant key under the new one.
     RotateMasterKey,
+}
+
+#[derive(Subcommand)]
+enum ReviewerCmd {
+    /// Register a reviewer. `--operator` names the operator they work for:
+    /// they may not decide on its outputs.
+    Add {
+        /// Reviewer name.
+        name: String,
+        /// The operator the reviewer belongs to, if any.
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// List reviewers.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ReviewCmd {
+    /// Outputs with a release request and their states.
+    List,
+    /// One output: content with flagged cells marked, check report, lineage, label, votes.
+    Show {
+        /// Output id.
+        id: String,
+    },
+    /// Approve release. Overriding a failed cell check needs --justification.
+    Approve {
+        /// Output id.
+        id: String,
+        /// Who decides.
+        #[arg(long)]
+        reviewer: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// A cell check to override (min-cell-count, dominance, p-percent, differencing); repeatable.
+        #[arg(long = "override")]
+        overrides: Vec<String>,
+        /// Written justification for the overrides (flagged in the record).
+        #[arg(long)]
+        justification: Option<String>,
+    },
+    /// Reject release.
+    Reject {
+        /// Output id.
+        id: String,
+        /// Who decides.
+        #[arg(long)]
+        reviewer: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Return the output to its operator for changes.
+    Return {
+        /// Output id.
+        id: String,
+        /// Who decides.
+        #[arg(long)]
+        reviewer: String,
+        /// What to change.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -460,7 +551,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         d.name, d.rows
                     );
                 }
-                DatasetCmd::Approve { name } => {
+                DatasetCmd::Approve {
+                    name,
+                    policy: Some(policy),
+                } => match rt.approve_dataset_with_policy(&name, &policy)? {
+                    Ok((d, v)) => println!(
+                        "approved `{}` and applied {} as policy version {}; grants of `{}` may include it",
+                        d.name,
+                        policy.display(),
+                        v.version,
+                        d.owner.unwrap_or_default()
+                    ),
+                    Err(list) => {
+                        for d in &list {
+                            eprintln!("{d}");
+                        }
+                        anyhow::bail!("{} problem(s) in the policy; nothing was changed", list.len());
+                    }
+                },
+                DatasetCmd::Approve { name, policy: None } => {
                     let d = rt.approve_dataset(&name)?;
                     println!(
                         "approved `{}`; grants of `{}` may include it",
@@ -566,6 +675,63 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Ledger(cmd) => return ledger(&cli.domain, cmd),
+        Command::Reviewer(cmd) => {
+            let rt = runtime(&cli.domain)?;
+            match cmd {
+                ReviewerCmd::Add { name, operator } => {
+                    let r = rt.add_reviewer(&name, operator.as_deref())?;
+                    match r.operator {
+                        Some(op) => println!("reviewer `{}` registered (works for `{op}`)", r.name),
+                        None => println!("reviewer `{}` registered", r.name),
+                    }
+                }
+                ReviewerCmd::List => {
+                    for r in rt.reviewers()? {
+                        println!("{:<24} {}", r.name, r.operator.unwrap_or_else(|| "-".into()));
+                    }
+                }
+            }
+        }
+        Command::Review(cmd) => return review(&cli.domain, cmd),
+        Command::Export { id, to } => {
+            let rt = runtime(&cli.domain)?;
+            let done = rt.export(&id, &to).with_context(|| format!("exporting `{id}`"))?;
+            println!("exported `{}` to {}", done.output_id, to.display());
+            for (name, sha) in &done.files {
+                println!("  {name}  sha256 {sha}");
+            }
+            println!(
+                "  manifest.json  sha256 {} (signed: manifest.sig)",
+                done.manifest_sha256
+            );
+        }
+        Command::VerifyExport { dir, public_key } => {
+            let key = match public_key {
+                Some(k) if std::path::Path::new(&k).is_file() => {
+                    Some(std::fs::read_to_string(&k).with_context(|| format!("reading {k}"))?)
+                }
+                other => other,
+            };
+            let check = inland_runtime::verify_bundle(&dir, key.as_deref())
+                .with_context(|| format!("checking the bundle in {}", dir.display()))?;
+            match check.problem {
+                None => {
+                    println!(
+                        "bundle OK: output `{}`, {} file(s) match the signed manifest",
+                        check.output_id, check.files
+                    );
+                    if key.is_none() {
+                        println!(
+                            "(checked with the bundle's own public.key; pass --public-key to check who signed it)"
+                        );
+                    }
+                }
+                Some(p) => {
+                    println!("bundle FAILED verification: {p}");
+                    return Ok(ExitCode::from(4));
+                }
+            }
+        }
         Command::Policy(cmd) => {
             let rt = runtime(&cli.domain)?;
             let problems = |list: Vec<inland_runtime::Diagnostic>| {
@@ -672,6 +838,79 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.jobs.len(),
                 summary.jobs.len() - ok
             );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn review(domain: &std::path::Path, cmd: ReviewCmd) -> Result<ExitCode> {
+    let rt = runtime(domain)?;
+    let vote = |id: &str, reviewer: String, decision, reason: String, overrides, justification| -> Result<()> {
+        let o = rt.vote(
+            id,
+            inland_runtime::VoteRequest {
+                reviewer,
+                decision,
+                reason,
+                overrides,
+                justification,
+            },
+        )?;
+        let state = o.review.map(|r| r.state.to_string()).unwrap_or_default();
+        println!("recorded; `{id}` is now {state}");
+        Ok(())
+    };
+    match cmd {
+        ReviewCmd::List => {
+            for o in rt.review_queue()? {
+                let r = o.review.as_ref();
+                let findings = o
+                    .gate
+                    .as_ref()
+                    .map(|g| g.findings().map(|c| c.check.clone()).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default();
+                println!(
+                    "{:<60} {:<19} {}/{} votes  label {:<11} {}",
+                    o.id,
+                    r.map(|r| r.state.to_string()).unwrap_or_default(),
+                    r.map(|r| r.votes.len()).unwrap_or(0),
+                    r.map(|r| r.required).unwrap_or(0),
+                    o.label
+                        .as_ref()
+                        .map(|(l, _)| l.to_string())
+                        .unwrap_or_else(|| "public".into()),
+                    if findings.is_empty() {
+                        "checks pass".to_string()
+                    } else {
+                        format!("findings: {findings}")
+                    }
+                );
+            }
+        }
+        ReviewCmd::Show { id } => {
+            let o = rt.output(&id)?;
+            let table = rt.output_table(&id).unwrap_or_default();
+            print!("{}", inland_runtime::review_view::render(&o, &table));
+        }
+        ReviewCmd::Approve {
+            id,
+            reviewer,
+            reason,
+            overrides,
+            justification,
+        } => vote(
+            &id,
+            reviewer,
+            inland_runtime::Decision::Approve,
+            reason,
+            overrides,
+            justification,
+        )?,
+        ReviewCmd::Reject { id, reviewer, reason } => {
+            vote(&id, reviewer, inland_runtime::Decision::Reject, reason, vec![], None)?
+        }
+        ReviewCmd::Return { id, reviewer, reason } => {
+            vote(&id, reviewer, inland_runtime::Decision::Return, reason, vec![], None)?
         }
     }
     Ok(ExitCode::SUCCESS)

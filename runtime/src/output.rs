@@ -105,7 +105,7 @@ impl OutputCollector {
 }
 
 /// An output in quarantine: where it came from and what it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputRecord {
     /// `<job id>/<name>`.
     pub id: String,
@@ -139,6 +139,44 @@ pub struct OutputRecord {
     /// Destroyed with its grant; only this record remains.
     #[serde(default)]
     pub destroyed: bool,
+    /// The gate's report from when it was emitted.
+    #[serde(default)]
+    pub gate: Option<inland_gate::GateReport>,
+    /// Its release request.
+    #[serde(default)]
+    pub review: Option<crate::review::Review>,
+    /// The released version, once approved.
+    #[serde(default)]
+    pub release: Option<Release>,
+    /// Every export of it.
+    #[serde(default)]
+    pub exports: Vec<ExportRecord>,
+}
+
+/// The released version of an approved output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// SHA-256 of the released table (kept sealed in quarantine).
+    pub sha256: String,
+    /// Its rows.
+    pub rows: u64,
+    /// The gate's report at approval (with the overrides agreed by the reviewers).
+    pub report: inland_gate::GateReport,
+    /// Traced cells it releases: the grant's differencing history.
+    pub cells: Vec<inland_gate::ReleasedCell>,
+    /// When approved.
+    pub approved_at_ms: u64,
+}
+
+/// One export of an output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRecord {
+    /// SHA-256 of the signed manifest.
+    pub manifest_sha256: String,
+    /// Where it was written.
+    pub to: String,
+    /// When.
+    pub at_ms: u64,
 }
 
 impl OutputRecord {
@@ -167,7 +205,14 @@ pub(crate) fn quarantine(
     key: &crate::keys::SealingKey,
     collected: OutputCollector,
     origin: &OutputOrigin<'_>,
+    gate: &crate::gating::GateContext,
+    facts: &inland_gate::FactIndex,
 ) -> Result<Vec<OutputRecord>> {
+    let label = origin
+        .label
+        .as_ref()
+        .map(|(l, _)| *l)
+        .unwrap_or(inland_policies::Label::Public);
     let dir = domain.dir("quarantine").join(origin.grant);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     // Writes go through a capability for the grant's quarantine directory alone.
@@ -201,7 +246,24 @@ pub(crate) fn quarantine(
             created_at_ms: crate::fsutil::now_ms(),
             label: origin.label.clone(),
             destroyed: false,
+            gate: None,
+            review: None,
+            release: None,
+            exports: Vec::new(),
         };
+        // The automated checks run as the output is emitted.
+        let whole = crate::gating::concat(&table.schema, &table.batches)?;
+        let report = gate.check(&whole, facts, label, &[])?.report;
+        let mut record = record;
+        record.review = Some(crate::review::Review {
+            state: match report.verdict {
+                inland_gate::Verdict::Blocked => crate::review::ReviewState::Blocked,
+                inland_gate::Verdict::Review => crate::review::ReviewState::Submitted,
+            },
+            required: report.approvals_required,
+            votes: Vec::new(),
+        });
+        record.gate = Some(report);
         domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
         records.push(record);
     }
@@ -211,7 +273,7 @@ pub(crate) fn quarantine(
 
 /// Stores content-addressed bytes under `name` in `dir`, atomically and read-only.
 /// Content already there is left as it is: same name, same bytes.
-fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if dir.exists(name) {
         return Ok(());
@@ -246,10 +308,20 @@ pub(crate) fn read(domain: &Domain, key: &crate::keys::SealingKey, record: &Outp
             record.id, record.grant
         )));
     }
-    let path = domain.root().join(record.relative_path());
+    read_sealed_table(domain, key, &record.grant, &record.sha256)
+}
+
+/// Reads a sealed, content-addressed table of a grant from quarantine.
+pub(crate) fn read_sealed_table(
+    domain: &Domain,
+    key: &crate::keys::SealingKey,
+    grant: &str,
+    sha256: &str,
+) -> Result<Vec<RecordBatch>> {
+    let path = domain.root().join(format!("quarantine/{grant}/{sha256}.sealed"));
     let sealed = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let bytes = key.open(&sealed, &record.sha256)?;
-    if crate::fsutil::sha256_hex(&bytes) != record.sha256 {
+    let bytes = key.open(&sealed, sha256)?;
+    if crate::fsutil::sha256_hex(&bytes) != sha256 {
         return Err(Error::Invalid(format!(
             "{} does not match its recorded hash: quarantine was altered",
             path.display()

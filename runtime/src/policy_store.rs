@@ -45,9 +45,13 @@ pub(crate) fn apply(
     events: &dyn EventSink,
     path: &Path,
 ) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
-    if let Err(problems) = check(domain, path)? {
-        return Ok(Err(problems));
-    }
+    let policy = match check(domain, path)? {
+        Ok(p) => p,
+        Err(problems) => return Ok(Err(problems)),
+    };
+    // The gate's identifier index follows the policy's identifier columns.
+    let indexed = crate::id_index::rebuild(domain, &policy)?;
+    tracing::info!(values = indexed, "identifier index rebuilt");
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let sha256 = crate::fsutil::sha256_hex(&bytes);
     let version = current(domain)?.map(|v| v.version + 1).unwrap_or(1);

@@ -100,6 +100,8 @@ pub struct Guarded {
     pub notices: Vec<String>,
     /// Suppress result rows whose last column (distinct entities) is below this.
     pub suppress_below: Option<u64>,
+    /// How the host records per-cell facts for the gate from this result.
+    pub cells: Option<crate::aggregate_rule::CellPlan>,
     /// The result's label and why, when the guard decides it.
     pub label: Option<(inland_policies::Label, String)>,
 }
@@ -155,6 +157,7 @@ impl QueryGuard for ReadOnlyGuard {
                 plan,
                 notices: Vec::new(),
                 suppress_below: None,
+                cells: None,
                 label: None,
             }),
         }
@@ -171,6 +174,8 @@ pub struct PlannedQuery {
     pub notices: Vec<String>,
     /// Groups with fewer distinct entities than this are removed by the host.
     pub suppress_below: Option<u64>,
+    /// How the host records per-cell facts for the gate from this result.
+    pub cells: Option<crate::aggregate_rule::CellPlan>,
     /// The result's label and why.
     pub label: Option<(inland_policies::Label, String)>,
 }
@@ -297,12 +302,14 @@ impl QueryEngine {
         let mut plan = state.optimize(&plan)?;
         let mut notices = Vec::new();
         let mut suppress_below = None;
+        let mut cells = None;
         let mut label: Option<(inland_policies::Label, String)> = None;
         for guard in &self.guards {
             let guarded = guard.check(plan, scope)?;
             plan = guarded.plan;
             notices.extend(guarded.notices);
             suppress_below = suppress_below.or(guarded.suppress_below);
+            cells = cells.or(guarded.cells);
             if let Some(l) = guarded.label
                 && label.as_ref().is_none_or(|(have, _)| l.0 > *have)
             {
@@ -315,6 +322,7 @@ impl QueryEngine {
             plan_hash,
             notices,
             suppress_below,
+            cells,
             label,
         })
     }

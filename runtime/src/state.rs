@@ -20,6 +20,8 @@ pub(crate) const OPERATORS: Table = TableDefinition::new("operators");
 pub(crate) const GRANTS: Table = TableDefinition::new("grants");
 /// Applied policy versions, by `v00000001`..., and `current`.
 pub(crate) const POLICIES: Table = TableDefinition::new("policies");
+/// Reviewers of the release gate, by name.
+pub(crate) const REVIEWERS: Table = TableDefinition::new("reviewers");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
@@ -54,7 +56,9 @@ impl State {
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        for t in [DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES] {
+        for t in [
+            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS,
+        ] {
             txn.open_table(t).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;

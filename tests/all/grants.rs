@@ -155,7 +155,8 @@ async fn termination_refuses_jobs_destroys_keys_and_files_and_records_it() {
         panic!("unexpected {record:?}")
     };
     assert!(key_destroyed);
-    assert_eq!(*files_deleted, 1);
+    // The output and the job's sealed cell facts.
+    assert_eq!(*files_deleted, 2);
     assert_eq!(outputs_destroyed, &vec![(output.id.clone(), output.sha256.clone())]);
 
     // Nothing of it can be read again: not the file, not a copy taken before.

@@ -213,7 +213,16 @@ async fn outputs_appear_only_in_quarantine() {
     let after = files_under(&d.root);
     let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
     let expected = std::path::PathBuf::from(report.outputs[0].relative_path());
-    assert_eq!(new, vec![&expected], "new files: {new:?}");
+    // Beside the output, the cell facts the gate checks it with, sealed the same way.
+    let facts = std::path::PathBuf::from(format!(
+        "quarantine/{}/facts-{}.sealed",
+        report.job.grant, report.job.id
+    ));
+    let mut want = vec![&expected, &facts];
+    want.sort();
+    let mut new = new;
+    new.sort();
+    assert_eq!(new, want, "new files: {new:?}");
     assert!(expected.starts_with("quarantine"));
     // The stored table is sealed with the grant's key; opened, it is the one recorded.
     let stored = std::fs::read(d.root.join(&expected)).unwrap();

@@ -110,3 +110,42 @@ async fn feedback_catalog_and_reports_come_from_the_record() {
     assert_eq!(clause("10.6"), "1 feedback reports");
     assert_eq!(clause("6.2, 9.4"), "1 catalog publications");
 }
+
+#[test]
+fn approving_a_social_dataset_with_a_policy_classifies_it_or_changes_nothing() {
+    let d = new_domain(test_limits());
+    let csv = d.sources.join("members.csv");
+    std::fs::write(&csv, "member_id,district,fee\nm1,东城区,10\nm2,西城区,12\n").unwrap();
+    d.rt.propose_dataset(OPERATOR, "members", &csv, "the operator's members")
+        .unwrap();
+    let write = |name: &str, extra: &str| {
+        let p = d.sources.join(name);
+        std::fs::write(&p, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
+        p
+    };
+    let pending = || d.rt.dataset("members").unwrap().status == DatasetStatus::Pending;
+
+    // A policy that does not classify the dataset: refused, nothing changes.
+    let err =
+        d.rt.approve_dataset_with_policy("members", &write("p1.toml", ""))
+            .unwrap_err();
+    assert!(err.to_string().contains("does not classify `members`"), "{err}");
+    assert!(pending());
+    // A policy with a problem: every problem reported, nothing changes.
+    let bad = "[datasets.members]\ngrade = \"general\"\nentity = \"nope\"\n[datasets.members.columns]\ndistrict = { class = \"quasi-identifier\", access = \"dimension\" }\n";
+    let problems =
+        d.rt.approve_dataset_with_policy("members", &write("p2.toml", bad))
+            .unwrap()
+            .unwrap_err();
+    assert!(problems.iter().any(|p| p.message.contains("`nope`")), "{problems:?}");
+    assert!(pending());
+    assert!(d.rt.policies().unwrap().0.is_empty());
+    // A good one: approved and classified in one step.
+    let good = "[datasets.members]\ngrade = \"general\"\npersonal_information = true\nentity = \"member_id\"\n[datasets.members.columns]\nmember_id = { class = \"direct-identifier\", access = \"mask\", method = \"pseudonym\" }\ndistrict = { class = \"quasi-identifier\", access = \"dimension\" }\nfee = { class = \"sensitive\", access = \"aggregate-only\" }\n";
+    let (record, version) =
+        d.rt.approve_dataset_with_policy("members", &write("p3.toml", good))
+            .unwrap()
+            .unwrap();
+    assert_eq!(record.status, DatasetStatus::Approved);
+    assert_eq!(version.version, 1);
+}

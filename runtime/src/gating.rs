@@ -1,0 +1,148 @@
+//! Glue between the runtime and the gate: builds the checks' inputs from the
+//! policy in force, the catalog and the grant's release history; keeps each
+//! job's cell facts sealed beside its outputs; seals released versions.
+
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::keys::SealingKey;
+use crate::output::OutputRecord;
+use crate::review::ReviewState;
+use crate::state::OUTPUTS;
+use arrow::record_batch::RecordBatch;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleasedCell};
+use inland_policies::Label;
+use inland_policies::policy::{GateRules, Policy};
+
+/// Everything the checks need besides the table and the job's facts.
+pub(crate) struct GateContext {
+    rules: GateRules,
+    releasable: bool,
+    source_rows: Option<u64>,
+    index: Option<KeyedIndex>,
+    released: Vec<ReleasedCell>,
+}
+
+impl GateContext {
+    /// The context for outputs of a grant whose jobs could read `datasets`.
+    /// `except` leaves one output out of the history (the one being approved).
+    pub(crate) fn new(
+        domain: &Domain,
+        policy: Option<&Policy>,
+        datasets: &[String],
+        grant: &str,
+        except: Option<&str>,
+    ) -> Result<GateContext> {
+        let source_rows = datasets
+            .iter()
+            .filter_map(|d| crate::catalog::get(domain, d).ok())
+            .map(|d| d.rows)
+            .min();
+        let released = domain
+            .state
+            .list::<OutputRecord>(OUTPUTS)?
+            .into_iter()
+            .filter(|o| o.grant == grant && Some(o.id.as_str()) != except)
+            .filter(|o| {
+                o.review
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.state, ReviewState::Approved | ReviewState::Released))
+            })
+            .filter_map(|o| o.release)
+            .flat_map(|r| r.cells)
+            .collect();
+        Ok(GateContext {
+            rules: policy.map(|p| p.gate.clone()).unwrap_or_default(),
+            releasable: policy.is_some_and(|p| p.row_level_releasable(datasets)),
+            source_rows,
+            index: crate::id_index::load(domain)?,
+            released,
+        })
+    }
+
+    /// Runs every check on one table.
+    pub(crate) fn check(
+        &self,
+        table: &RecordBatch,
+        facts: &FactIndex,
+        label: Label,
+        overrides: &[String],
+    ) -> Result<GateOutcome> {
+        inland_gate::check(&GateInput {
+            table,
+            facts,
+            label,
+            row_level_releasable: self.releasable,
+            source_rows: self.source_rows,
+            rules: &self.rules,
+            identifiers: self.index.as_ref(),
+            released: &self.released,
+            overrides,
+        })
+        .map_err(|e| match e {
+            inland_gate::GateError::NotOverridable(_) => Error::Invalid(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        })
+    }
+}
+
+/// One table from its batches (an empty table keeps its schema).
+pub(crate) fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    arrow::compute::concat_batches(schema, batches).map_err(|e| Error::Internal(format!("output table: {e}")))
+}
+
+fn facts_name(job_id: &str) -> String {
+    format!("facts-{job_id}.sealed")
+}
+
+/// Keeps a job's cell facts sealed with its grant's key, beside its outputs.
+pub(crate) fn store_facts(
+    domain: &Domain,
+    key: &SealingKey,
+    grant: &str,
+    job_id: &str,
+    facts: &FactIndex,
+) -> Result<()> {
+    let dir = domain.dir("quarantine").join(grant);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
+    let bytes = serde_json::to_vec(facts).map_err(|e| Error::Internal(e.to_string()))?;
+    let sealed = key.seal(&bytes, &format!("facts:{job_id}"))?;
+    crate::output::store_in(&qdir, &facts_name(job_id), &sealed).map_err(|e| Error::io(dir.join(facts_name(job_id)), e))
+}
+
+/// A job's cell facts, opened with its grant's key (empty if it recorded none).
+pub(crate) fn load_facts(domain: &Domain, key: &SealingKey, grant: &str, job_id: &str) -> Result<FactIndex> {
+    let path = domain.dir("quarantine").join(grant).join(facts_name(job_id));
+    let sealed = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FactIndex::default()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let bytes = key.open(&sealed, &format!("facts:{job_id}"))?;
+    let mut facts: FactIndex =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+    facts.reindex();
+    Ok(facts)
+}
+
+/// Seals a table into a grant's quarantine; returns its SHA-256 and rows.
+pub(crate) fn seal_table(domain: &Domain, key: &SealingKey, grant: &str, table: &RecordBatch) -> Result<(String, u64)> {
+    let dir = domain.dir("quarantine").join(grant);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
+    let mut bytes = Vec::new();
+    {
+        let mut w = arrow::ipc::writer::FileWriter::try_new(&mut bytes, &table.schema())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        w.write(table).map_err(|e| Error::Internal(e.to_string()))?;
+        w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    let sha256 = crate::fsutil::sha256_hex(&bytes);
+    let sealed = key.seal(&bytes, &sha256)?;
+    crate::output::store_in(&qdir, &format!("{sha256}.sealed"), &sealed)
+        .map_err(|e| Error::io(dir.join(&sha256), e))?;
+    crate::fsutil::sync_dir(&dir)?;
+    Ok((sha256, table.num_rows() as u64))
+}

@@ -1,0 +1,272 @@
+//! The release gate end to end: outputs are checked as they are emitted,
+//! reviewed under the rules, and only approved ones leave as signed bundles.
+
+use crate::support::{OPERATOR, ROWS, SEED, TestDomain, new_domain, run_as, test_limits, wasm};
+use arrow::array::AsArray;
+use inland_runtime::{
+    Decision, Error, JobReport, JobStatus, OutputRecord, ReviewState, Status, Verdict, VoteRequest, verify_bundle,
+};
+
+fn with_policy() -> TestDomain {
+    let d = new_domain(test_limits());
+    let path = d.sources.join("policy.toml");
+    std::fs::write(&path, inland_examples::POLICY).unwrap();
+    d.rt.apply_policy(&path).unwrap().unwrap();
+    d.rt.add_reviewer("li", None).unwrap();
+    d.rt.add_reviewer("wang", None).unwrap();
+    d.rt.add_reviewer("insider", Some(OPERATOR)).unwrap();
+    d
+}
+
+async fn probe(d: &TestDomain, sql: &str) -> JobReport {
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &d.grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{sql}: {:?}", report.job.error);
+    report
+}
+
+fn vote(d: &TestDomain, id: &str, reviewer: &str, decision: Decision) -> inland_runtime::Result<OutputRecord> {
+    d.rt.vote(
+        id,
+        VoteRequest {
+            reviewer: reviewer.into(),
+            decision,
+            reason: "checked every cell against the report".into(),
+            overrides: vec![],
+            justification: None,
+        },
+    )
+}
+
+fn text(a: &arrow::array::ArrayRef, i: usize) -> String {
+    let c = arrow::compute::cast(a, &arrow::datatypes::DataType::Utf8).unwrap();
+    c.as_string::<i32>().value(i).to_string()
+}
+
+fn failing(o: &OutputRecord, check: &str) -> Vec<(u32, String)> {
+    let c = o.gate.as_ref().unwrap().check(check).unwrap();
+    assert_ne!(c.status, Status::Pass, "{check} passed");
+    c.cells.iter().map(|c| (c.row, c.column.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects_tampering() {
+    let d = with_policy();
+    let report = run_as(&d.rt, OPERATOR, &d.grant, wasm("district-stats"), &[]).await;
+    let id = report.outputs[0].id.clone();
+    let o = d.rt.output(&id).unwrap();
+    let gate = o.gate.as_ref().unwrap();
+    assert_eq!(gate.verdict, Verdict::Review);
+    // Every value the job emitted is one the host computed: all traced, none untraced.
+    assert!(gate.traced_cells >= 3 * o.rows, "{gate:?}");
+    assert_eq!(gate.untraced_cells, 0);
+    assert_eq!(o.review.as_ref().unwrap().state, ReviewState::Submitted);
+
+    // Not approved yet: it cannot leave.
+    let out = tempfile::tempdir().unwrap();
+    let err = d.rt.export(&id, &out.path().join("early")).unwrap_err();
+    assert!(
+        matches!(err, Error::Refused(_)) && err.to_string().contains("submitted"),
+        "{err}"
+    );
+    assert!(!out.path().join("early").exists());
+
+    // The operator's own reviewer may not decide.
+    let err = vote(&d, &id, "insider", Decision::Approve).unwrap_err();
+    assert!(err.to_string().contains("may not decide"), "{err}");
+    let approved = vote(&d, &id, "li", Decision::Approve).unwrap();
+    assert_eq!(approved.review.as_ref().unwrap().state, ReviewState::Approved);
+    // Decisions are final.
+    assert!(
+        vote(&d, &id, "wang", Decision::Reject)
+            .unwrap_err()
+            .to_string()
+            .contains("final")
+    );
+
+    let bundle = out.path().join("bundle");
+    let done = d.rt.export(&id, &bundle).unwrap();
+    assert_eq!(done.files.len(), 2);
+    let ok = verify_bundle(&bundle, None).unwrap();
+    assert_eq!(ok.problem, None);
+    assert_eq!(ok.files, 2);
+    assert_eq!(d.rt.output(&id).unwrap().review.unwrap().state, ReviewState::Released);
+    // The CSV holds the released table.
+    let csv = std::fs::read_to_string(bundle.join("district_stats.csv")).unwrap();
+    assert!(csv.starts_with("district,residents,avg_age,avg_income"), "{csv}");
+
+    // With the domain's real key it verifies; with another key it does not.
+    let key = hex::encode(inland_runtime::ledger::domain_public_key(&d.root).unwrap());
+    assert_eq!(verify_bundle(&bundle, Some(&key)).unwrap().problem, None);
+    let other = "11".repeat(32);
+    assert!(
+        verify_bundle(&bundle, Some(&other))
+            .unwrap()
+            .problem
+            .unwrap()
+            .contains("signature")
+    );
+
+    // Any one byte changed, in a table or in the manifest, fails verification.
+    for file in ["district_stats.parquet", "district_stats.csv", "manifest.json"] {
+        let copy = out.path().join(format!("copy-{file}"));
+        std::fs::create_dir_all(&copy).unwrap();
+        for e in std::fs::read_dir(&bundle).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+        let mut bytes = std::fs::read(copy.join(file)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        std::fs::write(copy.join(file), bytes).unwrap();
+        let problem = verify_bundle(&copy, Some(&key)).unwrap().problem;
+        assert!(problem.is_some(), "a changed byte in {file} went unnoticed");
+    }
+    // A file slipped into the bundle is noticed too.
+    std::fs::write(bundle.join("extra.csv"), "x\n1\n").unwrap();
+    assert!(
+        verify_bundle(&bundle, None)
+            .unwrap()
+            .problem
+            .unwrap()
+            .contains("extra.csv")
+    );
+
+    // The ledger recorded the check, the vote, the decision and the export.
+    let kinds: Vec<String> =
+        d.rt.ledger()
+            .unwrap()
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                serde_json::to_value(&e.event).unwrap()["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+    for k in ["output_checked", "review_voted", "review_decided", "output_exported"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in the ledger: {kinds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_blocked_and_pending_outputs_cannot_leave() {
+    let d = with_policy();
+    let out = tempfile::tempdir().unwrap();
+    // Rejected.
+    let r = probe(
+        &d,
+        "SELECT service_type, count(*) AS n FROM residents GROUP BY service_type",
+    )
+    .await;
+    let id = r.outputs[0].id.clone();
+    let rejected = vote(&d, &id, "wang", Decision::Reject).unwrap();
+    assert_eq!(rejected.review.unwrap().state, ReviewState::Rejected);
+    let err = d.rt.export(&id, &out.path().join("a")).unwrap_err();
+    assert!(err.to_string().contains("rejected"), "{err}");
+    // Blocked: the job read (masked) direct identifiers.
+    let r = probe(&d, "SELECT resident_id, district FROM residents LIMIT 3").await;
+    let id = r.outputs[0].id.clone();
+    let o = d.rt.output(&id).unwrap();
+    assert_eq!(o.review.as_ref().unwrap().state, ReviewState::Blocked);
+    assert_eq!(failing(&o, "label"), vec![]);
+    let err = vote(&d, &id, "li", Decision::Approve).unwrap_err();
+    assert!(err.to_string().contains("blocked"), "{err}");
+    assert!(d.rt.export(&id, &out.path().join("b")).is_err());
+    // Returned for changes is final too, and cannot leave.
+    let r = probe(&d, "SELECT district, count(*) AS n FROM residents GROUP BY district").await;
+    let id = r.outputs[0].id.clone();
+    assert_eq!(
+        vote(&d, &id, "li", Decision::Return).unwrap().review.unwrap().state,
+        ReviewState::Returned
+    );
+    assert!(d.rt.export(&id, &out.path().join("c")).is_err());
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifiers_hidden_in_an_aggregate_table_are_caught() {
+    let d = with_policy();
+    // A resident ID number dressed up as a note beside honest aggregates.
+    let r = probe(
+        &d,
+        "SELECT district, count(*) AS residents, 'contact 11010519491231002X' AS note FROM residents GROUP BY district ORDER BY district",
+    )
+    .await;
+    let o = d.rt.output(&r.outputs[0].id).unwrap();
+    assert_eq!(o.gate.as_ref().unwrap().verdict, Verdict::Blocked);
+    assert_eq!(
+        o.label.as_ref().unwrap().0,
+        inland_runtime::Label::Aggregate,
+        "the label alone would let it pass"
+    );
+    let cells = failing(&o, "identifier-leakage");
+    assert!(cells.contains(&(0, "note".to_string())), "{cells:?}");
+    // A resident's real name, found through the keyed index of identifier values.
+    let residents = inland_examples::generate::residents(ROWS, SEED);
+    let name = residents
+        .column_by_name("name")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    let r = probe(
+        &d,
+        &format!("SELECT district, count(*) AS residents, '{name}' AS note FROM residents GROUP BY district"),
+    )
+    .await;
+    let o = d.rt.output(&r.outputs[0].id).unwrap();
+    assert!(failing(&o, "identifier-leakage").contains(&(0, "note".to_string())));
+    let detail = &o.gate.as_ref().unwrap().check("identifier-leakage").unwrap().cells[0].detail;
+    assert!(detail.contains("identifier value of a dataset"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_of_releases_that_differ_by_one_entity_is_caught() {
+    let d = with_policy();
+    // One resident's pseudonym (same grant, same pseudonym) and district.
+    let r = probe(
+        &d,
+        "SELECT resident_id, district FROM residents WHERE district = '朝阳区' LIMIT 1",
+    )
+    .await;
+    let row = d.rt.output_table(&r.outputs[0].id).unwrap();
+    let pseudonym = text(row[0].column(0), 0);
+    let district = text(row[0].column(1), 0);
+
+    let all = probe(
+        &d,
+        "SELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY district",
+    )
+    .await;
+    let first = all.outputs[0].id.clone();
+    vote(&d, &first, "li", Decision::Approve).unwrap();
+
+    let sql = format!(
+        "SELECT district, count(*) AS n FROM residents WHERE resident_id <> '{pseudonym}' GROUP BY district ORDER BY district"
+    );
+    let but_one = probe(&d, &sql).await;
+    let second = d.rt.output(&but_one.outputs[0].id).unwrap();
+    let cells = failing(&second, "differencing");
+    assert_eq!(cells.len(), 1, "{cells:?}");
+    // The failing cell is that resident's district.
+    let table = d.rt.output_table(&second.id).unwrap();
+    assert_eq!(text(table[0].column(0), cells[0].0 as usize), district);
+    assert_eq!(cells[0].1, "n");
+    // Approved, the released version suppresses that cell.
+    let approved = vote(&d, &second.id, "wang", Decision::Approve).unwrap();
+    assert_eq!(approved.review.unwrap().state, ReviewState::Approved);
+    let released = d.rt.released_table(&second.id).unwrap();
+    assert!(arrow::array::Array::is_null(
+        released[0].column(1).as_ref(),
+        cells[0].0 as usize
+    ));
+}
