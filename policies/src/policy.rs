@@ -583,6 +583,14 @@ impl Policy {
             .map(|(_, d)| d.entity.get_ref().as_str())
     }
 
+    /// Whether a dataset is marked as holding personal information (unknown datasets are).
+    pub fn personal_information(&self, dataset: &str) -> bool {
+        self.datasets
+            .iter()
+            .find(|(n, _)| n.get_ref() == dataset)
+            .is_none_or(|(_, d)| d.personal_information)
+    }
+
     /// The aggregate-only columns of a dataset.
     pub fn aggregate_only(&self, dataset: &str) -> Vec<&str> {
         self.datasets

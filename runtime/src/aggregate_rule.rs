@@ -271,12 +271,20 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                     }
                 })
                 .collect();
-            if !scan.filters.is_empty() {
-                return Err(QueryError::Internal("filters were pushed into a policy table".into()));
+            // Only filters on pass-through, non-aggregate-only columns are pushed
+            // into a policy table (see PolicyTable); check again, deny by default.
+            for f in &scan.filters {
+                for c in f.column_refs() {
+                    if p.contains(&c.name) || c.name == ENTITY {
+                        return Err(QueryError::Internal(
+                            "a filter on a protected column was pushed into a policy table".into(),
+                        ));
+                    }
+                }
             }
             Ok(Facts {
                 cols,
-                protected: true,
+                protected: !scope.unrestricted.contains(table),
                 aggregations: 0,
             })
         }
@@ -365,8 +373,13 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
         }),
         other => {
             let mut protected = false;
+            let mut level = Label::Public;
             for i in other.inputs() {
-                protected |= analyze(i, scope)?.protected;
+                let f = analyze(i, scope)?;
+                protected |= f.protected;
+                for l in f.cols {
+                    level = level.max(l.level);
+                }
             }
             if protected {
                 return Err(refuse(format!(
@@ -379,8 +392,16 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                         .unwrap_or("this operation")
                 )));
             }
+            // Over unrestricted datasets: every output column carries the most
+            // revealing level of any input column (labels only go up).
             Ok(Facts {
-                cols: vec![Lin::default(); other.schema().fields().len()],
+                cols: vec![
+                    Lin {
+                        level,
+                        ..Lin::default()
+                    };
+                    other.schema().fields().len()
+                ],
                 protected: false,
                 aggregations: 0,
             })

@@ -685,7 +685,11 @@ impl Runtime {
                 scope.classes.insert(name.get_ref().clone(), classes);
             }
             for name in scope.datasets.clone() {
-                let ao = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
+                let ao: std::collections::BTreeSet<String> =
+                    p.aggregate_only(&name).into_iter().map(str::to_string).collect();
+                if ao.is_empty() && !p.personal_information(&name) {
+                    scope.unrestricted.insert(name.clone());
+                }
                 scope.protected.insert(name, ao);
             }
         }

@@ -13,6 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Arr
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, Result as DfResult, exec_err};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -226,6 +227,10 @@ pub(crate) struct PolicyTable {
     exprs: Vec<Expr>,
     /// For each visible column: the inner columns it reads.
     reads: Vec<usize>,
+    /// Visible columns shown as they are stored (plaintext or dimension):
+    /// filters on these alone may be pushed into the scan, so Parquet can skip
+    /// row groups and pages. Filters on anything else stay above the masks.
+    passthrough: std::collections::BTreeSet<String>,
 }
 
 impl PolicyTable {
@@ -235,11 +240,18 @@ impl PolicyTable {
         let mut fields = Vec::new();
         let mut exprs = Vec::new();
         let mut reads = Vec::new();
+        let mut passthrough = std::collections::BTreeSet::new();
         for (i, f) in inner_schema.fields().iter().enumerate() {
             let Some(p) = policy.column(dataset, f.name()) else {
                 continue;
             };
             if let Some((expr, ty)) = visible_expr(f.name(), f.data_type(), &p.access, pseudonym_key) {
+                if matches!(p.access, Access::Plaintext | Access::Dimension)
+                    && matches!(&expr, Expr::Column(c) if c.name == *f.name())
+                    && ty == *f.data_type()
+                {
+                    passthrough.insert(f.name().clone());
+                }
                 fields.push(Field::new(f.name(), ty, true));
                 exprs.push(expr);
                 reads.push(i);
@@ -266,6 +278,7 @@ impl PolicyTable {
             schema: Arc::new(Schema::new(fields)),
             exprs,
             reads,
+            passthrough,
         }
     }
 }
@@ -278,19 +291,58 @@ impl TableProvider for PolicyTable {
     fn table_type(&self) -> TableType {
         TableType::Base
     }
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        use datafusion::logical_expr::TableProviderFilterPushDown as Push;
+        Ok(filters
+            .iter()
+            .map(|f| {
+                let refs = f.column_refs();
+                if !refs.is_empty() && refs.iter().all(|c| self.passthrough.contains(&c.name)) {
+                    // Inexact: the filter also stays above the scan, where the rules check it.
+                    Push::Inexact
+                } else {
+                    Push::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.exprs.len()).collect());
         let mut inner_cols: Vec<usize> = wanted.iter().filter_map(|i| self.reads.get(*i).copied()).collect();
         inner_cols.sort_unstable();
         inner_cols.dedup();
-        // No filter is pushed below the masks: filters see only what the job sees.
-        let input = self.inner.scan(state, Some(&inner_cols), &[], limit).await?;
+        // Only filters on pass-through columns reach the stored data (they read
+        // the same values the job sees); every other filter stays above the masks.
+        let pushed: Vec<Expr> = filters
+            .iter()
+            .filter(|f| {
+                let refs = f.column_refs();
+                !refs.is_empty() && refs.iter().all(|c| self.passthrough.contains(&c.name))
+            })
+            .map(|f| f.clone().unalias_nested().data)
+            .map(|f| {
+                f.transform(|e| {
+                    Ok(match e {
+                        Expr::Column(c) => datafusion::common::tree_node::Transformed::yes(Expr::Column(
+                            datafusion::common::Column::from_name(c.name),
+                        )),
+                        other => datafusion::common::tree_node::Transformed::no(other),
+                    })
+                })
+                .map(|t| t.data)
+            })
+            .collect::<DfResult<_>>()?;
+        let input = self.inner.scan(state, Some(&inner_cols), &pushed, limit).await?;
         let df_schema = DFSchema::try_from(input.schema().as_ref().clone())?;
         let mut projected = Vec::with_capacity(wanted.len());
         for i in wanted {

@@ -79,6 +79,10 @@ pub struct QueryScope {
     pub allowed_aggregates: Vec<String>,
     /// Fewest distinct entities a released group may have.
     pub min_group_size: u64,
+    /// Datasets under the policy that hold neither personal information nor
+    /// aggregate-only columns: joins and unions over them are allowed and
+    /// their aggregates need no small-group suppression (their labels still apply).
+    pub unrestricted: BTreeSet<String>,
     /// Column classes under the policy: dataset → column → class.
     pub classes:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, inland_policies::policy::ColumnClass>>,

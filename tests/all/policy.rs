@@ -251,3 +251,63 @@ async fn the_host_labels_every_result_and_outputs_inherit_the_job_label() {
     assert_eq!(label, Label::RowLevel);
     assert!(why.contains("no policy"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datasets_without_personal_or_aggregate_only_data_can_be_joined_and_keep_their_labels() {
+    let d = new_domain(test_limits());
+    for (name, text) in [
+        ("districts", "district,area_km2\n东城区,41.8\n西城区,50.5\n"),
+        ("stations", "district,stations\n东城区,12\n西城区,9\n"),
+    ] {
+        let csv = d.sources.join(format!("{name}.csv"));
+        std::fs::write(&csv, text).unwrap();
+        d.rt.register_dataset(name, &csv, name).unwrap();
+    }
+    let extra = r#"
+[datasets.districts]
+grade = "general"
+personal_information = false
+entity = "district"
+[datasets.districts.columns]
+district = { class = "public", access = "dimension" }
+area_km2 = { class = "attribute", access = "plaintext" }
+
+[datasets.stations]
+grade = "general"
+personal_information = false
+entity = "district"
+[datasets.stations.columns]
+district = { class = "public", access = "dimension" }
+stations = { class = "attribute", access = "plaintext" }
+"#;
+    let path = d.sources.join("policy.toml");
+    std::fs::write(&path, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
+    d.rt.apply_policy(&path).unwrap().unwrap();
+    let today = Date::today();
+    let grant = issue(
+        &d.rt,
+        OPERATOR,
+        &["residents", "districts", "stations"],
+        today,
+        today.add_years(1),
+    )
+    .unwrap();
+    let sql = "SELECT d.district, d.area_km2, s.stations FROM districts d JOIN stations s ON d.district = s.district WHERE d.district = '东城区'";
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+    assert_eq!(report.outputs[0].rows, 1);
+    // The join does not launder the label: plaintext attributes are row-level values.
+    assert_eq!(report.job.label.as_ref().unwrap().0, inland_runtime::Label::RowLevel);
+    // A join that touches personal data is still refused.
+    let sql =
+        "SELECT d.district, count(*) FROM districts d JOIN residents r ON r.district = d.district GROUP BY d.district";
+    let err = probe(&d, &grant, sql).await.unwrap_err();
+    assert!(err.contains("aggregate-only"), "{err}");
+}
