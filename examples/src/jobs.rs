@@ -28,3 +28,7 @@ pub const HOSTILE: [(&str, &str); 7] = [
     ("hostile-output", "output limit"),
     ("hostile-panic", "panicked"),
 ];
+
+/// Jobs the benchmarks run: a job that does nothing, one that makes `n` host
+/// calls, and one that reads every batch of a query and keeps nothing.
+pub const BENCH: [&str; 3] = ["noop", "bench-calls", "bench-stream"];

@@ -72,6 +72,9 @@ pub struct JobRecord {
     pub finished_at_ms: u64,
     /// How long it ran in the sandbox, limits included (0 if refused).
     pub run_ms: u64,
+    /// The same in microseconds: instantiation and the run itself, for benchmarks.
+    #[serde(default)]
+    pub run_us: u64,
     /// Every query it ran.
     pub queries: Vec<QueryRecord>,
     /// Ids of its outputs in quarantine.
@@ -564,6 +567,7 @@ impl Runtime {
             started_at_ms,
             finished_at_ms: crate::fsutil::now_ms(),
             run_ms: 0,
+            run_us: 0,
             queries: Vec::new(),
             outputs: Vec::new(),
             log: Vec::new(),
@@ -672,29 +676,13 @@ impl Runtime {
         };
 
         let ran = std::time::Instant::now();
-        if let Some((_, p)) = &policy {
-            let scope = &mut state.host.scope;
-            scope.allowed_aggregates = p.domain.allowed_aggregates.get_ref().clone();
-            scope.min_group_size = *p.domain.min_group_size.get_ref();
-            for (name, d) in &p.datasets {
-                let classes = d
-                    .columns
-                    .iter()
-                    .map(|(c, cp)| (c.get_ref().clone(), cp.get_ref().class))
-                    .collect();
-                scope.classes.insert(name.get_ref().clone(), classes);
-            }
-            for name in scope.datasets.clone() {
-                let ao: std::collections::BTreeSet<String> =
-                    p.aggregate_only(&name).into_iter().map(str::to_string).collect();
-                if ao.is_empty() && !p.personal_information(&name) {
-                    scope.unrestricted.insert(name.clone());
-                }
-                scope.protected.insert(name, ao);
-            }
-        }
+        state.host.scope = crate::query::QueryScope::under(
+            policy.as_ref().map(|(_, p)| p),
+            state.host.scope.datasets.iter().cloned(),
+        );
         let (outcome, state) = inner.sandbox.run(&pre, state, &request.params).await;
-        let run_ms = ran.elapsed().as_millis() as u64;
+        let run_us = ran.elapsed().as_micros() as u64;
+        let run_ms = run_us / 1000;
         let host = state.host;
         let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
         let outcome = outcome.map_err(|e| with_panic_message(e, &stderr_text));
@@ -780,6 +768,7 @@ impl Runtime {
             started_at_ms,
             finished_at_ms: crate::fsutil::now_ms(),
             run_ms,
+            run_us,
             queries: host.queries,
             outputs: outputs.iter().map(|o| o.id.clone()).collect(),
             log,

@@ -89,6 +89,33 @@ pub struct QueryScope {
 }
 
 impl QueryScope {
+    /// The scope of a job that may read `datasets`, under the policy in force if any.
+    pub fn under(policy: Option<&inland_policies::Policy>, datasets: impl IntoIterator<Item = String>) -> QueryScope {
+        let mut scope = QueryScope {
+            datasets: datasets.into_iter().collect(),
+            ..Default::default()
+        };
+        let Some(p) = policy else { return scope };
+        scope.allowed_aggregates = p.domain.allowed_aggregates.get_ref().clone();
+        scope.min_group_size = *p.domain.min_group_size.get_ref();
+        for (name, d) in &p.datasets {
+            let classes = d
+                .columns
+                .iter()
+                .map(|(c, cp)| (c.get_ref().clone(), cp.get_ref().class))
+                .collect();
+            scope.classes.insert(name.get_ref().clone(), classes);
+        }
+        for name in scope.datasets.clone() {
+            let ao: BTreeSet<String> = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
+            if ao.is_empty() && !p.personal_information(&name) {
+                scope.unrestricted.insert(name.clone());
+            }
+            scope.protected.insert(name, ao);
+        }
+        scope
+    }
+
     /// A column's class under the policy in force.
     pub fn class(&self, dataset: &str, column: &str) -> Option<inland_policies::policy::ColumnClass> {
         self.classes.get(dataset).and_then(|c| c.get(column)).copied()

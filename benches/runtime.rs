@@ -1,0 +1,311 @@
+//! Runtime benchmarks: job start (cold: first compile; warm: cached), the
+//! host-call round trip, moving query results into a job (bytes/s), the cost
+//! of the policy checks at planning time and on a 1M-row aggregate, and 50
+//! jobs submitted at once (with the process's peak memory).
+//!
+//! Run: `cargo bench -p inland-benches --bench runtime`. `cargo test` runs
+//! each once on small data, as a check that they still work.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use inland_runtime::{
+    Date, Domain, DomainConfig, GrantRequest, JobRequest, JobStatus, Limits, OperatorStatus, OperatorType, Policy,
+    QueryEngine, QueryScope, Runtime,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Full runs (`cargo bench`) use 1M residents; `cargo test` a quick 10k.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn rows() -> usize {
+    if full() { 1_000_000 } else { 10_000 }
+}
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    rt: Option<Runtime>,
+    grant: String,
+    policy: Policy,
+    tokio: tokio::runtime::Runtime,
+}
+
+const OPERATOR: &str = "bench-op";
+
+fn setup() -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("domain");
+    let sources = dir.path().join("sources");
+    std::fs::create_dir_all(&sources).unwrap();
+    Domain::init_with(
+        &root,
+        DomainConfig {
+            name: "bench".into(),
+            limits: Limits {
+                timeout_secs: 600,
+                max_output_mib: 256,
+                ..Limits::default()
+            },
+        },
+    )
+    .unwrap();
+    let rt = Runtime::open(&root).unwrap();
+    inland_examples::generate::write_examples(&sources, rows(), 7).unwrap();
+    rt.register_dataset("residents", &sources.join("residents.parquet"), "residents")
+        .unwrap();
+    rt.register_dataset("enterprises", &sources.join("enterprises.parquet"), "enterprises")
+        .unwrap();
+    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
+    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+        .unwrap();
+    let today = Date::today();
+    let grant = rt
+        .issue_grant(GrantRequest {
+            operator: OPERATOR.into(),
+            datasets: vec!["residents".into(), "enterprises".into()],
+            purpose: "benchmarks".into(),
+            scenario: "benchmarks".into(),
+            from: today,
+            until: today.add_years(1),
+            products: vec![],
+        })
+        .unwrap()
+        .id;
+    let catalog = rt
+        .datasets()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let policy = Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    Bench {
+        _dir: dir,
+        root,
+        rt: Some(rt),
+        grant,
+        policy,
+        tokio: tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    }
+}
+
+impl Bench {
+    fn rt(&self) -> &Runtime {
+        self.rt.as_ref().unwrap()
+    }
+
+    fn job(&self, name: &str, params: &[(&str, &str)]) -> inland_runtime::JobReport {
+        let report = self
+            .tokio
+            .block_on(self.rt().run_job(JobRequest {
+                wasm: inland_examples::jobs::wasm(name).unwrap().to_vec(),
+                params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                operator: OPERATOR.into(),
+                grant: self.grant.clone(),
+            }))
+            .unwrap();
+        assert_eq!(
+            report.job.status,
+            JobStatus::Succeeded,
+            "{name}: {:?}",
+            report.job.error
+        );
+        report
+    }
+}
+
+fn clear_cache(root: &Path) {
+    let cache = root.join("cache");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).unwrap();
+        std::fs::create_dir_all(&cache).unwrap();
+    }
+}
+
+fn job_start(c: &mut Criterion, b: &mut Bench) {
+    let mut g = c.benchmark_group("job-start");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    // Cold: a fresh runtime and an empty compile cache: the component is compiled.
+    g.bench_function("cold-compile-and-run", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                b.rt = None;
+                clear_cache(&b.root);
+                b.rt = Some(Runtime::open(&b.root).unwrap());
+                let t = Instant::now();
+                b.job("noop", &[]);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    // Warm, end to end: admission, durable ledger events and checkpoint, run.
+    b.job("noop", &[]);
+    g.bench_function("warm-submit-to-report", |bench| bench.iter(|| b.job("noop", &[])));
+    // Warm, in the sandbox alone: instantiate from the pre-instantiated
+    // component in the pooling allocator, call `run`, tear down.
+    g.bench_function("warm-instantiate-and-run", |bench| {
+        bench.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| Duration::from_micros(b.job("noop", &[]).job.run_us))
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+fn host_calls(c: &mut Criterion, b: &Bench) {
+    let n: u64 = if full() { 100_000 } else { 1_000 };
+    let mut g = c.benchmark_group("host-call");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    // Per call: the same job with n calls minus with none, in the sandbox.
+    g.bench_function("list-datasets-round-trip", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let with = b.job("bench-calls", &[("n", &n.to_string())]).job.run_us;
+                let without = b.job("bench-calls", &[("n", "0")]).job.run_us;
+                total += Duration::from_nanos(with.saturating_sub(without) * 1000 / n);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn stream(c: &mut Criterion, b: &Bench) {
+    let sql = "SELECT * FROM residents";
+    let report = b.job("bench-stream", &[("sql", sql)]);
+    let bytes: u64 = report
+        .job
+        .log
+        .iter()
+        .find_map(|l| l.message.split("bytes=").nth(1).and_then(|v| v.trim().parse().ok()))
+        .unwrap();
+    let mut g = c.benchmark_group("results-into-guest");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Bytes(bytes));
+    g.bench_function("select-star-residents", |bench| {
+        bench.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| Duration::from_micros(b.job("bench-stream", &[("sql", sql)]).job.run_us))
+                .sum()
+        })
+    });
+    g.finish();
+}
+
+const PLANNED: [&str; 4] = [
+    "SELECT district, count(*) AS n, avg(income) AS income FROM residents GROUP BY district",
+    "SELECT district, service_type, sum(income) FROM residents WHERE age >= 30 GROUP BY district, service_type ORDER BY district LIMIT 20",
+    "SELECT industry, count(*), sum(registered_capital) FROM enterprises GROUP BY industry",
+    "SELECT district, age FROM residents WHERE district = '朝阳区' LIMIT 10",
+];
+
+fn policy(c: &mut Criterion, b: &Bench) {
+    let engine = QueryEngine::new(b.rt().domain(), 4 << 30).unwrap();
+    let datasets = b.rt().datasets().unwrap();
+    let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
+    let with = b
+        .tokio
+        .block_on(engine.session(b.rt().domain(), &datasets, Some((&b.policy, [3; 32]))))
+        .unwrap();
+    let without = b
+        .tokio
+        .block_on(engine.session(b.rt().domain(), &datasets, None))
+        .unwrap();
+    let scope_with = QueryScope::under(Some(&b.policy), names.clone());
+    let scope_without = QueryScope::under(None, names);
+    let mut g = c.benchmark_group("policy-planning");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    for (i, sql) in PLANNED.iter().enumerate() {
+        g.bench_function(format!("q{i}-with-policy"), |bench| {
+            bench.iter(|| b.tokio.block_on(engine.plan(&with, &scope_with, sql)).unwrap())
+        });
+        g.bench_function(format!("q{i}-without-policy"), |bench| {
+            bench.iter(|| b.tokio.block_on(engine.plan(&without, &scope_without, sql)).unwrap())
+        });
+    }
+    g.finish();
+
+    // The whole query, planned and run, over every resident.
+    let mut g = c.benchmark_group("policy-aggregate-1M");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let sql = PLANNED[0];
+    let run = |ctx, scope| {
+        b.tokio.block_on(async {
+            let planned = engine.plan(ctx, scope, sql).await.unwrap();
+            let stream = engine.execute(ctx, &planned).await.unwrap();
+            datafusion::physical_plan::common::collect(stream).await.unwrap()
+        })
+    };
+    g.bench_function("with-policy", |bench| bench.iter(|| run(&with, &scope_with)));
+    g.bench_function("without-policy", |bench| bench.iter(|| run(&without, &scope_without)));
+    g.finish();
+}
+
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib / 1024)
+}
+
+fn load(c: &mut Criterion, b: &Bench) {
+    let jobs = if full() { 50 } else { 8 };
+    let mut g = c.benchmark_group("load");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function(format!("{jobs}-district-stats-at-once"), |bench| {
+        bench.iter(|| {
+            b.tokio.block_on(async {
+                let wasm = inland_examples::jobs::wasm("district-stats").unwrap().to_vec();
+                let handles: Vec<_> = (0..jobs)
+                    .map(|_| {
+                        let rt = b.rt().clone();
+                        let request = JobRequest {
+                            wasm: wasm.clone(),
+                            params: vec![],
+                            operator: OPERATOR.into(),
+                            grant: b.grant.clone(),
+                        };
+                        tokio::spawn(async move { rt.run_job(request).await })
+                    })
+                    .collect();
+                for h in handles {
+                    let report = h.await.unwrap().unwrap();
+                    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+                }
+            })
+        })
+    });
+    g.finish();
+    if let Some(mib) = peak_rss_mib() {
+        let limits = Limits::default();
+        eprintln!(
+            "load: peak resident memory of the benchmark process {mib} MiB (pools: queries {} MiB, jobs {} x {} MiB)",
+            limits.query_memory_mib, limits.max_concurrent_jobs, limits.memory_mib
+        );
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut b = setup();
+    job_start(c, &mut b);
+    host_calls(c, &b);
+    stream(c, &b);
+    policy(c, &b);
+    load(c, &b);
+}
+
+criterion_group!(runtime, benches);
+criterion_main!(runtime);

@@ -1,0 +1,221 @@
+//! TPC-H queries 1, 3, 5, 6 and 10, run natively in DataFusion and as Inland
+//! jobs through the full path (admission, sandbox, policy checks with a
+//! policy that allows the queries, results emitted to quarantine and checked
+//! by the gate), on the same Parquet files in the same process. Results are
+//! compared, so a run also checks that Inland answers exactly what the engine
+//! answers.
+//!
+//! `benches/tpch/run.py` runs it at scale factor 1 beside DuckDB and writes
+//! `benches/RESULTS.md`. By hand:
+//! `cargo bench -p inland-benches --bench tpch -- --data DIR --runs 5 --json out.jsonl`.
+//! `cargo test` runs it once on the bundled scale-factor-0.001 files.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use inland_runtime::{
+    Date, Domain, DomainConfig, GrantRequest, JobRequest, JobStatus, Limits, OperatorStatus, OperatorType, Runtime,
+};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TABLES: [&str; 6] = ["lineitem", "orders", "customer", "supplier", "nation", "region"];
+const QUERIES: [&str; 5] = ["q1", "q3", "q5", "q6", "q10"];
+const OPERATOR: &str = "bench-op";
+
+struct Args {
+    data: PathBuf,
+    runs: usize,
+    json: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut a = Args {
+        data: here.join("tpch/sf0.001"),
+        runs: 1,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--data" => a.data = it.next().map(PathBuf::from).expect("--data DIR"),
+            "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--json" => a.json = it.next().map(PathBuf::from),
+            _ => {}
+        }
+    }
+    a
+}
+
+fn query(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tpch/queries/{name}.sql"))).unwrap()
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+/// A policy that lets the queries through: no personal data, every column a
+/// plaintext attribute (the checks still run on every plan).
+fn policy(rt: &Runtime) -> String {
+    let mut text = String::from("[domain]\nmin_group_size = 10\n\n");
+    for d in rt.datasets().unwrap() {
+        text.push_str(&format!(
+            "[datasets.{0}]\ngrade = \"general\"\npersonal_information = false\nentity = \"{1}\"\n\n[datasets.{0}.columns]\n",
+            d.name, d.columns[0].name
+        ));
+        for c in &d.columns {
+            text.push_str(&format!(
+                "{} = {{ class = \"attribute\", access = \"plaintext\" }}\n",
+                c.name
+            ));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn pretty(batches: &[arrow::record_batch::RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
+}
+
+fn main() {
+    let a = args();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut lines = Vec::new();
+
+    // Native DataFusion, default settings, straight on the files.
+    let native = SessionContext::new();
+    tokio.block_on(async {
+        for t in TABLES {
+            let path = a.data.join(format!("{t}.parquet"));
+            native
+                .register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+        }
+    });
+    let mut native_results = Vec::new();
+    for q in QUERIES {
+        let sql = query(q);
+        let mut times = Vec::new();
+        let mut result = Vec::new();
+        for i in 0..=a.runs {
+            let t = Instant::now();
+            result = tokio.block_on(async { native.sql(&sql).await.unwrap().collect().await.unwrap() });
+            if i > 0 || a.runs == 0 {
+                times.push(t.elapsed());
+            }
+        }
+        eprintln!("native {q}: median {:?}", median(&times));
+        lines.push(format!(
+            r#"{{"engine":"native","query":"{q}","median_s":{},"runs_s":{:?}}}"#,
+            median(&times).as_secs_f64(),
+            times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()
+        ));
+        let rows: usize = result.iter().map(|b| b.num_rows()).sum();
+        native_results.push((pretty(&result), rows));
+    }
+
+    // Inland: the same files registered as datasets, queried by a job.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("domain");
+    Domain::init_with(
+        &root,
+        DomainConfig {
+            name: "tpch".into(),
+            limits: Limits {
+                timeout_secs: 600,
+                query_memory_mib: 8192,
+                ..Limits::default()
+            },
+        },
+    )
+    .unwrap();
+    let rt = Runtime::open(&root).unwrap();
+    let t = Instant::now();
+    for table in TABLES {
+        rt.register_dataset(table, &a.data.join(format!("{table}.parquet")), table)
+            .unwrap();
+    }
+    eprintln!("inland: registered {} tables in {:?}", TABLES.len(), t.elapsed());
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy(&rt)).unwrap();
+    rt.apply_policy(&policy_path).unwrap().unwrap();
+    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
+    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+        .unwrap();
+    let today = Date::today();
+    let grant = rt
+        .issue_grant(GrantRequest {
+            operator: OPERATOR.into(),
+            datasets: TABLES.iter().map(|t| t.to_string()).collect(),
+            purpose: "TPC-H benchmark".into(),
+            scenario: "benchmark".into(),
+            from: today,
+            until: today.add_years(1),
+            products: vec![],
+        })
+        .unwrap()
+        .id;
+    let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
+        .unwrap()
+        .to_vec();
+    for (q, (expected, expected_rows)) in QUERIES.iter().zip(&native_results) {
+        let sql = query(q);
+        let mut times = Vec::new();
+        let mut sandbox = Vec::new();
+        for i in 0..=a.runs {
+            let t = Instant::now();
+            let report = tokio
+                .block_on(rt.run_job(JobRequest {
+                    wasm: probe.clone(),
+                    params: vec![("sql".into(), sql.clone())],
+                    operator: OPERATOR.into(),
+                    grant: grant.clone(),
+                }))
+                .unwrap();
+            let elapsed = t.elapsed();
+            assert_eq!(report.job.status, JobStatus::Succeeded, "{q}: {:?}", report.job.error);
+            if i == 0 {
+                // The job saw exactly what the engine computes.
+                match report.outputs.first() {
+                    Some(o) => {
+                        let got = rt.output_table(&o.id).unwrap();
+                        assert_eq!(
+                            &pretty(&got),
+                            expected,
+                            "{q}: Inland's result differs from native DataFusion"
+                        );
+                    }
+                    None => assert_eq!(*expected_rows, 0, "{q}: Inland returned nothing"),
+                }
+            }
+            if i > 0 || a.runs == 0 {
+                times.push(elapsed);
+                sandbox.push(Duration::from_micros(report.job.run_us));
+            }
+        }
+        eprintln!(
+            "inland {q}: median {:?} (in the sandbox {:?})",
+            median(&times),
+            median(&sandbox)
+        );
+        lines.push(format!(
+            r#"{{"engine":"inland","query":"{q}","median_s":{},"runs_s":{:?},"sandbox_median_s":{}}}"#,
+            median(&times).as_secs_f64(),
+            times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+            median(&sandbox).as_secs_f64()
+        ));
+    }
+    let out = lines.join("\n") + "\n";
+    match &a.json {
+        Some(p) => std::fs::write(p, out).unwrap(),
+        None => print!("{out}"),
+    }
+}
