@@ -329,7 +329,14 @@ pub(crate) fn read_sealed_table(
     }
     let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
         .map_err(|e| Error::Internal(e.to_string()))?;
-    reader
+    let schema = reader.schema();
+    let batches = reader
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Internal(e.to_string()))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    // An empty table still has its columns: readers always get at least one batch.
+    Ok(if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema)]
+    } else {
+        batches
+    })
 }

@@ -148,17 +148,10 @@ impl Runtime {
         )?;
         let key = inner.keys.grant_key(&record.grant)?;
         let batches = crate::output::read(&inner.domain, &key, record)?;
-        let schema = arrow::datatypes::Schema::new(
-            record
-                .columns
-                .iter()
-                .map(|c| arrow::datatypes::Field::new(&c.name, arrow::datatypes::DataType::Null, true))
-                .collect::<Vec<_>>(),
-        );
         let schema = batches
             .first()
             .map(|b| b.schema())
-            .unwrap_or_else(|| std::sync::Arc::new(schema));
+            .ok_or_else(|| Error::Internal(format!("output `{}` has no schema", record.id)))?;
         let table = crate::gating::concat(&schema, &batches)?;
         let facts = crate::gating::load_facts(&inner.domain, &key, &record.grant, &record.job_id)?;
         let label = record

@@ -270,3 +270,59 @@ async fn a_pair_of_releases_that_differ_by_one_entity_is_caught() {
         cells[0].0 as usize
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_level_release_needs_two_blind_votes_and_a_split_vote_is_conflicted() {
+    let d = new_domain(test_limits());
+    let csv = d.sources.join("districts.csv");
+    std::fs::write(&csv, "district,area_km2\n东城区,41.8\n西城区,50.5\n朝阳区,470.8\n").unwrap();
+    d.rt.register_dataset("districts", &csv, "district areas").unwrap();
+    let extra = r#"
+[datasets.districts]
+grade = "general"
+personal_information = false
+entity = "district"
+[datasets.districts.columns]
+district = { class = "public", access = "dimension", release_row_level = true }
+area_km2 = { class = "attribute", access = "plaintext", release_row_level = true }
+"#;
+    let path = d.sources.join("policy.toml");
+    std::fs::write(&path, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
+    d.rt.apply_policy(&path).unwrap().unwrap();
+    for r in ["li", "wang", "zhou"] {
+        d.rt.add_reviewer(r, None).unwrap();
+    }
+    let today = inland_runtime::Date::today();
+    let grant = crate::support::issue(&d.rt, OPERATOR, &["districts"], today, today.add_years(1)).unwrap();
+    let sql = [("sql", "SELECT district, area_km2 FROM districts ORDER BY district")];
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    let first = run_as(&d.rt, OPERATOR, &grant, probe.clone(), &sql).await.outputs[0]
+        .id
+        .clone();
+    let second = run_as(&d.rt, OPERATOR, &grant, probe, &sql).await.outputs[0].id.clone();
+    let o = d.rt.output(&first).unwrap();
+    assert_eq!(o.label.as_ref().unwrap().0, inland_runtime::Label::RowLevel);
+    assert_eq!(o.gate.as_ref().unwrap().verdict, Verdict::Review);
+    assert_eq!(o.review.as_ref().unwrap().required, 2);
+
+    // One vote: partially reviewed, and nobody sees it yet.
+    let partial = vote(&d, &first, "li", Decision::Approve).unwrap();
+    let review = partial.review.as_ref().unwrap();
+    assert_eq!(review.state, ReviewState::PartiallyReviewed);
+    assert!(inland_runtime::visible_votes(review).is_empty());
+    let page = inland_runtime::review_view::render(&partial, &d.rt.output_table(&first).unwrap());
+    assert!(page.contains("hidden until every reviewer has voted"), "{page}");
+    assert!(!page.contains("by li"), "{page}");
+    let out = tempfile::tempdir().unwrap();
+    assert!(d.rt.export(&first, &out.path().join("early")).is_err());
+    // A split vote is conflicted, and does not leave.
+    let split = vote(&d, &first, "wang", Decision::Reject).unwrap();
+    assert_eq!(split.review.as_ref().unwrap().state, ReviewState::Conflicted);
+    assert!(d.rt.export(&first, &out.path().join("split")).is_err());
+    // Two approvals release it.
+    vote(&d, &second, "li", Decision::Approve).unwrap();
+    let both = vote(&d, &second, "zhou", Decision::Approve).unwrap();
+    assert_eq!(both.review.unwrap().state, ReviewState::Approved);
+    d.rt.export(&second, &out.path().join("bundle")).unwrap();
+    assert_eq!(verify_bundle(&out.path().join("bundle"), None).unwrap().problem, None);
+}
