@@ -8,10 +8,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use inland_runtime::{
-    Date, Domain, DomainConfig, GrantRequest, JobRequest, JobStatus, Limits, OperatorStatus, OperatorType, Policy,
-    QueryEngine, QueryScope, Runtime,
-};
+use inland_runtime::{JobRequest, JobStatus, Limits, Policy, QueryEngine, QueryScope, Runtime};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,47 +30,30 @@ struct Bench {
     tokio: tokio::runtime::Runtime,
 }
 
-const OPERATOR: &str = "bench-op";
+#[path = "common.rs"]
+mod common;
+use common::OPERATOR;
 
 fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("domain");
     let sources = dir.path().join("sources");
     std::fs::create_dir_all(&sources).unwrap();
-    Domain::init_with(
+    let rt = common::domain(
         &root,
-        DomainConfig {
-            name: "bench".into(),
-            limits: Limits {
-                timeout_secs: 600,
-                max_output_mib: 256,
-                ..Limits::default()
-            },
+        "bench",
+        Limits {
+            timeout_secs: 600,
+            max_output_mib: 256,
+            ..Limits::default()
         },
-    )
-    .unwrap();
-    let rt = Runtime::open(&root).unwrap();
+    );
     inland_examples::generate::write_examples(&sources, rows(), 7).unwrap();
     rt.register_dataset("residents", &sources.join("residents.parquet"), "residents")
         .unwrap();
     rt.register_dataset("enterprises", &sources.join("enterprises.parquet"), "enterprises")
         .unwrap();
-    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
-    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
-        .unwrap();
-    let today = Date::today();
-    let grant = rt
-        .issue_grant(GrantRequest {
-            operator: OPERATOR.into(),
-            datasets: vec!["residents".into(), "enterprises".into()],
-            purpose: "benchmarks".into(),
-            scenario: "benchmarks".into(),
-            from: today,
-            until: today.add_years(1),
-            products: vec![],
-        })
-        .unwrap()
-        .id;
+    let grant = common::grant(&rt, &["residents", "enterprises"], "benchmarks");
     let catalog = rt
         .datasets()
         .unwrap()

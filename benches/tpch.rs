@@ -12,15 +12,15 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use inland_runtime::{
-    Date, Domain, DomainConfig, GrantRequest, JobRequest, JobStatus, Limits, OperatorStatus, OperatorType, Runtime,
-};
+use inland_runtime::{JobRequest, JobStatus, Limits, Runtime};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const TABLES: [&str; 6] = ["lineitem", "orders", "customer", "supplier", "nation", "region"];
 const QUERIES: [&str; 5] = ["q1", "q3", "q5", "q6", "q10"];
-const OPERATOR: &str = "bench-op";
+#[path = "common.rs"]
+mod common;
+use common::OPERATOR;
 
 struct Args {
     data: PathBuf,
@@ -125,19 +125,15 @@ fn main() {
     // Inland: the same files registered as datasets, queried by a job.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("domain");
-    Domain::init_with(
+    let rt = common::domain(
         &root,
-        DomainConfig {
-            name: "tpch".into(),
-            limits: Limits {
-                timeout_secs: 600,
-                query_memory_mib: 8192,
-                ..Limits::default()
-            },
+        "tpch",
+        Limits {
+            timeout_secs: 600,
+            query_memory_mib: 8192,
+            ..Limits::default()
         },
-    )
-    .unwrap();
-    let rt = Runtime::open(&root).unwrap();
+    );
     let t = Instant::now();
     for table in TABLES {
         rt.register_dataset(table, &a.data.join(format!("{table}.parquet")), table)
@@ -147,22 +143,7 @@ fn main() {
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy(&rt)).unwrap();
     rt.apply_policy(&policy_path).unwrap().unwrap();
-    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
-    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
-        .unwrap();
-    let today = Date::today();
-    let grant = rt
-        .issue_grant(GrantRequest {
-            operator: OPERATOR.into(),
-            datasets: TABLES.iter().map(|t| t.to_string()).collect(),
-            purpose: "TPC-H benchmark".into(),
-            scenario: "benchmark".into(),
-            from: today,
-            until: today.add_years(1),
-            products: vec![],
-        })
-        .unwrap()
-        .id;
+    let grant = common::grant(&rt, &TABLES, "TPC-H benchmark");
     let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
         .unwrap()
         .to_vec();

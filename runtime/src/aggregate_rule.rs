@@ -631,13 +631,7 @@ impl QueryGuard for AggregateGuard {
             });
             let label = if reads { Label::RowLevel } else { Label::Public };
             let reason = format!("{label}: no policy in force");
-            return Ok(Guarded {
-                plan,
-                notices: Vec::new(),
-                suppress_below: None,
-                cells: None,
-                label: Some((label, reason)),
-            });
+            return Ok(Guarded::labelled(plan, (label, reason)));
         }
         let facts = analyze(&plan, scope)?;
         let label = root_label(&plan, &facts);
@@ -648,21 +642,13 @@ impl QueryGuard for AggregateGuard {
             )));
         }
         match facts.aggregations {
-            0 => Ok(Guarded {
-                plan: without_entity(plan)?,
-                notices: Vec::new(),
-                suppress_below: None,
-                cells: None,
-                label: Some(label),
-            }),
+            0 => Ok(Guarded::labelled(without_entity(plan)?, label)),
             1 => {
                 let (cells, hidden) = cell_plan(&plan);
                 Ok(Guarded {
-                    plan: rewrite(&plan, &hidden)?,
-                    notices: Vec::new(),
                     suppress_below: Some(scope.min_group_size),
                     cells,
-                    label: Some(label),
+                    ..Guarded::labelled(rewrite(&plan, &hidden)?, label)
                 })
             }
             _ => Err(refuse(

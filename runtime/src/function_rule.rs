@@ -73,13 +73,7 @@ impl QueryGuard for FunctionGuard {
 
     fn check(&self, plan: LogicalPlan, scope: &QueryScope) -> Result<Guarded, QueryError> {
         if scope.protected.is_empty() {
-            return Ok(Guarded {
-                plan,
-                notices: Vec::new(),
-                suppress_below: None,
-                cells: None,
-                label: None,
-            });
+            return Ok(Guarded::unchanged(plan));
         }
         let mut refused: Option<String> = None;
         plan.apply_with_subqueries(|node| {
@@ -103,13 +97,7 @@ impl QueryGuard for FunctionGuard {
                 RULE,
                 format!("function `{name}` is not on the allow-list"),
             )),
-            None => Ok(Guarded {
-                plan,
-                notices: Vec::new(),
-                suppress_below: None,
-                cells: None,
-                label: None,
-            }),
+            None => Ok(Guarded::unchanged(plan)),
         }
     }
 }

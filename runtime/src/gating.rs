@@ -5,12 +5,10 @@
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::keys::SealingKey;
-use crate::output::OutputRecord;
+use crate::output::{GrantDir, OutputRecord};
 use crate::review::ReviewState;
 use crate::state::OUTPUTS;
 use arrow::record_batch::RecordBatch;
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
 use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleasedCell};
 use inland_policies::Label;
 use inland_policies::policy::{GateRules, Policy};
@@ -104,12 +102,8 @@ pub(crate) fn store_facts(
     job_id: &str,
     facts: &FactIndex,
 ) -> Result<()> {
-    let dir = domain.dir("quarantine").join(grant);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
     let bytes = serde_json::to_vec(facts).map_err(|e| Error::Internal(e.to_string()))?;
-    let sealed = key.seal(&bytes, &format!("facts:{job_id}"))?;
-    crate::output::store_in(&qdir, &facts_name(job_id), &sealed).map_err(|e| Error::io(dir.join(facts_name(job_id)), e))
+    GrantDir::open(domain, grant)?.seal_named(key, &facts_name(job_id), &format!("facts:{job_id}"), &bytes)
 }
 
 /// A job's cell facts, opened with its grant's key (empty if it recorded none).
@@ -129,20 +123,8 @@ pub(crate) fn load_facts(domain: &Domain, key: &SealingKey, grant: &str, job_id:
 
 /// Seals a table into a grant's quarantine; returns its SHA-256 and rows.
 pub(crate) fn seal_table(domain: &Domain, key: &SealingKey, grant: &str, table: &RecordBatch) -> Result<(String, u64)> {
-    let dir = domain.dir("quarantine").join(grant);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
-    let mut bytes = Vec::new();
-    {
-        let mut w = arrow::ipc::writer::FileWriter::try_new(&mut bytes, &table.schema())
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        w.write(table).map_err(|e| Error::Internal(e.to_string()))?;
-        w.finish().map_err(|e| Error::Internal(e.to_string()))?;
-    }
-    let sha256 = crate::fsutil::sha256_hex(&bytes);
-    let sealed = key.seal(&bytes, &sha256)?;
-    crate::output::store_in(&qdir, &format!("{sha256}.sealed"), &sealed)
-        .map_err(|e| Error::io(dir.join(&sha256), e))?;
-    crate::fsutil::sync_dir(&dir)?;
+    let qdir = GrantDir::open(domain, grant)?;
+    let (sha256, _) = qdir.seal_table(key, &table.schema(), std::slice::from_ref(table))?;
+    qdir.sync()?;
     Ok((sha256, table.num_rows() as u64))
 }

@@ -213,23 +213,10 @@ pub(crate) fn quarantine(
         .as_ref()
         .map(|(l, _)| *l)
         .unwrap_or(inland_policies::Label::Public);
-    let dir = domain.dir("quarantine").join(origin.grant);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    // Writes go through a capability for the grant's quarantine directory alone.
-    let qdir = Dir::open_ambient_dir(&dir, ambient_authority()).map_err(|e| Error::io(&dir, e))?;
+    let qdir = GrantDir::open(domain, origin.grant)?;
     let mut records = Vec::new();
     for (name, table) in collected.tables {
-        let mut bytes = Vec::new();
-        {
-            let mut w = FileWriter::try_new(&mut bytes, &table.schema).map_err(|e| Error::Internal(e.to_string()))?;
-            for b in &table.batches {
-                w.write(b).map_err(|e| Error::Internal(e.to_string()))?;
-            }
-            w.finish().map_err(|e| Error::Internal(e.to_string()))?;
-        }
-        let sha256 = crate::fsutil::sha256_hex(&bytes);
-        let sealed = key.seal(&bytes, &sha256)?;
-        store_in(&qdir, &format!("{sha256}.sealed"), &sealed).map_err(|e| Error::io(dir.join(&sha256), e))?;
+        let (sha256, stored_bytes) = qdir.seal_table(key, &table.schema, &table.batches)?;
         let record = OutputRecord {
             id: format!("{}/{name}", origin.job_id),
             name,
@@ -239,7 +226,7 @@ pub(crate) fn quarantine(
             module_sha256: origin.module_sha256.to_string(),
             sha256,
             rows: table.batches.iter().map(|b| b.num_rows() as u64).sum(),
-            bytes: bytes.len() as u64,
+            bytes: stored_bytes,
             columns: ColumnInfo::of(&table.schema),
             datasets: origin.datasets.clone(),
             queries: origin.queries.to_vec(),
@@ -267,13 +254,62 @@ pub(crate) fn quarantine(
         domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
         records.push(record);
     }
-    crate::fsutil::sync_dir(&dir)?;
+    qdir.sync()?;
     Ok(records)
+}
+
+/// A grant's quarantine directory, opened as a capability: writes go through
+/// it to that directory alone.
+pub(crate) struct GrantDir {
+    path: std::path::PathBuf,
+    dir: Dir,
+}
+
+impl GrantDir {
+    /// Opens (creating if needed) the quarantine directory of `grant`.
+    pub(crate) fn open(domain: &Domain, grant: &str) -> Result<GrantDir> {
+        let path = domain.dir("quarantine").join(grant);
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let dir = Dir::open_ambient_dir(&path, ambient_authority()).map_err(|e| Error::io(&path, e))?;
+        Ok(GrantDir { path, dir })
+    }
+
+    /// Seals a table as an Arrow IPC file, content-addressed; returns its
+    /// SHA-256 and its size before sealing.
+    pub(crate) fn seal_table(
+        &self,
+        key: &crate::keys::SealingKey,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(String, u64)> {
+        let mut bytes = Vec::new();
+        {
+            let mut w = FileWriter::try_new(&mut bytes, schema).map_err(|e| Error::Internal(e.to_string()))?;
+            for b in batches {
+                w.write(b).map_err(|e| Error::Internal(e.to_string()))?;
+            }
+            w.finish().map_err(|e| Error::Internal(e.to_string()))?;
+        }
+        let sha256 = crate::fsutil::sha256_hex(&bytes);
+        self.seal_named(key, &format!("{sha256}.sealed"), &sha256, &bytes)?;
+        Ok((sha256, bytes.len() as u64))
+    }
+
+    /// Seals bytes under `name`, bound to `aad`.
+    pub(crate) fn seal_named(&self, key: &crate::keys::SealingKey, name: &str, aad: &str, bytes: &[u8]) -> Result<()> {
+        let sealed = key.seal(bytes, aad)?;
+        store_in(&self.dir, name, &sealed).map_err(|e| Error::io(self.path.join(name), e))
+    }
+
+    /// Makes what was stored durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        crate::fsutil::sync_dir(&self.path)
+    }
 }
 
 /// Stores content-addressed bytes under `name` in `dir`, atomically and read-only.
 /// Content already there is left as it is: same name, same bytes.
-pub(crate) fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+fn store_in(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if dir.exists(name) {
         return Ok(());

@@ -137,6 +137,27 @@ pub struct Guarded {
     pub label: Option<(inland_policies::Label, String)>,
 }
 
+impl Guarded {
+    /// The plan as it came, with nothing to add: what a guard returns when it lets a plan pass.
+    pub fn unchanged(plan: LogicalPlan) -> Guarded {
+        Guarded {
+            plan,
+            notices: Vec::new(),
+            suppress_below: None,
+            cells: None,
+            label: None,
+        }
+    }
+
+    /// The plan with the label the guard decided.
+    pub fn labelled(plan: LogicalPlan, label: (inland_policies::Label, String)) -> Guarded {
+        Guarded {
+            label: Some(label),
+            ..Guarded::unchanged(plan)
+        }
+    }
+}
+
 /// A check on every query's optimized logical plan, before it runs. Guards run
 /// in order; each may refuse the plan or rewrite it. Deny by default: a guard
 /// that does not recognise a plan node should refuse it.
@@ -184,13 +205,7 @@ impl QueryGuard for ReadOnlyGuard {
         .map_err(QueryError::from)?;
         match refusal {
             Some(r) => Err(r),
-            None => Ok(Guarded {
-                plan,
-                notices: Vec::new(),
-                suppress_below: None,
-                cells: None,
-                label: None,
-            }),
+            None => Ok(Guarded::unchanged(plan)),
         }
     }
 }

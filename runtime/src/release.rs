@@ -37,6 +37,14 @@ fn check_reviewer_name(name: &str) -> Result<()> {
 }
 
 impl Runtime {
+    /// Serializes decisions and exports: each reads, changes and writes an output record.
+    fn review_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.inner
+            .review_lock
+            .lock()
+            .map_err(|_| Error::Internal("review lock poisoned".into()))
+    }
+
     /// Registers a reviewer; `operator` names the operator they work for, whose outputs they may not decide on.
     pub fn add_reviewer(&self, name: &str, operator: Option<&str>) -> Result<Reviewer> {
         check_reviewer_name(name)?;
@@ -80,10 +88,7 @@ impl Runtime {
     /// the grant's releases so far) and the released version is sealed.
     pub fn vote(&self, output_id: &str, request: VoteRequest) -> Result<OutputRecord> {
         let inner = &self.inner;
-        let _guard = inner
-            .review_lock
-            .lock()
-            .map_err(|_| Error::Internal("review lock poisoned".into()))?;
+        let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
         if record.destroyed {
             return Err(Error::Refused(format!(
@@ -190,10 +195,7 @@ impl Runtime {
     /// Nothing that is not approved can leave, by this or any other command.
     pub fn export(&self, output_id: &str, to: &Path) -> Result<ExportOutcome> {
         let inner = &self.inner;
-        let _guard = inner
-            .review_lock
-            .lock()
-            .map_err(|_| Error::Internal("review lock poisoned".into()))?;
+        let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
         let release = approved_release(&record)?.clone();
         let ledger = inner.ledger.as_ref().ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! the domain must give, side by side. `INLAND_BLESS=1` rewrites the outcomes
 //! from what the domain does, for review as a diff.
 
-use crate::support::{OPERATOR, TestDomain, new_domain, run_as, test_limits, wasm};
+use crate::support::{OPERATOR, TestDomain, apply_example_policy, new_domain, run_as, test_limits, wasm};
 use inland_runtime::JobStatus;
 use std::path::Path;
 
@@ -71,9 +71,7 @@ async fn the_policy_attack_suite_gives_the_expected_outcome_for_every_trick() {
     assert!(cases.len() >= 40, "the suite has only {} cases", cases.len());
 
     let d = new_domain(test_limits());
-    let policy = d.sources.join("policy.toml");
-    std::fs::write(&policy, inland_examples::POLICY).unwrap();
-    d.rt.apply_policy(&policy).unwrap().unwrap();
+    apply_example_policy(&d, "");
 
     let mut failures = Vec::new();
     let mut actual = Vec::new();

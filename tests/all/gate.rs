@@ -1,7 +1,7 @@
 //! The release gate end to end: outputs are checked as they are emitted,
 //! reviewed under the rules, and only approved ones leave as signed bundles.
 
-use crate::support::{OPERATOR, ROWS, SEED, TestDomain, new_domain, run_as, test_limits, wasm};
+use crate::support::{OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, new_domain, run_as, test_limits, wasm};
 use arrow::array::AsArray;
 use inland_runtime::{
     Decision, Error, JobReport, JobStatus, OutputRecord, ReviewState, Status, Verdict, VoteRequest, verify_bundle,
@@ -9,9 +9,7 @@ use inland_runtime::{
 
 fn with_policy() -> TestDomain {
     let d = new_domain(test_limits());
-    let path = d.sources.join("policy.toml");
-    std::fs::write(&path, inland_examples::POLICY).unwrap();
-    d.rt.apply_policy(&path).unwrap().unwrap();
+    apply_example_policy(&d, "");
     d.rt.add_reviewer("li", None).unwrap();
     d.rt.add_reviewer("wang", None).unwrap();
     d.rt.add_reviewer("insider", Some(OPERATOR)).unwrap();
@@ -286,9 +284,7 @@ entity = "district"
 district = { class = "public", access = "dimension", release_row_level = true }
 area_km2 = { class = "attribute", access = "plaintext", release_row_level = true }
 "#;
-    let path = d.sources.join("policy.toml");
-    std::fs::write(&path, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
-    d.rt.apply_policy(&path).unwrap().unwrap();
+    apply_example_policy(&d, extra);
     for r in ["li", "wang", "zhou"] {
         d.rt.add_reviewer(r, None).unwrap();
     }

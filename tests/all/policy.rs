@@ -4,16 +4,13 @@
 //! labels are still to come: until then aggregate-only and join-key-only
 //! columns are withheld.)
 
-use crate::support::{OPERATOR, TestDomain, issue, new_domain, run_as, test_limits, wasm};
+use crate::support::{OPERATOR, TestDomain, apply_example_policy, issue, new_domain, run_as, test_limits, wasm};
 use arrow::array::{Array, AsArray, RecordBatch};
 use inland_runtime::{Date, JobStatus};
 
 fn with_policy() -> TestDomain {
     let d = new_domain(test_limits());
-    let path = d.sources.join("policy.toml");
-    std::fs::write(&path, inland_examples::POLICY).unwrap();
-    let v = d.rt.apply_policy(&path).unwrap().unwrap();
-    assert_eq!(v.version, 1);
+    assert_eq!(apply_example_policy(&d, "").version, 1);
     d
 }
 
@@ -280,9 +277,7 @@ entity = "district"
 district = { class = "public", access = "dimension" }
 stations = { class = "attribute", access = "plaintext" }
 "#;
-    let path = d.sources.join("policy.toml");
-    std::fs::write(&path, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
-    d.rt.apply_policy(&path).unwrap().unwrap();
+    apply_example_policy(&d, extra);
     let today = Date::today();
     let grant = issue(
         &d.rt,

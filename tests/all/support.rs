@@ -94,6 +94,18 @@ pub fn new_domain(limits: Limits) -> TestDomain {
     }
 }
 
+/// Applies the example policy, followed by `extra` policy text (more
+/// `[datasets.X]` sections); returns the version applied.
+pub fn apply_example_policy(d: &TestDomain, extra: &str) -> inland_runtime::PolicyVersion {
+    let path = d.sources.join("policy.toml");
+    let text = match extra {
+        "" => inland_examples::POLICY.to_string(),
+        extra => format!("{}\n{extra}", inland_examples::POLICY),
+    };
+    std::fs::write(&path, text).unwrap();
+    d.rt.apply_policy(&path).unwrap().unwrap()
+}
+
 /// One domain shared by the tests that only read and run jobs, so each
 /// component is compiled once per test run.
 pub fn shared() -> &'static TestDomain {

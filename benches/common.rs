@@ -1,0 +1,40 @@
+//! Set-up shared by the benchmarks that run jobs: a domain in a temporary
+//! directory, and an approved operator holding a grant.
+
+use inland_runtime::{Date, Domain, DomainConfig, GrantRequest, Limits, OperatorStatus, OperatorType, Runtime};
+use std::path::Path;
+
+/// The operator the benchmarks run jobs as.
+pub const OPERATOR: &str = "bench-op";
+
+/// A new domain at `root` with these limits, opened.
+pub fn domain(root: &Path, name: &str, limits: Limits) -> Runtime {
+    Domain::init_with(
+        root,
+        DomainConfig {
+            name: name.into(),
+            limits,
+        },
+    )
+    .unwrap();
+    Runtime::open(root).unwrap()
+}
+
+/// Approves [`OPERATOR`] and issues it a one-year grant over `datasets`; returns the grant id.
+pub fn grant(rt: &Runtime, datasets: &[&str], purpose: &str) -> String {
+    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
+    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+        .unwrap();
+    let today = Date::today();
+    rt.issue_grant(GrantRequest {
+        operator: OPERATOR.into(),
+        datasets: datasets.iter().map(|d| d.to_string()).collect(),
+        purpose: purpose.into(),
+        scenario: "benchmark".into(),
+        from: today,
+        until: today.add_years(1),
+        products: vec![],
+    })
+    .unwrap()
+    .id
+}
