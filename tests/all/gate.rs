@@ -153,6 +153,17 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
     for k in ["output_checked", "review_voted", "review_decided", "output_exported"] {
         assert!(kinds.iter().any(|x| x == k), "no {k} in the ledger: {kinds:?}");
     }
+
+    // Terminating the grant lists the exported product in the destruction record; it is not recalled.
+    let record =
+        d.rt.terminate_grant(&d.grant, inland_runtime::TerminationReason::Agreement, "ended")
+            .await
+            .unwrap();
+    let inland_runtime::Event::GrantTerminated { released, .. } = record else {
+        panic!("unexpected {record:?}")
+    };
+    assert_eq!(released, vec![format!("{id} (manifest {})", done.manifest_sha256)]);
+    assert!(bundle.join("district_stats.csv").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
