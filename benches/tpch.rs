@@ -81,46 +81,40 @@ fn pretty(batches: &[arrow::record_batch::RecordBatch]) -> String {
     arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string()
 }
 
+/// A session over `data` with DataFusion's default settings: the native peer.
+fn native_session(tokio: &tokio::runtime::Runtime, files: &[(String, PathBuf)]) -> SessionContext {
+    let ctx = SessionContext::new();
+    tokio.block_on(async {
+        for (t, path) in files {
+            ctx.register_parquet(t.as_str(), path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+        }
+    });
+    ctx
+}
+
+fn json_line(engine: &str, q: &str, times: &[Duration], extra: &str) -> String {
+    format!(
+        r#"{{"engine":"{engine}","query":"{q}","median_s":{},"runs_s":{:?}{extra}}}"#,
+        median(times).as_secs_f64(),
+        times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()
+    )
+}
+
 fn main() {
     let a = args();
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut lines = Vec::new();
 
-    // Native DataFusion, default settings, straight on the files.
-    let native = SessionContext::new();
-    tokio.block_on(async {
-        for t in TABLES {
-            let path = a.data.join(format!("{t}.parquet"));
-            native
-                .register_parquet(t, path.to_str().unwrap(), ParquetReadOptions::default())
-                .await
-                .unwrap();
-        }
-    });
-    let mut native_results = Vec::new();
-    for q in QUERIES {
-        let sql = query(q);
-        let mut times = Vec::new();
-        let mut result = Vec::new();
-        for i in 0..=a.runs {
-            let t = Instant::now();
-            result = tokio.block_on(async { native.sql(&sql).await.unwrap().collect().await.unwrap() });
-            if i > 0 || a.runs == 0 {
-                times.push(t.elapsed());
-            }
-        }
-        eprintln!("native {q}: median {:?}", median(&times));
-        lines.push(format!(
-            r#"{{"engine":"native","query":"{q}","median_s":{},"runs_s":{:?}}}"#,
-            median(&times).as_secs_f64(),
-            times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>()
-        ));
-        let rows: usize = result.iter().map(|b| b.num_rows()).sum();
-        native_results.push((pretty(&result), rows));
-    }
+    // Native DataFusion, default settings, straight on the generated files.
+    let generated: Vec<(String, PathBuf)> = TABLES
+        .iter()
+        .map(|t| (t.to_string(), a.data.join(format!("{t}.parquet"))))
+        .collect();
+    let native = native_session(&tokio, &generated);
 
     // Inland: the same files registered as datasets, queried by a job.
     let dir = tempfile::tempdir().unwrap();
@@ -147,52 +141,78 @@ fn main() {
     let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
         .unwrap()
         .to_vec();
-    for (q, (expected, expected_rows)) in QUERIES.iter().zip(&native_results) {
+    // Native DataFusion again, on the files as Inland stores them: separates
+    // the stored layout's share of the difference from the Inland path's.
+    let stored: Vec<(String, PathBuf)> = rt
+        .datasets()
+        .unwrap()
+        .iter()
+        .map(|d| (d.name.clone(), rt.domain().root().join(d.relative_path())))
+        .collect();
+    let native_stored = native_session(&tokio, &stored);
+
+    let run_native = |ctx: &SessionContext, sql: &str| {
+        let t = Instant::now();
+        let result = tokio.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() });
+        (t.elapsed(), result)
+    };
+    let run_inland = |sql: &str| {
+        let t = Instant::now();
+        let report = tokio
+            .block_on(rt.run_job(JobRequest {
+                wasm: probe.clone(),
+                params: vec![("sql".into(), sql.to_string())],
+                operator: OPERATOR.into(),
+                grant: grant.clone(),
+            }))
+            .unwrap();
+        (t.elapsed(), report)
+    };
+
+    // The engines take turns within each run, so that drift in the machine's
+    // speed (large on a shared 2-core machine) falls on all of them alike.
+    let mut lines = Vec::new();
+    for q in QUERIES {
         let sql = query(q);
-        let mut times = Vec::new();
-        let mut sandbox = Vec::new();
+        let (mut n_times, mut s_times, mut i_times, mut sandbox) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..=a.runs {
-            let t = Instant::now();
-            let report = tokio
-                .block_on(rt.run_job(JobRequest {
-                    wasm: probe.clone(),
-                    params: vec![("sql".into(), sql.clone())],
-                    operator: OPERATOR.into(),
-                    grant: grant.clone(),
-                }))
-                .unwrap();
-            let elapsed = t.elapsed();
+            let (nt, expected) = run_native(&native, &sql);
+            let (st, _) = run_native(&native_stored, &sql);
+            let (it, report) = run_inland(&sql);
             assert_eq!(report.job.status, JobStatus::Succeeded, "{q}: {:?}", report.job.error);
             if i == 0 {
                 // The job saw exactly what the engine computes.
+                let rows: usize = expected.iter().map(|b| b.num_rows()).sum();
                 match report.outputs.first() {
                     Some(o) => {
                         let got = rt.output_table(&o.id).unwrap();
                         assert_eq!(
-                            &pretty(&got),
-                            expected,
+                            pretty(&got),
+                            pretty(&expected),
                             "{q}: Inland's result differs from native DataFusion"
                         );
                     }
-                    None => assert_eq!(*expected_rows, 0, "{q}: Inland returned nothing"),
+                    None => assert_eq!(rows, 0, "{q}: Inland returned nothing"),
                 }
             }
             if i > 0 || a.runs == 0 {
-                times.push(elapsed);
+                n_times.push(nt);
+                s_times.push(st);
+                i_times.push(it);
                 sandbox.push(Duration::from_micros(report.job.run_us));
             }
         }
         eprintln!(
-            "inland {q}: median {:?} (in the sandbox {:?})",
-            median(&times),
+            "{q}: native {:?}, native on the stored copy {:?}, inland {:?} (in the sandbox {:?})",
+            median(&n_times),
+            median(&s_times),
+            median(&i_times),
             median(&sandbox)
         );
-        lines.push(format!(
-            r#"{{"engine":"inland","query":"{q}","median_s":{},"runs_s":{:?},"sandbox_median_s":{}}}"#,
-            median(&times).as_secs_f64(),
-            times.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
-            median(&sandbox).as_secs_f64()
-        ));
+        lines.push(json_line("native", q, &n_times, ""));
+        lines.push(json_line("native-stored", q, &s_times, ""));
+        let extra = format!(r#","sandbox_median_s":{}"#, median(&sandbox).as_secs_f64());
+        lines.push(json_line("inland", q, &i_times, &extra));
     }
     let out = lines.join("\n") + "\n";
     match &a.json {

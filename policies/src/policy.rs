@@ -602,6 +602,17 @@ impl Policy {
             .collect()
     }
 
+    /// The join-key-only columns of a dataset: joinable, never shown.
+    pub fn join_key_only(&self, dataset: &str) -> Vec<&str> {
+        self.datasets
+            .iter()
+            .filter(|(n, _)| n.get_ref() == dataset)
+            .flat_map(|(_, d)| d.columns.iter())
+            .filter(|(_, p)| p.get_ref().access == Access::JoinKeyOnly)
+            .map(|(c, _)| c.get_ref().as_str())
+            .collect()
+    }
+
     /// Whether row-level values of every readable column of these datasets may be released.
     pub fn row_level_releasable(&self, datasets: &[String]) -> bool {
         datasets.iter().all(|name| {

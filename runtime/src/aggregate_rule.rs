@@ -5,13 +5,16 @@
 //! distinct entities behind each group, so that the host can suppress groups
 //! below the threshold before the job sees them.
 //!
-//! Deny by default: plan shapes this rule does not understand (joins,
-//! unions, windows, nested aggregation, subqueries) are refused when they
-//! touch a protected dataset.
+//! Joins are followed column by column: a protected dataset may be joined
+//! with unrestricted ones (its entities are the ones counted), and
+//! join-key-only columns may only meet each other in a join condition.
+//!
+//! Deny by default: plan shapes this rule does not understand (joins of two
+//! protected datasets, unions, windows, nested aggregation) are refused when
+//! they touch a protected dataset.
 
 use crate::query::{Guarded, QueryError, QueryGuard, QueryScope};
-use datafusion::common::Column;
-use datafusion::functions_aggregate::expr_fn::count_distinct;
+use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
     Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias, TableScanBuilder, col,
@@ -29,6 +32,7 @@ pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
 pub(crate) const CONTRIB: &str = "__inland_contrib_";
 
 const RULE: &str = "aggregate-only";
+const KEY_RULE: &str = "join-key-only";
 
 /// What the host records about one visible column of an aggregate result.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +184,8 @@ struct Lin {
     tainted: bool,
     /// The label of the values it carries.
     level: Label,
+    /// Exactly a join-key-only source column (possibly renamed).
+    key: bool,
 }
 
 impl Default for Lin {
@@ -188,6 +194,7 @@ impl Default for Lin {
             direct: false,
             tainted: false,
             level: Label::Public,
+            key: false,
         }
     }
 }
@@ -219,17 +226,31 @@ fn refuse(message: impl Into<String>) -> QueryError {
     QueryError::refused(RULE, message)
 }
 
-fn refs(expr: &Expr, input: &LogicalPlan, cols: &[Lin]) -> Result<Lin, QueryError> {
+fn refuse_key(column: &str) -> QueryError {
+    QueryError::refused(
+        KEY_RULE,
+        format!(
+            "`{column}` is join-key-only: it can be compared with another join-key-only column in a join \
+             condition, and never shown, filtered, grouped, sorted or computed on"
+        ),
+    )
+}
+
+/// The lineage of what `expr` computes from the columns of `schema`. Any use
+/// of a join-key-only column here is refused: only [`join_key`] admits one.
+fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
     let mut out = Lin::default();
     for c in expr.column_refs() {
         if c.name == ENTITY || c.name == GROUP_SIZE {
             return Err(refuse("internal columns cannot be used"));
         }
-        let i = input
-            .schema()
+        let i = schema
             .index_of_column(c)
             .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
         let l = cols.get(i).copied().unwrap_or_default();
+        if l.key {
+            return Err(refuse_key(&c.name));
+        }
         out.tainted |= l.raw();
         out.level = out.level.max(l.level);
     }
@@ -268,6 +289,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                         direct: p.contains(f.name()),
                         tainted: false,
                         level: class_level(class),
+                        key: scope.key_only.get(table).is_some_and(|k| k.contains(f.name())),
                     }
                 })
                 .collect();
@@ -301,7 +323,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                             .map_err(|e| QueryError::Internal(e.to_string()))?;
                         input.cols.get(i).copied().unwrap_or_default()
                     }
-                    other => refs(other, &p.input, &input.cols)?,
+                    other => refs(other, p.input.schema(), &input.cols)?,
                 };
                 cols.push(l);
             }
@@ -309,7 +331,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
         }
         LogicalPlan::Filter(f) => {
             let input = analyze(&f.input, scope)?;
-            if refs(&f.predicate, &f.input, &input.cols)?.raw() {
+            if refs(&f.predicate, f.input.schema(), &input.cols)?.raw() {
                 return Err(refuse(
                     "aggregate-only columns cannot be used in WHERE or HAVING on raw values",
                 ));
@@ -320,7 +342,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
         LogicalPlan::Sort(s) => {
             let input = analyze(&s.input, scope)?;
             for e in &s.expr {
-                if refs(&e.expr, &s.input, &input.cols)?.raw() {
+                if refs(&e.expr, s.input.schema(), &input.cols)?.raw() {
                     return Err(refuse("aggregate-only columns cannot be used in ORDER BY"));
                 }
             }
@@ -331,7 +353,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
             let input = analyze(&a.input, scope)?;
             let mut cols = Vec::new();
             for g in &a.group_expr {
-                let l = refs(g, &a.input, &input.cols)?;
+                let l = refs(g, a.input.schema(), &input.cols)?;
                 if l.raw() {
                     return Err(refuse("GROUP BY cannot use an aggregate-only column"));
                 }
@@ -348,7 +370,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
             }
             for e in &a.aggr_expr {
                 check_aggregate(unalias(e), &a.input, &input.cols, scope)?;
-                let l = refs(e, &a.input, &input.cols)?;
+                let l = refs(e, a.input.schema(), &input.cols)?;
                 let level = if input.protected {
                     Label::Aggregate.max(l.level.min(Label::Aggregate))
                 } else {
@@ -366,6 +388,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                 aggregations,
             })
         }
+        LogicalPlan::Join(j) => analyze_join(j, scope),
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Facts {
             cols: vec![Lin::default(); plan.schema().fields().len()],
             protected: false,
@@ -377,7 +400,10 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
             for i in other.inputs() {
                 let f = analyze(i, scope)?;
                 protected |= f.protected;
-                for l in f.cols {
+                for (l, field) in f.cols.iter().zip(i.schema().fields()) {
+                    if l.key {
+                        return Err(refuse_key(field.name()));
+                    }
                     level = level.max(l.level);
                 }
             }
@@ -409,9 +435,88 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
     }
 }
 
+/// The lineage of one side of a join's equality: a join-key-only column may
+/// stand there alone (perhaps cast for type coercion), nothing computed from it.
+fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
+    let mut e = unalias(expr);
+    while let Expr::Cast(c) = e {
+        e = unalias(&c.expr);
+    }
+    match e {
+        Expr::Column(c) if c.name != ENTITY && c.name != GROUP_SIZE => {
+            let i = schema
+                .index_of_column(c)
+                .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
+            Ok(cols.get(i).copied().unwrap_or_default())
+        }
+        other => refs(other, schema, cols),
+    }
+}
+
+/// Joins: between datasets the policy leaves unrestricted, and between one
+/// protected dataset and unrestricted ones (the entities counted are the
+/// protected side's). Join-key-only columns may be joined only with each
+/// other, so a job cannot test guesses of an identifier against them.
+fn analyze_join(j: &datafusion::logical_expr::Join, scope: &QueryScope) -> Result<Facts, QueryError> {
+    use datafusion::common::JoinType;
+    let left = analyze(&j.left, scope)?;
+    let right = analyze(&j.right, scope)?;
+    if left.protected && right.protected {
+        return Err(refuse(
+            "a join between two protected datasets is not supported yet; join a protected dataset only with \
+             datasets that hold no personal information and no aggregate-only columns",
+        ));
+    }
+    for (l, r) in &j.on {
+        let (ll, rl) = (
+            join_key(l, j.left.schema(), &left.cols)?,
+            join_key(r, j.right.schema(), &right.cols)?,
+        );
+        if ll.raw() || rl.raw() {
+            return Err(refuse("aggregate-only columns cannot be join keys"));
+        }
+        if ll.key != rl.key {
+            let named = if ll.key { l } else { r };
+            return Err(QueryError::refused(
+                KEY_RULE,
+                format!("`{named}` is join-key-only: it can be joined only with another join-key-only column"),
+            ));
+        }
+    }
+    let both: Vec<Lin> = left.cols.iter().chain(&right.cols).copied().collect();
+    if let Some(f) = &j.filter {
+        let schema = j.left.schema().join(j.right.schema()).map_err(QueryError::from)?;
+        if refs(f, &schema, &both)?.raw() {
+            return Err(refuse("aggregate-only columns cannot be used in a join condition"));
+        }
+    }
+    let marked = |mut cols: Vec<Lin>| {
+        cols.push(Lin::default());
+        cols
+    };
+    let cols = match j.join_type {
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => both,
+        JoinType::LeftSemi | JoinType::LeftAnti => left.cols,
+        JoinType::RightSemi | JoinType::RightAnti => right.cols,
+        JoinType::LeftMark => marked(left.cols),
+        JoinType::RightMark => marked(right.cols),
+    };
+    if cols.len() != j.schema.fields().len() {
+        return Err(QueryError::Internal(format!(
+            "lineage: a {} join with an unexpected schema",
+            j.join_type
+        )));
+    }
+    Ok(Facts {
+        cols,
+        protected: left.protected || right.protected,
+        aggregations: left.aggregations + right.aggregations,
+    })
+}
+
 fn check_aggregate(e: &Expr, input: &LogicalPlan, cols: &[Lin], scope: &QueryScope) -> Result<(), QueryError> {
     let Expr::AggregateFunction(AggregateFunction { func, params }) = e else {
-        return if refs(e, input, cols)?.raw() {
+        return if refs(e, input.schema(), cols)?.raw() {
             Err(refuse("aggregate-only columns must be aggregated"))
         } else {
             Ok(())
@@ -419,7 +524,7 @@ fn check_aggregate(e: &Expr, input: &LogicalPlan, cols: &[Lin], scope: &QuerySco
     };
     let mut touches = false;
     for arg in &params.args {
-        let l = refs(arg, input, cols)?;
+        let l = refs(arg, input.schema(), cols)?;
         if l.raw() {
             touches = true;
             let plain = matches!(unalias(arg), Expr::Column(_))
@@ -459,7 +564,7 @@ fn check_aggregate(e: &Expr, input: &LogicalPlan, cols: &[Lin], scope: &QuerySco
 }
 
 /// Adds the entity column to every node from the scan up to (not including) the aggregate.
-fn thread_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
+fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     Ok(match plan {
         LogicalPlan::TableScan(scan) => {
@@ -484,24 +589,40 @@ fn thread_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
             )
         }
         LogicalPlan::Projection(p) => {
-            let input = thread_entity(&p.input)?;
+            let input = thread_entity(&p.input, scope)?;
             let mut exprs = p.expr.clone();
             if !p.schema.fields().iter().any(|f| f.name() == ENTITY) {
                 exprs.push(Expr::Column(Column::from_name(ENTITY)));
             }
             LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
         }
-        LogicalPlan::Filter(f) => {
-            LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(thread_entity(&f.input)?)).map_err(df)?)
-        }
+        LogicalPlan::Filter(f) => LogicalPlan::Filter(
+            Filter::try_new(f.predicate.clone(), Arc::new(thread_entity(&f.input, scope)?)).map_err(df)?,
+        ),
         LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
-            SubqueryAlias::try_new(Arc::new(thread_entity(&a.input)?), a.alias.clone()).map_err(df)?,
+            SubqueryAlias::try_new(Arc::new(thread_entity(&a.input, scope)?), a.alias.clone()).map_err(df)?,
         ),
         LogicalPlan::Limit(l) => LogicalPlan::Limit(Limit {
             skip: l.skip.clone(),
             fetch: l.fetch.clone(),
-            input: Arc::new(thread_entity(&l.input)?),
+            input: Arc::new(thread_entity(&l.input, scope)?),
         }),
+        LogicalPlan::Join(j) => {
+            // Entities come from the one protected side (analyze refuses two).
+            let (left, right) = if reads_protected(&j.left, scope) {
+                (thread_entity(&j.left, scope)?, drop_entity(&j.right)?)
+            } else {
+                (drop_entity(&j.left)?, thread_entity(&j.right, scope)?)
+            };
+            let joined = plan.with_new_exprs(plan.expressions(), vec![left, right]).map_err(df)?;
+            if joined.schema().index_of_column_by_name(None, ENTITY).is_none() {
+                return Err(refuse(
+                    "this join keeps no rows of the protected dataset, so small groups cannot be counted; \
+                     aggregate the protected dataset on its side of the join",
+                ));
+            }
+            joined
+        }
         _ => {
             return Err(refuse(
                 "this query shape cannot carry the entity count needed for small-group suppression",
@@ -510,15 +631,39 @@ fn thread_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
     })
 }
 
+/// Whether a plan reads a dataset that is not unrestricted.
+fn reads_protected(plan: &LogicalPlan, scope: &QueryScope) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|n| {
+        if let LogicalPlan::TableScan(t) = n
+            && !scope.unrestricted.contains(t.table_name.table())
+        {
+            found = true;
+            return Ok(datafusion::common::tree_node::TreeNodeRecursion::Stop);
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// A plan without the hidden entity column, if it has one.
+fn drop_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    if plan.schema().fields().iter().any(|f| f.name() == ENTITY) {
+        without_entity(plan.clone())
+    } else {
+        Ok(plan.clone())
+    }
+}
+
 /// Rewrites the aggregation over protected data to count distinct entities per
 /// group, and carries that count to the top of the plan.
-fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)]) -> Result<LogicalPlan, QueryError> {
+fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)], scope: &QueryScope) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let n = || Expr::Column(Column::from_name(GROUP_SIZE));
-    let rewrite = |p: &LogicalPlan| rewrite(p, hidden);
+    let rewrite = |p: &LogicalPlan| rewrite(p, hidden, scope);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => {
-            let input = thread_entity(&a.input)?;
+            let input = thread_entity(&a.input, scope)?;
             let mut aggr = a.aggr_expr.clone();
             let contributions = crate::contrib::udaf();
             for (j, name) in hidden {
@@ -532,7 +677,11 @@ fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)]) -> Result<LogicalPlan
                     );
                 }
             }
-            aggr.push(count_distinct(col(format!("\"{ENTITY}\""))).alias(GROUP_SIZE));
+            aggr.push(
+                crate::contrib::entities_udaf()
+                    .call(vec![col(format!("\"{ENTITY}\""))])
+                    .alias(GROUP_SIZE),
+            );
             LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?)
         }
         LogicalPlan::Projection(p) => {
@@ -634,7 +783,17 @@ impl QueryGuard for AggregateGuard {
             return Ok(Guarded::labelled(plan, (label, reason)));
         }
         let facts = analyze(&plan, scope)?;
-        let label = root_label(&plan, &facts);
+        if let Some((_, field)) = facts.cols.iter().zip(plan.schema().fields()).find(|(l, _)| l.key) {
+            return Err(refuse_key(field.name()));
+        }
+        let mut label = root_label(&plan, &facts);
+        if facts.protected && facts.aggregations == 0 && label.0 < Label::RowLevel {
+            // Which rows came back says something about a protected dataset's rows.
+            label = (
+                Label::RowLevel,
+                "row-level: the rows returned depend on rows of a protected dataset".into(),
+            );
+        }
         if facts.cols.iter().any(|l| l.raw()) {
             return Err(refuse(format!(
                 "aggregate-only columns reach a result only through {}",
@@ -648,7 +807,7 @@ impl QueryGuard for AggregateGuard {
                 Ok(Guarded {
                     suppress_below: Some(scope.min_group_size),
                     cells,
-                    ..Guarded::labelled(rewrite(&plan, &hidden)?, label)
+                    ..Guarded::labelled(rewrite(&plan, &hidden, scope)?, label)
                 })
             }
             _ => Err(refuse(

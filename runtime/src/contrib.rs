@@ -1,25 +1,324 @@
-//! The hidden aggregate the host adds beside each sum or mean over protected
-//! data: per group, the two largest per-entity contributions, the total, and
-//! how many rows were negative or missing. The release gate's dominance and
-//! p% rules run on these facts; the job never sees them.
+//! The hidden aggregates the host adds to the one aggregation over protected
+//! data: `inland_entities(entity)` counts the distinct entities behind each
+//! group (for small-group suppression), and `inland_contributions(value,
+//! entity)`, beside each sum or mean, keeps per group the two largest
+//! per-entity contributions, the total, and how many rows were negative or
+//! missing (for the gate's dominance and p% rules). The job never sees them.
+//!
+//! Both run over the hidden entity key, a keyed 64-bit hash (see
+//! `policy_table`), and keep their state per group in hash tables of plain
+//! integers, so that a million entities cost a million small inserts rather
+//! than a million allocations. A collision of two keys can only merge two
+//! entities: fewer entities and a larger top contribution, which makes the
+//! checks stricter, never looser.
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt64Array};
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
-use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::common::{Result as DfResult, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
-use std::collections::HashMap;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
 use std::sync::Arc;
 
-/// The function's name in plans.
+/// The contributions function's name in plans.
 pub(crate) const NAME: &str = "inland_contributions";
+/// The entity-count function's name in plans.
+pub(crate) const ENTITIES: &str = "inland_entities";
 
-/// Where each figure sits in the returned list.
+/// Where each figure sits in the list the contributions function returns.
 pub(crate) const LARGEST: usize = 0;
 pub(crate) const SECOND: usize = 1;
 pub(crate) const TOTAL: usize = 2;
 pub(crate) const NEGATIVES: usize = 3;
 pub(crate) const MISSING: usize = 4;
+
+/// Rows without an entity count as one shared "unknown" contributor.
+const UNKNOWN: u64 = 0;
+
+/// Values keyed by entity for one group, kept as a vector: new entries are
+/// appended, and when the vector doubles (and before it is read) the new
+/// part is sorted and merged into the sorted, one-entry-per-entity part.
+/// Appending is far cheaper than a hash insert; the merge is linear, and
+/// sorted runs arriving from partial aggregates sort in linear time.
+#[derive(Debug, Default)]
+struct Runs<V> {
+    items: Vec<(u64, V)>,
+    compacted: usize,
+}
+
+/// How two values for the same entity become one.
+trait Combine: Copy {
+    fn combine(&mut self, other: Self);
+}
+
+impl Combine for () {
+    fn combine(&mut self, _other: Self) {}
+}
+
+impl Combine for f64 {
+    fn combine(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl<V: Combine> Runs<V> {
+    fn push(&mut self, key: u64, v: V) {
+        self.items.push((key, v));
+        if self.items.len() >= 2 * self.compacted + 1024 {
+            self.compact();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn compact(&mut self) {
+        if self.compacted == self.items.len() {
+            return;
+        }
+        self.items[self.compacted..].sort_unstable_by_key(|(k, _)| *k);
+        let (done, new) = self.items.split_at(self.compacted);
+        let mut out: Vec<(u64, V)> = Vec::with_capacity(self.items.len());
+        let (mut i, mut j) = (0, 0);
+        while i < done.len() || j < new.len() {
+            let next = match (done.get(i), new.get(j)) {
+                (Some(a), Some(b)) if a.0 <= b.0 => {
+                    i += 1;
+                    *a
+                }
+                (_, Some(b)) => {
+                    j += 1;
+                    *b
+                }
+                (Some(a), None) => {
+                    i += 1;
+                    *a
+                }
+                (None, None) => break,
+            };
+            match out.last_mut() {
+                Some((k, v)) if *k == next.0 => v.combine(next.1),
+                _ => out.push(next),
+            }
+        }
+        self.items = out;
+        self.compacted = self.items.len();
+    }
+
+    /// One entry per entity, sorted by entity.
+    fn finish(mut self) -> Vec<(u64, V)> {
+        self.compact();
+        self.items
+    }
+}
+
+type KeySet = Runs<()>;
+type KeySums = Runs<f64>;
+
+impl KeySet {
+    fn insert(&mut self, key: u64) {
+        self.push(key, ());
+    }
+    /// The distinct keys.
+    fn distinct(self) -> Vec<u64> {
+        self.finish().into_iter().map(|(k, _)| k).collect()
+    }
+}
+
+impl KeySums {
+    fn add(&mut self, key: u64, v: f64) {
+        self.push(key, v);
+    }
+    /// One sum per entity.
+    fn per_entity(self) -> Vec<(u64, f64)> {
+        self.finish()
+    }
+}
+
+type EntitySums = KeySums;
+type EntitySet = KeySet;
+
+fn list_of(t: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", t, true)))
+}
+
+fn entity_keys(a: &ArrayRef) -> DfResult<&UInt64Array> {
+    match a.as_primitive_opt::<UInt64Type>() {
+        Some(k) => Ok(k),
+        None => internal_err!("the hidden entity column must hold 64-bit keys, not {}", a.data_type()),
+    }
+}
+
+fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
+    filter.is_none_or(|f| f.is_valid(row) && f.value(row))
+}
+
+/// A list array from per-group vectors, with no per-value allocation.
+fn list_array<T: arrow::datatypes::ArrowPrimitiveType>(
+    groups: impl Iterator<Item = Vec<T::Native>>,
+) -> DfResult<ListArray> {
+    let mut lengths = Vec::new();
+    let mut values = Vec::new();
+    for g in groups {
+        lengths.push(g.len());
+        values.extend(g);
+    }
+    Ok(ListArray::try_new(
+        Arc::new(Field::new("item", T::DATA_TYPE, true)),
+        OffsetBuffer::from_lengths(lengths),
+        Arc::new(arrow::array::PrimitiveArray::<T>::from_iter_values(values)),
+        None,
+    )?)
+}
+
+// ---------------------------------------------------------------- entities
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Entities {
+    signature: Signature,
+}
+
+/// `inland_entities(entity)`: distinct entities per group, as Int64.
+pub(crate) fn entities_udaf() -> AggregateUDF {
+    AggregateUDF::from(Entities {
+        signature: Signature::exact(vec![DataType::UInt64], Volatility::Immutable),
+    })
+}
+
+impl AggregateUDFImpl for Entities {
+    fn name(&self) -> &str {
+        ENTITIES
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let mut one = EntityGroups::default();
+        one.groups.push(EntitySet::default());
+        Ok(Box::new(Single(one)))
+    }
+    fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new("entities", list_of(DataType::UInt64), true))])
+    }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(EntityGroups::default()))
+    }
+}
+
+/// The distinct entity keys of every group.
+#[derive(Debug, Default)]
+struct EntityGroups {
+    groups: Vec<EntitySet>,
+    entries: usize,
+}
+
+impl EntityGroups {
+    fn insert(&mut self, group: usize, key: u64) -> DfResult<()> {
+        let Some(set) = self.groups.get_mut(group) else {
+            return internal_err!("{ENTITIES}: group {group} out of range");
+        };
+        let before = set.len();
+        set.insert(key);
+        self.entries = (self.entries + set.len()).saturating_sub(before);
+        Ok(())
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<EntitySet> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        self.entries = self.entries.saturating_sub(taken.iter().map(|s| s.len()).sum());
+        taken
+    }
+}
+
+impl GroupsAccumulator for EntityGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        let [entity] = values else {
+            return internal_err!("{ENTITIES} takes one argument");
+        };
+        let keys = entity_keys(entity)?;
+        self.groups.resize_with(total_num_groups, EntitySet::default);
+        for (row, group) in group_indices.iter().enumerate() {
+            if keys.is_valid(row) && selected(opt_filter, row) {
+                self.insert(*group, keys.value(row))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let counts: Int64Array = self
+            .take(emit_to)
+            .into_iter()
+            .map(|s| Some(s.finish().len() as i64))
+            .collect();
+        Ok(Arc::new(counts))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let taken = self.take(emit_to);
+        let lists = list_array::<UInt64Type>(taken.into_iter().map(KeySet::distinct))?;
+        Ok(vec![Arc::new(lists)])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
+        let [lists] = values else {
+            return internal_err!("{ENTITIES}: unexpected state");
+        };
+        let lists = lists.as_list::<i32>();
+        self.groups.resize_with(total_num_groups, EntitySet::default);
+        let keys = entity_keys(lists.values())?;
+        let offsets = lists.value_offsets();
+        for (row, group) in group_indices.iter().enumerate() {
+            if lists.is_null(row) {
+                continue;
+            }
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            for i in start..end {
+                self.insert(*group, keys.value(i))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
+        let [entity] = values else {
+            return internal_err!("{ENTITIES} takes one argument");
+        };
+        let keys = entity_keys(entity)?;
+        let lists = list_array::<UInt64Type>((0..keys.len()).map(|row| {
+            if keys.is_valid(row) && selected(opt_filter, row) {
+                vec![keys.value(row)]
+            } else {
+                Vec::new()
+            }
+        }))?;
+        Ok(vec![Arc::new(lists)])
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.groups.capacity() * std::mem::size_of::<EntitySet>()
+            // Vectors grow by doubling: up to twice their length.
+            + self.entries * std::mem::size_of::<u64>() * 2
+    }
+}
+
+// ----------------------------------------------------------- contributions
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Contributions {
@@ -33,10 +332,6 @@ pub(crate) fn udaf() -> AggregateUDF {
     })
 }
 
-fn list_of(t: DataType) -> DataType {
-    DataType::List(Arc::new(Field::new("item", t, true)))
-}
-
 impl AggregateUDFImpl for Contributions {
     fn name(&self) -> &str {
         NAME
@@ -48,134 +343,341 @@ impl AggregateUDFImpl for Contributions {
         Ok(list_of(DataType::Float64))
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(Acc::default()))
+        let mut one = ContribGroups::default();
+        one.resize(1);
+        Ok(Box::new(Single(one)))
     }
     fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         Ok(vec![
-            Arc::new(Field::new("entities", list_of(DataType::Utf8), true)),
+            Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
             Arc::new(Field::new("sums", list_of(DataType::Float64), true)),
             Arc::new(Field::new("negatives", DataType::UInt64, true)),
             Arc::new(Field::new("missing", DataType::UInt64, true)),
         ])
     }
-}
-
-#[derive(Debug, Default)]
-struct Acc {
-    per_entity: HashMap<String, f64>,
-    negatives: u64,
-    missing: u64,
-    bytes: usize,
-}
-
-impl Acc {
-    fn add(&mut self, entity: &str, v: f64) {
-        match self.per_entity.get_mut(entity) {
-            Some(s) => *s += v,
-            None => {
-                self.bytes += entity.len() + 48;
-                self.per_entity.insert(entity.to_string(), v);
-            }
-        }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(ContribGroups::default()))
     }
 }
 
-impl Accumulator for Acc {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+/// Per group: each entity's sum, and the negative and missing row counts.
+#[derive(Debug, Default)]
+struct ContribGroups {
+    sums: Vec<EntitySums>,
+    negatives: Vec<u64>,
+    missing: Vec<u64>,
+    entries: usize,
+}
+
+impl ContribGroups {
+    fn resize(&mut self, n: usize) {
+        self.sums.resize_with(n, EntitySums::default);
+        self.negatives.resize(n, 0);
+        self.missing.resize(n, 0);
+    }
+
+    fn add(&mut self, group: usize, entity: u64, v: f64) -> DfResult<()> {
+        let Some(sums) = self.sums.get_mut(group) else {
+            return internal_err!("{NAME}: group {group} out of range");
+        };
+        let before = sums.len();
+        sums.add(entity, v);
+        self.entries = (self.entries + sums.len()).saturating_sub(before);
+        Ok(())
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<EntitySums>, Vec<u64>, Vec<u64>) {
+        let sums = emit_to.take_needed(&mut self.sums);
+        self.entries = self.entries.saturating_sub(sums.iter().map(|s| s.len()).sum());
+        (
+            sums,
+            emit_to.take_needed(&mut self.negatives),
+            emit_to.take_needed(&mut self.missing),
+        )
+    }
+}
+
+/// The five figures of one group.
+fn figures(sums: &[(u64, f64)], negatives: u64, missing: u64) -> [f64; 5] {
+    let (mut first, mut second, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for (_, v) in sums {
+        total += v;
+        if *v > first {
+            second = first;
+            first = *v;
+        } else if *v > second {
+            second = *v;
+        }
+    }
+    [first, second, total, negatives as f64, missing as f64]
+}
+
+impl GroupsAccumulator for ContribGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
         let [value, entity] = values else {
-            return Err(datafusion::error::DataFusionError::Internal(format!(
-                "{NAME} takes two arguments"
-            )));
+            return internal_err!("{NAME} takes two arguments");
         };
         let value = arrow::compute::cast(value, &DataType::Float64)?;
         let value = value.as_primitive::<Float64Type>();
-        let entity = arrow::compute::cast(entity, &DataType::Utf8)?;
-        let entity = entity.as_string::<i32>();
-        for i in 0..value.len() {
-            if value.is_null(i) {
-                self.missing += 1;
+        let keys = entity_keys(entity)?;
+        self.resize(total_num_groups);
+        for (row, group) in group_indices.iter().enumerate() {
+            if !selected(opt_filter, row) {
                 continue;
             }
-            let v = value.value(i);
-            if v < 0.0 {
-                self.negatives += 1;
+            if value.is_null(row) {
+                if let Some(m) = self.missing.get_mut(*group) {
+                    *m += 1;
+                }
+                continue;
             }
-            if entity.is_null(i) {
-                // Rows without an entity still count: under one shared "unknown" contributor.
-                self.add("", v);
-            } else {
-                self.add(entity.value(i), v);
+            let v = value.value(row);
+            if v < 0.0
+                && let Some(n) = self.negatives.get_mut(*group)
+            {
+                *n += 1;
+            }
+            let key = if keys.is_valid(row) { keys.value(row) } else { UNKNOWN };
+            self.add(*group, key, v)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let (sums, negatives, missing) = self.take(emit_to);
+        let lists = list_array::<Float64Type>(
+            sums.into_iter()
+                .zip(negatives.iter().zip(&missing))
+                .map(|(s, (n, m))| figures(&s.per_entity(), *n, *m).to_vec()),
+        )?;
+        Ok(Arc::new(lists))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let (sums, negatives, missing) = self.take(emit_to);
+        let sums: Vec<Vec<(u64, f64)>> = sums.into_iter().map(KeySums::per_entity).collect();
+        let keys = list_array::<UInt64Type>(sums.iter().map(|s| s.iter().map(|(k, _)| *k).collect()))?;
+        let values = list_array::<Float64Type>(sums.iter().map(|s| s.iter().map(|(_, v)| *v).collect()))?;
+        Ok(vec![
+            Arc::new(keys),
+            Arc::new(values),
+            Arc::new(UInt64Array::from(negatives)),
+            Arc::new(UInt64Array::from(missing)),
+        ])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
+        let [keys, sums, negatives, missing] = values else {
+            return internal_err!("{NAME}: unexpected state");
+        };
+        let (keys, sums) = (keys.as_list::<i32>(), sums.as_list::<i32>());
+        let negatives = negatives.as_primitive::<UInt64Type>();
+        let missing = missing.as_primitive::<UInt64Type>();
+        self.resize(total_num_groups);
+        let key_values = entity_keys(keys.values())?;
+        let sum_values = sums.values().as_primitive::<Float64Type>();
+        let offsets = keys.value_offsets();
+        for (row, group) in group_indices.iter().enumerate() {
+            if keys.is_null(row) {
+                continue;
+            }
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            for i in start..end {
+                self.add(*group, key_values.value(i), sum_values.value(i))?;
+            }
+            if let (Some(n), Some(m)) = (self.negatives.get_mut(*group), self.missing.get_mut(*group)) {
+                *n += negatives.value(row);
+                *m += missing.value(row);
             }
         }
         Ok(())
     }
 
-    fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        let (mut first, mut second, mut total) = (0.0f64, 0.0f64, 0.0f64);
-        for v in self.per_entity.values() {
-            total += v;
-            if *v > first {
-                second = first;
-                first = *v;
-            } else if *v > second {
-                second = *v;
-            }
-        }
-        let figures = [first, second, total, self.negatives as f64, self.missing as f64];
-        let values: Vec<ScalarValue> = figures.iter().map(|v| ScalarValue::Float64(Some(*v))).collect();
-        Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-            &values,
-            &DataType::Float64,
-        )))
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.bytes
-    }
-
-    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        let names: Vec<ScalarValue> = self
-            .per_entity
-            .keys()
-            .map(|k| ScalarValue::Utf8(Some(k.clone())))
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
+        let [value, entity] = values else {
+            return internal_err!("{NAME} takes two arguments");
+        };
+        let value = arrow::compute::cast(value, &DataType::Float64)?;
+        let value = value.as_primitive::<Float64Type>();
+        let keys = entity_keys(entity)?;
+        let counted = |row: usize| selected(opt_filter, row) && value.is_valid(row);
+        let key = |row: usize| if keys.is_valid(row) { keys.value(row) } else { UNKNOWN };
+        let rows = 0..value.len();
+        let key_lists =
+            list_array::<UInt64Type>(rows.clone().map(|r| if counted(r) { vec![key(r)] } else { Vec::new() }))?;
+        let sum_lists = list_array::<Float64Type>(
+            rows.clone()
+                .map(|r| if counted(r) { vec![value.value(r)] } else { Vec::new() }),
+        )?;
+        let negatives: UInt64Array = rows
+            .clone()
+            .map(|r| u64::from(counted(r) && value.value(r) < 0.0))
             .collect();
-        let sums: Vec<ScalarValue> = self
-            .per_entity
-            .values()
-            .map(|v| ScalarValue::Float64(Some(*v)))
+        let missing: UInt64Array = rows
+            .map(|r| u64::from(selected(opt_filter, r) && value.is_null(r)))
             .collect();
         Ok(vec![
-            ScalarValue::List(ScalarValue::new_list_nullable(&names, &DataType::Utf8)),
-            ScalarValue::List(ScalarValue::new_list_nullable(&sums, &DataType::Float64)),
-            ScalarValue::UInt64(Some(self.negatives)),
-            ScalarValue::UInt64(Some(self.missing)),
+            Arc::new(key_lists),
+            Arc::new(sum_lists),
+            Arc::new(negatives),
+            Arc::new(missing),
         ])
     }
 
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.sums.capacity() * std::mem::size_of::<EntitySums>()
+            + self.negatives.capacity() * 16
+            + self.entries * std::mem::size_of::<(u64, f64)>() * 2
+    }
+}
+
+// ---------------------------------------------------- one group, no GROUP BY
+
+/// A groups accumulator used for an aggregation without GROUP BY: one
+/// group, index 0, which exists from the start (an empty input still has a result).
+#[derive(Debug)]
+struct Single<G>(G);
+
+impl<G: GroupsAccumulator + std::fmt::Debug + Sync> Accumulator for Single<G> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let rows = values.first().map(|v| v.len()).unwrap_or(0);
+        self.0.update_batch(values, &vec![0; rows], None, 1)
+    }
+
+    fn evaluate(&mut self) -> DfResult<ScalarValue> {
+        let out = self.0.evaluate(EmitTo::All)?;
+        ScalarValue::try_from_array(&out, 0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.0.size()
+    }
+
+    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
+        self.0
+            .state(EmitTo::All)?
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let [names, sums, negatives, missing] = states else {
-            return Err(datafusion::error::DataFusionError::Internal(format!(
-                "{NAME}: unexpected state"
-            )));
+        let rows = states.first().map(|v| v.len()).unwrap_or(0);
+        self.0.merge_batch(states, &vec![0; rows], 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Float64Array;
+
+    fn keys(v: &[Option<u64>]) -> ArrayRef {
+        Arc::new(UInt64Array::from(v.to_vec()))
+    }
+
+    #[test]
+    fn entities_count_distinct_keys_per_group_across_partial_states() -> DfResult<()> {
+        let mut a = EntityGroups::default();
+        a.update_batch(&[keys(&[Some(1), Some(1), Some(2), None])], &[0, 0, 1, 1], None, 2)?;
+        let mut b = EntityGroups::default();
+        b.update_batch(&[keys(&[Some(1), Some(3)])], &[0, 0], None, 1)?;
+        let mut merged = EntityGroups::default();
+        merged.merge_batch(&a.state(EmitTo::All)?, &[0, 1], 2)?;
+        merged.merge_batch(&b.state(EmitTo::All)?, &[0], 2)?;
+        let out = merged.evaluate(EmitTo::All)?;
+        let out = out.as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!(out.values().to_vec(), vec![2, 1]);
+        Ok(())
+    }
+
+    #[test]
+    fn contributions_sum_per_entity_and_count_negative_and_missing_rows() -> DfResult<()> {
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(5.0),
+            Some(7.0),
+            Some(-1.0),
+            None,
+            Some(3.0),
+        ]));
+        let mut a = ContribGroups::default();
+        a.update_batch(
+            &[values, keys(&[Some(1), Some(2), Some(1), Some(3), None])],
+            &[0; 5],
+            None,
+            1,
+        )?;
+        let mut merged = ContribGroups::default();
+        merged.merge_batch(&a.state(EmitTo::All)?, &[0], 1)?;
+        let out = merged.evaluate(EmitTo::All)?;
+        let list = out.as_list::<i32>().value(0);
+        let f = list.as_primitive::<Float64Type>();
+        // Entity 1: 5 - 1 = 4; entity 2: 7; unknown: 3.
+        assert_eq!(f.values().to_vec(), vec![7.0, 4.0, 14.0, 1.0, 1.0]);
+        Ok(())
+    }
+
+    #[test]
+    fn an_aggregation_without_group_by_over_no_rows_has_zero_entities() -> DfResult<()> {
+        let udaf = entities_udaf();
+        let schema = arrow::datatypes::Schema::new(vec![Field::new("e", DataType::UInt64, true)]);
+        let expr = datafusion::physical_expr::expressions::col("e", &schema)?;
+        let field = Arc::new(Field::new("n", DataType::Int64, true));
+        let args = AccumulatorArgs {
+            return_field: field,
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "n",
+            is_distinct: false,
+            exprs: &[expr],
+            expr_fields: &[Arc::new(Field::new("e", DataType::UInt64, true))],
         };
-        let names: &ListArray = names.as_list::<i32>();
-        let sums: &ListArray = sums.as_list::<i32>();
-        let negatives = negatives.as_primitive::<UInt64Type>();
-        let missing = missing.as_primitive::<UInt64Type>();
-        for row in 0..names.len() {
-            if names.is_null(row) {
-                continue;
-            }
-            let n = names.value(row);
-            let n = n.as_string::<i32>();
-            let s = sums.value(row);
-            let s = s.as_primitive::<Float64Type>();
-            for i in 0..n.len() {
-                self.add(n.value(i), s.value(i));
-            }
-            self.negatives += negatives.value(row);
-            self.missing += missing.value(row);
+        let mut acc = udaf.accumulator(args)?;
+        assert_eq!(acc.evaluate()?, ScalarValue::Int64(Some(0)));
+        Ok(())
+    }
+
+    #[test]
+    fn runs_merge_repeated_entities_across_compactions() {
+        let mut set = KeySet::default();
+        let mut sums = KeySums::default();
+        for i in 0..5000u64 {
+            set.insert((i * 7919) % 1500);
+            sums.add(i % 1500, 1.0);
         }
+        let keys = set.distinct();
+        assert_eq!(keys.len(), 1500);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        let per_entity = sums.per_entity();
+        assert_eq!(per_entity.len(), 1500);
+        let total: f64 = per_entity.iter().map(|(_, v)| v).sum();
+        assert_eq!(total, 5000.0);
+        // Entities 0..499 appear four times (i < 5000 = 3 * 1500 + 500), the rest three.
+        assert_eq!(per_entity[0], (0, 4.0));
+        assert_eq!(per_entity[1499], (1499, 3.0));
+    }
+
+    #[test]
+    fn emitting_the_first_groups_shifts_the_rest_down() -> DfResult<()> {
+        let mut a = EntityGroups::default();
+        a.update_batch(&[keys(&[Some(1), Some(2), Some(3)])], &[0, 1, 1], None, 2)?;
+        let first = a.evaluate(EmitTo::First(1))?;
+        assert_eq!(first.as_primitive::<arrow::datatypes::Int64Type>().value(0), 1);
+        a.update_batch(&[keys(&[Some(4)])], &[0], None, 1)?;
+        let rest = a.evaluate(EmitTo::All)?;
+        assert_eq!(rest.as_primitive::<arrow::datatypes::Int64Type>().value(0), 3);
         Ok(())
     }
 }

@@ -4,9 +4,8 @@
 //! scan — filters, joins, aggregates, error messages — ever sees a denied
 //! column or an unmasked value, whatever SQL the job writes.
 //!
-//! Aggregate-only columns are visible to the plan, where the aggregation rule
-//! decides how they may be used; join-key-only columns are withheld until
-//! their plan check exists (deny by default). A hidden column carries each
+//! Aggregate-only and join-key-only columns are visible to the plan, where
+//! the aggregation rule decides how they may be used. A hidden column carries each
 //! row's entity as a pseudonym, for small-group suppression.
 
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
@@ -33,6 +32,9 @@ enum Mode {
     KeepLast(usize),
     DateTrunc(DateUnit),
     Bucket(f64),
+    /// The hidden entity key: a keyed 64-bit hash, for counting entities
+    /// inside the host (never shown to a job, so speed beats a full HMAC).
+    EntityKey(u64),
 }
 
 /// A masking function. It is never registered in a session, so a job cannot
@@ -85,6 +87,12 @@ impl ScalarUDFImpl for MaskUdf {
         };
         let array = input.to_array(args.number_rows)?;
         let out: ArrayRef = match &self.mode {
+            Mode::EntityKey(seed) => {
+                let state = foldhash::quality::FixedState::with_seed(*seed);
+                let mut hashes = vec![0u64; array.len()];
+                datafusion::common::hash_utils::create_hashes([&array], &state, &mut hashes)?;
+                Arc::new(arrow::array::UInt64Array::new(hashes.into(), array.logical_nulls()))
+            }
             Mode::Pseudonym(k) => {
                 let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k);
                 let s = array.as_string::<i32>();
@@ -137,6 +145,15 @@ impl ScalarUDFImpl for MaskUdf {
     }
 }
 
+/// The seed of the hidden entity key, derived from the domain's pseudonym key.
+fn entity_seed(pseudonym_key: &[u8; 32]) -> u64 {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pseudonym_key);
+    let tag = ring::hmac::sign(&key, b"inland entity key");
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&tag.as_ref()[..8]);
+    u64::from_le_bytes(seed)
+}
+
 /// The expression a job sees for one column, or `None` if it is withheld.
 fn visible_expr(
     name: &str,
@@ -166,7 +183,10 @@ fn visible_expr(
         Access::Plaintext | Access::Dimension => Some((column.clone(), data_type.clone())),
         // Visible to the plan, whose aggregation rule decides how it may be used.
         Access::AggregateOnly => Some((column.clone(), data_type.clone())),
-        Access::Deny | Access::JoinKeyOnly => None,
+        // Visible to the plan as stored (joins need the real value); the
+        // aggregation rule lets it appear only in a join condition.
+        Access::JoinKeyOnly => Some((column.clone(), data_type.clone())),
+        Access::Deny => None,
         Access::Mask { method } => match method {
             MaskMethod::Pseudonym => masked(Mode::Pseudonym(*pseudonym_key), as_text(), DataType::Utf8),
             MaskMethod::Redact => masked(Mode::Redact, column.clone(), DataType::Utf8),
@@ -257,19 +277,21 @@ impl PolicyTable {
                 reads.push(i);
             }
         }
-        // The hidden entity column: its pseudonym, for counting distinct entities per group.
+        // The hidden entity column: a keyed hash of each row's entity, for
+        // counting distinct entities per group.
         if let Some(entity) = policy.entity(dataset)
             && let Ok(i) = inner_schema.index_of(entity)
-            && let Some((expr, ty)) = visible_expr(
-                entity,
-                inner_schema.field(i).data_type(),
-                &Access::Mask {
-                    method: MaskMethod::Pseudonym,
-                },
-                pseudonym_key,
-            )
         {
-            fields.push(Field::new(crate::aggregate_rule::ENTITY, ty, true));
+            let udf = ScalarUDF::new_from_impl(MaskUdf {
+                mode: Mode::EntityKey(entity_seed(pseudonym_key)),
+                signature: Signature::any(1, Volatility::Immutable),
+                output: DataType::UInt64,
+            });
+            let expr = Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(udf),
+                vec![col(format!("\"{entity}\""))],
+            ));
+            fields.push(Field::new(crate::aggregate_rule::ENTITY, DataType::UInt64, true));
             exprs.push(expr);
             reads.push(i);
         }

@@ -83,6 +83,9 @@ pub struct QueryScope {
     /// aggregate-only columns: joins and unions over them are allowed and
     /// their aggregates need no small-group suppression (their labels still apply).
     pub unrestricted: BTreeSet<String>,
+    /// Join-key-only columns: dataset → columns that may be compared in a
+    /// join condition, with another join-key-only column, and nowhere else.
+    pub key_only: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// Column classes under the policy: dataset → column → class.
     pub classes:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, inland_policies::policy::ColumnClass>>,
@@ -110,6 +113,10 @@ impl QueryScope {
             let ao: BTreeSet<String> = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
             if ao.is_empty() && !p.personal_information(&name) {
                 scope.unrestricted.insert(name.clone());
+            }
+            let keys: BTreeSet<String> = p.join_key_only(&name).into_iter().map(str::to_string).collect();
+            if !keys.is_empty() {
+                scope.key_only.insert(name.clone(), keys);
             }
             scope.protected.insert(name, ao);
         }
@@ -210,6 +217,18 @@ impl QueryGuard for ReadOnlyGuard {
     }
 }
 
+/// DataFusion's optimizer rules, less the one that turns `count(DISTINCT x)`
+/// into two nested aggregations: kept as one aggregate, a distinct count is
+/// something the aggregation rule can check and the suppression rewrite can
+/// count entities beside.
+fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    datafusion::optimizer::Optimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| r.name() != "single_distinct_aggregation_to_group_by")
+        .collect()
+}
+
 /// A query ready to run.
 pub struct PlannedQuery {
     /// The checked, optimized plan.
@@ -278,6 +297,7 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(self.env.clone())
             .with_default_features()
+            .with_optimizer_rules(optimizer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Raw tables are opened in a private session the job's SQL can never name.

@@ -2,8 +2,11 @@
 //! the domain must give, side by side. `INLAND_BLESS=1` rewrites the outcomes
 //! from what the domain does, for review as a diff.
 
-use crate::support::{OPERATOR, TestDomain, apply_example_policy, new_domain, run_as, test_limits, wasm};
-use inland_runtime::JobStatus;
+use crate::support::{
+    OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, issue, new_domain, run_as, test_limits, wasm,
+};
+use arrow::array::AsArray;
+use inland_runtime::{Date, JobStatus};
 use std::path::Path;
 
 struct Case {
@@ -35,9 +38,9 @@ fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
     (layout, cases)
 }
 
-async fn outcome(d: &TestDomain, sql: &str) -> String {
+async fn outcome(d: &TestDomain, grant: &str, sql: &str) -> String {
     let probe = wasm(inland_examples::jobs::SQL_PROBE);
-    let report = run_as(&d.rt, OPERATOR, &d.grant, probe, &[("sql", sql)]).await;
+    let report = run_as(&d.rt, OPERATOR, grant, probe, &[("sql", sql)]).await;
     if report.job.status != JobStatus::Succeeded {
         let err = report.job.error.map(|e| e.to_string()).unwrap_or_default();
         if let Some(rest) = err.split("refused by rule `").nth(1) {
@@ -63,6 +66,56 @@ async fn outcome(d: &TestDomain, sql: &str) -> String {
     format!("ok rows={rows} suppressed={suppressed} label={label}")
 }
 
+/// Beside the example datasets, two the policy leaves unrestricted: a
+/// district lookup table, and a licence register keyed by the enterprises'
+/// USCC, which the policy makes join-key-only. Returns a grant for all four.
+fn with_lookup_datasets(d: &TestDomain) -> String {
+    let mut districts = String::from("district,area_km2\n");
+    for (name, _, _) in inland_examples::generate::DISTRICTS {
+        districts.push_str(&format!("{name},{}\n", 10 + districts.lines().count()));
+    }
+    let mut licences = String::from("uscc,licence\n");
+    let enterprises = inland_examples::generate::enterprises(ROWS, SEED);
+    let codes = enterprises.column(0).as_string::<i32>();
+    for i in 0..200 {
+        licences.push_str(&format!("{},{}\n", codes.value(i), ["food", "transport"][i % 2]));
+    }
+    for (name, text) in [("districts", districts), ("licences", licences)] {
+        let csv = d.sources.join(format!("{name}.csv"));
+        std::fs::write(&csv, text).unwrap();
+        d.rt.register_dataset(name, &csv, name).unwrap();
+    }
+    apply_example_policy(
+        d,
+        r#"
+[datasets.districts]
+grade = "general"
+personal_information = false
+entity = "district"
+[datasets.districts.columns]
+district = { class = "public", access = "dimension" }
+area_km2 = { class = "public", access = "plaintext" }
+
+[datasets.licences]
+grade = "general"
+personal_information = false
+entity = "uscc"
+[datasets.licences.columns]
+uscc = { class = "direct-identifier", access = "join-key-only" }
+licence = { class = "attribute", access = "dimension" }
+"#,
+    );
+    let today = Date::today();
+    issue(
+        &d.rt,
+        OPERATOR,
+        &["residents", "enterprises", "districts", "licences"],
+        today,
+        today.add_years(1),
+    )
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_policy_attack_suite_gives_the_expected_outcome_for_every_trick() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("attacks/policy.slt");
@@ -71,12 +124,12 @@ async fn the_policy_attack_suite_gives_the_expected_outcome_for_every_trick() {
     assert!(cases.len() >= 40, "the suite has only {} cases", cases.len());
 
     let d = new_domain(test_limits());
-    apply_example_policy(&d, "");
+    let grant = with_lookup_datasets(&d);
 
     let mut failures = Vec::new();
     let mut actual = Vec::new();
     for case in &cases {
-        let got = outcome(&d, &case.sql).await;
+        let got = outcome(&d, &grant, &case.sql).await;
         if got != case.expected {
             failures.push(format!(
                 "{}\n    expected: {}\n    got:      {got}",

@@ -1,8 +1,8 @@
 //! The domain policy in the query path: denied columns do not exist for a
 //! job, masked columns are masked before anything else sees them, and
-//! pseudonyms never link across grants. (Aggregate rules, suppression and
-//! labels are still to come: until then aggregate-only and join-key-only
-//! columns are withheld.)
+//! pseudonyms never link across grants; results carry labels, and lookup
+//! datasets join each other and a protected dataset. The aggregation and
+//! join-key rules, trick by trick, are in the attack suite (`attacks.rs`).
 
 use crate::support::{OPERATOR, TestDomain, apply_example_policy, issue, new_domain, run_as, test_limits, wasm};
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -250,7 +250,7 @@ async fn the_host_labels_every_result_and_outputs_inherit_the_job_label() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn datasets_without_personal_or_aggregate_only_data_can_be_joined_and_keep_their_labels() {
+async fn lookup_datasets_join_each_other_and_a_protected_dataset_and_keep_their_labels() {
     let d = new_domain(test_limits());
     for (name, text) in [
         ("districts", "district,area_km2\n东城区,41.8\n西城区,50.5\n"),
@@ -300,9 +300,33 @@ stations = { class = "attribute", access = "plaintext" }
     assert_eq!(report.outputs[0].rows, 1);
     // The join does not launder the label: plaintext attributes are row-level values.
     assert_eq!(report.job.label.as_ref().unwrap().0, inland_runtime::Label::RowLevel);
-    // A join that touches personal data is still refused.
+    // Personal data joined with a lookup table: aggregated and suppressed on
+    // the protected side's entities, with the same figures as without the join.
+    let counts = |batches: Vec<RecordBatch>| {
+        let mut out = Vec::new();
+        for b in &batches {
+            let k = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+            let (k, n) = (
+                k.as_string::<i32>(),
+                b.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+            );
+            out.extend((0..b.num_rows()).map(|i| (k.value(i).to_string(), n.value(i))));
+        }
+        out.sort();
+        out
+    };
+    let joined = "SELECT d.district, count(*) AS n FROM districts d JOIN residents r ON r.district = d.district \
+                  GROUP BY d.district";
+    let direct =
+        "SELECT district, count(*) AS n FROM residents WHERE district IN ('东城区', '西城区') GROUP BY district";
+    let (joined, _) = probe(&d, &grant, joined).await.unwrap();
+    let (direct, _) = probe(&d, &grant, direct).await.unwrap();
+    let joined = counts(joined);
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert_eq!(joined, counts(direct));
+    // Two protected datasets cannot be joined yet.
     let sql =
-        "SELECT d.district, count(*) FROM districts d JOIN residents r ON r.district = d.district GROUP BY d.district";
+        "SELECT r.district, count(*) FROM residents r JOIN residents s ON r.district = s.district GROUP BY r.district";
     let err = probe(&d, &grant, sql).await.unwrap_err();
-    assert!(err.contains("aggregate-only"), "{err}");
+    assert!(err.contains("two protected datasets"), "{err}");
 }
