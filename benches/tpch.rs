@@ -26,6 +26,8 @@ struct Args {
     data: PathBuf,
     runs: usize,
     json: Option<PathBuf>,
+    /// Print each query's physical plan, native and Inland's, and stop.
+    explain: bool,
 }
 
 fn args() -> Args {
@@ -34,6 +36,7 @@ fn args() -> Args {
         data: here.join("tpch/sf0.001"),
         runs: 1,
         json: None,
+        explain: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -41,6 +44,7 @@ fn args() -> Args {
             "--data" => a.data = it.next().map(PathBuf::from).expect("--data DIR"),
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--json" => a.json = it.next().map(PathBuf::from),
+            "--explain" => a.explain = true,
             _ => {}
         }
     }
@@ -92,6 +96,57 @@ fn native_session(tokio: &tokio::runtime::Runtime, files: &[(String, PathBuf)]) 
         }
     });
     ctx
+}
+
+/// The physical plans of every query, natively and as Inland plans them
+/// under the policy: where a difference in time starts.
+fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContext, policy: &str) {
+    use datafusion::physical_plan::displayable;
+    let datasets = rt.datasets().unwrap();
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let policy = inland_runtime::Policy::load(policy, "policy.toml", &catalog).unwrap();
+    let engine = inland_runtime::QueryEngine::new(rt.domain(), 8 << 30).unwrap();
+    let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
+    let scope = inland_runtime::QueryScope::under(Some(&policy), names);
+    tokio.block_on(async {
+        let ctx = engine.session(rt.domain(), &datasets, Some((&policy, [7; 32]))).await.unwrap();
+        for q in QUERIES {
+            let sql = query(q);
+            let plan = native.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
+            println!("== {q} native\n{}", displayable(plan.as_ref()).indent(true));
+            let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
+            let state = ctx.state();
+            let plan = state
+                .query_planner()
+                .create_physical_plan(&planned.plan, &state)
+                .await
+                .unwrap();
+            println!("== {q} inland\n{}", displayable(plan.as_ref()).indent(true));
+            // The same plan run outside a job: separates the engine session
+            // (policy tables, memory pool) from the job path.
+            let mut times = Vec::new();
+            for _ in 0..4 {
+                let t = Instant::now();
+                let stream = engine.execute(&ctx, &planned).await.unwrap();
+                datafusion::physical_plan::common::collect(stream).await.unwrap();
+                times.push(t.elapsed());
+            }
+            let mut native_times = Vec::new();
+            for _ in 0..4 {
+                let t = Instant::now();
+                native.sql(&sql).await.unwrap().collect().await.unwrap();
+                native_times.push(t.elapsed());
+            }
+            println!(
+                "== {q} timing: native {:?}, Inland's session outside a job {:?}",
+                median(&native_times),
+                median(&times)
+            );
+        }
+    });
 }
 
 fn json_line(engine: &str, q: &str, times: &[Duration], extra: &str) -> String {
@@ -151,6 +206,10 @@ fn main() {
         .collect();
     let native_stored = native_session(&tokio, &stored);
 
+    if a.explain {
+        explain(&tokio, &rt, &native, &std::fs::read_to_string(&policy_path).unwrap());
+        return;
+    }
     let run_native = |ctx: &SessionContext, sql: &str| {
         let t = Instant::now();
         let result = tokio.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() });
