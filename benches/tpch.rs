@@ -112,7 +112,10 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let scope = inland_runtime::QueryScope::under(Some(&policy), names);
     tokio.block_on(async {
-        let ctx = engine.session(rt.domain(), &datasets, Some((&policy, [7; 32]))).await.unwrap();
+        let ctx = engine
+            .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+            .await
+            .unwrap();
         for q in QUERIES {
             let sql = query(q);
             let plan = native.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
