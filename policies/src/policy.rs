@@ -593,22 +593,20 @@ impl Policy {
 
     /// The aggregate-only columns of a dataset.
     pub fn aggregate_only(&self, dataset: &str) -> Vec<&str> {
-        self.datasets
-            .iter()
-            .filter(|(n, _)| n.get_ref() == dataset)
-            .flat_map(|(_, d)| d.columns.iter())
-            .filter(|(_, p)| p.get_ref().access == Access::AggregateOnly)
-            .map(|(c, _)| c.get_ref().as_str())
-            .collect()
+        self.columns_with(dataset, &Access::AggregateOnly)
     }
 
     /// The join-key-only columns of a dataset: joinable, never shown.
     pub fn join_key_only(&self, dataset: &str) -> Vec<&str> {
+        self.columns_with(dataset, &Access::JoinKeyOnly)
+    }
+
+    fn columns_with(&self, dataset: &str, access: &Access) -> Vec<&str> {
         self.datasets
             .iter()
             .filter(|(n, _)| n.get_ref() == dataset)
             .flat_map(|(_, d)| d.columns.iter())
-            .filter(|(_, p)| p.get_ref().access == Access::JoinKeyOnly)
+            .filter(|(_, p)| p.get_ref().access == *access)
             .map(|(c, _)| c.get_ref().as_str())
             .collect()
     }

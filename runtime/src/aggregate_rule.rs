@@ -236,6 +236,14 @@ fn refuse_key(column: &str) -> QueryError {
     )
 }
 
+/// The lineage of one column of `schema`.
+fn lineage(c: &Column, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
+    let i = schema
+        .index_of_column(c)
+        .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
+    Ok(cols.get(i).copied().unwrap_or_default())
+}
+
 /// The lineage of what `expr` computes from the columns of `schema`. Any use
 /// of a join-key-only column here is refused: only [`join_key`] admits one.
 fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
@@ -244,10 +252,7 @@ fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError>
         if c.name == ENTITY || c.name == GROUP_SIZE {
             return Err(refuse("internal columns cannot be used"));
         }
-        let i = schema
-            .index_of_column(c)
-            .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
-        let l = cols.get(i).copied().unwrap_or_default();
+        let l = lineage(c, schema, cols)?;
         if l.key {
             return Err(refuse_key(&c.name));
         }
@@ -315,14 +320,7 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
             let mut cols = Vec::new();
             for e in &p.expr {
                 let l = match unalias(e) {
-                    Expr::Column(c) => {
-                        let i = p
-                            .input
-                            .schema()
-                            .index_of_column(c)
-                            .map_err(|e| QueryError::Internal(e.to_string()))?;
-                        input.cols.get(i).copied().unwrap_or_default()
-                    }
+                    Expr::Column(c) => lineage(c, p.input.schema(), &input.cols)?,
                     other => refs(other, p.input.schema(), &input.cols)?,
                 };
                 cols.push(l);
@@ -443,12 +441,7 @@ fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryEr
         e = unalias(&c.expr);
     }
     match e {
-        Expr::Column(c) if c.name != ENTITY && c.name != GROUP_SIZE => {
-            let i = schema
-                .index_of_column(c)
-                .map_err(|e| QueryError::Internal(format!("lineage: {e}")))?;
-            Ok(cols.get(i).copied().unwrap_or_default())
-        }
+        Expr::Column(c) if c.name != ENTITY && c.name != GROUP_SIZE => lineage(c, schema, cols),
         other => refs(other, schema, cols),
     }
 }
@@ -610,9 +603,15 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
         LogicalPlan::Join(j) => {
             // Entities come from the one protected side (analyze refuses two).
             let (left, right) = if reads_protected(&j.left, scope) {
-                (thread_entity(&j.left, scope)?, drop_entity(&j.right)?)
+                (
+                    thread_entity(&j.left, scope)?,
+                    without_entity(j.right.as_ref().clone())?,
+                )
             } else {
-                (drop_entity(&j.left)?, thread_entity(&j.right, scope)?)
+                (
+                    without_entity(j.left.as_ref().clone())?,
+                    thread_entity(&j.right, scope)?,
+                )
             };
             let joined = plan.with_new_exprs(plan.expressions(), vec![left, right]).map_err(df)?;
             if joined.schema().index_of_column_by_name(None, ENTITY).is_none() {
@@ -644,15 +643,6 @@ fn reads_protected(plan: &LogicalPlan, scope: &QueryScope) -> bool {
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
     found
-}
-
-/// A plan without the hidden entity column, if it has one.
-fn drop_entity(plan: &LogicalPlan) -> Result<LogicalPlan, QueryError> {
-    if plan.schema().fields().iter().any(|f| f.name() == ENTITY) {
-        without_entity(plan.clone())
-    } else {
-        Ok(plan.clone())
-    }
 }
 
 /// Rewrites the aggregation over protected data to count distinct entities per
@@ -742,7 +732,8 @@ fn root_label(plan: &LogicalPlan, facts: &Facts) -> (Label, String) {
     }
 }
 
-/// Drops the hidden entity column from a row-level result (it arrives with `SELECT *`).
+/// Drops the hidden entity column from a plan that has it (it arrives with
+/// `SELECT *`, and from the unprotected side of a join); other plans pass as they are.
 fn without_entity(plan: LogicalPlan) -> Result<LogicalPlan, QueryError> {
     let keep: Vec<Expr> = plan
         .schema()

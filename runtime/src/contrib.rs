@@ -115,31 +115,36 @@ impl<V: Combine> Runs<V> {
     }
 }
 
+/// The distinct entities of a group.
 type KeySet = Runs<()>;
+/// Each entity's sum within a group.
 type KeySums = Runs<f64>;
 
 impl KeySet {
-    fn insert(&mut self, key: u64) {
-        self.push(key, ());
-    }
     /// The distinct keys.
     fn distinct(self) -> Vec<u64> {
         self.finish().into_iter().map(|(k, _)| k).collect()
     }
 }
 
-impl KeySums {
-    fn add(&mut self, key: u64, v: f64) {
-        self.push(key, v);
+/// Calls `f(group, i)` for every value `i` of every non-null list in a
+/// merged state column, with the group its row belongs to.
+fn each_listed(
+    lists: &ListArray,
+    group_indices: &[usize],
+    mut f: impl FnMut(usize, usize) -> DfResult<()>,
+) -> DfResult<()> {
+    let offsets = lists.value_offsets();
+    for (row, group) in group_indices.iter().enumerate() {
+        if lists.is_null(row) {
+            continue;
+        }
+        for i in offsets[row] as usize..offsets[row + 1] as usize {
+            f(*group, i)?;
+        }
     }
-    /// One sum per entity.
-    fn per_entity(self) -> Vec<(u64, f64)> {
-        self.finish()
-    }
+    Ok(())
 }
-
-type EntitySums = KeySums;
-type EntitySet = KeySet;
 
 fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", t, true)))
@@ -200,7 +205,7 @@ impl AggregateUDFImpl for Entities {
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         let mut one = EntityGroups::default();
-        one.groups.push(EntitySet::default());
+        one.groups.push(KeySet::default());
         Ok(Box::new(Single(one)))
     }
     fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
@@ -217,7 +222,7 @@ impl AggregateUDFImpl for Entities {
 /// The distinct entity keys of every group.
 #[derive(Debug, Default)]
 struct EntityGroups {
-    groups: Vec<EntitySet>,
+    groups: Vec<KeySet>,
     entries: usize,
 }
 
@@ -227,12 +232,12 @@ impl EntityGroups {
             return internal_err!("{ENTITIES}: group {group} out of range");
         };
         let before = set.len();
-        set.insert(key);
+        set.push(key, ());
         self.entries = (self.entries + set.len()).saturating_sub(before);
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<EntitySet> {
+    fn take(&mut self, emit_to: EmitTo) -> Vec<KeySet> {
         let taken = emit_to.take_needed(&mut self.groups);
         self.entries = self.entries.saturating_sub(taken.iter().map(|s| s.len()).sum());
         taken
@@ -251,7 +256,7 @@ impl GroupsAccumulator for EntityGroups {
             return internal_err!("{ENTITIES} takes one argument");
         };
         let keys = entity_keys(entity)?;
-        self.groups.resize_with(total_num_groups, EntitySet::default);
+        self.groups.resize_with(total_num_groups, KeySet::default);
         for (row, group) in group_indices.iter().enumerate() {
             if keys.is_valid(row) && selected(opt_filter, row) {
                 self.insert(*group, keys.value(row))?;
@@ -280,19 +285,9 @@ impl GroupsAccumulator for EntityGroups {
             return internal_err!("{ENTITIES}: unexpected state");
         };
         let lists = lists.as_list::<i32>();
-        self.groups.resize_with(total_num_groups, EntitySet::default);
+        self.groups.resize_with(total_num_groups, KeySet::default);
         let keys = entity_keys(lists.values())?;
-        let offsets = lists.value_offsets();
-        for (row, group) in group_indices.iter().enumerate() {
-            if lists.is_null(row) {
-                continue;
-            }
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            for i in start..end {
-                self.insert(*group, keys.value(i))?;
-            }
-        }
-        Ok(())
+        each_listed(lists, group_indices, |group, i| self.insert(group, keys.value(i)))
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
@@ -312,7 +307,7 @@ impl GroupsAccumulator for EntityGroups {
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.groups.capacity() * std::mem::size_of::<EntitySet>()
+            + self.groups.capacity() * std::mem::size_of::<KeySet>()
             // Vectors grow by doubling: up to twice their length.
             + self.entries * std::mem::size_of::<u64>() * 2
     }
@@ -366,7 +361,7 @@ impl AggregateUDFImpl for Contributions {
 /// Per group: each entity's sum, and the negative and missing row counts.
 #[derive(Debug, Default)]
 struct ContribGroups {
-    sums: Vec<EntitySums>,
+    sums: Vec<KeySums>,
     negatives: Vec<u64>,
     missing: Vec<u64>,
     entries: usize,
@@ -374,7 +369,7 @@ struct ContribGroups {
 
 impl ContribGroups {
     fn resize(&mut self, n: usize) {
-        self.sums.resize_with(n, EntitySums::default);
+        self.sums.resize_with(n, KeySums::default);
         self.negatives.resize(n, 0);
         self.missing.resize(n, 0);
     }
@@ -384,12 +379,12 @@ impl ContribGroups {
             return internal_err!("{NAME}: group {group} out of range");
         };
         let before = sums.len();
-        sums.add(entity, v);
+        sums.push(entity, v);
         self.entries = (self.entries + sums.len()).saturating_sub(before);
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<EntitySums>, Vec<u64>, Vec<u64>) {
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<KeySums>, Vec<u64>, Vec<u64>) {
         let sums = emit_to.take_needed(&mut self.sums);
         self.entries = self.entries.saturating_sub(sums.iter().map(|s| s.len()).sum());
         (
@@ -457,14 +452,14 @@ impl GroupsAccumulator for ContribGroups {
         let lists = list_array::<Float64Type>(
             sums.into_iter()
                 .zip(negatives.iter().zip(&missing))
-                .map(|(s, (n, m))| figures(&s.per_entity(), *n, *m).to_vec()),
+                .map(|(s, (n, m))| figures(&s.finish(), *n, *m).to_vec()),
         )?;
         Ok(Arc::new(lists))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let (sums, negatives, missing) = self.take(emit_to);
-        let sums: Vec<Vec<(u64, f64)>> = sums.into_iter().map(KeySums::per_entity).collect();
+        let sums: Vec<Vec<(u64, f64)>> = sums.into_iter().map(KeySums::finish).collect();
         let keys = list_array::<UInt64Type>(sums.iter().map(|s| s.iter().map(|(k, _)| *k).collect()))?;
         let values = list_array::<Float64Type>(sums.iter().map(|s| s.iter().map(|(_, v)| *v).collect()))?;
         Ok(vec![
@@ -485,21 +480,17 @@ impl GroupsAccumulator for ContribGroups {
         self.resize(total_num_groups);
         let key_values = entity_keys(keys.values())?;
         let sum_values = sums.values().as_primitive::<Float64Type>();
-        let offsets = keys.value_offsets();
         for (row, group) in group_indices.iter().enumerate() {
-            if keys.is_null(row) {
-                continue;
-            }
-            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
-            for i in start..end {
-                self.add(*group, key_values.value(i), sum_values.value(i))?;
-            }
-            if let (Some(n), Some(m)) = (self.negatives.get_mut(*group), self.missing.get_mut(*group)) {
+            if let (Some(n), Some(m)) = (self.negatives.get_mut(*group), self.missing.get_mut(*group))
+                && keys.is_valid(row)
+            {
                 *n += negatives.value(row);
                 *m += missing.value(row);
             }
         }
-        Ok(())
+        each_listed(keys, group_indices, |group, i| {
+            self.add(group, key_values.value(i), sum_values.value(i))
+        })
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
@@ -535,7 +526,7 @@ impl GroupsAccumulator for ContribGroups {
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.sums.capacity() * std::mem::size_of::<EntitySums>()
+            + self.sums.capacity() * std::mem::size_of::<KeySums>()
             + self.negatives.capacity() * 16
             + self.entries * std::mem::size_of::<(u64, f64)>() * 2
     }
@@ -654,13 +645,13 @@ mod tests {
         let mut set = KeySet::default();
         let mut sums = KeySums::default();
         for i in 0..5000u64 {
-            set.insert((i * 7919) % 1500);
-            sums.add(i % 1500, 1.0);
+            set.push((i * 7919) % 1500, ());
+            sums.push(i % 1500, 1.0);
         }
         let keys = set.distinct();
         assert_eq!(keys.len(), 1500);
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        let per_entity = sums.per_entity();
+        let per_entity = sums.finish();
         assert_eq!(per_entity.len(), 1500);
         let total: f64 = per_entity.iter().map(|(_, v)| v).sum();
         assert_eq!(total, 5000.0);

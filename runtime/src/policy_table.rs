@@ -154,6 +154,16 @@ fn entity_seed(pseudonym_key: &[u8; 32]) -> u64 {
     u64::from_le_bytes(seed)
 }
 
+/// `input` transformed by the host's masking function in `mode`.
+fn mask_expr(mode: Mode, input: Expr, output: DataType) -> Expr {
+    let udf = ScalarUDF::new_from_impl(MaskUdf {
+        mode,
+        signature: Signature::any(1, Volatility::Immutable),
+        output,
+    });
+    Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), vec![input]))
+}
+
 /// The expression a job sees for one column, or `None` if it is withheld.
 fn visible_expr(
     name: &str,
@@ -162,17 +172,7 @@ fn visible_expr(
     pseudonym_key: &[u8; 32],
 ) -> Option<(Expr, DataType)> {
     let column = col(format!("\"{name}\""));
-    let masked = |mode: Mode, input: Expr, output: DataType| {
-        let udf = ScalarUDF::new_from_impl(MaskUdf {
-            mode,
-            signature: Signature::any(1, Volatility::Immutable),
-            output: output.clone(),
-        });
-        Some((
-            Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(udf), vec![input])),
-            output,
-        ))
-    };
+    let masked = |mode: Mode, input: Expr, output: DataType| Some((mask_expr(mode, input, output.clone()), output));
     let as_text = || {
         Expr::Cast(datafusion::logical_expr::Cast::new(
             Box::new(column.clone()),
@@ -282,15 +282,11 @@ impl PolicyTable {
         if let Some(entity) = policy.entity(dataset)
             && let Ok(i) = inner_schema.index_of(entity)
         {
-            let udf = ScalarUDF::new_from_impl(MaskUdf {
-                mode: Mode::EntityKey(entity_seed(pseudonym_key)),
-                signature: Signature::any(1, Volatility::Immutable),
-                output: DataType::UInt64,
-            });
-            let expr = Expr::ScalarFunction(ScalarFunction::new_udf(
-                Arc::new(udf),
-                vec![col(format!("\"{entity}\""))],
-            ));
+            let expr = mask_expr(
+                Mode::EntityKey(entity_seed(pseudonym_key)),
+                col(format!("\"{entity}\"")),
+                DataType::UInt64,
+            );
             fields.push(Field::new(crate::aggregate_rule::ENTITY, DataType::UInt64, true));
             exprs.push(expr);
             reads.push(i);

@@ -251,6 +251,7 @@ pub struct QueryEngine {
     env: Arc<RuntimeEnv>,
     guards: Vec<Arc<dyn QueryGuard>>,
     target_partitions: usize,
+    optimizer_rules: Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>>,
 }
 
 impl QueryEngine {
@@ -272,6 +273,7 @@ impl QueryEngine {
                 Arc::new(crate::aggregate_rule::AggregateGuard),
             ],
             target_partitions,
+            optimizer_rules: optimizer_rules(),
         })
     }
 
@@ -297,7 +299,7 @@ impl QueryEngine {
             .with_config(config)
             .with_runtime_env(self.env.clone())
             .with_default_features()
-            .with_optimizer_rules(optimizer_rules())
+            .with_optimizer_rules(self.optimizer_rules.clone())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Raw tables are opened in a private session the job's SQL can never name.

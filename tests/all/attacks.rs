@@ -3,7 +3,7 @@
 //! from what the domain does, for review as a diff.
 
 use crate::support::{
-    OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, issue, new_domain, run_as, test_limits, wasm,
+    OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, issue, new_domain, register_csv, run_as, test_limits, wasm,
 };
 use arrow::array::AsArray;
 use inland_runtime::{Date, JobStatus};
@@ -80,11 +80,8 @@ fn with_lookup_datasets(d: &TestDomain) -> String {
     for i in 0..200 {
         licences.push_str(&format!("{},{}\n", codes.value(i), ["food", "transport"][i % 2]));
     }
-    for (name, text) in [("districts", districts), ("licences", licences)] {
-        let csv = d.sources.join(format!("{name}.csv"));
-        std::fs::write(&csv, text).unwrap();
-        d.rt.register_dataset(name, &csv, name).unwrap();
-    }
+    register_csv(d, "districts", &districts);
+    register_csv(d, "licences", &licences);
     apply_example_policy(
         d,
         r#"

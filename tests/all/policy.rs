@@ -4,7 +4,9 @@
 //! datasets join each other and a protected dataset. The aggregation and
 //! join-key rules, trick by trick, are in the attack suite (`attacks.rs`).
 
-use crate::support::{OPERATOR, TestDomain, apply_example_policy, issue, new_domain, run_as, test_limits, wasm};
+use crate::support::{
+    OPERATOR, TestDomain, apply_example_policy, issue, new_domain, register_csv, run_as, test_limits, wasm,
+};
 use arrow::array::{Array, AsArray, RecordBatch};
 use inland_runtime::{Date, JobStatus};
 
@@ -256,9 +258,7 @@ async fn lookup_datasets_join_each_other_and_a_protected_dataset_and_keep_their_
         ("districts", "district,area_km2\n东城区,41.8\n西城区,50.5\n"),
         ("stations", "district,stations\n东城区,12\n西城区,9\n"),
     ] {
-        let csv = d.sources.join(format!("{name}.csv"));
-        std::fs::write(&csv, text).unwrap();
-        d.rt.register_dataset(name, &csv, name).unwrap();
+        register_csv(&d, name, text);
     }
     let extra = r#"
 [datasets.districts]

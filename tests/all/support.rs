@@ -106,6 +106,13 @@ pub fn apply_example_policy(d: &TestDomain, extra: &str) -> inland_runtime::Poli
     d.rt.apply_policy(&path).unwrap().unwrap()
 }
 
+/// Registers a dataset `name` from CSV text (for small lookup tables).
+pub fn register_csv(d: &TestDomain, name: &str, text: &str) {
+    let csv = d.sources.join(format!("{name}.csv"));
+    std::fs::write(&csv, text).unwrap();
+    d.rt.register_dataset(name, &csv, name).unwrap();
+}
+
 /// One domain shared by the tests that only read and run jobs, so each
 /// component is compiled once per test run.
 pub fn shared() -> &'static TestDomain {
