@@ -28,6 +28,8 @@ struct Args {
     json: Option<PathBuf>,
     /// Print each query's physical plan, native and Inland's, and stop.
     explain: bool,
+    /// Run only this query (for profiling one).
+    only: Option<String>,
 }
 
 fn args() -> Args {
@@ -37,6 +39,7 @@ fn args() -> Args {
         runs: 1,
         json: None,
         explain: false,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +48,7 @@ fn args() -> Args {
             "--runs" => a.runs = it.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--json" => a.json = it.next().map(PathBuf::from),
             "--explain" => a.explain = true,
+            "--query" => a.only = it.next(),
             _ => {}
         }
     }
@@ -137,6 +141,42 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
                 datafusion::physical_plan::common::collect(stream).await.unwrap();
                 times.push(t.elapsed());
             }
+            // As a job does it: a fresh session, planned and run.
+            let mut fresh = Vec::new();
+            for _ in 0..4 {
+                let t = Instant::now();
+                let ctx = engine
+                    .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+                    .await
+                    .unwrap();
+                let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
+                let stream = engine.execute(&ctx, &planned).await.unwrap();
+                datafusion::physical_plan::common::collect(stream).await.unwrap();
+                fresh.push(t.elapsed());
+            }
+            for _ in 0..3 {
+                let t = Instant::now();
+                let ctx = engine
+                    .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+                    .await
+                    .unwrap();
+                let t1 = t.elapsed();
+                let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
+                let t2 = t.elapsed();
+                let state = ctx.state();
+                let _ = state
+                    .query_planner()
+                    .create_physical_plan(&planned.plan, &state)
+                    .await
+                    .unwrap();
+                let t3 = t.elapsed();
+                let n = Instant::now();
+                let _ = native.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
+                println!(
+                    "== {q} planning: session {t1:?} logical {t2:?} physical {t3:?}; native both {:?}",
+                    n.elapsed()
+                );
+            }
             let mut native_times = Vec::new();
             for _ in 0..4 {
                 let t = Instant::now();
@@ -144,9 +184,10 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
                 native_times.push(t.elapsed());
             }
             println!(
-                "== {q} timing: native {:?}, Inland's session outside a job {:?}",
+                "== {q} timing: native {:?}, Inland's session outside a job {:?}, a fresh session each time {:?}",
                 median(&native_times),
-                median(&times)
+                median(&times),
+                median(&fresh)
             );
         }
     });
@@ -234,7 +275,7 @@ fn main() {
     // The engines take turns within each run, so that drift in the machine's
     // speed (large on a shared 2-core machine) falls on all of them alike.
     let mut lines = Vec::new();
-    for q in QUERIES {
+    for q in QUERIES.iter().filter(|q| a.only.as_deref().is_none_or(|o| o == **q)) {
         let sql = query(q);
         let (mut n_times, mut s_times, mut i_times, mut sandbox) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..=a.runs {

@@ -396,16 +396,32 @@ impl QueryEngine {
     }
 
     /// Starts executing a checked plan; batches are pulled from the stream.
+    /// The plan is driven by a task of its own on the query runtime, two
+    /// batches ahead of the reader: a job pulls batches from inside the
+    /// sandbox, and the engine's work should not wait on the job's turns.
+    /// Dropping the stream stops the task.
     pub async fn execute(
         &self,
         ctx: &SessionContext,
         planned: &PlannedQuery,
     ) -> std::result::Result<SendableRecordBatchStream, QueryError> {
+        use futures::StreamExt;
         let state = ctx.state();
         let physical = state
             .query_planner()
             .create_physical_plan(&planned.plan, &state)
             .await?;
-        Ok(datafusion::physical_plan::execute_stream(physical, ctx.task_ctx())?)
+        let mut stream = datafusion::physical_plan::execute_stream(physical, ctx.task_ctx())?;
+        let mut driven = datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder::new(stream.schema(), 2);
+        let tx = driven.tx();
+        driven.spawn(async move {
+            while let Some(batch) = stream.next().await {
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        Ok(driven.build())
     }
 }
