@@ -143,6 +143,7 @@ pub fn residents(rows: usize, seed: u64) -> RecordBatch {
     let mut income = Float64Builder::new();
     let mut service = StringBuilder::new();
     let tiny = DISTRICTS.len() - 1;
+    let mut sequences = std::collections::HashMap::new();
     for row in 0..rows {
         let d = if row < TINY_DISTRICT_RESIDENTS.min(rows) {
             tiny
@@ -150,8 +151,18 @@ pub fn residents(rows: usize, seed: u64) -> RecordBatch {
             rng.district()
         };
         let a = 18 + rng.below(70) as i64;
-        let (month, day) = (1 + rng.below(12), 1 + rng.below(28));
-        let body = format!("{}{:04}{month:02}{day:02}{:03}", DISTRICTS[d].1, 2026 - a, (row % 1000));
+        let (month, mut day) = (1 + rng.below(12), 1 + rng.below(28));
+        // Like real numbers, each (region, birth date) has its own sequence,
+        // so no two residents share an ID; a full day spills into the next.
+        let seq = loop {
+            let n = sequences.entry((d, a, month, day)).or_insert(0u16);
+            if *n < 1000 {
+                *n += 1;
+                break *n - 1;
+            }
+            day = day % 28 + 1;
+        };
+        let body = format!("{}{:04}{month:02}{day:02}{seq:03}", DISTRICTS[d].1, 2026 - a);
         let check = resident_id_check(&body).unwrap_or('0');
         id.append_value(format!("{body}{check}"));
         nm.append_value(name(&mut rng));
@@ -267,6 +278,18 @@ mod tests {
         let e = enterprises(2_000, 7);
         let codes = e.column(0).as_string::<i32>();
         assert!((0..codes.len()).all(|i| is_uscc(codes.value(i))));
+    }
+
+    #[test]
+    fn no_two_residents_or_enterprises_share_an_identifier() {
+        let r = residents(200_000, 7);
+        let ids = r.column(0).as_string::<i32>();
+        let distinct: std::collections::HashSet<&str> = ids.iter().flatten().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let e = enterprises(200_000, 7);
+        let codes = e.column(0).as_string::<i32>();
+        let distinct: std::collections::HashSet<&str> = codes.iter().flatten().collect();
+        assert_eq!(distinct.len(), codes.len());
     }
 
     #[test]

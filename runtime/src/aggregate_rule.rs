@@ -630,6 +630,20 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
     })
 }
 
+/// Whether every row of `plan` is a distinct row of one dataset whose entity
+/// column is unique (see [`QueryScope::unique_entities`]): scans narrowed by
+/// filters and projections only, nothing that can repeat or combine rows.
+fn one_row_per_entity(plan: &LogicalPlan, scope: &QueryScope) -> bool {
+    match plan {
+        LogicalPlan::TableScan(t) => scope.unique_entities.contains(t.table_name.table()),
+        LogicalPlan::Projection(p) => one_row_per_entity(&p.input, scope),
+        LogicalPlan::Filter(f) => one_row_per_entity(&f.input, scope),
+        LogicalPlan::SubqueryAlias(a) => one_row_per_entity(&a.input, scope),
+        LogicalPlan::Limit(l) => one_row_per_entity(&l.input, scope),
+        _ => false,
+    }
+}
+
 /// Whether a plan reads a dataset that is not unrestricted.
 fn reads_protected(plan: &LogicalPlan, scope: &QueryScope) -> bool {
     let mut found = false;
@@ -653,25 +667,34 @@ fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)], scope: &QueryScope) -
     let rewrite = |p: &LogicalPlan| rewrite(p, hidden, scope);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => {
-            let input = thread_entity(&a.input, scope)?;
+            // One row per entity: count rows and take each row as its entity's
+            // contribution; no entity column, no per-entity state.
+            let per_row = one_row_per_entity(&a.input, scope);
+            let input = if per_row {
+                a.input.as_ref().clone()
+            } else {
+                thread_entity(&a.input, scope)?
+            };
+            let entity = || col(format!("\"{ENTITY}\""));
             let mut aggr = a.aggr_expr.clone();
-            let contributions = crate::contrib::udaf();
             for (j, name) in hidden {
                 if let Some(Expr::AggregateFunction(f)) = a.aggr_expr.get(*j).map(unalias)
                     && let Some(arg) = f.params.args.first()
                 {
-                    aggr.push(
-                        contributions
-                            .call(vec![arg.clone(), col(format!("\"{ENTITY}\""))])
-                            .alias(name),
-                    );
+                    let contributions = if per_row {
+                        crate::row_contrib::udaf().call(vec![arg.clone()])
+                    } else {
+                        crate::contrib::udaf().call(vec![arg.clone(), entity()])
+                    };
+                    aggr.push(contributions.alias(name));
                 }
             }
-            aggr.push(
-                crate::contrib::entities_udaf()
-                    .call(vec![col(format!("\"{ENTITY}\""))])
-                    .alias(GROUP_SIZE),
-            );
+            let size = if per_row {
+                datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
+            } else {
+                crate::contrib::entities_udaf().call(vec![entity()])
+            };
+            aggr.push(size.alias(GROUP_SIZE));
             LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?)
         }
         LogicalPlan::Projection(p) => {

@@ -72,6 +72,10 @@ pub struct DatasetRecord {
     /// For social data an operator brought in: that operator. Only its grants may include it.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Columns proven at registration to hold every value once and no nulls.
+    /// An entity column among them lets suppression count rows, not entities.
+    #[serde(default)]
+    pub unique_columns: Vec<String>,
 }
 
 /// Whether a dataset may be granted.
@@ -283,6 +287,7 @@ pub(crate) fn register(
         catalog: meta.catalog,
         status: meta.status,
         owner: meta.owner,
+        unique_columns: crate::uniqueness::unique_columns(&schema, &batches),
     };
     let final_path = domain.root().join(record.relative_path());
     // The file goes in first; the catalog entry makes it visible. If the entry

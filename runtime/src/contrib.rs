@@ -146,7 +146,7 @@ fn each_listed(
     Ok(())
 }
 
-fn list_of(t: DataType) -> DataType {
+pub(crate) fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", t, true)))
 }
 
@@ -157,12 +157,12 @@ fn entity_keys(a: &ArrayRef) -> DfResult<&UInt64Array> {
     }
 }
 
-fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
+pub(crate) fn selected(filter: Option<&BooleanArray>, row: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(row) && f.value(row))
 }
 
 /// A list array from per-group vectors, with no per-value allocation.
-fn list_array<T: arrow::datatypes::ArrowPrimitiveType>(
+pub(crate) fn list_array<T: arrow::datatypes::ArrowPrimitiveType>(
     groups: impl Iterator<Item = Vec<T::Native>>,
 ) -> DfResult<ListArray> {
     let mut lengths = Vec::new();
@@ -537,7 +537,7 @@ impl GroupsAccumulator for ContribGroups {
 /// A groups accumulator used for an aggregation without GROUP BY: one
 /// group, index 0, which exists from the start (an empty input still has a result).
 #[derive(Debug)]
-struct Single<G>(G);
+pub(crate) struct Single<G>(pub(crate) G);
 
 impl<G: GroupsAccumulator + std::fmt::Debug + Sync> Accumulator for Single<G> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {

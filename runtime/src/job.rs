@@ -637,7 +637,8 @@ impl Runtime {
             params: request.params.clone(),
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
         })?;
-        let policy = crate::policy_store::load_current(&inner.domain)?;
+        // The policy that chose the datasets above is the one the queries run under.
+        let policy = in_force;
         let pseudonym_key = inner.keys.pseudonym_key(&grant.id)?;
         let session = inner
             .engine
@@ -679,7 +680,8 @@ impl Runtime {
         state.host.scope = crate::query::QueryScope::under(
             policy.as_ref().map(|(_, p)| p),
             state.host.scope.datasets.iter().cloned(),
-        );
+        )
+        .with_unique_entities(policy.as_ref().map(|(_, p)| p), &state.host.datasets);
         let (outcome, state) = inner.sandbox.run(&pre, state, &request.params).await;
         let run_us = ran.elapsed().as_micros() as u64;
         let run_ms = run_us / 1000;

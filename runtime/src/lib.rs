@@ -64,8 +64,10 @@ mod query;
 mod release;
 mod review;
 pub mod review_view;
+mod row_contrib;
 mod sandbox;
 mod state;
+mod uniqueness;
 
 pub use catalog::{
     CatalogInfo, ColumnInfo, DatasetMeta, DatasetRecord, DatasetStatus, Grade, validate_name as validate_dataset_name,

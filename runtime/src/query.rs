@@ -89,6 +89,9 @@ pub struct QueryScope {
     /// Column classes under the policy: dataset → column → class.
     pub classes:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, inland_policies::policy::ColumnClass>>,
+    /// Protected datasets whose entity column was proven unique and never null
+    /// at registration: a group's entities can be counted by counting its rows.
+    pub unique_entities: BTreeSet<String>,
 }
 
 impl QueryScope {
@@ -121,6 +124,26 @@ impl QueryScope {
             scope.protected.insert(name, ao);
         }
         scope
+    }
+
+    /// Notes which of `datasets` hold each entity once (see
+    /// [`crate::DatasetRecord::unique_columns`]), so suppression can count rows.
+    pub fn with_unique_entities(
+        mut self,
+        policy: Option<&inland_policies::Policy>,
+        datasets: &[crate::DatasetRecord],
+    ) -> Self {
+        let Some(p) = policy else { return self };
+        self.unique_entities = datasets
+            .iter()
+            .filter(|d| self.protected.contains_key(&d.name))
+            .filter(|d| {
+                p.entity(&d.name)
+                    .is_some_and(|e| d.unique_columns.iter().any(|u| u == e))
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        self
     }
 
     /// A column's class under the policy in force.

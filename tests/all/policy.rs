@@ -330,3 +330,129 @@ stations = { class = "attribute", access = "plaintext" }
     let err = probe(&d, &grant, sql).await.unwrap_err();
     assert!(err.contains("two protected datasets"), "{err}");
 }
+
+/// Runs `sql` in a session under the example policy, outside a job, and
+/// returns the result with the hidden columns the host strips, and the plan.
+async fn hidden_result(d: &TestDomain, scope: &inland_runtime::QueryScope, sql: &str) -> (Vec<RecordBatch>, String) {
+    use futures::TryStreamExt;
+    let datasets = d.rt.datasets().unwrap();
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let engine = inland_runtime::QueryEngine::new(d.rt.domain(), 256 << 20).unwrap();
+    let ctx = engine
+        .session(d.rt.domain(), &datasets, Some((&policy, [5; 32])))
+        .await
+        .unwrap();
+    let planned = engine.plan(&ctx, scope, sql).await.unwrap();
+    let plan = planned.plan.display_indent().to_string();
+    let stream = engine.execute(&ctx, &planned).await.unwrap();
+    (stream.try_collect().await.unwrap(), plan)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
+    let d = with_policy();
+    let datasets = d.rt.datasets().unwrap();
+    let residents = datasets.iter().find(|r| r.name == "residents").unwrap();
+    assert!(residents.unique_columns.contains(&"resident_id".to_string()));
+    assert!(!residents.unique_columns.contains(&"district".to_string()));
+
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let names = datasets.iter().map(|d| d.name.clone());
+    let general = inland_runtime::QueryScope::under(Some(&policy), names);
+    let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
+    assert!(per_row.unique_entities.contains("residents"));
+
+    let sql = "SELECT district, count(*) AS n, avg(income) AS mean, sum(income) AS total \
+               FROM residents WHERE age >= 30 GROUP BY district ORDER BY district";
+    let (fast, fast_plan) = hidden_result(&d, &per_row, sql).await;
+    let (slow, slow_plan) = hidden_result(&d, &general, sql).await;
+    assert!(fast_plan.contains("inland_row_contributions"), "{fast_plan}");
+    assert!(!fast_plan.contains("inland_entities"), "{fast_plan}");
+    assert!(slow_plan.contains("inland_entities"), "{slow_plan}");
+    // Group sizes, contributions and the visible columns: all equal.
+    let fast = arrow::compute::concat_batches(&fast[0].schema(), &fast).unwrap();
+    let slow = arrow::compute::concat_batches(&slow[0].schema(), &slow).unwrap();
+    assert_eq!(fast.num_columns(), 7, "4 visible, 2 contributions, the group size");
+    assert!(fast.num_rows() >= 10);
+    // Sums may add up in another order: floats are compared to 1e-9.
+    for (i, (a, b)) in fast.columns().iter().zip(slow.columns()).enumerate() {
+        assert_eq!(a.data_type(), b.data_type(), "column {i}");
+        let (a, b) = (flat_floats(a), flat_floats(b));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                assert_eq!(a.len(), b.len(), "column {i}");
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "column {i}: {x} != {y}");
+                }
+            }
+            _ => assert_eq!(fast.column(i), slow.column(i), "column {i}"),
+        }
+    }
+}
+
+/// The values of a float column, or of a list-of-float column flattened.
+fn flat_floats(a: &arrow::array::ArrayRef) -> Option<Vec<f64>> {
+    use arrow::datatypes::Float64Type;
+    match a.data_type() {
+        arrow::datatypes::DataType::Float64 => Some(a.as_primitive::<Float64Type>().values().to_vec()),
+        arrow::datatypes::DataType::List(_) => Some(
+            a.as_list::<i32>()
+                .values()
+                .as_primitive_opt::<Float64Type>()?
+                .values()
+                .to_vec(),
+        ),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_with_many_rows_counts_once_towards_the_threshold() {
+    let d = new_domain(test_limits());
+    // District A: 12 people with 2 visits each; district B: 5 people with 3 visits each.
+    let mut csv = String::from("resident_id,district,amount\n");
+    for (district, people, visits) in [("A", 12, 2), ("B", 5, 3)] {
+        for p in 0..people {
+            for v in 0..visits {
+                csv.push_str(&format!("{district}{p},{district},{}\n", 10 + v));
+            }
+        }
+    }
+    register_csv(&d, "visits", &csv);
+    let visits = d.rt.dataset("visits").unwrap();
+    assert!(visits.unique_columns.is_empty(), "{:?}", visits.unique_columns);
+    apply_example_policy(
+        &d,
+        r#"
+[datasets.visits]
+grade = "general"
+personal_information = true
+entity = "resident_id"
+
+[datasets.visits.columns]
+resident_id = { class = "direct-identifier", access = "deny" }
+district = { class = "quasi-identifier", access = "dimension" }
+amount = { class = "sensitive", access = "aggregate-only" }
+"#,
+    );
+    let today = Date::today();
+    let grant = issue(&d.rt, OPERATOR, &["visits"], today, today.add_years(1)).unwrap();
+    let (out, _) = probe(
+        &d,
+        &grant,
+        "SELECT district, count(*) AS n, sum(amount) AS s FROM visits GROUP BY district",
+    )
+    .await
+    .unwrap();
+    // B has 15 rows but only 5 people: suppressed.
+    assert_eq!(strings(&out, "district"), vec!["A".to_string()]);
+    assert_eq!(strings(&out, "n"), vec!["24".to_string()]);
+}
