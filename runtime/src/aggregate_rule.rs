@@ -630,6 +630,22 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
     })
 }
 
+/// Whether an aggregate is a plain `count(*)`: every row of its group, no
+/// DISTINCT, no FILTER.
+fn counts_rows(e: &Expr) -> bool {
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
+        return false;
+    };
+    func.name() == "count"
+        && !params.distinct
+        && params.filter.is_none()
+        && match params.args.as_slice() {
+            [] => true,
+            [Expr::Literal(v, _)] => !v.is_null(),
+            _ => false,
+        }
+}
+
 /// Whether every row of `plan` is a distinct row of one dataset whose entity
 /// column is unique (see [`QueryScope::unique_entities`]): scans narrowed by
 /// filters and projections only, nothing that can repeat or combine rows.
@@ -661,10 +677,16 @@ fn reads_protected(plan: &LogicalPlan, scope: &QueryScope) -> bool {
 
 /// Rewrites the aggregation over protected data to count distinct entities per
 /// group, and carries that count to the top of the plan.
-fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)], scope: &QueryScope) -> Result<LogicalPlan, QueryError> {
+/// `keep` is the small-group filter, placed right above the aggregation.
+fn rewrite(
+    plan: &LogicalPlan,
+    hidden: &[(usize, String)],
+    keep: &Expr,
+    scope: &QueryScope,
+) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let n = || Expr::Column(Column::from_name(GROUP_SIZE));
-    let rewrite = |p: &LogicalPlan| rewrite(p, hidden, scope);
+    let rewrite = |p: &LogicalPlan| rewrite(p, hidden, keep, scope);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => {
             // One row per entity: count rows and take each row as its entity's
@@ -689,13 +711,32 @@ fn rewrite(plan: &LogicalPlan, hidden: &[(usize, String)], scope: &QueryScope) -
                     aggr.push(contributions.alias(name));
                 }
             }
-            let size = if per_row {
-                datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
-            } else {
-                crate::contrib::entities_udaf().call(vec![entity()])
+            // Rows are entities: a count(*) the job asked for is already the group size.
+            let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();
+            if counted.is_none() {
+                let size = if per_row {
+                    datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
+                } else {
+                    crate::contrib::entities_udaf().call(vec![entity()])
+                };
+                aggr.push(size.alias(GROUP_SIZE));
+            }
+            let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?;
+            let sized = match counted {
+                None => LogicalPlan::Aggregate(agg),
+                Some(i) => {
+                    let columns = agg.schema.columns();
+                    let Some(count) = columns.get(a.group_expr.len() + i).cloned() else {
+                        return Err(QueryError::Internal("suppression rewrite: count column".into()));
+                    };
+                    let mut exprs: Vec<Expr> = columns.into_iter().map(Expr::Column).collect();
+                    exprs.push(Expr::Column(count).alias(GROUP_SIZE));
+                    LogicalPlan::Projection(
+                        Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(agg))).map_err(df)?,
+                    )
+                }
             };
-            aggr.push(size.alias(GROUP_SIZE));
-            LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?)
+            LogicalPlan::Filter(Filter::try_new(keep.clone(), Arc::new(sized)).map_err(df)?)
         }
         LogicalPlan::Projection(p) => {
             let input = rewrite(&p.input)?;
@@ -818,10 +859,13 @@ impl QueryGuard for AggregateGuard {
             0 => Ok(Guarded::labelled(without_entity(plan)?, label)),
             1 => {
                 let (cells, hidden) = cell_plan(&plan);
+                let (keep, removed) =
+                    crate::keep::keep(Expr::Column(Column::from_name(GROUP_SIZE)), scope.min_group_size);
                 Ok(Guarded {
                     suppress_below: Some(scope.min_group_size),
+                    suppressed: Some(removed),
                     cells,
-                    ..Guarded::labelled(rewrite(&plan, &hidden, scope)?, label)
+                    ..Guarded::labelled(rewrite(&plan, &hidden, &keep, scope)?, label)
                 })
             }
             _ => Err(refuse(

@@ -308,7 +308,11 @@ impl JobState {
         let outcome = match outcome {
             Ok((planned, stream)) => match planned.suppress_below {
                 Some(k) => {
-                    match tokio::time::timeout_at(h.deadline.into(), suppress(stream, k, planned.cells.as_ref())).await
+                    match tokio::time::timeout_at(
+                        h.deadline.into(),
+                        suppress(stream, k, planned.cells.as_ref(), planned.suppressed.clone()),
+                    )
+                    .await
                     {
                         Ok(Ok((stream, notice, facts))) => {
                             let mut planned = planned;
@@ -384,13 +388,15 @@ impl JobState {
     }
 }
 
-/// Removes groups with fewer than `k` distinct entities (the last column),
+/// Removes groups with fewer than `k` distinct entities (the last column)
+/// that the plan's filter let through (none should), counts those it removed,
 /// drops the hidden columns, says how many groups went, and records the
 /// facts behind every aggregate value the job will see.
 async fn suppress(
     mut stream: SendableRecordBatchStream,
     k: u64,
     cells: Option<&crate::aggregate_rule::CellPlan>,
+    removed_in_plan: Option<Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<
     (
         SendableRecordBatchStream,
@@ -425,6 +431,15 @@ async fn suppress(
                 .project(&keep_cols)
                 .map_err(|e| QueryError::Internal(e.to_string()))?,
         );
+    }
+    // The plan's own filter removed most groups, before any HAVING, ORDER BY
+    // or LIMIT; what reaches this point below `k` is removed here all the same.
+    if let Some(r) = removed_in_plan {
+        suppressed += r.load(std::sync::atomic::Ordering::SeqCst) as usize;
+    }
+    if kept.is_empty() {
+        // Every group removed in the plan: the job still gets the result's columns.
+        kept.push(arrow::array::RecordBatch::new_empty(schema.clone()));
     }
     let notice = (suppressed > 0)
         .then(|| format!("{suppressed} group(s) with fewer than {k} distinct entities were suppressed"));

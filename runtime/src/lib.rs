@@ -54,6 +54,7 @@ mod governance;
 mod host;
 mod id_index;
 mod job;
+mod keep;
 mod keys;
 pub mod ledger;
 mod output;

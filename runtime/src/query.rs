@@ -161,6 +161,8 @@ pub struct Guarded {
     pub notices: Vec<String>,
     /// Suppress result rows whose last column (distinct entities) is below this.
     pub suppress_below: Option<u64>,
+    /// Counts the groups the plan's own small-group filter removed.
+    pub suppressed: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// How the host records per-cell facts for the gate from this result.
     pub cells: Option<crate::aggregate_rule::CellPlan>,
     /// The result's label and why, when the guard decides it.
@@ -174,6 +176,7 @@ impl Guarded {
             plan,
             notices: Vec::new(),
             suppress_below: None,
+            suppressed: None,
             cells: None,
             label: None,
         }
@@ -262,6 +265,9 @@ pub struct PlannedQuery {
     pub notices: Vec<String>,
     /// Groups with fewer distinct entities than this are removed by the host.
     pub suppress_below: Option<u64>,
+    /// Counts the groups the plan's own small-group filter removed (read
+    /// once the result has been read to its end).
+    pub suppressed: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// How the host records per-cell facts for the gate from this result.
     pub cells: Option<crate::aggregate_rule::CellPlan>,
     /// The result's label and why.
@@ -393,6 +399,7 @@ impl QueryEngine {
         let mut plan = state.optimize(&plan)?;
         let mut notices = Vec::new();
         let mut suppress_below = None;
+        let mut suppressed = None;
         let mut cells = None;
         let mut label: Option<(inland_policies::Label, String)> = None;
         for guard in &self.guards {
@@ -400,6 +407,7 @@ impl QueryEngine {
             plan = guarded.plan;
             notices.extend(guarded.notices);
             suppress_below = suppress_below.or(guarded.suppress_below);
+            suppressed = suppressed.or(guarded.suppressed);
             cells = cells.or(guarded.cells);
             if let Some(l) = guarded.label
                 && label.as_ref().is_none_or(|(have, _)| l.0 > *have)
@@ -413,6 +421,7 @@ impl QueryEngine {
             plan_hash,
             notices,
             suppress_below,
+            suppressed,
             cells,
             label,
         })
