@@ -76,6 +76,9 @@ pub struct DatasetRecord {
     /// An entity column among them lets suppression count rows, not entities.
     #[serde(default)]
     pub unique_columns: Vec<String>,
+    /// The columns the stored rows are sorted by (ascending, nulls first).
+    #[serde(default)]
+    pub sorted_by: Vec<String>,
 }
 
 /// Whether a dataset may be granted.
@@ -135,6 +138,10 @@ pub struct DatasetMeta {
     pub owner: Option<String>,
     /// Approved or pending.
     pub status: DatasetStatus,
+    /// Columns to store the rows sorted by, most significant first: the
+    /// stored row groups then cover narrow ranges of them, and queries that
+    /// filter on them read only the row groups and pages they need.
+    pub sort_by: Vec<String>,
 }
 
 impl DatasetRecord {
@@ -233,6 +240,35 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// The rows of `batches` sorted by the columns `by` (ascending, nulls
+/// first), as one batch; unchanged when `by` is empty. A column that does
+/// not exist is an error that names it.
+fn sorted(schema: &arrow::datatypes::SchemaRef, batches: Vec<RecordBatch>, by: &[String]) -> Result<Vec<RecordBatch>> {
+    if by.is_empty() {
+        return Ok(batches);
+    }
+    let internal = |e: arrow::error::ArrowError| Error::Internal(format!("sorting the dataset: {e}"));
+    let all = arrow::compute::concat_batches(schema, &batches).map_err(internal)?;
+    drop(batches);
+    let mut keys = Vec::new();
+    for name in by {
+        let Ok(i) = schema.index_of(name) else {
+            return Err(Error::Invalid(format!(
+                "cannot sort by `{name}`: the dataset has no such column"
+            )));
+        };
+        keys.push(arrow::compute::SortColumn {
+            values: all.column(i).clone(),
+            options: Some(arrow::compute::SortOptions {
+                descending: false,
+                nulls_first: true,
+            }),
+        });
+    }
+    let order = arrow::compute::lexsort_to_indices(&keys, None).map_err(internal)?;
+    Ok(vec![arrow::compute::take_record_batch(&all, &order).map_err(internal)?])
+}
+
 /// Registers a dataset: converts `source` into the domain's Parquet layout,
 /// records it in the catalog, and records the event. Nothing is left behind
 /// if any step fails.
@@ -249,6 +285,7 @@ pub(crate) fn register(
     }
     let (format, schema, batches) = read_source(source)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let batches = sorted(&schema, batches, &meta.sort_by)?;
 
     let dir = domain.dir("datasets");
     let mut tmp = tempfile::Builder::new()
@@ -288,6 +325,7 @@ pub(crate) fn register(
         status: meta.status,
         owner: meta.owner,
         unique_columns: crate::uniqueness::unique_columns(&schema, &batches),
+        sorted_by: meta.sort_by,
     };
     let final_path = domain.root().join(record.relative_path());
     // The file goes in first; the catalog entry makes it visible. If the entry

@@ -123,6 +123,10 @@ enum DatasetCmd {
         /// Grade: general, important or core (core data can never be granted).
         #[arg(long, default_value = "general")]
         grade: String,
+        /// Store the rows sorted by these columns (comma-separated, most
+        /// significant first): queries filtering on them skip whole row groups.
+        #[arg(long, value_delimiter = ',')]
+        sort_by: Vec<String>,
     },
     /// An operator proposes its own (social) dataset; no job sees it until approved.
     Propose {
@@ -516,6 +520,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     update_frequency,
                     restrictions,
                     grade,
+                    sort_by,
                 } => {
                     let meta = inland_runtime::DatasetMeta {
                         description,
@@ -526,6 +531,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             usage_restrictions: restrictions,
                             grade: grade.parse()?,
                         },
+                        sort_by,
                         ..Default::default()
                     };
                     let d = rt

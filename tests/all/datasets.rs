@@ -97,3 +97,49 @@ fn the_domain_reopens_with_its_catalog() {
     assert_eq!(rt.datasets().unwrap(), before);
     assert_eq!(before.len(), 2);
 }
+
+#[test]
+fn a_dataset_can_be_stored_sorted_and_a_bad_sort_column_changes_nothing() {
+    use arrow::array::AsArray;
+    let d = new_domain(test_limits());
+    let source = d.sources.join("residents.parquet");
+    let meta = |by: &[&str]| inland_runtime::DatasetMeta {
+        sort_by: by.iter().map(|c| c.to_string()).collect(),
+        ..Default::default()
+    };
+    let before = files_under(&d.root.join("datasets"));
+    let err =
+        d.rt.register_dataset_with("by_height", &source, meta(&["district", "height"]))
+            .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(err.to_string().contains("`height`"), "{err}");
+    assert_eq!(files_under(&d.root.join("datasets")), before);
+    assert!(matches!(d.rt.dataset("by_height"), Err(Error::NotFound(_))));
+
+    let rec =
+        d.rt.register_dataset_with("by_district", &source, meta(&["district", "age"]))
+            .unwrap();
+    assert_eq!(rec.sorted_by, ["district", "age"]);
+    assert_eq!(rec.rows, d.rt.dataset("residents").unwrap().rows);
+    let file = std::fs::File::open(d.root.join(rec.relative_path())).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut keys: Vec<(String, i64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let district = batch.column_by_name("district").unwrap().as_string::<i32>().clone();
+        let age = batch
+            .column_by_name("age")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        keys.extend((0..batch.num_rows()).map(|i| (district.value(i).to_string(), age.value(i))));
+    }
+    assert_eq!(keys.len() as u64, rec.rows);
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "stored rows are in (district, age) order"
+    );
+}
