@@ -10,8 +10,8 @@
 //! join-key-only columns may only meet each other in a join condition.
 //!
 //! Deny by default: plan shapes this rule does not understand (joins of two
-//! protected datasets, unions, windows, nested aggregation) are refused when
-//! they touch a protected dataset.
+//! protected datasets on anything but their entity columns, unions, windows,
+//! nested aggregation) are refused when they touch a protected dataset.
 
 use crate::query::{Guarded, QueryError, QueryGuard, QueryScope};
 use datafusion::common::{Column, DFSchema};
@@ -186,6 +186,17 @@ struct Lin {
     level: Label,
     /// Exactly a join-key-only source column (possibly renamed).
     key: bool,
+    /// Exactly the entity column of a protected dataset (possibly renamed).
+    entity: EntityCol,
+}
+
+/// Whether a column is a protected dataset's entity column, and in which
+/// form the job sees it: equal values of the same form are the same entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntityCol {
+    No,
+    Plain,
+    Pseudonym,
 }
 
 impl Default for Lin {
@@ -195,6 +206,7 @@ impl Default for Lin {
             tainted: false,
             level: Label::Public,
             key: false,
+            entity: EntityCol::No,
         }
     }
 }
@@ -295,6 +307,18 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
                         tainted: false,
                         level: class_level(class),
                         key: scope.key_only.get(table).is_some_and(|k| k.contains(f.name())),
+                        // Only a protected dataset's entities are counted; a lookup
+                        // table's "entity" column says nothing about them.
+                        entity: match scope.entities.get(table) {
+                            Some((e, pseudonym)) if e == f.name() && !scope.unrestricted.contains(table) => {
+                                if *pseudonym {
+                                    EntityCol::Pseudonym
+                                } else {
+                                    EntityCol::Plain
+                                }
+                            }
+                            _ => EntityCol::No,
+                        },
                     }
                 })
                 .collect();
@@ -446,25 +470,25 @@ fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryEr
     }
 }
 
-/// Joins: between datasets the policy leaves unrestricted, and between one
+/// Joins: between datasets the policy leaves unrestricted; between one
 /// protected dataset and unrestricted ones (the entities counted are the
-/// protected side's). Join-key-only columns may be joined only with each
-/// other, so a job cannot test guesses of an identifier against them.
+/// protected side's); and between protected datasets on their entity
+/// columns, an inner join, where every row's two entities are one.
+/// Join-key-only columns may be joined only with each other, so a job
+/// cannot test guesses of an identifier against them.
 fn analyze_join(j: &datafusion::logical_expr::Join, scope: &QueryScope) -> Result<Facts, QueryError> {
     use datafusion::common::JoinType;
     let left = analyze(&j.left, scope)?;
     let right = analyze(&j.right, scope)?;
-    if left.protected && right.protected {
-        return Err(refuse(
-            "a join between two protected datasets is not supported yet; join a protected dataset only with \
-             datasets that hold no personal information and no aggregate-only columns",
-        ));
-    }
+    let mut same_entity = false;
     for (l, r) in &j.on {
         let (ll, rl) = (
             join_key(l, j.left.schema(), &left.cols)?,
             join_key(r, j.right.schema(), &right.cols)?,
         );
+        // Plain columns only: a cast can make distinct values equal.
+        let plain = |e: &Expr| matches!(unalias(e), Expr::Column(_));
+        same_entity |= ll.entity != EntityCol::No && ll.entity == rl.entity && plain(l) && plain(r);
         if ll.raw() || rl.raw() {
             return Err(refuse("aggregate-only columns cannot be join keys"));
         }
@@ -475,6 +499,15 @@ fn analyze_join(j: &datafusion::logical_expr::Join, scope: &QueryScope) -> Resul
                 format!("`{named}` is join-key-only: it can be joined only with another join-key-only column"),
             ));
         }
+    }
+    // Two protected datasets: only matched rows whose two entities are one
+    // (equal entity columns), so that the entities counted on one side are
+    // the entities behind every value of the other.
+    if left.protected && right.protected && !(same_entity && j.join_type == JoinType::Inner) {
+        return Err(refuse(
+            "two protected datasets can only be joined by an inner join on both datasets' entity columns \
+             (the same person or enterprise on both sides); join other datasets only with unrestricted ones",
+        ));
     }
     let both: Vec<Lin> = left.cols.iter().chain(&right.cols).copied().collect();
     if let Some(f) = &j.filter {
@@ -601,7 +634,9 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
             input: Arc::new(thread_entity(&l.input, scope)?),
         }),
         LogicalPlan::Join(j) => {
-            // Entities come from the one protected side (analyze refuses two).
+            // Entities come from one protected side: the only one, or (two
+            // protected sides joined on their entity columns) either, as every
+            // row's two entities are the same.
             let (left, right) = if reads_protected(&j.left, scope) {
                 (
                     thread_entity(&j.left, scope)?,

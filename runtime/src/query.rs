@@ -89,6 +89,9 @@ pub struct QueryScope {
     /// Column classes under the policy: dataset → column → class.
     pub classes:
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, inland_policies::policy::ColumnClass>>,
+    /// Entity columns under the policy whose visible values tell entities
+    /// apart: dataset → (column, whether jobs see it pseudonymised).
+    pub entities: std::collections::BTreeMap<String, (String, bool)>,
     /// Protected datasets whose entity column was proven unique and never null
     /// at registration: a group's entities can be counted by counting its rows.
     pub unique_entities: BTreeSet<String>,
@@ -97,6 +100,7 @@ pub struct QueryScope {
 impl QueryScope {
     /// The scope of a job that may read `datasets`, under the policy in force if any.
     pub fn under(policy: Option<&inland_policies::Policy>, datasets: impl IntoIterator<Item = String>) -> QueryScope {
+        use inland_policies::policy::{Access, MaskMethod};
         let mut scope = QueryScope {
             datasets: datasets.into_iter().collect(),
             ..Default::default()
@@ -120,6 +124,22 @@ impl QueryScope {
             let keys: BTreeSet<String> = p.join_key_only(&name).into_iter().map(str::to_string).collect();
             if !keys.is_empty() {
                 scope.key_only.insert(name.clone(), keys);
+            }
+            // Only where equal visible values mean the same entity: a mask that
+            // merges values (redaction, last digits) cannot link two datasets.
+            if let Some(e) = p.entity(&name)
+                && let Some(c) = p.column(&name, e)
+            {
+                let pseudonymised = match c.access {
+                    Access::Plaintext | Access::Dimension | Access::JoinKeyOnly => Some(false),
+                    Access::Mask {
+                        method: MaskMethod::Pseudonym,
+                    } => Some(true),
+                    _ => None,
+                };
+                if let Some(pseudonymised) = pseudonymised {
+                    scope.entities.insert(name.clone(), (e.to_string(), pseudonymised));
+                }
             }
             scope.protected.insert(name, ao);
         }

@@ -68,7 +68,8 @@ async fn outcome(d: &TestDomain, grant: &str, sql: &str) -> String {
 
 /// Beside the example datasets, two the policy leaves unrestricted: a
 /// district lookup table, and a licence register keyed by the enterprises'
-/// USCC, which the policy makes join-key-only. Returns a grant for all four.
+/// USCC, which the policy makes join-key-only; and a protected tax register
+/// keyed by the same USCC. Returns a grant for all five.
 fn with_lookup_datasets(d: &TestDomain) -> String {
     let mut districts = String::from("district,area_km2\n");
     for (name, _, _) in inland_examples::generate::DISTRICTS {
@@ -80,8 +81,16 @@ fn with_lookup_datasets(d: &TestDomain) -> String {
     for i in 0..200 {
         licences.push_str(&format!("{},{}\n", codes.value(i), ["food", "transport"][i % 2]));
     }
+    // Two years of tax returns for the first 150 enterprises: another protected dataset keyed by USCC.
+    let mut taxes = String::from("uscc,year,tax\n");
+    for i in 0..150 {
+        for year in [2024, 2025] {
+            taxes.push_str(&format!("{},{year},{}\n", codes.value(i), 1000 + 37 * i));
+        }
+    }
     register_csv(d, "districts", &districts);
     register_csv(d, "licences", &licences);
+    register_csv(d, "taxes", &taxes);
     apply_example_policy(
         d,
         r#"
@@ -100,13 +109,22 @@ entity = "uscc"
 [datasets.licences.columns]
 uscc = { class = "direct-identifier", access = "join-key-only" }
 licence = { class = "attribute", access = "dimension" }
+
+[datasets.taxes]
+grade = "general"
+personal_information = false
+entity = "uscc"
+[datasets.taxes.columns]
+uscc = { class = "direct-identifier", access = "join-key-only" }
+year = { class = "attribute", access = "dimension" }
+tax = { class = "sensitive", access = "aggregate-only" }
 "#,
     );
     let today = Date::today();
     issue(
         &d.rt,
         OPERATOR,
-        &["residents", "enterprises", "districts", "licences"],
+        &["residents", "enterprises", "districts", "licences", "taxes"],
         today,
         today.add_years(1),
     )

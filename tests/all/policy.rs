@@ -456,3 +456,92 @@ amount = { class = "sensitive", access = "aggregate-only" }
     assert_eq!(strings(&out, "district"), vec!["A".to_string()]);
     assert_eq!(strings(&out, "n"), vec!["24".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_protected_datasets_joined_on_their_entities_count_entities_not_rows() {
+    let d = new_domain(test_limits());
+    // Three tax returns for each of the first 40 enterprises.
+    let enterprises = inland_examples::generate::enterprises(crate::support::ROWS, crate::support::SEED);
+    let codes = enterprises.column(0).as_string::<i32>();
+    let mut taxes = String::from("uscc,year,tax\n");
+    for i in 0..40 {
+        for year in [2023, 2024, 2025] {
+            taxes.push_str(&format!("{},{year},{}\n", codes.value(i), 100 + i));
+        }
+    }
+    register_csv(&d, "taxes", &taxes);
+    apply_example_policy(
+        &d,
+        r#"
+[datasets.taxes]
+grade = "general"
+personal_information = false
+entity = "uscc"
+[datasets.taxes.columns]
+uscc = { class = "direct-identifier", access = "join-key-only" }
+year = { class = "attribute", access = "dimension" }
+tax = { class = "sensitive", access = "aggregate-only" }
+"#,
+    );
+    let today = Date::today();
+    let grant = issue(&d.rt, OPERATOR, &["enterprises", "taxes"], today, today.add_years(1)).unwrap();
+    // Per year: 40 enterprises, each once.
+    let (by_year, _) = probe(
+        &d,
+        &grant,
+        "SELECT t.year, count(*) AS n, sum(t.tax) AS s FROM taxes t JOIN enterprises e ON t.uscc = e.uscc \
+         GROUP BY t.year ORDER BY t.year",
+    )
+    .await
+    .unwrap();
+    assert_eq!(strings(&by_year, "year"), ["2023", "2024", "2025"]);
+    assert_eq!(strings(&by_year, "n"), ["40", "40", "40"]);
+    // Per industry: three rows per enterprise, and no industry has ten of the
+    // forty enterprises, so every group is below the threshold, however many rows.
+    let mut per_industry = std::collections::HashMap::<&str, usize>::new();
+    let industries = enterprises.column_by_name("industry").unwrap().as_string::<i32>();
+    for i in 0..40 {
+        *per_industry.entry(industries.value(i)).or_default() += 1;
+    }
+    let small: Vec<_> = per_industry.iter().filter(|(_, n)| **n < 10).collect();
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[(
+            "sql",
+            "SELECT e.industry, count(*) AS n FROM enterprises e JOIN taxes t ON e.uscc = t.uscc GROUP BY e.industry",
+        )],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let kept = strings(&out, "industry");
+    assert_eq!(
+        kept.len() + small.len(),
+        per_industry.len(),
+        "{kept:?} {per_industry:?}"
+    );
+    for (industry, _) in &small {
+        assert!(
+            !kept.contains(&industry.to_string()),
+            "{industry} has fewer than 10 enterprises"
+        );
+    }
+    let notice = format!("{} group(s) with fewer than 10 distinct entities", small.len());
+    assert!(
+        report.job.log.iter().any(|l| l.message.contains(&notice)),
+        "{:?}",
+        report.job.log
+    );
+    // A left join would keep enterprises without returns, whose rows have no second entity: refused.
+    let refused = probe(
+        &d,
+        &grant,
+        "SELECT e.industry, count(*) AS n FROM enterprises e LEFT JOIN taxes t ON e.uscc = t.uscc GROUP BY e.industry",
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.contains("refused by rule `aggregate-only`"), "{refused}");
+}
