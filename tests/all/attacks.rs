@@ -3,10 +3,11 @@
 //! from what the domain does, for review as a diff.
 
 use crate::support::{
-    OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, issue, new_domain, register_csv, run_as, test_limits, wasm,
+    OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, new_domain, register_csv, register_taxes, run_as,
+    test_limits, wasm, year_grant,
 };
 use arrow::array::AsArray;
-use inland_runtime::{Date, JobStatus};
+use inland_runtime::JobStatus;
 use std::path::Path;
 
 struct Case {
@@ -81,19 +82,11 @@ fn with_lookup_datasets(d: &TestDomain) -> String {
     for i in 0..200 {
         licences.push_str(&format!("{},{}\n", codes.value(i), ["food", "transport"][i % 2]));
     }
-    // Two years of tax returns for the first 150 enterprises: another protected dataset keyed by USCC.
-    let mut taxes = String::from("uscc,year,tax\n");
-    for i in 0..150 {
-        for year in [2024, 2025] {
-            taxes.push_str(&format!("{},{year},{}\n", codes.value(i), 1000 + 37 * i));
-        }
-    }
     register_csv(d, "districts", &districts);
     register_csv(d, "licences", &licences);
-    register_csv(d, "taxes", &taxes);
-    apply_example_policy(
-        d,
-        r#"
+    // Two years of tax returns for the first 150 enterprises: another protected dataset keyed by USCC.
+    let taxes = register_taxes(d, 150, &[2024, 2025]);
+    let lookups = r#"
 [datasets.districts]
 grade = "general"
 personal_information = false
@@ -109,26 +102,9 @@ entity = "uscc"
 [datasets.licences.columns]
 uscc = { class = "direct-identifier", access = "join-key-only" }
 licence = { class = "attribute", access = "dimension" }
-
-[datasets.taxes]
-grade = "general"
-personal_information = false
-entity = "uscc"
-[datasets.taxes.columns]
-uscc = { class = "direct-identifier", access = "join-key-only" }
-year = { class = "attribute", access = "dimension" }
-tax = { class = "sensitive", access = "aggregate-only" }
-"#,
-    );
-    let today = Date::today();
-    issue(
-        &d.rt,
-        OPERATOR,
-        &["residents", "enterprises", "districts", "licences", "taxes"],
-        today,
-        today.add_years(1),
-    )
-    .unwrap()
+"#;
+    apply_example_policy(d, &format!("{lookups}{taxes}"));
+    year_grant(d, &["residents", "enterprises", "districts", "licences", "taxes"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

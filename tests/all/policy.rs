@@ -5,7 +5,8 @@
 //! join-key rules, trick by trick, are in the attack suite (`attacks.rs`).
 
 use crate::support::{
-    OPERATOR, TestDomain, apply_example_policy, issue, new_domain, register_csv, run_as, test_limits, wasm,
+    OPERATOR, TestDomain, apply_example_policy, issue, new_domain, register_csv, register_taxes, run_as, test_limits,
+    wasm, year_grant,
 };
 use arrow::array::{Array, AsArray, RecordBatch};
 use inland_runtime::{Date, JobStatus};
@@ -443,8 +444,7 @@ district = { class = "quasi-identifier", access = "dimension" }
 amount = { class = "sensitive", access = "aggregate-only" }
 "#,
     );
-    let today = Date::today();
-    let grant = issue(&d.rt, OPERATOR, &["visits"], today, today.add_years(1)).unwrap();
+    let grant = year_grant(&d, &["visits"]);
     let (out, _) = probe(
         &d,
         &grant,
@@ -461,30 +461,10 @@ amount = { class = "sensitive", access = "aggregate-only" }
 async fn two_protected_datasets_joined_on_their_entities_count_entities_not_rows() {
     let d = new_domain(test_limits());
     // Three tax returns for each of the first 40 enterprises.
+    let taxes = register_taxes(&d, 40, &[2023, 2024, 2025]);
+    apply_example_policy(&d, taxes);
     let enterprises = inland_examples::generate::enterprises(crate::support::ROWS, crate::support::SEED);
-    let codes = enterprises.column(0).as_string::<i32>();
-    let mut taxes = String::from("uscc,year,tax\n");
-    for i in 0..40 {
-        for year in [2023, 2024, 2025] {
-            taxes.push_str(&format!("{},{year},{}\n", codes.value(i), 100 + i));
-        }
-    }
-    register_csv(&d, "taxes", &taxes);
-    apply_example_policy(
-        &d,
-        r#"
-[datasets.taxes]
-grade = "general"
-personal_information = false
-entity = "uscc"
-[datasets.taxes.columns]
-uscc = { class = "direct-identifier", access = "join-key-only" }
-year = { class = "attribute", access = "dimension" }
-tax = { class = "sensitive", access = "aggregate-only" }
-"#,
-    );
-    let today = Date::today();
-    let grant = issue(&d.rt, OPERATOR, &["enterprises", "taxes"], today, today.add_years(1)).unwrap();
+    let grant = year_grant(&d, &["enterprises", "taxes"]);
     // Per year: 40 enterprises, each once.
     let (by_year, _) = probe(
         &d,

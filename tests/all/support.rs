@@ -106,6 +106,37 @@ pub fn apply_example_policy(d: &TestDomain, extra: &str) -> inland_runtime::Poli
     d.rt.apply_policy(&path).unwrap().unwrap()
 }
 
+/// A grant to the test operator for `datasets`, from today for a year.
+pub fn year_grant(d: &TestDomain, datasets: &[&str]) -> String {
+    let today = Date::today();
+    issue(&d.rt, OPERATOR, datasets, today, today.add_years(1)).unwrap()
+}
+
+/// Registers `taxes`, a protected register of `years` tax returns for each of
+/// the first `enterprises` example enterprises, keyed by their USCC; returns
+/// its policy section (USCC join-key-only, tax aggregate-only).
+pub fn register_taxes(d: &TestDomain, enterprises: usize, years: &[i32]) -> &'static str {
+    let registry = inland_examples::generate::enterprises(ROWS, SEED);
+    let codes = arrow::array::AsArray::as_string::<i32>(registry.column(0));
+    let mut taxes = String::from("uscc,year,tax\n");
+    for i in 0..enterprises {
+        for year in years {
+            taxes.push_str(&format!("{},{year},{}\n", codes.value(i), 1000 + 37 * i));
+        }
+    }
+    register_csv(d, "taxes", &taxes);
+    r#"
+[datasets.taxes]
+grade = "general"
+personal_information = false
+entity = "uscc"
+[datasets.taxes.columns]
+uscc = { class = "direct-identifier", access = "join-key-only" }
+year = { class = "attribute", access = "dimension" }
+tax = { class = "sensitive", access = "aggregate-only" }
+"#
+}
+
 /// Registers a dataset `name` from CSV text (for small lookup tables).
 pub fn register_csv(d: &TestDomain, name: &str, text: &str) {
     let csv = d.sources.join(format!("{name}.csv"));
