@@ -5,9 +5,8 @@
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::keys::SealingKey;
-use crate::output::{GrantDir, OutputRecord};
-use crate::review::ReviewState;
-use crate::state::OUTPUTS;
+use crate::output::GrantDir;
+use crate::state::RELEASED;
 use arrow::record_batch::RecordBatch;
 use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleasedCell};
 use inland_policies::Label;
@@ -37,18 +36,14 @@ impl GateContext {
             .filter_map(|d| crate::catalog::get(domain, d).ok())
             .map(|d| d.rows)
             .min();
+        // The grant's history alone, by key prefix: not every output in the domain.
+        let skip = except.map(|o| crate::state::released_key(grant, o));
         let released = domain
             .state
-            .list::<OutputRecord>(OUTPUTS)?
+            .list_prefix::<Vec<ReleasedCell>>(RELEASED, &crate::state::released_key(grant, ""))?
             .into_iter()
-            .filter(|o| o.grant == grant && Some(o.id.as_str()) != except)
-            .filter(|o| {
-                o.review
-                    .as_ref()
-                    .is_some_and(|r| matches!(r.state, ReviewState::Approved | ReviewState::Released))
-            })
-            .filter_map(|o| o.release)
-            .flat_map(|r| r.cells)
+            .filter(|(key, _)| Some(key) != skip.as_ref())
+            .flat_map(|(_, cells)| cells)
             .collect();
         Ok(GateContext {
             rules: policy.map(|p| p.gate.clone()).unwrap_or_default(),

@@ -136,7 +136,20 @@ impl Runtime {
             })?;
         }
         record.review = Some(next);
-        inner.domain.state.replace(OUTPUTS, output_id, &record)?;
+        match (&record.release, record.review.as_ref().map(|r| r.state)) {
+            // Approved now: the record and the grant's release history change together.
+            (Some(release), Some(ReviewState::Approved)) => inner.domain.state.replace_with(
+                OUTPUTS,
+                output_id,
+                &record,
+                (
+                    crate::state::RELEASED,
+                    &crate::state::released_key(&record.grant, output_id),
+                    &release.cells,
+                ),
+            )?,
+            _ => inner.domain.state.replace(OUTPUTS, output_id, &record)?,
+        }
         Ok(record)
     }
 

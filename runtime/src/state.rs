@@ -25,6 +25,15 @@ pub(crate) const REVIEWERS: Table = TableDefinition::new("reviewers");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
+/// The cells each approved output released, by `grant NUL output id`: the
+/// grant's differencing history, read by prefix without reading every output.
+pub(crate) const RELEASED: Table = TableDefinition::new("released");
+
+/// The key of an output's entry in [`RELEASED`].
+pub(crate) fn released_key(grant: &str, output: &str) -> String {
+    format!("{grant}\u{0}{output}")
+}
+
 /// What a write expects to find under its key.
 enum Expect<'a> {
     /// Nothing (the record is new); the text names the kind of record.
@@ -56,13 +65,67 @@ impl State {
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
+        let had_released = txn.list_tables().map_err(storage)?.any(|t| t.name() == RELEASED.name());
         for t in [
-            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS,
+            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS, RELEASED,
         ] {
             txn.open_table(t).map_err(storage)?;
         }
+        if !had_released {
+            // A domain from before the index: build it from the outputs, in the same transaction.
+            let outputs = txn.open_table(OUTPUTS).map_err(storage)?;
+            let mut released = txn.open_table(RELEASED).map_err(storage)?;
+            for item in outputs.iter().map_err(storage)? {
+                let (k, v) = item.map_err(storage)?;
+                let o: crate::output::OutputRecord = decode(&OUTPUTS, k.value(), v.value())?;
+                if let Some(r) = &o.release {
+                    let cells = serde_json::to_vec(&r.cells).map_err(|e| Error::Internal(e.to_string()))?;
+                    released
+                        .insert(released_key(&o.grant, &o.id).as_str(), cells.as_slice())
+                        .map_err(storage)?;
+                }
+            }
+        }
         txn.commit().map_err(storage)?;
         Ok(State { db })
+    }
+
+    /// Replaces a record that must exist and, in the same transaction, sets
+    /// `key` in a second table: the two never disagree.
+    pub(crate) fn replace_with<T: Serialize, U: Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+        also: (Table, &str, &U),
+    ) -> Result<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        let also_bytes = serde_json::to_vec(also.2).map_err(|e| Error::Internal(e.to_string()))?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
+            if t.insert(key, bytes.as_slice()).map_err(storage)?.is_none() {
+                return Err(Error::NotFound(format!("`{key}` in {}", table.name())));
+            }
+            let mut a = txn.open_table(also.0).map_err(storage)?;
+            a.insert(also.1, also_bytes.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// The records whose keys start with `prefix`, with their keys, in key order.
+    pub(crate) fn list_prefix<T: DeserializeOwned>(&self, table: Table, prefix: &str) -> Result<Vec<(String, T)>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let t = txn.open_table(table).map_err(storage)?;
+        let mut out = Vec::new();
+        for item in t.range(prefix..).map_err(storage)? {
+            let (k, v) = item.map_err(storage)?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), decode(&table, k.value(), v.value())?));
+        }
+        Ok(out)
     }
 
     /// Inserts a record that must not exist yet.
