@@ -343,7 +343,15 @@ impl QueryEngine {
         let config = SessionConfig::new()
             .with_information_schema(false)
             .with_target_partitions(self.target_partitions)
-            .with_default_catalog_and_schema("inland", "public");
+            .with_default_catalog_and_schema("inland", "public")
+            // Build sides up to a million rows are built once and shared by every
+            // partition, so the large probe side (a fact table) is not hash-
+            // repartitioned: on few cores that shuffle cost more than the join.
+            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 8 << 20)
+            .set_usize(
+                "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+                1 << 20,
+            );
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.env.clone())
