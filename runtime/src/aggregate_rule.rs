@@ -282,6 +282,18 @@ fn unalias(e: &Expr) -> &Expr {
 }
 
 fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> {
+    // Subqueries the optimizer could not turn into joins sit inside
+    // expressions, out of this walk's reach: over protected data, deny.
+    let mut hidden = false;
+    let _ = plan.apply_subqueries(|sub| {
+        hidden |= reads_protected(sub, scope);
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    if hidden {
+        return Err(refuse(
+            "this subquery over a protected dataset cannot be checked; write it as a join",
+        ));
+    }
     match plan {
         LogicalPlan::TableScan(scan) => {
             let table = scan.table_name.table();
