@@ -600,13 +600,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "name:        {}\ndescription: {}\nsource:      {} ({})\nrows:        {}\nsha256:      {}",
                         d.name, d.description, d.source, d.format, d.rows, d.sha256
                     );
+                    if !d.sorted_by.is_empty() {
+                        println!("sorted by:   {}", d.sorted_by.join(", "));
+                    }
                     println!("columns:");
                     for c in &d.columns {
+                        // Unique: every value once, none missing (an entity column
+                        // like this lets suppression count rows).
                         println!(
-                            "  {:<24} {}{}",
+                            "  {:<24} {}{}{}",
                             c.name,
                             c.data_type,
-                            if c.nullable { " (nullable)" } else { "" }
+                            if c.nullable { " (nullable)" } else { "" },
+                            if d.unique_columns.contains(&c.name) {
+                                " (unique)"
+                            } else {
+                                ""
+                            }
                         );
                     }
                 }
