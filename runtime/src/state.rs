@@ -52,6 +52,10 @@ fn storage(e: impl Into<redb::Error>) -> Error {
     Error::Storage(e.into().to_string())
 }
 
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
 fn decode<T: DeserializeOwned>(table: &Table, key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("record {key} in {}: {e}", table.name())))
 }
@@ -79,7 +83,7 @@ impl State {
                 let (k, v) = item.map_err(storage)?;
                 let o: crate::output::OutputRecord = decode(&OUTPUTS, k.value(), v.value())?;
                 if let Some(r) = &o.release {
-                    let cells = serde_json::to_vec(&r.cells).map_err(|e| Error::Internal(e.to_string()))?;
+                    let cells = encode(&r.cells)?;
                     released
                         .insert(released_key(&o.grant, &o.id).as_str(), cells.as_slice())
                         .map_err(storage)?;
@@ -99,8 +103,7 @@ impl State {
         value: &T,
         also: (Table, &str, &U),
     ) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
-        let also_bytes = serde_json::to_vec(also.2).map_err(|e| Error::Internal(e.to_string()))?;
+        let (bytes, also_bytes) = (encode(value)?, encode(also.2)?);
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut t = txn.open_table(table).map_err(storage)?;
@@ -145,7 +148,7 @@ impl State {
 
     /// One write transaction; it commits only if the key was as expected.
     fn write<T: Serialize>(&self, table: Table, key: &str, value: &T, expect: Expect<'_>) -> Result<()> {
-        let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = encode(value)?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut t = txn.open_table(table).map_err(storage)?;
