@@ -228,6 +228,21 @@ fn policy(c: &mut Criterion, b: &Bench) {
             datafusion::physical_plan::common::collect(stream).await.unwrap()
         })
     };
+    // EXPLAIN=1 prints both physical plans (to see what the rewrite adds).
+    if std::env::var_os("EXPLAIN").is_some() {
+        for (ctx, scope) in [(&with, &scope_with), (&without, &scope_without)] {
+            b.tokio.block_on(async {
+                let planned = engine.plan(ctx, scope, sql).await.unwrap();
+                let state = ctx.state();
+                let plan = state
+                    .query_planner()
+                    .create_physical_plan(&planned.plan, &state)
+                    .await
+                    .unwrap();
+                eprintln!("{}", datafusion::physical_plan::displayable(plan.as_ref()).indent(true));
+            });
+        }
+    }
     g.bench_function("with-policy", |bench| bench.iter(|| run(&with, &scope_with)));
     // The same query counting distinct entities, as for a dataset with several rows per person.
     g.bench_function("with-policy-per-entity", |bench| {
@@ -235,6 +250,59 @@ fn policy(c: &mut Criterion, b: &Bench) {
     });
     g.bench_function("without-policy", |bench| bench.iter(|| run(&without, &scope_without)));
     g.finish();
+
+    // The overhead as a ratio of runs taken in turns, so that the machine's
+    // drift (±10% between criterion groups here) falls on both sides alike.
+    let pairs = if full() { 101 } else { 3 };
+    let mut ratios = Vec::with_capacity(pairs);
+    let mut cpu = [0u64; 2];
+    for i in 0..pairs {
+        let mut time = |ctx, scope| {
+            let start = std::time::Instant::now();
+            let c0 = cpu_ticks();
+            run(ctx, scope);
+            let c = cpu_ticks().saturating_sub(c0);
+            cpu[usize::from(std::ptr::eq(ctx, &without))] += c;
+            start.elapsed().as_secs_f64()
+        };
+        let (w, wo) = if i % 2 == 0 {
+            let w = time(&with, &scope_with);
+            (w, time(&without, &scope_without))
+        } else {
+            let wo = time(&without, &scope_without);
+            (time(&with, &scope_with), wo)
+        };
+        ratios.push(w / wo);
+    }
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "policy-aggregate-1M: with/without policy, median of {pairs} paired runs: {:.3} (quartiles {:.3}-{:.3})",
+        ratios[pairs / 2],
+        ratios[pairs / 4],
+        ratios[3 * pairs / 4]
+    );
+    if cpu[1] > 0 {
+        eprintln!(
+            "policy-aggregate-1M: CPU time with/without policy over the same runs: {:.3}",
+            cpu[0] as f64 / cpu[1] as f64
+        );
+    }
+}
+
+/// The process's user and system CPU time in clock ticks (0 where /proc is missing).
+fn cpu_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let fields: Vec<u64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
 }
 
 fn peak_rss_mib() -> Option<u64> {
