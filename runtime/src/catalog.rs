@@ -233,8 +233,11 @@ fn csv_message(e: &arrow::error::ArrowError) -> String {
 /// The layout Inland stores datasets in: Parquet with page-level statistics.
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        // Snappy: decoding is what every query pays for; it decodes faster than zstd.
-        .set_compression(Compression::SNAPPY)
+        // No block compression: decoding is what every query pays for, and
+        // dictionary and run-length encoding already shrink the columns that
+        // repeat. Snappy cost 15% of a 1M-row aggregate; uncompressed TPC-H
+        // queries ran 10-20% faster for files about 1.8x the size.
+        .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(256 * 1024))
         .build()

@@ -42,6 +42,7 @@ mod catalog;
 mod clock;
 mod contrib;
 mod date;
+mod decimal_product;
 pub mod demo;
 mod domain;
 mod error;
