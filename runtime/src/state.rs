@@ -184,3 +184,96 @@ impl State {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{OutputRecord, Release};
+    use inland_gate::{GateReport, ReleasedCell, Verdict};
+
+    fn output(grant: &str, id: &str, released: Option<Vec<ReleasedCell>>) -> OutputRecord {
+        OutputRecord {
+            id: id.into(),
+            name: "table".into(),
+            job_id: id.split('/').next().unwrap_or(id).into(),
+            operator: "op".into(),
+            grant: grant.into(),
+            module_sha256: "m".into(),
+            sha256: "s".into(),
+            rows: 1,
+            bytes: 1,
+            columns: Vec::new(),
+            datasets: Vec::new(),
+            queries: Vec::new(),
+            created_at_ms: 0,
+            label: None,
+            destroyed: false,
+            gate: None,
+            review: None,
+            release: released.map(|cells| Release {
+                sha256: "r".into(),
+                rows: 1,
+                report: GateReport {
+                    verdict: Verdict::Review,
+                    approvals_required: 2,
+                    row_level: false,
+                    checks: Vec::new(),
+                    traced_cells: cells.len() as u64,
+                    untraced_cells: 0,
+                    overrides: Vec::new(),
+                },
+                cells,
+                approved_at_ms: 1,
+            }),
+            exports: Vec::new(),
+        }
+    }
+
+    fn cell(source: &str, key: &str, entities: u64) -> ReleasedCell {
+        ReleasedCell {
+            source: source.into(),
+            keys: vec![key.into()],
+            entities,
+        }
+    }
+
+    /// A domain written before the release index existed gets it on open,
+    /// built from its approved outputs, so no grant loses its differencing history.
+    #[test]
+    fn a_domain_from_before_the_release_index_gets_it_built_from_its_outputs() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+        let path = dir.path().join("state.redb");
+        let (a, b) = (
+            vec![cell("count(*)", "east", 12)],
+            vec![cell("sum(income)", "west", 40)],
+        );
+        {
+            let state = State::open(&path)?;
+            state.insert_new(OUTPUTS, "j1/t", &output("g1", "j1/t", Some(a.clone())), "output")?;
+            state.insert_new(OUTPUTS, "j2/t", &output("g1", "j2/t", None), "output")?;
+            state.insert_new(OUTPUTS, "j3/t", &output("g2", "j3/t", Some(b.clone())), "output")?;
+            // As an older version left it: no index table at all.
+            let txn = state.db.begin_write().map_err(storage)?;
+            txn.delete_table(RELEASED).map_err(storage)?;
+            txn.commit().map_err(storage)?;
+        }
+        let state = State::open(&path)?;
+        let g1: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g1", ""))?;
+        assert_eq!(g1, vec![(released_key("g1", "j1/t"), a)]);
+        let g2: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g2", ""))?;
+        assert_eq!(g2, vec![(released_key("g2", "j3/t"), b)]);
+
+        // Once built, it is not rebuilt: an entry removed on purpose stays removed.
+        let txn = state.db.begin_write().map_err(storage)?;
+        txn.open_table(RELEASED)
+            .map_err(storage)?
+            .remove(released_key("g2", "j3/t").as_str())
+            .map_err(storage)?;
+        txn.commit().map_err(storage)?;
+        drop(state);
+        let state = State::open(&path)?;
+        let g2: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g2", ""))?;
+        assert!(g2.is_empty());
+        Ok(())
+    }
+}
