@@ -221,11 +221,15 @@ fn policy(c: &mut Criterion, b: &Bench) {
     let mut g = c.benchmark_group("policy-aggregate-1M");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let sql = PLANNED[0];
-    let run = |ctx, scope| {
+    // Plans and runs the query; returns how long planning took.
+    let run = |ctx: &datafusion::prelude::SessionContext, scope: &QueryScope| {
         b.tokio.block_on(async {
+            let start = std::time::Instant::now();
             let planned = engine.plan(ctx, scope, sql).await.unwrap();
+            let planning = start.elapsed();
             let stream = engine.execute(ctx, &planned).await.unwrap();
-            datafusion::physical_plan::common::collect(stream).await.unwrap()
+            datafusion::physical_plan::common::collect(stream).await.unwrap();
+            planning
         })
     };
     // EXPLAIN=1 prints both physical plans (to see what the rewrite adds).
@@ -233,12 +237,7 @@ fn policy(c: &mut Criterion, b: &Bench) {
         for (ctx, scope) in [(&with, &scope_with), (&without, &scope_without)] {
             b.tokio.block_on(async {
                 let planned = engine.plan(ctx, scope, sql).await.unwrap();
-                let state = ctx.state();
-                let plan = state
-                    .query_planner()
-                    .create_physical_plan(&planned.plan, &state)
-                    .await
-                    .unwrap();
+                let plan = engine.physical_plan(ctx, &planned).await.unwrap();
                 eprintln!("{}", datafusion::physical_plan::displayable(plan.as_ref()).indent(true));
             });
         }
@@ -262,12 +261,7 @@ fn policy(c: &mut Criterion, b: &Bench) {
             let start = std::time::Instant::now();
             let c0 = cpu_ticks();
             let side = usize::from(std::ptr::eq(ctx, &without));
-            b.tokio.block_on(async {
-                let planned = engine.plan(ctx, scope, sql).await.unwrap();
-                planning[side] += start.elapsed().as_secs_f64();
-                let stream = engine.execute(ctx, &planned).await.unwrap();
-                datafusion::physical_plan::common::collect(stream).await.unwrap()
-            });
+            planning[side] += run(ctx, scope).as_secs_f64();
             cpu[side] += cpu_ticks().saturating_sub(c0);
             start.elapsed().as_secs_f64()
         };

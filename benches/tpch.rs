@@ -140,12 +140,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             let plan = native.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();
             println!("== {q} native\n{}", displayable(plan.as_ref()).indent(true));
             let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
-            let state = ctx.state();
-            let plan = state
-                .query_planner()
-                .create_physical_plan(&planned.plan, &state)
-                .await
-                .unwrap();
+            let plan = engine.physical_plan(&ctx, &planned).await.unwrap();
             println!("== {q} inland\n{}", displayable(plan.as_ref()).indent(true));
             // The same plan run outside a job: separates the engine session
             // (policy tables, memory pool) from the job path.
@@ -178,12 +173,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
                 let t1 = t.elapsed();
                 let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
                 let t2 = t.elapsed();
-                let state = ctx.state();
-                let _ = state
-                    .query_planner()
-                    .create_physical_plan(&planned.plan, &state)
-                    .await
-                    .unwrap();
+                let _ = engine.physical_plan(&ctx, &planned).await.unwrap();
                 let t3 = t.elapsed();
                 let n = Instant::now();
                 let _ = native.sql(&sql).await.unwrap().create_physical_plan().await.unwrap();

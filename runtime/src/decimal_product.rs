@@ -268,13 +268,7 @@ mod tests {
 
     #[test]
     fn equals_datafusions_product_with_nulls_signs_and_wide_values() -> DfResult<()> {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng(0x2545_f491_4f6c_dd1d);
         let mut a = Vec::new();
         let mut b = Vec::new();
         for i in 0..5000 {

@@ -95,3 +95,14 @@ pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, Quer
 pub use release::ExportOutcome;
 pub use review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};
 pub use sandbox::EPOCH_TICK;
+
+/// A small deterministic generator for tests that need many varied values.
+#[cfg(test)]
+pub(crate) fn test_rng(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}

@@ -456,6 +456,20 @@ impl QueryEngine {
         })
     }
 
+    /// The physical plan DataFusion will run for a checked plan, with the
+    /// session's physical rules applied (for EXPLAIN-like tooling and benches).
+    pub async fn physical_plan(
+        &self,
+        ctx: &SessionContext,
+        planned: &PlannedQuery,
+    ) -> std::result::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>, QueryError> {
+        let state = ctx.state();
+        Ok(state
+            .query_planner()
+            .create_physical_plan(&planned.plan, &state)
+            .await?)
+    }
+
     /// Starts executing a checked plan; batches are pulled from the stream.
     /// The plan is driven by a task of its own on the query runtime, two
     /// batches ahead of the reader: a job pulls batches from inside the
@@ -467,11 +481,7 @@ impl QueryEngine {
         planned: &PlannedQuery,
     ) -> std::result::Result<SendableRecordBatchStream, QueryError> {
         use futures::StreamExt;
-        let state = ctx.state();
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&planned.plan, &state)
-            .await?;
+        let physical = self.physical_plan(ctx, planned).await?;
         let mut stream = datafusion::physical_plan::execute_stream(physical, ctx.task_ctx())?;
         let mut driven = datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder::new(stream.schema(), 2);
         let tx = driven.tx();

@@ -124,11 +124,6 @@ impl RowGroups {
         self.groups.resize(n, Fig::default());
     }
 
-    /// The emitted groups' figures.
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Fig> {
-        emit_to.take_needed(&mut self.groups)
-    }
-
     /// Adds a batch without nulls or filter in three passes: the totals, then
     /// only the rows that could enter some group's top two, then negatives
     /// only if the batch has one. The second and third are vector compares
@@ -209,7 +204,7 @@ impl GroupsAccumulator for RowGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
-        let figures = self.take(emit_to).into_iter().map(|f| {
+        let figures = emit_to.take_needed(&mut self.groups).into_iter().map(|f| {
             let mut out = vec![0.0; 5];
             out[LARGEST] = f.largest;
             out[SECOND] = f.second;
@@ -222,7 +217,7 @@ impl GroupsAccumulator for RowGroups {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
-        let groups = self.take(emit_to);
+        let groups = emit_to.take_needed(&mut self.groups);
         let floats = |f: fn(&Fig) -> f64| -> ArrayRef { Arc::new(groups.iter().map(f).collect::<Float64Array>()) };
         let counts = |f: fn(&Fig) -> u64| -> ArrayRef { Arc::new(groups.iter().map(f).collect::<UInt64Array>()) };
         Ok(vec![
@@ -362,13 +357,7 @@ mod tests {
     /// finds the same figures as taking each row in turn.
     #[test]
     fn the_dense_batch_path_equals_row_by_row() -> DfResult<()> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::test_rng(0x9e37_79b9_7f4a_7c15);
         let (rows, groups) = (20_000, 37);
         let values: Vec<f64> = (0..rows).map(|_| (next() % 20_000) as f64 - 500.0).collect();
         let group_of: Vec<usize> = (0..rows).map(|_| (next() % groups as u64) as usize).collect();
