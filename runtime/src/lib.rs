@@ -42,7 +42,7 @@ mod catalog;
 mod clock;
 mod contrib;
 mod date;
-mod decimal_product;
+mod decimal_arith;
 pub mod demo;
 mod domain;
 mod error;
