@@ -9,15 +9,21 @@
 //! with unrestricted ones (its entities are the ones counted), and
 //! join-key-only columns may only meet each other in a join condition.
 //!
+//! Window functions may run over the groups of that aggregation (ranks,
+//! shares of a total, running sums): they sit above the small-group filter,
+//! so they see only the groups the job would see anyway. Over the rows of a
+//! protected dataset they are refused.
+//!
 //! Deny by default: plan shapes this rule does not understand (joins of two
-//! protected datasets on anything but their entity columns, unions, windows,
-//! nested aggregation) are refused when they touch a protected dataset.
+//! protected datasets on anything but their entity columns, unions, windows
+//! over rows, nested aggregation) are refused when they touch a protected
+//! dataset.
 
 use crate::query::{Guarded, QueryError, QueryGuard, QueryScope};
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias, TableScanBuilder, col,
+    Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias, TableScanBuilder, Window, col,
 };
 use inland_policies::Label;
 use inland_policies::policy::ColumnClass;
@@ -89,6 +95,7 @@ fn find_aggregate(plan: &LogicalPlan) -> Option<&Aggregate> {
         LogicalPlan::Limit(l) => find_aggregate(&l.input),
         LogicalPlan::Filter(f) => find_aggregate(&f.input),
         LogicalPlan::SubqueryAlias(a) => find_aggregate(&a.input),
+        LogicalPlan::Window(w) => find_aggregate(&w.input),
         _ => None,
     }
 }
@@ -130,6 +137,12 @@ fn origins(plan: &LogicalPlan) -> Option<Vec<Origin>> {
         LogicalPlan::Limit(l) => origins(&l.input),
         LogicalPlan::Filter(f) => origins(&f.input),
         LogicalPlan::SubqueryAlias(a) => origins(&a.input),
+        // A window passes its input's columns through and computes the rest.
+        LogicalPlan::Window(w) => {
+            let mut input = origins(&w.input)?;
+            input.extend(w.window_expr.iter().map(|_| Origin::Computed));
+            Some(input)
+        }
         _ => None,
     }
 }
@@ -423,6 +436,26 @@ fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> 
             })
         }
         LogicalPlan::Join(j) => analyze_join(j, scope),
+        LogicalPlan::Window(w) => {
+            let input = analyze(&w.input, scope)?;
+            if input.protected && input.aggregations == 0 {
+                // A window over rows is an aggregate no small-group rule sees.
+                return Err(refuse(
+                    "window functions over the rows of a protected dataset are not allowed; \
+                     aggregate first (GROUP BY) and apply the window to the groups",
+                ));
+            }
+            let mut cols = input.cols.clone();
+            for e in &w.window_expr {
+                let l = refs(e, w.input.schema(), &input.cols)?;
+                cols.push(Lin {
+                    tainted: l.raw(),
+                    level: l.level,
+                    ..Lin::default()
+                });
+            }
+            Ok(Facts { cols, ..input })
+        }
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Facts {
             cols: vec![Lin::default(); plan.schema().fields().len()],
             protected: false,
@@ -808,6 +841,23 @@ fn rewrite(
         LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
             SubqueryAlias::try_new(Arc::new(rewrite(&a.input)?), a.alias.clone()).map_err(df)?,
         ),
+        LogicalPlan::Window(w) => {
+            // The hidden columns pass through the window; put them back last,
+            // where the host reads them, whatever sits above.
+            let window = Window::try_new(w.window_expr.clone(), Arc::new(rewrite(&w.input)?)).map_err(df)?;
+            let hidden_names: Vec<&str> = hidden.iter().map(|(_, name)| name.as_str()).collect();
+            let is_hidden = |c: &Column| c.name == GROUP_SIZE || hidden_names.contains(&c.name.as_str());
+            let columns = window.schema.columns();
+            let mut exprs: Vec<Expr> = columns
+                .iter()
+                .filter(|c| !is_hidden(c))
+                .cloned()
+                .map(Expr::Column)
+                .collect();
+            exprs.extend(hidden.iter().map(|(_, name)| Expr::Column(Column::from_name(name))));
+            exprs.push(n());
+            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(LogicalPlan::Window(window))).map_err(df)?)
+        }
         _ => {
             return Err(refuse(
                 "this query shape cannot carry the entity count needed for small-group suppression",

@@ -216,6 +216,52 @@ async fn groups_with_too_few_entities_are_suppressed_and_the_job_is_told() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_functions_over_groups_see_only_the_groups_that_were_kept() {
+    let d = with_policy();
+    // A share of the total and a rank: the total is over the kept groups, so
+    // the suppressed district's 4 people cannot be recovered from it.
+    let (out, _) = probe(
+        &d,
+        &d.grant,
+        "SELECT district, n, sum(n) OVER () AS total, rank() OVER (ORDER BY n DESC, district) AS r \
+         FROM (SELECT district, count(*) AS n FROM residents GROUP BY district)",
+    )
+    .await
+    .unwrap();
+    let districts = strings(&out, "district");
+    assert_eq!(districts.len(), 11, "{districts:?}");
+    assert!(
+        !districts.contains(&"延庆区".to_string()),
+        "the 4-person district is suppressed"
+    );
+    let ints = |column: &str| -> Vec<i64> { strings(&out, column).iter().map(|v| v.parse().unwrap()).collect() };
+    let (n, total, rank) = (ints("n"), ints("total"), ints("r"));
+    let kept: i64 = n.iter().sum();
+    assert!(
+        total.iter().all(|t| *t == kept),
+        "total {total:?} is the sum of the kept groups {kept}"
+    );
+    let mut ranks = rank.clone();
+    ranks.sort_unstable();
+    assert_eq!(
+        ranks,
+        (1..=11).collect::<Vec<i64>>(),
+        "ranks run over the kept groups only"
+    );
+    assert_eq!(out[0].num_columns(), 4, "the hidden columns stay hidden");
+
+    // Over rows, a window is an unchecked aggregate: refused, naming the rule.
+    let err = probe(
+        &d,
+        &d.grant,
+        "SELECT district, count(*) OVER (PARTITION BY district) AS n FROM residents",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("aggregate-only") && err.contains("window"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_labels_every_result_and_outputs_inherit_the_job_label() {
     use inland_runtime::Label;
     let d = with_policy();
