@@ -380,4 +380,94 @@ mod tests {
         assert!(expected.iter().all(|f| f.negatives > 0 && f.second > 19_000.0));
         Ok(())
     }
+
+    /// The job's `avg` and `sum` of a float column are fused into the
+    /// contributions (see `aggregate_rule::fused_per_row`): DataFusion's own
+    /// results and the ones derived from the total agree bit for bit, with
+    /// nulls, negatives, all-null groups, several partitions, and partial
+    /// aggregation skipped (every row turned into a state) or not.
+    #[test]
+    fn the_total_gives_datafusions_float_mean_and_sum_bit_for_bit() -> DfResult<()> {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+        let mut next = crate::test_rng(0x51_7cc1_b727_220a);
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let mut partitions = Vec::new();
+        for p in 0..3 {
+            let mut batches = Vec::new();
+            for _ in 0..4 {
+                let rows = 1000;
+                let k: Vec<i64> = (0..rows)
+                    .map(|_| (next() % if p == 0 { 39 } else { 40 }) as i64)
+                    .collect();
+                // Group 39 holds only nulls, and the first partition no nulls at all
+                // (the batch path); values span magnitudes so that the order of
+                // additions shows.
+                let v: Vec<Option<f64>> = k
+                    .iter()
+                    .map(|k| {
+                        let x = (next() % 2_000_001) as f64 - 1_000_000.0;
+                        (*k != 39 && (p == 0 || !next().is_multiple_of(11)))
+                            .then_some(x * 10f64.powi((next() % 12) as i32 - 6))
+                    })
+                    .collect();
+                let columns: Vec<ArrayRef> = vec![
+                    Arc::new(arrow::array::Int64Array::from(k)),
+                    Arc::new(Float64Array::from(v)),
+                ];
+                batches.push(arrow::array::RecordBatch::try_new(schema.clone(), columns)?);
+            }
+            partitions.push(batches);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build()?;
+        for skip_partial in [false, true] {
+            let mut config = SessionConfig::new().with_target_partitions(3);
+            if skip_partial {
+                let agg = &mut config.options_mut().execution;
+                agg.skip_partial_aggregation_probe_rows_threshold = 1;
+                agg.skip_partial_aggregation_probe_ratio_threshold = 0.0;
+            }
+            let ctx = SessionContext::new_with_config(config);
+            ctx.register_udaf(udaf());
+            ctx.register_table("t", Arc::new(MemTable::try_new(schema.clone(), partitions.clone())?))?;
+            let sql = format!("SELECT k, avg(v) AS a, sum(v) AS s, count(*) AS n, {NAME}(v) AS c FROM t GROUP BY k");
+            let batches = rt.block_on(async { ctx.sql(&sql).await?.collect().await })?;
+            let mut groups = 0;
+            for b in &batches {
+                let (a, s) = (
+                    b.column(1).as_primitive::<Float64Type>(),
+                    b.column(2).as_primitive::<Float64Type>(),
+                );
+                let n = b.column(3).as_primitive::<arrow::datatypes::Int64Type>();
+                let c = b.column(4).as_list::<i32>();
+                for row in 0..b.num_rows() {
+                    let figures = c.value(row);
+                    let f = figures.as_primitive::<Float64Type>();
+                    let valued = n.value(row) as f64 - f.value(MISSING);
+                    let (mean, sum) = if valued > 0.0 {
+                        (Some(f.value(TOTAL) / valued), Some(f.value(TOTAL)))
+                    } else {
+                        (None, None)
+                    };
+                    let bits = |a: &arrow::array::Float64Array| (!a.is_null(row)).then(|| a.value(row).to_bits());
+                    assert_eq!(
+                        bits(a),
+                        mean.map(f64::to_bits),
+                        "mean of group {row}, skip {skip_partial}"
+                    );
+                    assert_eq!(
+                        bits(s),
+                        sum.map(f64::to_bits),
+                        "sum of group {row}, skip {skip_partial}"
+                    );
+                    groups += 1;
+                }
+            }
+            assert_eq!(groups, 40);
+        }
+        Ok(())
+    }
 }

@@ -422,6 +422,14 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     let (fast, fast_plan) = hidden_result(&d, &per_row, sql).await;
     let (slow, slow_plan) = hidden_result(&d, &general, sql).await;
     assert!(fast_plan.contains("inland_row_contributions"), "{fast_plan}");
+    // The mean and the sum come from the one contributions total, not a second pass.
+    let aggregation = fast_plan.lines().find(|l| l.contains("Aggregate:")).unwrap();
+    assert!(
+        !aggregation.contains("avg(")
+            && !aggregation.contains("sum(")
+            && aggregation.matches("inland_row").count() == 1,
+        "{aggregation}"
+    );
     assert!(!fast_plan.contains("inland_entities"), "{fast_plan}");
     assert!(slow_plan.contains("inland_entities"), "{slow_plan}");
     // Group sizes, contributions and the visible columns: all equal.
