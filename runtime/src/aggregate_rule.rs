@@ -795,8 +795,7 @@ fn fusable(e: &Expr, input: &DFSchema) -> Option<Fused> {
 /// Only with GROUP BY: without it DataFusion sums a whole batch at a time,
 /// in another order, and the bits could differ.
 fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Result<Option<LogicalPlan>, QueryError> {
-    use datafusion::functions_nested::expr_fn::array_element;
-    use datafusion::logical_expr::{cast, lit, when};
+    use datafusion::logical_expr::lit;
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     if a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
         return Ok(None);
@@ -870,15 +869,9 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
                 let Some(name) = hidden.iter().position(|(h, _)| *h == j).and_then(|k| computed.get(k)) else {
                     return Err(QueryError::Internal("suppression rewrite: fused measure".into()));
                 };
-                let figure = |i: usize| array_element(Expr::Column(Column::from_name(*name)), lit(i as i64 + 1));
-                let total = figure(crate::contrib::TOTAL);
-                let valued = cast(Expr::Column(size.clone()), arrow::datatypes::DataType::Float64)
-                    - figure(crate::contrib::MISSING);
-                let value = match kind {
-                    Fused::Mean => total / valued.clone(),
-                    Fused::Sum => total,
-                };
-                when(valued.gt(lit(0.0)), value).end().map_err(df)?
+                let mean = matches!(kind, Fused::Mean);
+                crate::row_contrib::from_total(mean)
+                    .call(vec![Expr::Column(Column::from_name(*name)), Expr::Column(size.clone())])
             }
             (None, None) => return Err(QueryError::Internal("suppression rewrite: lost aggregate".into())),
         };

@@ -63,6 +63,77 @@ impl AggregateUDFImpl for RowContributions {
     }
 }
 
+/// `inland_mean_of(contributions, rows)` and `inland_sum_of(...)`: a group's
+/// floating-point mean or sum taken from its contributions' total, NULL where
+/// no row had a value (see `aggregate_rule::fused_per_row`). One function
+/// call rather than a CASE tree: DataFusion's physical planner re-derives a
+/// projection's properties at every optimizer pass, at a cost that grows
+/// with the size of its expressions.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromTotal {
+    signature: datafusion::logical_expr::Signature,
+    mean: bool,
+}
+
+/// The function giving a group's mean (`mean`) or sum from its contributions.
+pub(crate) fn from_total(mean: bool) -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::ScalarUDF::from(FromTotal {
+        signature: Signature::any(2, Volatility::Immutable),
+        mean,
+    })
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for FromTotal {
+    fn name(&self) -> &str {
+        if self.mean { "inland_mean_of" } else { "inland_sum_of" }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+        let [figures, rows] = args.args.as_slice() else {
+            return internal_err!("{} takes two arguments", self.name());
+        };
+        let figures = figures.to_array(args.number_rows)?;
+        let rows = rows.to_array(args.number_rows)?;
+        let (Some(figures), Some(rows)) = (
+            figures.as_list_opt::<i32>(),
+            rows.as_primitive_opt::<arrow::datatypes::Int64Type>(),
+        ) else {
+            return internal_err!("{}: unexpected argument types", self.name());
+        };
+        let mut out = arrow::array::Float64Builder::with_capacity(rows.len());
+        for row in 0..rows.len() {
+            if figures.is_null(row) || rows.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let f = figures.value(row);
+            let Some(f) = f.as_primitive_opt::<Float64Type>().filter(|f| f.len() > MISSING) else {
+                return internal_err!("{}: malformed contributions", self.name());
+            };
+            // As DataFusion's `avg`: the sum over the count of values, in f64.
+            let valued = rows.value(row) as f64 - f.value(MISSING);
+            if valued > 0.0 {
+                out.append_value(if self.mean {
+                    f.value(TOTAL) / valued
+                } else {
+                    f.value(TOTAL)
+                });
+            } else {
+                out.append_null();
+            }
+        }
+        Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
 /// One group's figures, kept together: one bounds check and one cache line per row.
 #[derive(Debug, Default, Clone, Copy)]
 struct Fig {
@@ -433,36 +504,21 @@ mod tests {
             let ctx = SessionContext::new_with_config(config);
             ctx.register_udaf(udaf());
             ctx.register_table("t", Arc::new(MemTable::try_new(schema.clone(), partitions.clone())?))?;
-            let sql = format!("SELECT k, avg(v) AS a, sum(v) AS s, count(*) AS n, {NAME}(v) AS c FROM t GROUP BY k");
+            ctx.register_udf(from_total(true));
+            ctx.register_udf(from_total(false));
+            let sql = format!(
+                "SELECT a, s, inland_mean_of(c, n) AS m, inland_sum_of(c, n) AS t FROM \
+                 (SELECT k, avg(v) AS a, sum(v) AS s, count(*) AS n, {NAME}(v) AS c FROM t GROUP BY k)"
+            );
             let batches = rt.block_on(async { ctx.sql(&sql).await?.collect().await })?;
             let mut groups = 0;
             for b in &batches {
-                let (a, s) = (
-                    b.column(1).as_primitive::<Float64Type>(),
-                    b.column(2).as_primitive::<Float64Type>(),
-                );
-                let n = b.column(3).as_primitive::<arrow::datatypes::Int64Type>();
-                let c = b.column(4).as_list::<i32>();
+                let column = |i: usize| b.column(i).as_primitive::<Float64Type>();
+                let (a, s, m, t) = (column(0), column(1), column(2), column(3));
                 for row in 0..b.num_rows() {
-                    let figures = c.value(row);
-                    let f = figures.as_primitive::<Float64Type>();
-                    let valued = n.value(row) as f64 - f.value(MISSING);
-                    let (mean, sum) = if valued > 0.0 {
-                        (Some(f.value(TOTAL) / valued), Some(f.value(TOTAL)))
-                    } else {
-                        (None, None)
-                    };
-                    let bits = |a: &arrow::array::Float64Array| (!a.is_null(row)).then(|| a.value(row).to_bits());
-                    assert_eq!(
-                        bits(a),
-                        mean.map(f64::to_bits),
-                        "mean of group {row}, skip {skip_partial}"
-                    );
-                    assert_eq!(
-                        bits(s),
-                        sum.map(f64::to_bits),
-                        "sum of group {row}, skip {skip_partial}"
-                    );
+                    let bits = |x: &Float64Array| (!x.is_null(row)).then(|| x.value(row).to_bits());
+                    assert_eq!(bits(m), bits(a), "mean of group {row}, skip {skip_partial}");
+                    assert_eq!(bits(t), bits(s), "sum of group {row}, skip {skip_partial}");
                     groups += 1;
                 }
             }
