@@ -858,14 +858,14 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
     let mut exprs: Vec<Expr> = columns.iter().take(groups).cloned().map(Expr::Column).collect();
     for (j, kind) in fused.iter().enumerate() {
         let (qualifier, field) = a.schema.qualified_field(groups + j);
-        let value = match (kind, position[j]) {
-            (None, Some(p)) => Expr::Column(
-                columns
-                    .get(p)
-                    .cloned()
-                    .ok_or_else(|| QueryError::Internal("suppression rewrite: aggregate column".into()))?,
-            ),
-            (Some(kind), _) => {
+        let value = match kind {
+            None => {
+                let column = position[j].and_then(|p| columns.get(p)).cloned();
+                Expr::Column(
+                    column.ok_or_else(|| QueryError::Internal("suppression rewrite: aggregate column".into()))?,
+                )
+            }
+            Some(kind) => {
                 let Some(name) = hidden.iter().position(|(h, _)| *h == j).and_then(|k| computed.get(k)) else {
                     return Err(QueryError::Internal("suppression rewrite: fused measure".into()));
                 };
@@ -873,7 +873,6 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
                 crate::row_contrib::from_total(mean)
                     .call(vec![Expr::Column(Column::from_name(*name)), Expr::Column(size.clone())])
             }
-            (None, None) => return Err(QueryError::Internal("suppression rewrite: lost aggregate".into())),
         };
         exprs.push(value.alias_qualified(qualifier.cloned(), field.name()));
     }
@@ -887,6 +886,16 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
     )))
 }
 
+/// The hidden contribution columns and the group size, in the order the host
+/// reads them after the job's columns.
+fn hidden_tail(hidden: &[(usize, String)]) -> impl Iterator<Item = Expr> + '_ {
+    hidden
+        .iter()
+        .map(|(_, name)| name.as_str())
+        .chain([GROUP_SIZE])
+        .map(|name| Expr::Column(Column::from_name(name)))
+}
+
 /// Rewrites the aggregation over protected data to count distinct entities per
 /// group, and carries that count to the top of the plan.
 /// `keep` is the small-group filter, placed right above the aggregation.
@@ -897,7 +906,6 @@ fn rewrite(
     scope: &QueryScope,
 ) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
-    let n = || Expr::Column(Column::from_name(GROUP_SIZE));
     let rewrite = |p: &LogicalPlan| rewrite(p, hidden, keep, scope);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => {
@@ -956,8 +964,7 @@ fn rewrite(
         LogicalPlan::Projection(p) => {
             let input = rewrite(&p.input)?;
             let mut exprs = p.expr.clone();
-            exprs.extend(hidden.iter().map(|(_, name)| Expr::Column(Column::from_name(name))));
-            exprs.push(n());
+            exprs.extend(hidden_tail(hidden));
             LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
         }
         LogicalPlan::Sort(s) => LogicalPlan::Sort(Sort {
@@ -989,8 +996,7 @@ fn rewrite(
                 .cloned()
                 .map(Expr::Column)
                 .collect();
-            exprs.extend(hidden.iter().map(|(_, name)| Expr::Column(Column::from_name(name))));
-            exprs.push(n());
+            exprs.extend(hidden_tail(hidden));
             LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(LogicalPlan::Window(window))).map_err(df)?)
         }
         _ => {

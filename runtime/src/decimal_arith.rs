@@ -163,12 +163,9 @@ impl DecimalArith {
                 }
             }
             (ColumnarValue::Scalar(ScalarValue::Decimal128(Some(x), ..)), ColumnarValue::Array(b)) => {
-                let Some(b) = b.as_primitive_opt::<Decimal128Type>() else {
+                let Some(b) = beside_scalar(b, *x) else {
                     return Ok(None);
                 };
-                if !fits(*x) || !fits_i64(b) {
-                    return Ok(None);
-                }
                 let x64 = *x as i64;
                 let xs = scaled(*x, lf);
                 match self.op {
@@ -178,12 +175,9 @@ impl DecimalArith {
                 }
             }
             (ColumnarValue::Array(a), ColumnarValue::Scalar(ScalarValue::Decimal128(Some(y), ..))) => {
-                let Some(a) = a.as_primitive_opt::<Decimal128Type>() else {
+                let Some(a) = beside_scalar(a, *y) else {
                     return Ok(None);
                 };
-                if !fits(*y) || !fits_i64(a) {
-                    return Ok(None);
-                }
                 let y64 = *y as i64;
                 let ys = scaled(*y, rf);
                 match self.op {
@@ -209,6 +203,12 @@ fn fits(v: i128) -> bool {
 /// Every value (null slots included) lies in the 64-bit range.
 fn fits_i64(a: &PrimitiveArray<Decimal128Type>) -> bool {
     a.values().iter().fold(true, |ok, v| ok & fits(*v))
+}
+
+/// The array side of an operation with scalar `s`, if both fit the unchecked path.
+fn beside_scalar(a: &ArrayRef, s: i128) -> Option<&PrimitiveArray<Decimal128Type>> {
+    a.as_primitive_opt::<Decimal128Type>()
+        .filter(|a| fits(s) && fits_i64(a))
 }
 
 /// A value known to fit in 64 bits, widened so that the compiler multiplies

@@ -351,17 +351,16 @@ impl QueryEngine {
             .set_usize(
                 "datafusion.optimizer.hash_join_single_partition_threshold_rows",
                 1 << 20,
-            );
-        let mut config = config;
-        // A single integer join key whose build-side values cover at least 3% of
-        // their range is looked up in an array indexed by key (a "perfect hash"),
-        // not a hash table: one memory access per probe row. DataFusion's default
-        // (15%) leaves out a typical fact-to-dimension join after a date filter
-        // (TPC-H Q5: a year of orders, 3.8% of the key range), where the array
-        // made the query 13-22% faster in paired runs. The array costs at most
-        // 4 bytes / 0.03 = 133 bytes per build row, counted against the query's
-        // memory pool like the hash table it replaces.
-        config.options_mut().execution.perfect_hash_join_min_key_density = 0.03;
+            )
+            // A single integer join key whose build-side values cover at least 3% of
+            // their range is looked up in an array indexed by key (a "perfect hash"),
+            // not a hash table: one memory access per probe row. DataFusion's default
+            // (15%) leaves out a typical fact-to-dimension join after a date filter
+            // (TPC-H Q5: a year of orders, 3.8% of the key range), where the array
+            // made the query 13-22% faster in paired runs. The array costs at most
+            // 4 bytes / 0.03 = 133 bytes per build row, counted against the query's
+            // memory pool like the hash table it replaces.
+            .set_str("datafusion.execution.perfect_hash_join_min_key_density", "0.03");
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.env.clone())

@@ -12,7 +12,8 @@ use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result as DfResult, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use std::sync::Arc;
 
@@ -71,19 +72,19 @@ impl AggregateUDFImpl for RowContributions {
 /// with the size of its expressions.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct FromTotal {
-    signature: datafusion::logical_expr::Signature,
+    signature: Signature,
     mean: bool,
 }
 
 /// The function giving a group's mean (`mean`) or sum from its contributions.
-pub(crate) fn from_total(mean: bool) -> datafusion::logical_expr::ScalarUDF {
-    datafusion::logical_expr::ScalarUDF::from(FromTotal {
+pub(crate) fn from_total(mean: bool) -> ScalarUDF {
+    ScalarUDF::from(FromTotal {
         signature: Signature::any(2, Volatility::Immutable),
         mean,
     })
 }
 
-impl datafusion::logical_expr::ScalarUDFImpl for FromTotal {
+impl ScalarUDFImpl for FromTotal {
     fn name(&self) -> &str {
         if self.mean { "inland_mean_of" } else { "inland_sum_of" }
     }
@@ -93,10 +94,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for FromTotal {
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
         Ok(DataType::Float64)
     }
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> DfResult<datafusion::logical_expr::ColumnarValue> {
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let [figures, rows] = args.args.as_slice() else {
             return internal_err!("{} takes two arguments", self.name());
         };
@@ -130,7 +128,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for FromTotal {
                 out.append_null();
             }
         }
-        Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
