@@ -12,6 +12,10 @@ use inland_runtime::{JobRequest, JobStatus, Limits, Policy, QueryEngine, QuerySc
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The allocator the `inland` binary runs with, so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Full runs (`cargo bench`) use 1M residents; `cargo test` a quick 10k.
 fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -221,15 +225,19 @@ fn policy(c: &mut Criterion, b: &Bench) {
     let mut g = c.benchmark_group("policy-aggregate-1M");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let sql = PLANNED[0];
-    // Plans and runs the query; returns how long planning took.
+    // Plans and runs the query as a job's query runs; returns the seconds
+    // spent in its three steps: checked logical plan, physical plan, execution.
     let run = |ctx: &datafusion::prelude::SessionContext, scope: &QueryScope| {
         b.tokio.block_on(async {
             let start = std::time::Instant::now();
             let planned = engine.plan(ctx, scope, sql).await.unwrap();
-            let planning = start.elapsed();
-            let stream = engine.execute(ctx, &planned).await.unwrap();
+            let logical = start.elapsed();
+            let physical = engine.physical_plan(ctx, &planned).await.unwrap();
+            let planned_at = start.elapsed();
+            let stream = engine.execute_physical(ctx, physical).unwrap();
             datafusion::physical_plan::common::collect(stream).await.unwrap();
-            planning
+            let done = start.elapsed();
+            [logical, planned_at - logical, done - planned_at].map(|d| d.as_secs_f64())
         })
     };
     // EXPLAIN=1 prints both physical plans (to see what the rewrite adds).
@@ -281,6 +289,66 @@ fn policy(c: &mut Criterion, b: &Bench) {
             });
         }
     }
+    // RULES=1 times each of DataFusion's physical optimizer rules on each
+    // side (medians of 201), to see where the rewrite's planning cost goes.
+    if std::env::var_os("RULES").is_some() {
+        for (name, ctx, scope) in [("with", &with, &scope_with), ("without", &without, &scope_without)] {
+            b.tokio.block_on(async {
+                let planned = engine.plan(ctx, scope, sql).await.unwrap();
+                let state = ctx.state();
+                let bare = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+                    .with_physical_optimizer_rules(vec![])
+                    .build();
+                let rules = state.physical_optimizers().to_vec();
+                let mut times = vec![Vec::new(); rules.len() + 1];
+                for _ in 0..201 {
+                    let t = std::time::Instant::now();
+                    let mut plan = bare
+                        .query_planner()
+                        .create_physical_plan(&planned.plan, &bare)
+                        .await
+                        .unwrap();
+                    times[0].push(t.elapsed().as_secs_f64() * 1e6);
+                    for (i, rule) in rules.iter().enumerate() {
+                        let t = std::time::Instant::now();
+                        plan = rule.optimize(plan, state.config_options()).unwrap();
+                        times[i + 1].push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+                let mut line = format!("rules ({name}):");
+                for (i, t) in times.iter_mut().enumerate() {
+                    t.sort_by(f64::total_cmp);
+                    let rule = if i == 0 { "initial plan" } else { rules[i - 1].name() };
+                    line.push_str(&format!(" {rule} {:.0}us;", t[100]));
+                }
+                eprintln!("{line}");
+            });
+        }
+        return;
+    }
+    // PROFILE=with|without runs only that side, 400 times, for a profiler
+    // attached to the process to see one side alone; PROFILE=plan-with|
+    // plan-without makes only its physical plan, 4000 times.
+    if let Ok(side) = std::env::var("PROFILE") {
+        let (ctx, scope) = if side.ends_with("without") {
+            (&without, &scope_without)
+        } else {
+            (&with, &scope_with)
+        };
+        if side.starts_with("plan-") {
+            b.tokio.block_on(async {
+                let planned = engine.plan(ctx, scope, sql).await.unwrap();
+                for _ in 0..4000 {
+                    engine.physical_plan(ctx, &planned).await.unwrap();
+                }
+            });
+        } else {
+            for _ in 0..400 {
+                run(ctx, scope);
+            }
+        }
+        return;
+    }
     g.bench_function("with-policy", |bench| bench.iter(|| run(&with, &scope_with)));
     // The same query counting distinct entities, as for a dataset with several rows per person.
     g.bench_function("with-policy-per-entity", |bench| {
@@ -291,18 +359,23 @@ fn policy(c: &mut Criterion, b: &Bench) {
 
     // The overhead as a ratio of runs taken in turns, so that the machine's
     // drift (±10% between criterion groups here) falls on both sides alike.
-    let pairs = if full() { 101 } else { 3 };
+    // PAIRS=N takes more pairs than the default 101, for smaller differences.
+    let pairs = match std::env::var("PAIRS").ok().and_then(|p| p.parse::<usize>().ok()) {
+        Some(n) if full() => n.max(3),
+        _ if full() => 101,
+        _ => 3,
+    };
     let mut ratios = Vec::with_capacity(pairs);
     let mut cpu = [0u64; 2];
-    let mut planning = [0f64; 2];
+    // Per step (logical, physical, execution): each pair's difference in ms.
+    let mut steps: [Vec<f64>; 3] = Default::default();
     for i in 0..pairs {
         let mut time = |ctx: &datafusion::prelude::SessionContext, scope: &QueryScope| {
-            let start = std::time::Instant::now();
-            let c0 = cpu_ticks();
             let side = usize::from(std::ptr::eq(ctx, &without));
-            planning[side] += run(ctx, scope).as_secs_f64();
+            let c0 = cpu_ticks();
+            let taken = run(ctx, scope);
             cpu[side] += cpu_ticks().saturating_sub(c0);
-            start.elapsed().as_secs_f64()
+            taken
         };
         let (w, wo) = if i % 2 == 0 {
             let w = time(&with, &scope_with);
@@ -311,7 +384,10 @@ fn policy(c: &mut Criterion, b: &Bench) {
             let wo = time(&without, &scope_without);
             (time(&with, &scope_with), wo)
         };
-        ratios.push(w / wo);
+        ratios.push(w.iter().sum::<f64>() / wo.iter().sum::<f64>());
+        for (k, step) in steps.iter_mut().enumerate() {
+            step.push((w[k] - wo[k]) * 1e3);
+        }
     }
     ratios.sort_by(f64::total_cmp);
     eprintln!(
@@ -320,10 +396,14 @@ fn policy(c: &mut Criterion, b: &Bench) {
         ratios[pairs / 4],
         ratios[3 * pairs / 4]
     );
+    for step in steps.iter_mut() {
+        step.sort_by(f64::total_cmp);
+    }
     eprintln!(
-        "policy-aggregate-1M: planning per run {:.2} ms with the policy, {:.2} ms without",
-        planning[0] * 1e3 / pairs as f64,
-        planning[1] * 1e3 / pairs as f64
+        "policy-aggregate-1M: added by the policy, median of paired differences: checked logical plan {:+.2} ms, physical plan {:+.2} ms, execution {:+.2} ms",
+        steps[0][pairs / 2],
+        steps[1][pairs / 2],
+        steps[2][pairs / 2]
     );
     if cpu[1] > 0 {
         eprintln!(

@@ -16,6 +16,10 @@ use inland_runtime::{JobRequest, JobStatus, Limits, Runtime};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The allocator the `inland` binary runs with, so that the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TABLES: [&str; 6] = ["lineitem", "orders", "customer", "supplier", "nation", "region"];
 const QUERIES: [&str; 5] = ["q1", "q3", "q5", "q6", "q10"];
 #[path = "common.rs"]

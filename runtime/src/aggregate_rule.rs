@@ -794,7 +794,7 @@ fn fusable(e: &Expr, input: &DFSchema) -> Option<Fused> {
 ///
 /// Only with GROUP BY: without it DataFusion sums a whole batch at a time,
 /// in another order, and the bits could differ.
-fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Result<Option<LogicalPlan>, QueryError> {
+fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Result<Option<Rewritten>, QueryError> {
     use datafusion::logical_expr::lit;
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     if a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
@@ -854,10 +854,9 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
             .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
         None => Column::from_name(GROUP_SIZE),
     };
-    // The job's columns, in its order and under its names.
-    let mut exprs: Vec<Expr> = columns.iter().take(groups).cloned().map(Expr::Column).collect();
+    // The job's columns, in its order.
+    let mut columns_out: Vec<Expr> = columns.iter().take(groups).cloned().map(Expr::Column).collect();
     for (j, kind) in fused.iter().enumerate() {
-        let (qualifier, field) = a.schema.qualified_field(groups + j);
         let value = match kind {
             None => {
                 let column = position[j].and_then(|p| columns.get(p)).cloned();
@@ -874,16 +873,188 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Resu
                     .call(vec![Expr::Column(Column::from_name(*name)), Expr::Column(size.clone())])
             }
         };
-        exprs.push(value.alias_qualified(qualifier.cloned(), field.name()));
+        columns_out.push(value);
     }
-    for ((_, name), source) in hidden.iter().zip(&computed) {
-        exprs.push(Expr::Column(Column::from_name(*source)).alias(name));
+    let mut tail: Vec<Expr> = hidden
+        .iter()
+        .zip(&computed)
+        .map(|((_, name), source)| named(Expr::Column(Column::from_name(*source)), name))
+        .collect();
+    tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
+    Ok(Some(Rewritten {
+        core: filtered(keep, &size, LogicalPlan::Aggregate(agg))?,
+        columns: columns_out,
+        tail,
+    }))
+}
+
+/// The rewritten aggregation: `core` is the small-group filter right over an
+/// aggregation that also computes the hidden columns; `columns` gives each
+/// column of the job's aggregation over `core` (a plain column, or a fused
+/// value), and `tail` the hidden columns and the group size, under their names.
+struct Rewritten {
+    core: LogicalPlan,
+    columns: Vec<Expr>,
+    tail: Vec<Expr>,
+}
+
+/// `e` under `name`, unaliased where it already bears it.
+fn named(e: Expr, name: &str) -> Expr {
+    match &e {
+        Expr::Column(c) if c.relation.is_none() && c.name == name => e,
+        _ => e.alias(name),
     }
-    exprs.push(Expr::Column(size).alias(GROUP_SIZE));
-    let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(agg))).map_err(df)?;
-    Ok(Some(LogicalPlan::Filter(
-        Filter::try_new(keep.clone(), Arc::new(LogicalPlan::Projection(projection))).map_err(df)?,
-    )))
+}
+
+/// The small-group filter over `input`, reading the group size from `size`.
+fn filtered(keep: &Expr, size: &Column, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let predicate = keep
+        .clone()
+        .transform(|e| match e {
+            Expr::Column(c) if c.relation.is_none() && c.name == GROUP_SIZE => {
+                Ok(Transformed::yes(Expr::Column(size.clone())))
+            }
+            e => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+        .and_then(|p| Filter::try_new(p, Arc::new(input)))
+        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))?;
+    Ok(LogicalPlan::Filter(predicate))
+}
+
+/// The aggregation over protected data, rewritten: counts the distinct
+/// entities per group (or its rows, where they are entities), computes each
+/// hidden measure's contributions, and drops the small groups.
+fn rewrite_aggregate(
+    a: &Aggregate,
+    hidden: &[(usize, String)],
+    keep: &Expr,
+    scope: &QueryScope,
+) -> Result<Rewritten, QueryError> {
+    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
+    // One row per entity: count rows and take each row as its entity's
+    // contribution; no entity column, no per-entity state.
+    let per_row = one_row_per_entity(&a.input, scope);
+    if per_row && let Some(fused) = fused_per_row(a, hidden, keep)? {
+        return Ok(fused);
+    }
+    let input = if per_row {
+        a.input.as_ref().clone()
+    } else {
+        thread_entity(&a.input, scope)?
+    };
+    let entity = || col(format!("\"{ENTITY}\""));
+    let mut aggr = a.aggr_expr.clone();
+    for (j, name) in hidden {
+        if let Some(Expr::AggregateFunction(f)) = a.aggr_expr.get(*j).map(unalias)
+            && let Some(arg) = f.params.args.first()
+        {
+            let contributions = if per_row {
+                crate::row_contrib::udaf().call(vec![arg.clone()])
+            } else {
+                crate::contrib::udaf().call(vec![arg.clone(), entity()])
+            };
+            aggr.push(contributions.alias(name));
+        }
+    }
+    // Rows are entities: a count(*) the job asked for is already the group size.
+    let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();
+    if counted.is_none() {
+        let size = if per_row {
+            datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
+        } else {
+            crate::contrib::entities_udaf().call(vec![entity()])
+        };
+        aggr.push(size.alias(GROUP_SIZE));
+    }
+    let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?;
+    let all = agg.schema.columns();
+    let visible = a.group_expr.len() + a.aggr_expr.len();
+    let size = match counted {
+        None => Column::from_name(GROUP_SIZE),
+        Some(i) => all
+            .get(a.group_expr.len() + i)
+            .cloned()
+            .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
+    };
+    let mut tail: Vec<Expr> = hidden
+        .iter()
+        .map(|(_, name)| Expr::Column(Column::from_name(name)))
+        .collect();
+    tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
+    Ok(Rewritten {
+        columns: all.into_iter().take(visible).map(Expr::Column).collect(),
+        core: filtered(keep, &size, LogicalPlan::Aggregate(agg))?,
+        tail,
+    })
+}
+
+/// The rewritten aggregation with the job's aggregation's columns (under
+/// their names) and the tail: no projection where `core` already has them.
+fn wrap(a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, QueryError> {
+    let original = a.schema.columns();
+    let mut exprs: Vec<Expr> = Vec::with_capacity(r.columns.len() + r.tail.len());
+    for (e, c) in r.columns.into_iter().zip(&original) {
+        exprs.push(match &e {
+            Expr::Column(have) if have == c => e,
+            _ => e.alias_qualified(c.relation.clone(), c.name.clone()),
+        });
+    }
+    exprs.extend(r.tail);
+    let identity = exprs.len() == r.core.schema().fields().len()
+        && exprs
+            .iter()
+            .zip(r.core.schema().columns())
+            .all(|(e, c)| matches!(e, Expr::Column(have) if *have == c));
+    if identity {
+        return Ok(r.core);
+    }
+    Projection::try_new(exprs, Arc::new(r.core))
+        .map(LogicalPlan::Projection)
+        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))
+}
+
+/// The job's projection right over its aggregation, merged with the rewrite's
+/// columns: one projection where there would be two (each plan node costs
+/// physical planning time). Each expression keeps the name the job saw.
+fn merged(p: &Projection, a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, QueryError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
+    let by_column: std::collections::HashMap<Column, Expr> = a.schema.columns().into_iter().zip(r.columns).collect();
+    let mut exprs = Vec::with_capacity(p.expr.len() + r.tail.len());
+    for e in &p.expr {
+        let mut missing = false;
+        let substituted = e
+            .clone()
+            .transform(|x| match x {
+                Expr::Column(c) => match by_column.get(&c) {
+                    Some(v) => Ok(Transformed::yes(v.clone())),
+                    None => {
+                        missing = true;
+                        Ok(Transformed::no(Expr::Column(c)))
+                    }
+                },
+                x => Ok(Transformed::no(x)),
+            })
+            .map_err(df)?
+            .data;
+        if missing {
+            return Err(QueryError::Internal(
+                "suppression rewrite: unknown column above the aggregation".into(),
+            ));
+        }
+        let (qualifier, name) = e.qualified_name();
+        exprs.push(if substituted.qualified_name() == (qualifier.clone(), name.clone()) {
+            substituted
+        } else {
+            substituted.alias_qualified(qualifier, name)
+        });
+    }
+    exprs.extend(r.tail);
+    Projection::try_new(exprs, Arc::new(r.core))
+        .map(LogicalPlan::Projection)
+        .map_err(df)
 }
 
 /// The hidden contribution columns and the group size, in the order the host
@@ -908,60 +1079,11 @@ fn rewrite(
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let rewrite = |p: &LogicalPlan| rewrite(p, hidden, keep, scope);
     Ok(match plan {
-        LogicalPlan::Aggregate(a) => {
-            // One row per entity: count rows and take each row as its entity's
-            // contribution; no entity column, no per-entity state.
-            let per_row = one_row_per_entity(&a.input, scope);
-            if per_row && let Some(fused) = fused_per_row(a, hidden, keep)? {
-                return Ok(fused);
-            }
-            let input = if per_row {
-                a.input.as_ref().clone()
-            } else {
-                thread_entity(&a.input, scope)?
-            };
-            let entity = || col(format!("\"{ENTITY}\""));
-            let mut aggr = a.aggr_expr.clone();
-            for (j, name) in hidden {
-                if let Some(Expr::AggregateFunction(f)) = a.aggr_expr.get(*j).map(unalias)
-                    && let Some(arg) = f.params.args.first()
-                {
-                    let contributions = if per_row {
-                        crate::row_contrib::udaf().call(vec![arg.clone()])
-                    } else {
-                        crate::contrib::udaf().call(vec![arg.clone(), entity()])
-                    };
-                    aggr.push(contributions.alias(name));
-                }
-            }
-            // Rows are entities: a count(*) the job asked for is already the group size.
-            let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();
-            if counted.is_none() {
-                let size = if per_row {
-                    datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
-                } else {
-                    crate::contrib::entities_udaf().call(vec![entity()])
-                };
-                aggr.push(size.alias(GROUP_SIZE));
-            }
-            let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?;
-            let sized = match counted {
-                None => LogicalPlan::Aggregate(agg),
-                Some(i) => {
-                    let columns = agg.schema.columns();
-                    let Some(count) = columns.get(a.group_expr.len() + i).cloned() else {
-                        return Err(QueryError::Internal("suppression rewrite: count column".into()));
-                    };
-                    let mut exprs: Vec<Expr> = columns.into_iter().map(Expr::Column).collect();
-                    exprs.push(Expr::Column(count).alias(GROUP_SIZE));
-                    LogicalPlan::Projection(
-                        Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(agg))).map_err(df)?,
-                    )
-                }
-            };
-            LogicalPlan::Filter(Filter::try_new(keep.clone(), Arc::new(sized)).map_err(df)?)
-        }
+        LogicalPlan::Aggregate(a) => wrap(a, rewrite_aggregate(a, hidden, keep, scope)?)?,
         LogicalPlan::Projection(p) => {
+            if let LogicalPlan::Aggregate(a) = p.input.as_ref() {
+                return merged(p, a, rewrite_aggregate(a, hidden, keep, scope)?);
+            }
             let input = rewrite(&p.input)?;
             let mut exprs = p.expr.clone();
             exprs.extend(hidden_tail(hidden));

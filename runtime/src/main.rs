@@ -10,6 +10,12 @@ use inland_runtime::{Domain, JobRequest, JobStatus, Runtime, demo};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc, as DataFusion's own benchmark runner can use: a query's large, short-
+/// lived buffers cost glibc's allocator page faults and trims on every run
+/// (the 1M-row aggregate ran in half the time with it; benches/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "inland",

@@ -489,8 +489,18 @@ impl QueryEngine {
         ctx: &SessionContext,
         planned: &PlannedQuery,
     ) -> std::result::Result<SendableRecordBatchStream, QueryError> {
-        use futures::StreamExt;
         let physical = self.physical_plan(ctx, planned).await?;
+        self.execute_physical(ctx, physical)
+    }
+
+    /// Starts executing a physical plan from [`Self::physical_plan`], driven
+    /// as [`Self::execute`] drives it (benches time the two steps apart).
+    pub fn execute_physical(
+        &self,
+        ctx: &SessionContext,
+        physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> std::result::Result<SendableRecordBatchStream, QueryError> {
+        use futures::StreamExt;
         let mut stream = datafusion::physical_plan::execute_stream(physical, ctx.task_ctx())?;
         let mut driven = datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder::new(stream.schema(), 2);
         let tx = driven.tx();

@@ -433,12 +433,23 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     assert!(!fast_plan.contains("inland_entities"), "{fast_plan}");
     assert!(slow_plan.contains("inland_entities"), "{slow_plan}");
     // Group sizes, contributions and the visible columns: all equal.
-    let fast = arrow::compute::concat_batches(&fast[0].schema(), &fast).unwrap();
-    let slow = arrow::compute::concat_batches(&slow[0].schema(), &slow).unwrap();
+    let fast = assert_same_results(&fast, &slow);
     assert_eq!(fast.num_columns(), 7, "4 visible, 2 contributions, the group size");
     assert!(fast.num_rows() >= 10);
-    // Sums may add up in another order: floats are compared to 1e-9.
+}
+
+/// Asserts two results hold the same columns, names and values (floats, which
+/// may add up in another order, to 1e-9); returns the first, as one batch.
+fn assert_same_results(fast: &[RecordBatch], slow: &[RecordBatch]) -> RecordBatch {
+    let fast = arrow::compute::concat_batches(&fast[0].schema(), fast).unwrap();
+    let slow = arrow::compute::concat_batches(&slow[0].schema(), slow).unwrap();
+    assert_eq!(fast.schema().fields().len(), slow.schema().fields().len());
     for (i, (a, b)) in fast.columns().iter().zip(slow.columns()).enumerate() {
+        assert_eq!(
+            fast.schema().field(i).name(),
+            slow.schema().field(i).name(),
+            "column {i}"
+        );
         assert_eq!(a.data_type(), b.data_type(), "column {i}");
         let (a, b) = (flat_floats(a), flat_floats(b));
         match (a, b) {
@@ -450,6 +461,63 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
             }
             _ => assert_eq!(fast.column(i), slow.column(i), "column {i}"),
         }
+    }
+    fast
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rewrite_keeps_the_names_and_values_the_job_wrote() {
+    let d = with_policy();
+    let datasets = d.rt.datasets().unwrap();
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
+    let general = inland_runtime::QueryScope::under(Some(&policy), names.clone());
+    let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
+    // What the job's SQL names its columns, with no policy in force.
+    let engine = inland_runtime::QueryEngine::new(d.rt.domain(), 256 << 20).unwrap();
+    let plain = engine.session(d.rt.domain(), &datasets, None).await.unwrap();
+    let unpoliced = inland_runtime::QueryScope::under(None, names);
+    for sql in [
+        // Unaliased expressions over fused values, in the job's projection.
+        "SELECT district, avg(income) + 1, sum(income) * 2 AS doubled, count(*) FROM residents \
+         GROUP BY district ORDER BY district",
+        // Columns reordered, with HAVING between projection and aggregation.
+        "SELECT avg(income), district FROM residents GROUP BY district HAVING count(*) > 12 ORDER BY 2",
+        // No projection of the job's own: sorted and cut straight off the aggregation.
+        "SELECT district, sum(income) FROM residents GROUP BY district ORDER BY sum(income) DESC LIMIT 3",
+    ] {
+        let (fast, fast_plan) = hidden_result(&d, &per_row, sql).await;
+        let (slow, _) = hidden_result(&d, &general, sql).await;
+        assert!(
+            fast_plan.contains("inland_mean_of") || fast_plan.contains("inland_sum_of"),
+            "{fast_plan}"
+        );
+        // The small-group filter sits right on the aggregation, before anything the job wrote.
+        let lines: Vec<&str> = fast_plan.lines().map(str::trim).collect();
+        let keep = lines
+            .iter()
+            .position(|l| l.starts_with("Filter: inland_keep("))
+            .unwrap();
+        assert!(lines[keep + 1].starts_with("Aggregate:"), "{fast_plan}");
+        let fast = assert_same_results(&fast, &slow);
+        let planned = engine.plan(&plain, &unpoliced, sql).await.unwrap();
+        let expected: Vec<String> = planned
+            .plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let got: Vec<String> = fast.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(got[..expected.len()], expected[..], "{sql}");
+        assert!(
+            got[expected.len()..].iter().all(|n| n.starts_with("__inland_")),
+            "{got:?}"
+        );
     }
 }
 
