@@ -19,6 +19,7 @@
 //! over rows, nested aggregation) are refused when they touch a protected
 //! dataset.
 
+use crate::keep::Keep;
 use crate::query::{Guarded, QueryError, QueryGuard, QueryScope};
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -794,7 +795,7 @@ fn fusable(e: &Expr, input: &DFSchema) -> Option<Fused> {
 ///
 /// Only with GROUP BY: without it DataFusion sums a whole batch at a time,
 /// in another order, and the bits could differ.
-fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Expr) -> Result<Option<Rewritten>, QueryError> {
+fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Result<Option<Rewritten>, QueryError> {
     use datafusion::logical_expr::lit;
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     if a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
@@ -907,20 +908,9 @@ fn named(e: Expr, name: &str) -> Expr {
 }
 
 /// The small-group filter over `input`, reading the group size from `size`.
-fn filtered(keep: &Expr, size: &Column, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    let predicate = keep
-        .clone()
-        .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_none() && c.name == GROUP_SIZE => {
-                Ok(Transformed::yes(Expr::Column(size.clone())))
-            }
-            e => Ok(Transformed::no(e)),
-        })
-        .map(|t| t.data)
-        .and_then(|p| Filter::try_new(p, Arc::new(input)))
-        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))?;
-    Ok(LogicalPlan::Filter(predicate))
+fn filtered(keep: &Keep, size: &Column, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    keep.over(size.clone(), input)
+        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))
 }
 
 /// The aggregation over protected data, rewritten: counts the distinct
@@ -929,7 +919,7 @@ fn filtered(keep: &Expr, size: &Column, input: LogicalPlan) -> Result<LogicalPla
 fn rewrite_aggregate(
     a: &Aggregate,
     hidden: &[(usize, String)],
-    keep: &Expr,
+    keep: &Keep,
     scope: &QueryScope,
 ) -> Result<Rewritten, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
@@ -1073,7 +1063,7 @@ fn hidden_tail(hidden: &[(usize, String)]) -> impl Iterator<Item = Expr> + '_ {
 fn rewrite(
     plan: &LogicalPlan,
     hidden: &[(usize, String)],
-    keep: &Expr,
+    keep: &Keep,
     scope: &QueryScope,
 ) -> Result<LogicalPlan, QueryError> {
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
@@ -1219,8 +1209,7 @@ impl QueryGuard for AggregateGuard {
             0 => Ok(Guarded::labelled(without_entity(plan)?, label)),
             1 => {
                 let (cells, hidden) = cell_plan(&plan);
-                let (keep, removed) =
-                    crate::keep::keep(Expr::Column(Column::from_name(GROUP_SIZE)), scope.min_group_size);
+                let (keep, removed) = Keep::new(scope.min_group_size);
                 Ok(Guarded {
                     suppress_below: Some(scope.min_group_size),
                     suppressed: Some(removed),

@@ -367,6 +367,7 @@ impl QueryEngine {
             .with_default_features()
             .with_optimizer_rules(self.optimizer_rules.clone())
             .with_physical_optimizer_rule(Arc::new(crate::decimal_arith::DecimalArithRule))
+            .with_query_planner(Arc::new(crate::keep::JobQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Raw tables are opened in a private session the job's SQL can never name.

@@ -498,10 +498,7 @@ async fn the_rewrite_keeps_the_names_and_values_the_job_wrote() {
         );
         // The small-group filter sits right on the aggregation, before anything the job wrote.
         let lines: Vec<&str> = fast_plan.lines().map(str::trim).collect();
-        let keep = lines
-            .iter()
-            .position(|l| l.starts_with("Filter: inland_keep("))
-            .unwrap();
+        let keep = lines.iter().position(|l| l.starts_with("InlandKeep: ")).unwrap();
         assert!(lines[keep + 1].starts_with("Aggregate:"), "{fast_plan}");
         let fast = assert_same_results(&fast, &slow);
         let planned = engine.plan(&plain, &unpoliced, sql).await.unwrap();
