@@ -300,6 +300,14 @@ fn policy(c: &mut Criterion, b: &Bench) {
                     .with_physical_optimizer_rules(vec![])
                     .build();
                 let rules = state.physical_optimizers().to_vec();
+                if std::env::var("RULES").as_deref() == Ok("plans") {
+                    let plan = bare
+                        .query_planner()
+                        .create_physical_plan(&planned.plan, &bare)
+                        .await
+                        .unwrap();
+                    eprintln!("{}", datafusion::physical_plan::displayable(plan.as_ref()).indent(true));
+                }
                 let mut times = vec![Vec::new(); rules.len() + 1];
                 for _ in 0..201 {
                     let t = std::time::Instant::now();

@@ -362,6 +362,17 @@ impl TableProvider for PolicyTable {
             .collect::<DfResult<_>>()?;
         let input = self.inner.scan(state, Some(&inner_cols), &pushed, limit).await?;
         let df_schema = DFSchema::try_from(input.schema().as_ref().clone())?;
+        // Nothing masked or moved among the columns asked for: the stored
+        // columns are the job's as they are, and a projection would only cost
+        // the physical planner a node to take out again.
+        let as_stored = wanted.len() == input.schema().fields().len()
+            && wanted.iter().enumerate().all(|(k, i)| {
+                matches!(self.exprs.get(*i), Some(Expr::Column(c)) if self.reads.get(*i) == Some(&inner_cols[k]) && c.name == input.schema().field(k).name().as_str())
+                    && self.schema.fields().get(*i).map(|f| f.as_ref()) == Some(input.schema().field(k))
+            });
+        if as_stored {
+            return Ok(input);
+        }
         let mut projected = Vec::with_capacity(wanted.len());
         for i in wanted {
             let (Some(expr), Some(field)) = (self.exprs.get(i), self.schema.fields().get(i)) else {
