@@ -378,16 +378,21 @@ stations = { class = "attribute", access = "plaintext" }
     assert!(err.contains("two protected datasets"), "{err}");
 }
 
+/// The example policy, loaded against the domain's registered datasets.
+fn example_policy(datasets: &[inland_runtime::DatasetRecord]) -> inland_runtime::Policy {
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap()
+}
+
 /// Runs `sql` in a session under the example policy, outside a job, and
 /// returns the result with the hidden columns the host strips, and the plan.
 async fn hidden_result(d: &TestDomain, scope: &inland_runtime::QueryScope, sql: &str) -> (Vec<RecordBatch>, String) {
     use futures::TryStreamExt;
     let datasets = d.rt.datasets().unwrap();
-    let catalog = datasets
-        .iter()
-        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
-        .collect();
-    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let policy = example_policy(&datasets);
     let engine = inland_runtime::QueryEngine::new(d.rt.domain(), 256 << 20).unwrap();
     let ctx = engine
         .session(d.rt.domain(), &datasets, Some((&policy, [5; 32])))
@@ -407,11 +412,7 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     assert!(residents.unique_columns.contains(&"resident_id".to_string()));
     assert!(!residents.unique_columns.contains(&"district".to_string()));
 
-    let catalog = datasets
-        .iter()
-        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
-        .collect();
-    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let policy = example_policy(&datasets);
     let names = datasets.iter().map(|d| d.name.clone());
     let general = inland_runtime::QueryScope::under(Some(&policy), names);
     let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
@@ -469,11 +470,7 @@ fn assert_same_results(fast: &[RecordBatch], slow: &[RecordBatch]) -> RecordBatc
 async fn the_rewrite_keeps_the_names_and_values_the_job_wrote() {
     let d = with_policy();
     let datasets = d.rt.datasets().unwrap();
-    let catalog = datasets
-        .iter()
-        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
-        .collect();
-    let policy = inland_runtime::Policy::load(inland_examples::POLICY, "domain.toml", &catalog).unwrap();
+    let policy = example_policy(&datasets);
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let general = inland_runtime::QueryScope::under(Some(&policy), names.clone());
     let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
