@@ -756,25 +756,18 @@ fn reads_protected(plan: &LogicalPlan, scope: &QueryScope) -> bool {
     found
 }
 
-/// A job's floating-point mean or sum that its contributions' total can give.
-#[derive(Clone, Copy)]
-enum Fused {
-    Mean,
-    Sum,
-}
-
 /// Whether `e` is an `avg` or `sum` of one `Float64` value, with no DISTINCT,
 /// FILTER or ORDER BY: DataFusion then adds the values of each group one by
 /// one in row order (and partial sums in arrival order) from 0.0, as the
 /// contributions' total does, so the two are the same bits.
-fn fusable(e: &Expr, input: &DFSchema) -> Option<Fused> {
+fn fusable(e: &Expr, input: &DFSchema) -> Option<crate::row_contrib::Derived> {
     use datafusion::logical_expr::ExprSchemable;
     let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
         return None;
     };
     let kind = match func.name() {
-        "avg" => Fused::Mean,
-        "sum" => Fused::Sum,
+        "avg" => crate::row_contrib::Derived::Mean,
+        "sum" => crate::row_contrib::Derived::Sum,
         _ => return None,
     };
     let [arg] = params.args.as_slice() else {
@@ -786,33 +779,39 @@ fn fusable(e: &Expr, input: &DFSchema) -> Option<Fused> {
     (plain && float).then_some(kind)
 }
 
-/// The one-row-per-entity aggregation with each floating-point mean or sum
-/// that has contributions computed from them, not a second time: the
-/// contributions already add every value of the group, so the job's `avg`
-/// is their total over the rows that had a value, and its `sum` the total
-/// itself (NULL where no row had one, as in DataFusion). This halves the
-/// work the policy adds to such a query. `None` when nothing can be fused.
+/// The one-row-per-entity aggregation with whatever the contributions
+/// already compute taken from them, not computed a second time: they add
+/// every value of the group and count its rows, so the job's floating-point
+/// `avg` is their total over the rows that had a value, its `sum` the total
+/// itself (NULL where no row had one, as in DataFusion), and its `count(*)`,
+/// which is also the group size the filter reads, their row count. Such a
+/// query then costs DataFusion no more aggregate work with the policy than
+/// without it. `None` where the aggregation has no contributions to read.
 ///
 /// Only with GROUP BY: without it DataFusion sums a whole batch at a time,
 /// in another order, and the bits could differ.
 fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Result<Option<Rewritten>, QueryError> {
-    use datafusion::logical_expr::lit;
+    use crate::row_contrib::{Derived, derived};
     let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
-    if a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+    if hidden.is_empty() || a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
         return Ok(None);
     }
     let input = a.input.schema();
-    let fused: Vec<Option<Fused>> = a
+    // Hidden measures carry no FILTER (`check_aggregate` refuses one), so
+    // each contributions column sees every row of its group, as count(*) does.
+    let fused: Vec<Option<Derived>> = a
         .aggr_expr
         .iter()
         .enumerate()
-        .map(|(j, e)| hidden.iter().any(|(h, _)| *h == j).then(|| fusable(e, input)).flatten())
+        .map(|(j, e)| {
+            if counts_rows(e) {
+                return Some(Derived::Rows);
+            }
+            hidden.iter().any(|(h, _)| *h == j).then(|| fusable(e, input)).flatten()
+        })
         .collect();
-    if fused.iter().all(Option::is_none) {
-        return Ok(None);
-    }
     let groups = a.group_expr.len();
-    // Where each aggregate the job asked for sits in the new aggregation.
+    // Where each aggregate the job asked for and that stays sits in the new aggregation.
     let mut position = vec![None; a.aggr_expr.len()];
     let mut aggr = Vec::new();
     for (j, e) in a.aggr_expr.iter().enumerate() {
@@ -841,20 +840,13 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Resu
             }
         }
     }
-    // Rows are entities: a count(*) the job asked for is already the group size.
-    let counted = a.aggr_expr.iter().position(counts_rows).and_then(|i| position[i]);
-    if counted.is_none() {
-        aggr.push(datafusion::functions_aggregate::expr_fn::count(lit(1i64)).alias(GROUP_SIZE));
-    }
+    let Some(first) = computed.first() else {
+        return Err(QueryError::Internal("suppression rewrite: no contributions".into()));
+    };
     let agg = Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(df)?;
     let columns = agg.schema.columns();
-    let size = match counted {
-        Some(p) => columns
-            .get(p)
-            .cloned()
-            .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
-        None => Column::from_name(GROUP_SIZE),
-    };
+    // Rows are entities: the group size is the contributions' row count.
+    let size = derived(Derived::Rows).call(vec![Expr::Column(Column::from_name(*first))]);
     // The job's columns, in its order.
     let mut columns_out: Vec<Expr> = columns.iter().take(groups).cloned().map(Expr::Column).collect();
     for (j, kind) in fused.iter().enumerate() {
@@ -865,13 +857,12 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Resu
                     column.ok_or_else(|| QueryError::Internal("suppression rewrite: aggregate column".into()))?,
                 )
             }
+            Some(Derived::Rows) => size.clone(),
             Some(kind) => {
                 let Some(name) = hidden.iter().position(|(h, _)| *h == j).and_then(|k| computed.get(k)) else {
                     return Err(QueryError::Internal("suppression rewrite: fused measure".into()));
                 };
-                let mean = matches!(kind, Fused::Mean);
-                crate::row_contrib::from_total(mean)
-                    .call(vec![Expr::Column(Column::from_name(*name)), Expr::Column(size.clone())])
+                derived(*kind).call(vec![Expr::Column(Column::from_name(*name))])
             }
         };
         columns_out.push(value);
@@ -881,9 +872,9 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Resu
         .zip(&computed)
         .map(|((_, name), source)| named(Expr::Column(Column::from_name(*source)), name))
         .collect();
-    tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
+    tail.push(size.clone().alias(GROUP_SIZE));
     Ok(Some(Rewritten {
-        core: filtered(keep, &size, LogicalPlan::Aggregate(agg))?,
+        core: filtered(keep, size, LogicalPlan::Aggregate(agg))?,
         columns: columns_out,
         tail,
     }))
@@ -908,8 +899,8 @@ fn named(e: Expr, name: &str) -> Expr {
 }
 
 /// The small-group filter over `input`, reading the group size from `size`.
-fn filtered(keep: &Keep, size: &Column, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
-    keep.over(size.clone(), input)
+fn filtered(keep: &Keep, size: Expr, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
+    keep.over(size, input)
         .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))
 }
 
@@ -975,7 +966,7 @@ fn rewrite_aggregate(
     tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
     Ok(Rewritten {
         columns: all.into_iter().take(visible).map(Expr::Column).collect(),
-        core: filtered(keep, &size, LogicalPlan::Aggregate(agg))?,
+        core: filtered(keep, Expr::Column(size), LogicalPlan::Aggregate(agg))?,
         tail,
     })
 }

@@ -481,7 +481,8 @@ fn record_facts(
                 }
                 let figures = list.value(r);
                 let f = figures.as_primitive::<arrow::datatypes::Float64Type>();
-                (f.len() == 5).then(|| inland_gate::Contributions {
+                // The shared figures; row contributions also carry a row count after them.
+                (f.len() > crate::contrib::MISSING).then(|| inland_gate::Contributions {
                     largest: f.value(crate::contrib::LARGEST),
                     second: f.value(crate::contrib::SECOND),
                     total: f.value(crate::contrib::TOTAL),

@@ -18,7 +18,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use async_trait::async_trait;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Column, DFSchemaRef, Result as DfResult, internal_err, plan_err};
+use datafusion::common::{DFSchemaRef, Result as DfResult, internal_err, plan_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
@@ -59,10 +59,14 @@ impl Keep {
         )
     }
 
-    /// `input` without the rows whose group size (column `size`, Int64) is below the threshold.
-    pub(crate) fn over(&self, size: Column, input: LogicalPlan) -> DfResult<LogicalPlan> {
-        if input.schema().index_of_column(&size).is_err() {
-            return plan_err!("{NAME}: no group size column `{size}`");
+    /// `input` without the rows whose group size (`size`, an Int64
+    /// expression over `input`'s columns) is below the threshold.
+    pub(crate) fn over(&self, size: Expr, input: LogicalPlan) -> DfResult<LogicalPlan> {
+        use datafusion::logical_expr::ExprSchemable;
+        match size.get_type(input.schema()) {
+            Ok(DataType::Int64) => {}
+            Ok(other) => return plan_err!("{NAME}: group sizes must be Int64, not {other}"),
+            Err(e) => return plan_err!("{NAME}: no group size `{size}` over this input: {e}"),
         }
         Ok(LogicalPlan::Extension(Extension {
             node: Arc::new(KeepNode {
@@ -78,7 +82,7 @@ impl Keep {
 #[derive(Debug, Clone)]
 struct KeepNode {
     input: LogicalPlan,
-    size: Column,
+    size: Expr,
     keep: Keep,
 }
 
@@ -121,7 +125,7 @@ impl UserDefinedLogicalNodeCore for KeepNode {
         self.input.schema()
     }
     fn expressions(&self) -> Vec<Expr> {
-        vec![Expr::Column(self.size.clone())]
+        vec![self.size.clone()]
     }
     /// No predicate on any column may pass below the filter.
     fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
@@ -131,10 +135,8 @@ impl UserDefinedLogicalNodeCore for KeepNode {
         write!(f, "{NAME}: {} >= {}", self.size, self.keep.min)
     }
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {
-        let (Ok([Expr::Column(size)]), Ok([input])) =
-            (<[Expr; 1]>::try_from(exprs), <[LogicalPlan; 1]>::try_from(inputs))
-        else {
-            return internal_err!("{NAME} takes one column and one input");
+        let (Ok([size]), Ok([input])) = (<[Expr; 1]>::try_from(exprs), <[LogicalPlan; 1]>::try_from(inputs)) else {
+            return internal_err!("{NAME} takes one expression and one input");
         };
         Ok(Self {
             input,
@@ -171,7 +173,7 @@ impl ExtensionPlanner for KeepPlanner {
         node: &dyn UserDefinedLogicalNode,
         logical_inputs: &[&LogicalPlan],
         physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn datafusion::catalog::Session,
+        session: &dyn datafusion::catalog::Session,
         _planning_ctx: &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext,
     ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
         let Some(node) = node.as_any().downcast_ref::<KeepNode>() else {
@@ -180,10 +182,10 @@ impl ExtensionPlanner for KeepPlanner {
         let ([logical], [input]) = (logical_inputs, physical_inputs) else {
             return internal_err!("{NAME} takes one input");
         };
-        let size = logical.schema().index_of_column(&node.size)?;
-        match input.schema().fields().get(size).map(|f| f.data_type()) {
-            Some(DataType::Int64) => {}
-            other => return internal_err!("{NAME}: group sizes must be Int64, not {other:?}"),
+        let size = session.create_physical_expr(node.size.clone(), logical.schema())?;
+        match size.data_type(&input.schema())? {
+            DataType::Int64 => {}
+            other => return internal_err!("{NAME}: group sizes must be Int64, not {other}"),
         }
         Ok(Some(Arc::new(KeepExec {
             input: input.clone(),
@@ -195,12 +197,12 @@ impl ExtensionPlanner for KeepPlanner {
     }
 }
 
-/// The physical filter: passes its input's rows whose group size (column
-/// `size`) is at least `min`, counting the rest in `removed`.
+/// The physical filter: passes its input's rows whose group size (`size`)
+/// is at least `min`, counting the rest in `removed`.
 #[derive(Debug)]
 pub(crate) struct KeepExec {
     input: Arc<dyn ExecutionPlan>,
-    size: usize,
+    size: Arc<dyn PhysicalExpr>,
     min: i64,
     removed: Removed,
     metrics: ExecutionPlanMetricsSet,
@@ -208,14 +210,7 @@ pub(crate) struct KeepExec {
 
 impl DisplayAs for KeepExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let name = self.input.schema().fields().get(self.size).map(|f| f.name().clone());
-        write!(
-            f,
-            "InlandKeepExec: {}@{} >= {}",
-            name.unwrap_or_default(),
-            self.size,
-            self.min
-        )
+        write!(f, "InlandKeepExec: {} >= {}", self.size, self.min)
     }
 }
 
@@ -233,9 +228,9 @@ impl ExecutionPlan for KeepExec {
     }
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
     ) -> DfResult<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        f(&self.size)
     }
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![true]
@@ -255,7 +250,7 @@ impl ExecutionPlan for KeepExec {
         }
         Ok(Arc::new(Self {
             input,
-            size: self.size,
+            size: self.size.clone(),
             min: self.min,
             removed: self.removed.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -264,10 +259,10 @@ impl ExecutionPlan for KeepExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let (size, min, removed) = (self.size, self.min, self.removed.clone());
+        let (size, min, removed) = (self.size.clone(), self.min, self.removed.clone());
         let kept = input.map(move |batch| {
             let timer = baseline.elapsed_compute().timer();
-            let out = batch.and_then(|b| keep_rows(&b, size, min, &removed));
+            let out = batch.and_then(|b| keep_rows(&b, size.as_ref(), min, &removed));
             timer.done();
             if let Ok(b) = &out {
                 baseline.record_output(b.num_rows());
@@ -283,10 +278,8 @@ impl ExecutionPlan for KeepExec {
 
 /// The rows of `batch` whose group size is at least `min` (a missing size
 /// keeps nothing); each row removed adds one to `removed`.
-fn keep_rows(batch: &RecordBatch, size: usize, min: i64, removed: &AtomicU64) -> DfResult<RecordBatch> {
-    let Some(sizes) = batch.columns().get(size) else {
-        return internal_err!("{NAME}: no column {size}");
-    };
+fn keep_rows(batch: &RecordBatch, size: &dyn PhysicalExpr, min: i64, removed: &AtomicU64) -> DfResult<RecordBatch> {
+    let sizes = size.evaluate(batch)?.into_array(batch.num_rows())?;
     let Some(sizes) = sizes.as_primitive_opt::<Int64Type>() else {
         return internal_err!("{NAME}: group sizes must be Int64, not {}", sizes.data_type());
     };
@@ -304,6 +297,7 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::Column;
 
     #[test]
     fn keeps_groups_at_the_threshold_and_counts_the_rest() -> DfResult<()> {
@@ -319,16 +313,17 @@ mod tests {
             ],
         )?;
         let removed = AtomicU64::new(0);
-        let out = keep_rows(&batch, 1, 10, &removed)?;
+        let (district, n) = (Column::new("district", 0), Column::new("n", 1));
+        let out = keep_rows(&batch, &n, 10, &removed)?;
         let districts: Vec<&str> = out.column(0).as_string::<i32>().iter().flatten().collect();
         assert_eq!(districts, ["b", "d"]);
         assert_eq!(removed.load(Ordering::SeqCst), 2);
         // A batch of kept groups passes whole, and counts nothing.
-        let out = keep_rows(&out, 1, 10, &removed)?;
+        let out = keep_rows(&out, &n, 10, &removed)?;
         assert_eq!(out.num_rows(), 2);
         assert_eq!(removed.load(Ordering::SeqCst), 2);
         // A size column of another type is an error, not a pass.
-        assert!(keep_rows(&batch, 0, 10, &removed).is_err());
+        assert!(keep_rows(&batch, &district, 10, &removed).is_err());
         Ok(())
     }
 }

@@ -4,7 +4,10 @@
 //! proves that at registration (the dataset's entity column is unique and
 //! never null) and uses this form only when nothing between the scan and
 //! the aggregation can repeat a row (no joins). It needs no entity column
-//! and no per-entity state: five numbers per group, as cheap as an average.
+//! and no per-entity state: six numbers per group, as cheap as an average.
+//! Besides the shared figures it counts the group's rows ([`ROWS`]), which
+//! here are its entities: the policy's rewrite reads the group size and the
+//! job's `count(*)` from it instead of running a count of its own.
 
 use crate::contrib::{LARGEST, MISSING, NEGATIVES, SECOND, Single, TOTAL, list_array, list_of, selected};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, UInt64Array};
@@ -19,6 +22,10 @@ use std::sync::Arc;
 
 /// The function's name in plans.
 pub(crate) const NAME: &str = "inland_row_contributions";
+
+/// Where the group's row count sits in this function's list, after the
+/// figures shared with `contrib` (which has no such count).
+pub(crate) const ROWS: usize = 5;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct RowContributions {
@@ -54,6 +61,7 @@ impl AggregateUDFImpl for RowContributions {
             Arc::new(Field::new("total", DataType::Float64, true)),
             Arc::new(Field::new("negatives", DataType::UInt64, true)),
             Arc::new(Field::new("missing", DataType::UInt64, true)),
+            Arc::new(Field::new("rows", DataType::UInt64, true)),
         ])
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -64,71 +72,87 @@ impl AggregateUDFImpl for RowContributions {
     }
 }
 
-/// `inland_mean_of(contributions, rows)` and `inland_sum_of(...)`: a group's
-/// floating-point mean or sum taken from its contributions' total, NULL where
-/// no row had a value (see `aggregate_rule::fused_per_row`). One function
-/// call rather than a CASE tree: DataFusion's physical planner re-derives a
-/// projection's properties at every optimizer pass, at a cost that grows
-/// with the size of its expressions.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct FromTotal {
-    signature: Signature,
-    mean: bool,
+/// A value the policy's rewrite reads from a group's row contributions
+/// instead of computing it a second time (see `aggregate_rule::fused_per_row`).
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+pub(crate) enum Derived {
+    /// The floating-point mean: the total over the rows that had a value.
+    Mean,
+    /// The floating-point sum: the total, NULL where no row had a value.
+    Sum,
+    /// The group's row count, which is its entity count: `count(*)`.
+    Rows,
 }
 
-/// The function giving a group's mean (`mean`) or sum from its contributions.
-pub(crate) fn from_total(mean: bool) -> ScalarUDF {
-    ScalarUDF::from(FromTotal {
-        signature: Signature::any(2, Volatility::Immutable),
-        mean,
+/// `inland_mean_of(contributions)`, `inland_sum_of(...)`, `inland_rows_of(...)`:
+/// one function call rather than a CASE tree, since DataFusion's physical
+/// planner re-derives a projection's properties at every optimizer pass, at
+/// a cost that grows with the size of its expressions.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromFigures {
+    signature: Signature,
+    derived: Derived,
+}
+
+/// The function giving `derived` from a group's row contributions.
+pub(crate) fn derived(derived: Derived) -> ScalarUDF {
+    ScalarUDF::from(FromFigures {
+        signature: Signature::any(1, Volatility::Immutable),
+        derived,
     })
 }
 
-impl ScalarUDFImpl for FromTotal {
+impl ScalarUDFImpl for FromFigures {
     fn name(&self) -> &str {
-        if self.mean { "inland_mean_of" } else { "inland_sum_of" }
+        match self.derived {
+            Derived::Mean => "inland_mean_of",
+            Derived::Sum => "inland_sum_of",
+            Derived::Rows => "inland_rows_of",
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Float64)
+        Ok(match self.derived {
+            Derived::Rows => DataType::Int64,
+            Derived::Mean | Derived::Sum => DataType::Float64,
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let [figures, rows] = args.args.as_slice() else {
-            return internal_err!("{} takes two arguments", self.name());
+        let [figures] = args.args.as_slice() else {
+            return internal_err!("{} takes one argument", self.name());
         };
         let figures = figures.to_array(args.number_rows)?;
-        let rows = rows.to_array(args.number_rows)?;
-        let (Some(figures), Some(rows)) = (
-            figures.as_list_opt::<i32>(),
-            rows.as_primitive_opt::<arrow::datatypes::Int64Type>(),
-        ) else {
-            return internal_err!("{}: unexpected argument types", self.name());
+        let Some(figures) = figures.as_list_opt::<i32>() else {
+            return internal_err!("{}: unexpected argument type", self.name());
         };
-        let mut out = arrow::array::Float64Builder::with_capacity(rows.len());
-        for row in 0..rows.len() {
-            if figures.is_null(row) || rows.is_null(row) {
-                out.append_null();
+        let mut rows_out = arrow::array::Int64Builder::new();
+        let mut floats_out = arrow::array::Float64Builder::new();
+        for row in 0..figures.len() {
+            if figures.is_null(row) {
+                rows_out.append_null();
+                floats_out.append_null();
                 continue;
             }
             let f = figures.value(row);
-            let Some(f) = f.as_primitive_opt::<Float64Type>().filter(|f| f.len() > MISSING) else {
+            let Some(f) = f.as_primitive_opt::<Float64Type>().filter(|f| f.len() > ROWS) else {
                 return internal_err!("{}: malformed contributions", self.name());
             };
+            let rows = f.value(ROWS);
+            rows_out.append_value(rows as i64);
             // As DataFusion's `avg`: the sum over the count of values, in f64.
-            let valued = rows.value(row) as f64 - f.value(MISSING);
-            if valued > 0.0 {
-                out.append_value(if self.mean {
-                    f.value(TOTAL) / valued
-                } else {
-                    f.value(TOTAL)
-                });
-            } else {
-                out.append_null();
+            let valued = rows - f.value(MISSING);
+            match self.derived {
+                _ if valued <= 0.0 => floats_out.append_null(),
+                Derived::Mean => floats_out.append_value(f.value(TOTAL) / valued),
+                _ => floats_out.append_value(f.value(TOTAL)),
             }
         }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(ColumnarValue::Array(match self.derived {
+            Derived::Rows => Arc::new(rows_out.finish()),
+            Derived::Mean | Derived::Sum => Arc::new(floats_out.finish()),
+        }))
     }
 }
 
@@ -140,11 +164,13 @@ struct Fig {
     total: f64,
     negatives: u64,
     missing: u64,
+    rows: u64,
 }
 
 impl Fig {
     #[inline(always)]
     fn add(&mut self, v: f64) {
+        self.rows += 1;
         self.total += v;
         self.top(v);
         self.negatives += u64::from(v < 0.0);
@@ -173,10 +199,11 @@ impl Fig {
         self.total += other.total;
         self.negatives += other.negatives;
         self.missing += other.missing;
+        self.rows += other.rows;
     }
 }
 
-/// Per group: the two largest positive values, the total, and the negative and missing row counts.
+/// Per group: the two largest positive values, the total, and the negative, missing and all row counts.
 #[derive(Debug, Default)]
 struct RowGroups {
     groups: Vec<Fig>,
@@ -210,6 +237,7 @@ impl RowGroups {
                     return internal_err!("{NAME}: a group index out of range");
                 };
                 fig.total += *v;
+                fig.rows += 1;
                 closer |= (*v > fig.second) | (*v < 0.0);
             }
             if closer {
@@ -261,6 +289,7 @@ impl GroupsAccumulator for RowGroups {
             let fig = self.group(*g)?;
             if value.is_null(row) {
                 fig.missing += 1;
+                fig.rows += 1;
             } else {
                 fig.add(value.value(row));
             }
@@ -270,12 +299,13 @@ impl GroupsAccumulator for RowGroups {
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
         let figures = emit_to.take_needed(&mut self.groups).into_iter().map(|f| {
-            let mut out = vec![0.0; 5];
+            let mut out = vec![0.0; ROWS + 1];
             out[LARGEST] = f.largest;
             out[SECOND] = f.second;
             out[TOTAL] = f.total;
             out[NEGATIVES] = f.negatives as f64;
             out[MISSING] = f.missing as f64;
+            out[ROWS] = f.rows as f64;
             out
         });
         Ok(Arc::new(list_array::<Float64Type>(figures)?))
@@ -291,11 +321,12 @@ impl GroupsAccumulator for RowGroups {
             floats(|f| f.total),
             counts(|f| f.negatives),
             counts(|f| f.missing),
+            counts(|f| f.rows),
         ])
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
-        let [largest, second, total, negatives, missing] = values else {
+        let [largest, second, total, negatives, missing, rows] = values else {
             return internal_err!("{NAME}: unexpected state");
         };
         self.resize(total_num_groups);
@@ -304,9 +335,10 @@ impl GroupsAccumulator for RowGroups {
             second.as_primitive::<Float64Type>(),
             total.as_primitive::<Float64Type>(),
         );
-        let (negatives, missing) = (
+        let (negatives, missing, rows) = (
             negatives.as_primitive::<UInt64Type>(),
             missing.as_primitive::<UInt64Type>(),
+            rows.as_primitive::<UInt64Type>(),
         );
         for (row, g) in group_indices.iter().enumerate() {
             if largest.is_null(row) {
@@ -318,6 +350,7 @@ impl GroupsAccumulator for RowGroups {
                 total: total.value(row),
                 negatives: negatives.value(row),
                 missing: missing.value(row),
+                rows: rows.value(row),
             });
         }
         Ok(())
@@ -337,6 +370,7 @@ impl GroupsAccumulator for RowGroups {
             }
             if value.is_null(row) {
                 fig.missing += 1;
+                fig.rows += 1;
             } else {
                 fig.add(value.value(row));
             }
@@ -403,17 +437,22 @@ mod tests {
         merged.merge_batch(&a.state(EmitTo::All)?, &[0, 1], 2)?;
         merged.merge_batch(&b, &groups[5..], 2)?;
         let got = merged.evaluate(EmitTo::All)?;
-        assert_eq!(got.as_list::<i32>(), expected.as_list::<i32>());
-        // Group 0: 5, 7, 3, 0 and one missing; group 1: -1, 9.5 and one missing.
-        let g0 = got.as_list::<i32>().value(0);
+        let (got, expected) = (got.as_list::<i32>(), expected.as_list::<i32>());
+        assert_eq!(got.len(), expected.len());
+        for g in 0..got.len() {
+            let (mine, general) = (got.value(g), expected.value(g));
+            // The shared figures first, then the row count the general function lacks.
+            assert_eq!(mine.slice(0, ROWS).as_ref(), general.as_ref(), "group {g}");
+        }
+        // Group 0: 5, 7, 3, 0 and one missing (five rows); group 1: -1, 9.5
+        // and one missing (three rows).
         assert_eq!(
-            g0.as_primitive::<Float64Type>().values().to_vec(),
-            vec![7.0, 5.0, 15.0, 0.0, 1.0]
+            got.value(0).as_primitive::<Float64Type>().values().to_vec(),
+            vec![7.0, 5.0, 15.0, 0.0, 1.0, 5.0]
         );
-        let g1 = got.as_list::<i32>().value(1);
         assert_eq!(
-            g1.as_primitive::<Float64Type>().values().to_vec(),
-            vec![9.5, 0.0, 8.5, 1.0, 1.0]
+            got.value(1).as_primitive::<Float64Type>().values().to_vec(),
+            vec![9.5, 0.0, 8.5, 1.0, 1.0, 3.0]
         );
         Ok(())
     }
@@ -438,17 +477,18 @@ mod tests {
         }
         for (got, want) in dense.groups.iter().zip(&expected) {
             assert_eq!(
-                (got.largest, got.second, got.total, got.negatives),
-                (want.largest, want.second, want.total, want.negatives)
+                (got.largest, got.second, got.total, got.negatives, got.rows),
+                (want.largest, want.second, want.total, want.negatives, want.rows)
             );
         }
         assert!(expected.iter().all(|f| f.negatives > 0 && f.second > 19_000.0));
         Ok(())
     }
 
-    /// The job's `avg` and `sum` of a float column are fused into the
-    /// contributions (see `aggregate_rule::fused_per_row`): DataFusion's own
-    /// results and the ones derived from the total agree bit for bit, with
+    /// The job's `avg` and `sum` of a float column, and its `count(*)`, are
+    /// fused into the contributions (see `aggregate_rule::fused_per_row`):
+    /// DataFusion's own results and the ones derived from the figures agree
+    /// bit for bit, with
     /// nulls, negatives, all-null groups, several partitions, and partial
     /// aggregation skipped (every row turned into a state) or not.
     #[test]
@@ -498,10 +538,11 @@ mod tests {
             let ctx = SessionContext::new_with_config(config);
             ctx.register_udaf(udaf());
             ctx.register_table("t", Arc::new(MemTable::try_new(schema.clone(), partitions.clone())?))?;
-            ctx.register_udf(from_total(true));
-            ctx.register_udf(from_total(false));
+            for d in [Derived::Mean, Derived::Sum, Derived::Rows] {
+                ctx.register_udf(derived(d));
+            }
             let sql = format!(
-                "SELECT a, s, inland_mean_of(c, n) AS m, inland_sum_of(c, n) AS t FROM \
+                "SELECT a, s, inland_mean_of(c) AS m, inland_sum_of(c) AS t, n, inland_rows_of(c) AS r FROM \
                  (SELECT k, avg(v) AS a, sum(v) AS s, count(*) AS n, {NAME}(v) AS c FROM t GROUP BY k)"
             );
             let batches = rt.block_on(async { ctx.sql(&sql).await?.collect().await })?;
@@ -513,6 +554,8 @@ mod tests {
                     let bits = |x: &Float64Array| (!x.is_null(row)).then(|| x.value(row).to_bits());
                     assert_eq!(bits(m), bits(a), "mean of group {row}, skip {skip_partial}");
                     assert_eq!(bits(t), bits(s), "sum of group {row}, skip {skip_partial}");
+                    let count = |i: usize| b.column(i).as_primitive::<arrow::datatypes::Int64Type>().value(row);
+                    assert_eq!(count(5), count(4), "rows of group {row}, skip {skip_partial}");
                     groups += 1;
                 }
             }

@@ -433,10 +433,24 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     );
     assert!(!fast_plan.contains("inland_entities"), "{fast_plan}");
     assert!(slow_plan.contains("inland_entities"), "{slow_plan}");
+    // The job's count(*) and the group size are the contributions' row count:
+    // no count of its own in the aggregation.
+    assert!(!aggregation.contains("count("), "{aggregation}");
     // Group sizes, contributions and the visible columns: all equal.
     let fast = assert_same_results(&fast, &slow);
     assert_eq!(fast.num_columns(), 7, "4 visible, 2 contributions, the group size");
     assert!(fast.num_rows() >= 10);
+    // Each contributions list ends with its group's row count, which is the group size.
+    let sizes = fast.column(6).as_primitive::<arrow::datatypes::Int64Type>();
+    for c in [4, 5] {
+        let lists = fast.column(c).as_list::<i32>();
+        for r in 0..fast.num_rows() {
+            let figures = lists.value(r);
+            let figures = figures.as_primitive::<arrow::datatypes::Float64Type>();
+            assert_eq!(figures.len(), SHARED_FIGURES + 1);
+            assert_eq!(figures.value(SHARED_FIGURES), sizes.value(r) as f64, "row {r}");
+        }
+    }
 }
 
 /// Asserts two results hold the same columns, names and values (floats, which
@@ -515,18 +529,26 @@ async fn the_rewrite_keeps_the_names_and_values_the_job_wrote() {
     }
 }
 
-/// The values of a float column, or of a list-of-float column flattened.
+/// The figures every contributions list holds (largest, second, total,
+/// negatives, missing); the per-row form adds its row count after them.
+const SHARED_FIGURES: usize = 5;
+
+/// The values of a float column, or of a list-of-float column flattened
+/// (each list cut to the figures both forms of contributions hold).
 fn flat_floats(a: &arrow::array::ArrayRef) -> Option<Vec<f64>> {
     use arrow::datatypes::Float64Type;
     match a.data_type() {
         arrow::datatypes::DataType::Float64 => Some(a.as_primitive::<Float64Type>().values().to_vec()),
-        arrow::datatypes::DataType::List(_) => Some(
-            a.as_list::<i32>()
-                .values()
-                .as_primitive_opt::<Float64Type>()?
-                .values()
-                .to_vec(),
-        ),
+        arrow::datatypes::DataType::List(_) => {
+            let lists = a.as_list::<i32>();
+            let mut out = Vec::new();
+            for r in 0..lists.len() {
+                let figures = lists.value(r);
+                let figures = figures.as_primitive_opt::<Float64Type>()?.values();
+                out.extend(figures.iter().take(SHARED_FIGURES));
+            }
+            Some(out)
+        }
         _ => None,
     }
 }
