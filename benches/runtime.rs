@@ -343,14 +343,21 @@ fn policy(c: &mut Criterion, b: &Bench) {
     }
     // PROFILE=with|without runs only that side, 400 times, for a profiler
     // attached to the process to see one side alone; PROFILE=plan-with|
-    // plan-without makes only its physical plan, 4000 times.
+    // plan-without makes only its physical plan, 4000 times, and
+    // PROFILE=logical-with|logical-without only its checked logical plan.
     if let Ok(side) = std::env::var("PROFILE") {
         let (ctx, scope) = if side.ends_with("without") {
             (&without, &scope_without)
         } else {
             (&with, &scope_with)
         };
-        if side.starts_with("plan-") {
+        if side.starts_with("logical-") {
+            b.tokio.block_on(async {
+                for _ in 0..4000 {
+                    engine.plan(ctx, scope, sql).await.unwrap();
+                }
+            });
+        } else if side.starts_with("plan-") {
             b.tokio.block_on(async {
                 let planned = engine.plan(ctx, scope, sql).await.unwrap();
                 for _ in 0..4000 {
@@ -383,6 +390,8 @@ fn policy(c: &mut Criterion, b: &Bench) {
     };
     for (name, sql) in PAIRED {
         let mut ratios = Vec::with_capacity(pairs);
+        // Each side's whole query (all three steps), in ms.
+        let mut totals: [Vec<f64>; 2] = Default::default();
         let mut cpu = [0u64; 2];
         // Per step (logical, physical, execution): each pair's difference in ms.
         let mut steps: [Vec<f64>; 3] = Default::default();
@@ -402,6 +411,8 @@ fn policy(c: &mut Criterion, b: &Bench) {
                 (time(&with, &scope_with), wo)
             };
             ratios.push(w.iter().sum::<f64>() / wo.iter().sum::<f64>());
+            totals[0].push(w.iter().sum::<f64>() * 1e3);
+            totals[1].push(wo.iter().sum::<f64>() * 1e3);
             for (k, step) in steps.iter_mut().enumerate() {
                 step.push((w[k] - wo[k]) * 1e3);
             }
@@ -413,9 +424,14 @@ fn policy(c: &mut Criterion, b: &Bench) {
             ratios[pairs / 4],
             ratios[3 * pairs / 4]
         );
-        for step in steps.iter_mut() {
+        for step in steps.iter_mut().chain(totals.iter_mut()) {
             step.sort_by(f64::total_cmp);
         }
+        eprintln!(
+            "policy-aggregate-1M {name}: whole query, medians: {:.2} ms with the policy, {:.2} ms without",
+            totals[0][pairs / 2],
+            totals[1][pairs / 2]
+        );
         eprintln!(
             "policy-aggregate-1M {name}: added by the policy, median of paired differences: checked logical plan {:+.2} ms, physical plan {:+.2} ms, execution {:+.2} ms",
             steps[0][pairs / 2],
