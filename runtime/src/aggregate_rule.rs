@@ -637,7 +637,6 @@ fn check_aggregate(e: &Expr, input: &LogicalPlan, cols: &[Lin], scope: &QuerySco
 
 /// Adds the entity column to every node from the scan up to (not including) the aggregate.
 fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, QueryError> {
-    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     Ok(match plan {
         LogicalPlan::TableScan(scan) => {
             let schema = scan.source.schema();
@@ -657,7 +656,7 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
                     .with_filters(scan.filters.clone())
                     .with_fetch(scan.fetch)
                     .build()
-                    .map_err(df)?,
+                    .map_err(rewrite_error)?,
             )
         }
         LogicalPlan::Projection(p) => {
@@ -666,13 +665,14 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
             if !p.schema.fields().iter().any(|f| f.name() == ENTITY) {
                 exprs.push(Expr::Column(Column::from_name(ENTITY)));
             }
-            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
+            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(rewrite_error)?)
         }
         LogicalPlan::Filter(f) => LogicalPlan::Filter(
-            Filter::try_new(f.predicate.clone(), Arc::new(thread_entity(&f.input, scope)?)).map_err(df)?,
+            Filter::try_new(f.predicate.clone(), Arc::new(thread_entity(&f.input, scope)?)).map_err(rewrite_error)?,
         ),
         LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
-            SubqueryAlias::try_new(Arc::new(thread_entity(&a.input, scope)?), a.alias.clone()).map_err(df)?,
+            SubqueryAlias::try_new(Arc::new(thread_entity(&a.input, scope)?), a.alias.clone())
+                .map_err(rewrite_error)?,
         ),
         LogicalPlan::Limit(l) => LogicalPlan::Limit(Limit {
             skip: l.skip.clone(),
@@ -694,7 +694,9 @@ fn thread_entity(plan: &LogicalPlan, scope: &QueryScope) -> Result<LogicalPlan, 
                     thread_entity(&j.right, scope)?,
                 )
             };
-            let joined = plan.with_new_exprs(plan.expressions(), vec![left, right]).map_err(df)?;
+            let joined = plan
+                .with_new_exprs(plan.expressions(), vec![left, right])
+                .map_err(rewrite_error)?;
             if joined.schema().index_of_column_by_name(None, ENTITY).is_none() {
                 return Err(refuse(
                     "this join keeps no rows of the protected dataset, so small groups cannot be counted; \
@@ -792,7 +794,6 @@ fn fusable(e: &Expr, input: &DFSchema) -> Option<crate::row_contrib::Derived> {
 /// in another order, and the bits could differ.
 fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Result<Option<Rewritten>, QueryError> {
     use crate::row_contrib::{Derived, derived};
-    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     if hidden.is_empty() || a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
         return Ok(None);
     }
@@ -843,7 +844,7 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Resu
     let Some(first) = computed.first() else {
         return Err(QueryError::Internal("suppression rewrite: no contributions".into()));
     };
-    let agg = Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(df)?;
+    let agg = Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
     let columns = agg.schema.columns();
     // Rows are entities: the group size is the contributions' row count.
     let size = derived(Derived::Rows).call(vec![Expr::Column(Column::from_name(*first))]);
@@ -874,7 +875,7 @@ fn fused_per_row(a: &Aggregate, hidden: &[(usize, String)], keep: &Keep) -> Resu
         .collect();
     tail.push(size.clone().alias(GROUP_SIZE));
     Ok(Some(Rewritten {
-        core: filtered(keep, size, LogicalPlan::Aggregate(agg))?,
+        core: keep.over(size, LogicalPlan::Aggregate(agg)).map_err(rewrite_error)?,
         columns: columns_out,
         tail,
     }))
@@ -898,10 +899,9 @@ fn named(e: Expr, name: &str) -> Expr {
     }
 }
 
-/// The small-group filter over `input`, reading the group size from `size`.
-fn filtered(keep: &Keep, size: Expr, input: LogicalPlan) -> Result<LogicalPlan, QueryError> {
-    keep.over(size, input)
-        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))
+/// A DataFusion error while building the rewritten plan: the host's fault, not the job's.
+fn rewrite_error(e: datafusion::error::DataFusionError) -> QueryError {
+    QueryError::Internal(format!("suppression rewrite: {e}"))
 }
 
 /// The aggregation over protected data, rewritten: counts the distinct
@@ -913,7 +913,6 @@ fn rewrite_aggregate(
     keep: &Keep,
     scope: &QueryScope,
 ) -> Result<Rewritten, QueryError> {
-    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     // One row per entity: count rows and take each row as its entity's
     // contribution; no entity column, no per-entity state.
     let per_row = one_row_per_entity(&a.input, scope);
@@ -949,7 +948,7 @@ fn rewrite_aggregate(
         };
         aggr.push(size.alias(GROUP_SIZE));
     }
-    let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(df)?;
+    let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
     let all = agg.schema.columns();
     let visible = a.group_expr.len() + a.aggr_expr.len();
     let size = match counted {
@@ -966,7 +965,9 @@ fn rewrite_aggregate(
     tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
     Ok(Rewritten {
         columns: all.into_iter().take(visible).map(Expr::Column).collect(),
-        core: filtered(keep, Expr::Column(size), LogicalPlan::Aggregate(agg))?,
+        core: keep
+            .over(Expr::Column(size), LogicalPlan::Aggregate(agg))
+            .map_err(rewrite_error)?,
         tail,
     })
 }
@@ -993,7 +994,7 @@ fn wrap(a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, QueryError> {
     }
     Projection::try_new(exprs, Arc::new(r.core))
         .map(LogicalPlan::Projection)
-        .map_err(|e| QueryError::Internal(format!("suppression rewrite: {e}")))
+        .map_err(rewrite_error)
 }
 
 /// The job's projection right over its aggregation, merged with the rewrite's
@@ -1001,7 +1002,6 @@ fn wrap(a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, QueryError> {
 /// physical planning time). Each expression keeps the name the job saw.
 fn merged(p: &Projection, a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, QueryError> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
-    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let by_column: std::collections::HashMap<Column, Expr> = a.schema.columns().into_iter().zip(r.columns).collect();
     let mut exprs = Vec::with_capacity(p.expr.len() + r.tail.len());
     for e in &p.expr {
@@ -1018,7 +1018,7 @@ fn merged(p: &Projection, a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, Qu
                 },
                 x => Ok(Transformed::no(x)),
             })
-            .map_err(df)?
+            .map_err(rewrite_error)?
             .data;
         if missing {
             return Err(QueryError::Internal(
@@ -1035,7 +1035,7 @@ fn merged(p: &Projection, a: &Aggregate, r: Rewritten) -> Result<LogicalPlan, Qu
     exprs.extend(r.tail);
     Projection::try_new(exprs, Arc::new(r.core))
         .map(LogicalPlan::Projection)
-        .map_err(df)
+        .map_err(rewrite_error)
 }
 
 /// The hidden contribution columns and the group size, in the order the host
@@ -1057,7 +1057,6 @@ fn rewrite(
     keep: &Keep,
     scope: &QueryScope,
 ) -> Result<LogicalPlan, QueryError> {
-    let df = |e: datafusion::error::DataFusionError| QueryError::Internal(format!("suppression rewrite: {e}"));
     let rewrite = |p: &LogicalPlan| rewrite(p, hidden, keep, scope);
     Ok(match plan {
         LogicalPlan::Aggregate(a) => wrap(a, rewrite_aggregate(a, hidden, keep, scope)?)?,
@@ -1068,7 +1067,7 @@ fn rewrite(
             let input = rewrite(&p.input)?;
             let mut exprs = p.expr.clone();
             exprs.extend(hidden_tail(hidden));
-            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(df)?)
+            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(input)).map_err(rewrite_error)?)
         }
         LogicalPlan::Sort(s) => LogicalPlan::Sort(Sort {
             expr: s.expr.clone(),
@@ -1080,16 +1079,16 @@ fn rewrite(
             fetch: l.fetch.clone(),
             input: Arc::new(rewrite(&l.input)?),
         }),
-        LogicalPlan::Filter(f) => {
-            LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(rewrite(&f.input)?)).map_err(df)?)
-        }
+        LogicalPlan::Filter(f) => LogicalPlan::Filter(
+            Filter::try_new(f.predicate.clone(), Arc::new(rewrite(&f.input)?)).map_err(rewrite_error)?,
+        ),
         LogicalPlan::SubqueryAlias(a) => LogicalPlan::SubqueryAlias(
-            SubqueryAlias::try_new(Arc::new(rewrite(&a.input)?), a.alias.clone()).map_err(df)?,
+            SubqueryAlias::try_new(Arc::new(rewrite(&a.input)?), a.alias.clone()).map_err(rewrite_error)?,
         ),
         LogicalPlan::Window(w) => {
             // The hidden columns pass through the window; put them back last,
             // where the host reads them, whatever sits above.
-            let window = Window::try_new(w.window_expr.clone(), Arc::new(rewrite(&w.input)?)).map_err(df)?;
+            let window = Window::try_new(w.window_expr.clone(), Arc::new(rewrite(&w.input)?)).map_err(rewrite_error)?;
             let hidden_names: Vec<&str> = hidden.iter().map(|(_, name)| name.as_str()).collect();
             let is_hidden = |c: &Column| c.name == GROUP_SIZE || hidden_names.contains(&c.name.as_str());
             let columns = window.schema.columns();
@@ -1100,7 +1099,9 @@ fn rewrite(
                 .map(Expr::Column)
                 .collect();
             exprs.extend(hidden_tail(hidden));
-            LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(LogicalPlan::Window(window))).map_err(df)?)
+            LogicalPlan::Projection(
+                Projection::try_new(exprs, Arc::new(LogicalPlan::Window(window))).map_err(rewrite_error)?,
+            )
         }
         _ => {
             return Err(refuse(

@@ -8,7 +8,7 @@
 //! the aggregation rule decides how they may be used. A hidden column carries each
 //! row's entity as a pseudonym, for small-group suppression.
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -137,6 +137,10 @@ impl ScalarUDFImpl for MaskUdf {
     }
 }
 
+/// 1.5 * 2^52: adding it to a float below 2^51 in magnitude, and taking it
+/// away again, rounds the float to the nearest integer (the buckets' floor).
+const ROUND: f64 = 6_755_399_441_055_744.0;
+
 /// Each value replaced by the lower bound of its bucket of `width` (at
 /// least 1), nulls kept. A mask runs on every row a query reads, so where
 /// values and width fit in 50 bits it works in `f64`, two values an
@@ -146,7 +150,6 @@ impl ScalarUDFImpl for MaskUdf {
 /// integer division per value. Otherwise integer division; a bound below
 /// `i64::MIN` saturates.
 fn bucket_i64(a: &Int64Array, width: i64) -> Int64Array {
-    const ROUND: f64 = 6_755_399_441_055_744.0;
     // The largest magnitude, as bits: every value is below 2^50 iff this is.
     let widest = a
         .values()
@@ -182,8 +185,7 @@ fn bucket_i64(a: &Int64Array, width: i64) -> Int64Array {
 /// adding and taking away 1.5 * 2^52 (which rounds any quotient below 2^51
 /// to an integer) rather than by `f64::floor`, a library call per value on
 /// baseline x86-64. Larger quotients, infinities and NaN use `floor`.
-fn bucket_f64(a: &arrow::array::Float64Array, width: f64) -> arrow::array::Float64Array {
-    const ROUND: f64 = 6_755_399_441_055_744.0;
+fn bucket_f64(a: &Float64Array, width: f64) -> Float64Array {
     const EXACT: f64 = 2_251_799_813_685_248.0; // 2^51
     a.unary(|v| {
         let x = v / width;
@@ -505,7 +507,7 @@ mod tests {
             x * 10f64.powi((next() % 24) as i32 - 12)
         }));
         values.extend((0..2_000).map(|_| f64::from_bits(next())));
-        let a = arrow::array::Float64Array::from(values.clone());
+        let a = Float64Array::from(values.clone());
         for width in [1.0, 0.25, 3.0, 10.0, 0.1, 1e-9, 7.5e6, 1e300] {
             let got = bucket_f64(&a, width);
             for (v, g) in values.iter().zip(got.values()) {

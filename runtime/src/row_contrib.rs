@@ -127,12 +127,12 @@ impl ScalarUDFImpl for FromFigures {
         let Some(figures) = figures.as_list_opt::<i32>() else {
             return internal_err!("{}: unexpected argument type", self.name());
         };
-        let mut rows_out = arrow::array::Int64Builder::new();
-        let mut floats_out = arrow::array::Float64Builder::new();
+        // Each group's (rows, value): rows for `count(*)`, the value for a
+        // mean or sum, NULL where no row had a value (as DataFusion's).
+        let mut derived = Vec::with_capacity(figures.len());
         for row in 0..figures.len() {
             if figures.is_null(row) {
-                rows_out.append_null();
-                floats_out.append_null();
+                derived.push(None);
                 continue;
             }
             let f = figures.value(row);
@@ -140,18 +140,24 @@ impl ScalarUDFImpl for FromFigures {
                 return internal_err!("{}: malformed contributions", self.name());
             };
             let rows = f.value(ROWS);
-            rows_out.append_value(rows as i64);
             // As DataFusion's `avg`: the sum over the count of values, in f64.
             let valued = rows - f.value(MISSING);
-            match self.derived {
-                _ if valued <= 0.0 => floats_out.append_null(),
-                Derived::Mean => floats_out.append_value(f.value(TOTAL) / valued),
-                _ => floats_out.append_value(f.value(TOTAL)),
-            }
+            let value = match self.derived {
+                Derived::Mean => f.value(TOTAL) / valued,
+                Derived::Sum | Derived::Rows => f.value(TOTAL),
+            };
+            derived.push(Some((rows, (valued > 0.0).then_some(value))));
         }
         Ok(ColumnarValue::Array(match self.derived {
-            Derived::Rows => Arc::new(rows_out.finish()),
-            Derived::Mean | Derived::Sum => Arc::new(floats_out.finish()),
+            Derived::Rows => Arc::new(
+                derived
+                    .iter()
+                    .map(|d| d.map(|(rows, _)| rows as i64))
+                    .collect::<arrow::array::Int64Array>(),
+            ),
+            Derived::Mean | Derived::Sum => {
+                Arc::new(derived.iter().map(|d| d.and_then(|(_, v)| v)).collect::<Float64Array>())
+            }
         }))
     }
 }
