@@ -5,7 +5,7 @@ setup:
 	cd / && rustup target add --toolchain stable wasm32-wasip2
 
 demo: setup
-	cargo run --bin inland -- demo
+	cargo run -p inland-demo
 
 test: setup
 	cargo test --workspace

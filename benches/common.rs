@@ -22,19 +22,31 @@ pub fn domain(root: &Path, name: &str, limits: Limits) -> Runtime {
 
 /// Approves [`OPERATOR`] and issues it a one-year grant over `datasets`; returns the grant id.
 pub fn grant(rt: &Runtime, datasets: &[&str], purpose: &str) -> String {
-    rt.add_operator(OPERATOR, OperatorType::Scenario, vec![]).unwrap();
-    rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+    rt.governance()
+        .add_operator(OPERATOR, OperatorType::Scenario, vec![])
+        .unwrap();
+    rt.governance()
+        .set_operator_status(OPERATOR, OperatorStatus::Approved, None)
         .unwrap();
     let today = Date::today();
-    rt.issue_grant(GrantRequest {
-        operator: OPERATOR.into(),
-        datasets: datasets.iter().map(|d| d.to_string()).collect(),
-        purpose: purpose.into(),
-        scenario: "benchmark".into(),
-        from: today,
-        until: today.add_years(1),
-        products: vec![],
-    })
-    .unwrap()
-    .id
+    rt.governance()
+        .issue_grant(GrantRequest {
+            operator: OPERATOR.into(),
+            datasets: datasets.iter().map(|d| d.to_string()).collect(),
+            purpose: purpose.into(),
+            scenario: "benchmark".into(),
+            from: today,
+            until: today.add_years(1),
+            products: vec![],
+        })
+        .unwrap()
+        .id
+}
+
+/// What the query engine is handed about `datasets`: their stored files in `domain`.
+pub fn as_sources(
+    domain: &inland_runtime::Domain,
+    datasets: &[inland_runtime::DatasetRecord],
+) -> Vec<inland_runtime::DatasetSource> {
+    datasets.iter().map(|d| d.source(domain)).collect()
 }

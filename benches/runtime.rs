@@ -36,7 +36,7 @@ struct Bench {
 
 #[path = "common.rs"]
 mod common;
-use common::OPERATOR;
+use common::{OPERATOR, as_sources};
 
 fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
@@ -53,13 +53,16 @@ fn setup() -> Bench {
         },
     );
     inland_examples::generate::write_examples(&sources, rows(), 7).unwrap();
-    rt.register_dataset("residents", &sources.join("residents.parquet"), "residents")
+    rt.catalog()
+        .register("residents", &sources.join("residents.parquet"), "residents")
         .unwrap();
-    rt.register_dataset("enterprises", &sources.join("enterprises.parquet"), "enterprises")
+    rt.catalog()
+        .register("enterprises", &sources.join("enterprises.parquet"), "enterprises")
         .unwrap();
     let grant = common::grant(&rt, &["residents", "enterprises"], "benchmarks");
     let catalog = rt
-        .datasets()
+        .catalog()
+        .list()
         .unwrap()
         .into_iter()
         .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
@@ -86,7 +89,7 @@ impl Bench {
     fn job(&self, name: &str, params: &[(&str, &str)]) -> inland_runtime::JobReport {
         let report = self
             .tokio
-            .block_on(self.rt().run_job(JobRequest {
+            .block_on(self.rt().jobs().run(JobRequest {
                 wasm: inland_examples::jobs::wasm(name).unwrap().to_vec(),
                 params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 operator: OPERATOR.into(),
@@ -194,20 +197,22 @@ const PLANNED: [&str; 4] = [
 ];
 
 fn policy(c: &mut Criterion, b: &Bench) {
-    let engine = QueryEngine::new(b.rt().domain(), 4 << 30).unwrap();
-    let datasets = b.rt().datasets().unwrap();
+    let engine = QueryEngine::new(4 << 30).unwrap();
+    let datasets = b.rt().catalog().list().unwrap();
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let with = b
         .tokio
-        .block_on(engine.session(b.rt().domain(), &datasets, Some((&b.policy, [3; 32]))))
+        .block_on(engine.session(&as_sources(b.rt().domain(), &datasets), Some((&b.policy, [3; 32]))))
         .unwrap();
     let without = b
         .tokio
-        .block_on(engine.session(b.rt().domain(), &datasets, None))
+        .block_on(engine.session(&as_sources(b.rt().domain(), &datasets), None))
         .unwrap();
     // As a job sees it: residents hold each person once, proven at registration.
     let scope_general = QueryScope::under(Some(&b.policy), names.clone());
-    let scope_with = scope_general.clone().with_unique_entities(Some(&b.policy), &datasets);
+    let scope_with = scope_general
+        .clone()
+        .with_unique_entities(Some(&b.policy), &as_sources(b.rt().domain(), &datasets));
     let scope_without = QueryScope::under(None, names);
     let mut g = c.benchmark_group("policy-planning");
     g.sample_size(20).measurement_time(Duration::from_secs(5));
@@ -503,7 +508,7 @@ fn load(c: &mut Criterion, b: &Bench) {
                             operator: OPERATOR.into(),
                             grant: b.grant.clone(),
                         };
-                        tokio::spawn(async move { rt.run_job(request).await })
+                        tokio::spawn(async move { rt.jobs().run(request).await })
                     })
                     .collect();
                 for h in handles {

@@ -24,7 +24,7 @@ const TABLES: [&str; 6] = ["lineitem", "orders", "customer", "supplier", "nation
 const QUERIES: [&str; 5] = ["q1", "q3", "q5", "q6", "q10"];
 #[path = "common.rs"]
 mod common;
-use common::OPERATOR;
+use common::{OPERATOR, as_sources};
 
 struct Args {
     data: PathBuf,
@@ -92,7 +92,7 @@ fn median(v: &[Duration]) -> Duration {
 /// plaintext attribute (the checks still run on every plan).
 fn policy(rt: &Runtime) -> String {
     let mut text = String::from("[domain]\nmin_group_size = 10\n\n");
-    for d in rt.datasets().unwrap() {
+    for d in rt.catalog().list().unwrap() {
         text.push_str(&format!(
             "[datasets.{0}]\ngrade = \"general\"\npersonal_information = false\nentity = \"{1}\"\n\n[datasets.{0}.columns]\n",
             d.name, d.columns[0].name
@@ -129,18 +129,18 @@ fn native_session(tokio: &tokio::runtime::Runtime, files: &[(String, PathBuf)]) 
 /// under the policy: where a difference in time starts.
 fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContext, policy: &str) {
     use datafusion::physical_plan::displayable;
-    let datasets = rt.datasets().unwrap();
+    let datasets = rt.catalog().list().unwrap();
     let catalog = datasets
         .iter()
         .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
         .collect();
     let policy = inland_runtime::Policy::load(policy, "policy.toml", &catalog).unwrap();
-    let engine = inland_runtime::QueryEngine::new(rt.domain(), 8 << 30).unwrap();
+    let engine = inland_runtime::QueryEngine::new(8 << 30).unwrap();
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let scope = inland_runtime::QueryScope::under(Some(&policy), names);
     tokio.block_on(async {
         let ctx = engine
-            .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+            .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
             .await
             .unwrap();
         for q in QUERIES {
@@ -164,7 +164,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..4 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
                     .await
                     .unwrap();
                 let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
@@ -175,7 +175,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..3 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(rt.domain(), &datasets, Some((&policy, [7; 32])))
+                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
                     .await
                     .unwrap();
                 let t1 = t.elapsed();
@@ -248,13 +248,14 @@ fn main() {
             sort_by,
             ..Default::default()
         };
-        rt.register_dataset_with(table, &a.data.join(format!("{table}.parquet")), meta)
+        rt.catalog()
+            .register_with(table, &a.data.join(format!("{table}.parquet")), meta)
             .unwrap();
     }
     eprintln!("inland: registered {} tables in {:?}", TABLES.len(), t.elapsed());
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy(&rt)).unwrap();
-    rt.apply_policy(&policy_path).unwrap().unwrap();
+    rt.policies().apply(&policy_path).unwrap().unwrap();
     let grant = common::grant(&rt, &TABLES, "TPC-H benchmark");
     let probe = inland_examples::jobs::wasm(inland_examples::jobs::SQL_PROBE)
         .unwrap()
@@ -262,7 +263,8 @@ fn main() {
     // Native DataFusion again, on the files as Inland stores them: separates
     // the stored layout's share of the difference from the Inland path's.
     let stored: Vec<(String, PathBuf)> = rt
-        .datasets()
+        .catalog()
+        .list()
         .unwrap()
         .iter()
         .map(|d| (d.name.clone(), rt.domain().root().join(d.relative_path())))
@@ -281,7 +283,7 @@ fn main() {
     let run_inland = |sql: &str| {
         let t = Instant::now();
         let report = tokio
-            .block_on(rt.run_job(JobRequest {
+            .block_on(rt.jobs().run(JobRequest {
                 wasm: probe.clone(),
                 params: vec![("sql".into(), sql.to_string())],
                 operator: OPERATOR.into(),
@@ -311,7 +313,7 @@ fn main() {
                 let rows: usize = expected.iter().map(|b| b.num_rows()).sum();
                 match report.outputs.first() {
                     Some(o) => {
-                        let got = rt.output_table(&o.id).unwrap();
+                        let got = rt.reviews().output_table(&o.id).unwrap();
                         assert_eq!(
                             pretty(&got),
                             pretty(&expected),

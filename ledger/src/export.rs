@@ -2,7 +2,8 @@
 //! that were hashed), a signed checkpoint and the public key — enough for a
 //! regulator to verify offline.
 
-use super::{Checkpoint, Error, Ledger, Result, merkle, seq_of, write_atomic};
+use super::{Checkpoint, Error, Ledger, Result, merkle, seq_of};
+use inland_files::write_atomic;
 use std::path::Path;
 
 /// File names inside an export directory.

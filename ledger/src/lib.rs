@@ -23,6 +23,7 @@ mod store;
 
 pub use export::{EXPORT_CHECKPOINT, EXPORT_ENTRIES, EXPORT_PUBLIC_KEY, OfflineReport, verify_export};
 
+use inland_files::{sync_dir, write_atomic, write_private};
 use merkle::Hash;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,15 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl From<inland_files::FileError> for Error {
+    fn from(e: inland_files::FileError) -> Self {
+        Error::Io {
+            path: e.path,
+            source: e.source,
         }
     }
 }
@@ -641,37 +651,4 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// Makes renames and new files in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    Ok(())
-}
-
-/// Writes a file through a synced temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Internal(format!("{} has no parent", path.display())))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(io(path))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
-}
-
-/// Creates a file only its owner can read, failing if it exists.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io(path))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(path))
 }

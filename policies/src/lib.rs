@@ -8,12 +8,16 @@
 //! - [`identifiers`]: validators for Chinese identifier formats (resident ID
 //!   numbers, unified social credit codes, mobile numbers, bank cards), used
 //!   both to generate realistic synthetic data and to catch leaks at the gate.
+//! - [`Name`]: the one rule per kind for names of datasets, outputs,
+//!   operators and reviewers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod identifiers;
 mod label;
+mod name;
 pub mod policy;
 
 pub use label::Label;
+pub use name::{Name, NameError, NameKind};
 pub use policy::{Diagnostic, Policy};

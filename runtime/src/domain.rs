@@ -2,93 +2,13 @@
 
 use crate::error::{Error, Result};
 use crate::state::State;
+pub use inland_sandbox::Limits;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The configuration file at the top of a domain directory.
 pub const CONFIG_FILE: &str = "inland.toml";
-
-/// Limits that bound every job; set in `inland.toml` under `[limits]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Linear memory a job may use, in MiB.
-    pub memory_mib: u64,
-    /// Wall-clock time a job may run, in seconds.
-    pub timeout_secs: u64,
-    /// Total bytes of output tables a job may emit, in MiB.
-    pub max_output_mib: u64,
-    /// WebAssembly stack a job may use, in KiB.
-    pub stack_kib: u64,
-    /// Memory all running queries may use together, in MiB.
-    pub query_memory_mib: u64,
-    /// Jobs that may run at once; sizes the instance pool.
-    pub max_concurrent_jobs: u32,
-    /// Bytes of stdout, stderr and log lines kept per job, in KiB.
-    pub log_kib: u64,
-    /// Largest component accepted, in MiB.
-    pub max_module_mib: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_mib: 256,
-            timeout_secs: 60,
-            max_output_mib: 64,
-            stack_kib: 1024,
-            query_memory_mib: 2048,
-            max_concurrent_jobs: 16,
-            log_kib: 256,
-            max_module_mib: 64,
-        }
-    }
-}
-
-impl Limits {
-    /// The job's memory limit in bytes.
-    pub fn memory_bytes(&self) -> u64 {
-        self.memory_mib << 20
-    }
-    /// The job's wall-clock limit.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs(self.timeout_secs)
-    }
-    /// The job's output limit in bytes.
-    pub fn max_output_bytes(&self) -> u64 {
-        self.max_output_mib << 20
-    }
-
-    fn validate(&self) -> Result<()> {
-        let bad = |what: &str| {
-            Err(Error::Invalid(format!(
-                "{CONFIG_FILE}: limits.{what} must be greater than zero"
-            )))
-        };
-        if self.memory_mib == 0 {
-            return bad("memory_mib");
-        }
-        if self.timeout_secs == 0 {
-            return bad("timeout_secs");
-        }
-        if self.max_concurrent_jobs == 0 {
-            return bad("max_concurrent_jobs");
-        }
-        if self.stack_kib < 64 {
-            return Err(Error::Invalid(format!(
-                "{CONFIG_FILE}: limits.stack_kib must be at least 64"
-            )));
-        }
-        if self.memory_mib > 4096 {
-            return Err(Error::Invalid(format!(
-                "{CONFIG_FILE}: limits.memory_mib must be at most 4096 (wasm32)"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// The contents of `inland.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +56,7 @@ impl Domain {
 
     /// Creates a new domain directory with the given configuration, and opens it.
     pub fn init_with(root: &Path, config: DomainConfig) -> Result<Domain> {
-        config.limits.validate()?;
+        validate_limits(&config.limits)?;
         if root.join(CONFIG_FILE).exists() {
             return Err(Error::Exists(format!("a domain at {}", root.display())));
         }
@@ -157,10 +77,10 @@ impl Domain {
         SystemRandom::new()
             .fill(&mut secret)
             .map_err(|_| Error::Internal("the system random generator failed".into()))?;
-        write_private(&root.join(SECRET_FILE), hex::encode(secret).as_bytes())?;
+        inland_files::write_private(&root.join(SECRET_FILE), hex::encode(secret).as_bytes())?;
         let text = toml::to_string_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         let header = "# Inland domain configuration. Limits apply to every job.\n";
-        crate::fsutil::write_atomic(&root.join(CONFIG_FILE), format!("{header}{text}").as_bytes())?;
+        inland_files::write_atomic(&root.join(CONFIG_FILE), format!("{header}{text}").as_bytes())?;
         Domain::open(root)
     }
 
@@ -179,7 +99,7 @@ impl Domain {
         })?;
         let config: DomainConfig =
             toml::from_str(&text).map_err(|e| Error::Invalid(format!("{}: {e}", config_path.display())))?;
-        config.limits.validate()?;
+        validate_limits(&config.limits)?;
         for dir in DIRS {
             let path = root.join(dir);
             if !path.is_dir() {
@@ -228,18 +148,31 @@ impl Domain {
     }
 }
 
-/// Creates a file only its owner can read, failing if it exists.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+/// Checks the limits read from the configuration: none may be zero.
+fn validate_limits(limits: &Limits) -> Result<()> {
+    let bad = |what: &str| {
+        Err(Error::Invalid(format!(
+            "{CONFIG_FILE}: limits.{what} must be greater than zero"
+        )))
+    };
+    if limits.memory_mib == 0 {
+        return bad("memory_mib");
     }
-    let mut f = opts.open(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(path, e))
+    if limits.timeout_secs == 0 {
+        return bad("timeout_secs");
+    }
+    if limits.max_concurrent_jobs == 0 {
+        return bad("max_concurrent_jobs");
+    }
+    if limits.stack_kib < 64 {
+        return Err(Error::Invalid(format!(
+            "{CONFIG_FILE}: limits.stack_kib must be at least 64"
+        )));
+    }
+    if limits.memory_mib > 4096 {
+        return Err(Error::Invalid(format!(
+            "{CONFIG_FILE}: limits.memory_mib must be at most 4096 (wasm32)"
+        )));
+    }
+    Ok(())
 }

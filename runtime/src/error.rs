@@ -1,8 +1,10 @@
 //! Typed errors of the runtime. What the user did wrong is kept apart from
 //! what the job hit and from the runtime's own failures.
 
+use inland_files::FileError;
+use inland_query::QueryError;
+use inland_sandbox::{JobError, SandboxError};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Result with the runtime's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -26,6 +28,12 @@ pub enum Error {
     /// The job was refused or stopped.
     #[error(transparent)]
     Job(#[from] JobError),
+    /// The query engine failed outside a job's query (opening a session).
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// Reading or writing a file of the domain failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -36,13 +44,46 @@ pub enum Error {
     },
     /// The domain's state database failed.
     #[error("state database: {0}")]
-    Storage(String),
+    Database(#[from] redb::Error),
+    /// The state database is open in another process.
+    #[error("{} is in use by another inland process", .0.display())]
+    InUse(PathBuf),
+    /// The evidence ledger failed.
+    #[error("evidence ledger: {0}")]
+    Ledger(#[source] inland_ledger::Error),
+    /// Something the domain stored does not read back as written: the named
+    /// file or record is damaged or was altered.
+    #[error("{what} is damaged: {source}")]
+    Damaged {
+        /// The file or record.
+        what: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A table could not be encoded or decoded (sealed outputs, released versions).
+    #[error("table: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A record could not be encoded: a bug in Inland.
+    #[error("encoding a record: {0}")]
+    Encode(#[from] serde_json::Error),
     /// A bug in Inland: please report it.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl Error {
+    /// Stored data `what` failed to read back because of `source`.
+    pub(crate) fn damaged(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Damaged {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -51,87 +92,11 @@ impl Error {
     }
 }
 
-/// Why a job was refused at admission or stopped while running. Each names
-/// the limit or capability concerned, so the job's author can act on it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum JobError {
-    /// The operator or grant does not allow this job now.
-    #[error("not authorized: {reason}")]
-    NotAuthorized {
-        /// Which check failed.
-        reason: String,
-    },
-    /// The file is not a valid WebAssembly component.
-    #[error("invalid module: {message}")]
-    InvalidModule {
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The component does not implement the `inland:job` world.
-    #[error("wrong world: {message}")]
-    WrongWorld {
-        /// What is missing or different.
-        message: String,
-    },
-    /// The component asks for a capability jobs are never given.
-    #[error("capability denied: the job imports `{import}`; {why}")]
-    CapabilityDenied {
-        /// The import that was refused.
-        import: String,
-        /// Why jobs do not get it.
-        why: String,
-    },
-    /// The job ran past its wall-clock limit.
-    #[error("time limit: the job ran longer than {}s", limit.as_secs_f64())]
-    Timeout {
-        /// The limit it hit.
-        limit: Duration,
-    },
-    /// The job tried to grow its memory past the limit.
-    #[error("memory limit: the job tried to use more than {limit_bytes} bytes of memory")]
-    OutOfMemory {
-        /// The limit it hit.
-        limit_bytes: u64,
-    },
-    /// The job emitted more output than allowed.
-    #[error("output limit: the job emitted more than {limit_bytes} bytes of output")]
-    OutputLimit {
-        /// The limit it hit.
-        limit_bytes: u64,
-    },
-    /// The job overflowed its stack.
-    #[error("stack limit: the job overflowed its stack")]
-    StackOverflow,
-    /// The job panicked; the message is the panic's own.
-    #[error("the job panicked: {message}")]
-    Panicked {
-        /// The panic message from the job's stderr.
-        message: String,
-    },
-    /// The job trapped for another reason.
-    #[error("the job trapped: {message}")]
-    Trapped {
-        /// The trap.
-        message: String,
-    },
-    /// The job returned an error.
-    #[error("the job failed: {message}")]
-    Failed {
-        /// The job's own error message.
-        message: String,
-    },
-    /// The job's grant was terminated while it ran.
-    #[error("stopped: grant `{grant}` was terminated")]
-    GrantTerminated {
-        /// The grant.
-        grant: String,
-    },
-    /// The domain is running as many jobs as it is configured for.
-    #[error("busy: {message}")]
-    Busy {
-        /// Which resource is exhausted.
-        message: String,
-    },
+impl From<FileError> for Error {
+    fn from(e: FileError) -> Self {
+        Error::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

@@ -246,8 +246,57 @@ pub enum Event {
         /// Job id.
         job_id: String,
         /// `succeeded`, or the error that ended it.
-        outcome: String,
+        outcome: JobOutcome,
     },
+}
+
+/// How a job ended, as its `job_finished` event records it. Kept as one
+/// string in the record (`succeeded`, or the error's text) so that ledgers
+/// written by earlier versions read the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum JobOutcome {
+    /// `run` returned `Ok`.
+    Succeeded,
+    /// It failed or was stopped, for this reason.
+    Failed(String),
+}
+
+impl JobOutcome {
+    const SUCCEEDED: &'static str = "succeeded";
+
+    /// Whether the job succeeded.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, JobOutcome::Succeeded)
+    }
+}
+
+impl From<String> for JobOutcome {
+    fn from(s: String) -> Self {
+        if s == JobOutcome::SUCCEEDED {
+            JobOutcome::Succeeded
+        } else {
+            JobOutcome::Failed(s)
+        }
+    }
+}
+
+impl From<JobOutcome> for String {
+    fn from(o: JobOutcome) -> Self {
+        match o {
+            JobOutcome::Succeeded => JobOutcome::SUCCEEDED.to_string(),
+            JobOutcome::Failed(why) => why,
+        }
+    }
+}
+
+impl std::fmt::Display for JobOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobOutcome::Succeeded => f.write_str(JobOutcome::SUCCEEDED),
+            JobOutcome::Failed(why) => f.write_str(why),
+        }
+    }
 }
 
 /// An event with the time it was recorded.
@@ -289,7 +338,7 @@ impl EventSink for MemorySink {
         let seq = events.len() as u64;
         events.push(EventRecord {
             seq,
-            at_ms: crate::fsutil::now_ms(),
+            at_ms: inland_files::now_ms(),
             event,
         });
         Ok(())

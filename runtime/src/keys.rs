@@ -88,7 +88,7 @@ impl KeyStore {
         let store = KeyStore { dir: dir.to_path_buf() };
         store.recover()?;
         if !dir.join(MASTER).exists() {
-            crate::domain::write_private(&dir.join(MASTER), hex::encode(random32()?).as_bytes())?;
+            inland_files::write_private(&dir.join(MASTER), hex::encode(random32()?).as_bytes())?;
         }
         Ok(store)
     }
@@ -114,7 +114,10 @@ impl KeyStore {
         let wrapped = self
             .master()?
             .seal(hex::encode(random32()?).as_bytes(), &format!("grant-key:{grant}"))?;
-        crate::domain::write_private(&self.grant_path(grant), hex::encode(wrapped).as_bytes())
+        Ok(inland_files::write_private(
+            &self.grant_path(grant),
+            hex::encode(wrapped).as_bytes(),
+        )?)
     }
 
     /// The data key of a grant; an error if it was destroyed.
@@ -168,7 +171,7 @@ impl KeyStore {
             .and_then(|_| f.sync_all())
             .map_err(|e| Error::io(&path, e))?;
         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        crate::fsutil::sync_dir(&self.dir.join(GRANTS))?;
+        inland_files::sync_dir(&self.dir.join(GRANTS))?;
         Ok(true)
     }
 
@@ -193,20 +196,20 @@ impl KeyStore {
             let wrapped =
                 hex::decode(text.trim()).map_err(|_| Error::Invalid(format!("{} is not hex", path.display())))?;
             let rewrapped = new.seal(&old.open(&wrapped, &aad)?, &aad)?;
-            crate::fsutil::write_atomic(
+            inland_files::write_atomic(
                 &next_dir.join(format!("{grant}.key")),
                 hex::encode(rewrapped).as_bytes(),
             )?;
             count += 1;
         }
-        crate::fsutil::write_atomic(
+        inland_files::write_atomic(
             &self.dir.join(format!("{MASTER}.next")),
             hex::encode(new_bytes).as_bytes(),
         )?;
         // The commit point: from here on the new key is the master key.
         std::fs::rename(self.dir.join(format!("{MASTER}.next")), self.dir.join(MASTER))
             .map_err(|e| Error::io(self.dir.join(MASTER), e))?;
-        crate::fsutil::sync_dir(&self.dir)?;
+        inland_files::sync_dir(&self.dir)?;
         self.recover()?;
         Ok(count)
     }
@@ -227,7 +230,7 @@ impl KeyStore {
         if !committed {
             std::fs::remove_file(&uncommitted).map_err(|e| Error::io(&uncommitted, e))?;
         }
-        crate::fsutil::sync_dir(&self.dir.join(GRANTS))
+        Ok(inland_files::sync_dir(&self.dir.join(GRANTS))?)
     }
 }
 

@@ -3,6 +3,7 @@
 //! specific to the runtime: typed entries, the record of repairs, and
 //! OpenLineage run events built from the job events.
 
+use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventRecord, EventSink};
 use serde_json::json;
@@ -25,7 +26,7 @@ impl From<inland_ledger::Error> for Error {
             inland_ledger::Error::Io { path, source } => Error::Io { path, source },
             inland_ledger::Error::Invalid(m) => Error::Invalid(m),
             inland_ledger::Error::Internal(m) => Error::Internal(m),
-            other => Error::Storage(other.to_string()),
+            other => Error::Ledger(other),
         }
     }
 }
@@ -60,7 +61,7 @@ impl EventLedger {
 
     /// Appends an event; returns its sequence number once it is durable.
     pub fn append(&self, event: Event) -> Result<u64> {
-        let at_ms = crate::fsutil::now_ms();
+        let at_ms = inland_files::now_ms();
         Ok(self.log.append_with(|seq| {
             serde_json::to_vec(&EventRecord { seq, at_ms, event })
                 .map_err(|e| inland_ledger::Error::Internal(e.to_string()))
@@ -73,9 +74,7 @@ impl EventLedger {
             .raw_entries()?
             .iter()
             .enumerate()
-            .map(|(i, bytes)| {
-                serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("ledger entry {i}: {e}")))
-            })
+            .map(|(i, bytes)| serde_json::from_slice(bytes).map_err(|e| Error::damaged(format!("ledger entry {i}"), e)))
             .collect()
     }
 
@@ -108,17 +107,17 @@ impl EventLedger {
                     let Some((module, datasets)) = started.get(job_id.as_str()) else {
                         continue;
                     };
-                    let kind = if outcome == "succeeded" { "COMPLETE" } else { "FAIL" };
+                    let kind = if outcome.succeeded() { "COMPLETE" } else { "FAIL" };
                     let outs = outputs.get(job_id.as_str()).map(Vec::as_slice).unwrap_or_default();
                     run_event(kind, e, job_id, module, datasets, outs, namespace)
                 }
                 _ => continue,
             };
-            out.extend(serde_json::to_vec(&line).map_err(|e| Error::Internal(e.to_string()))?);
+            out.extend(serde_json::to_vec(&line)?);
             out.push(b'\n');
             count += 1;
         }
-        crate::fsutil::write_atomic(&dir.join(EXPORT_OPENLINEAGE), &out)?;
+        inland_files::write_atomic(&dir.join(EXPORT_OPENLINEAGE), &out)?;
         Ok(count)
     }
 }
@@ -158,7 +157,7 @@ fn run_event(
 /// Milliseconds since the Unix epoch as an ISO 8601 UTC timestamp.
 fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
-    let date = crate::date::Date::from_days((secs / 86_400) as i64);
+    let date = Date::from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     format!(
         "{date}T{:02}:{:02}:{:02}.{:03}Z",

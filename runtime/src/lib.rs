@@ -8,17 +8,33 @@
 //! - A **domain** ([`Domain`]) is a directory: configuration, datasets,
 //!   quarantine, state and caches.
 //! - A **dataset** ([`DatasetRecord`]) is a registered table, stored as Parquet.
-//! - A **job** is a component of the `inland:job` world; [`Runtime::run_job`]
+//! - A **job** is a component of the `inland:job` world; [`Jobs::run`]
 //!   admits it, runs it in the sandbox, and keeps its outputs in quarantine
 //!   ([`OutputRecord`]).
 //! - Every step is an [`Event`] sent to one [`EventSink`]: the domain's
 //!   evidence [`EventLedger`], a signed Merkle log.
 //!
 //! ## Architecture
-//! `catalog` registers datasets; `query` plans and checks every SQL string a
-//! job sends ([`QueryGuard`] is the seam for domain policy); `sandbox` runs
-//! components under wasmtime with hard limits; `host` answers a job's imports;
-//! `output` collects and quarantines tables; `job` ties them together.
+//! This crate is the domain stage of the path of a job. Below it,
+//! `inland-query` plans and checks every SQL string ([`QueryGuard`] is the
+//! seam for domain policy) and `inland-sandbox` runs components under
+//! wasmtime with hard limits; above it, the `inland` CLI (and next the
+//! server) is handed one service at a time by the [`Runtime`] facade.
+//!
+//! Modules, dependencies pointing down the list:
+//! - `runtime`: the facade; hands out the services below.
+//! - `evidence`: the [`Evidence`] service — reports from the ledger and the public catalog.
+//! - `jobs`: the [`Jobs`] service — admission, the run, the query side handed
+//!   to the sandbox, records, and stopping a terminated grant's jobs.
+//! - `release`: the [`Reviews`] service — quarantine (`vault`), output records,
+//!   the gate's inputs (`gating`), reviews and votes, released versions, exports.
+//! - `governance`: the [`Catalog`], [`Governance`] and [`Policies`] services —
+//!   datasets and their uniqueness proofs, the identifier index, operators,
+//!   grants, policy versions.
+//! - `context`: what every service shares (domain, sandbox, engine, keys, sink).
+//! - `ledger`, `events`: the evidence ledger adapter and the events it records.
+//! - `keys`, `state`, `domain`, `date`, `error`: grant keys and rotation, the
+//!   state database, the domain directory, calendar dates, typed errors.
 //!
 //! ## Example
 //! ```no_run
@@ -27,82 +43,56 @@
 //! let dir = std::path::Path::new("/tmp/my-domain");
 //! Domain::init(dir, "example")?;
 //! let runtime = Runtime::open(dir)?;
-//! runtime.register_dataset("residents", "residents.csv".as_ref(), "residents")?;
+//! runtime.catalog().register("residents", "residents.csv".as_ref(), "residents")?;
 //! let wasm = std::fs::read("district_stats.wasm").map_err(|e| inland_runtime::Error::Invalid(e.to_string()))?;
 //! let request = JobRequest { wasm, params: vec![], operator: "city-data-ops".into(), grant: "g-1234".into() };
-//! let report = runtime.run_job(request).await?;
+//! let report = runtime.jobs().run(request).await?;
 //! println!("{:?}", report.job.status);
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-mod aggregate_rule;
-mod catalog;
-mod clock;
-mod contrib;
+mod context;
 mod date;
-mod decimal_arith;
-pub mod demo;
 mod domain;
 mod error;
 mod events;
-mod export;
-mod fsutil;
-mod function_rule;
-mod gating;
+mod evidence;
 mod governance;
-mod host;
-mod id_index;
-mod job;
-mod keep;
+mod jobs;
 mod keys;
 pub mod ledger;
-mod output;
-mod policy_store;
-mod policy_table;
-mod publication;
-mod query;
 mod release;
-mod review;
-pub mod review_view;
-mod row_contrib;
-mod sandbox;
+mod runtime;
 mod state;
-mod uniqueness;
 
-pub use catalog::{
-    CatalogInfo, ColumnInfo, DatasetMeta, DatasetRecord, DatasetStatus, Grade, validate_name as validate_dataset_name,
-};
 pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
-pub use error::{Error, JobError, Result};
-pub use events::{Event, EventRecord, EventSink, MemorySink};
-pub use export::{ExportCheck, Manifest, ManifestFile, verify_bundle};
-pub use governance::{
+pub use error::{Error, Result};
+pub use events::{Event, EventRecord, EventSink, JobOutcome, MemorySink};
+pub use evidence::Evidence;
+pub use evidence::publication::{ComplianceLine, UsageReport};
+pub use governance::catalog::{
+    CatalogInfo, DatasetMeta, DatasetRecord, DatasetStatus, Feedback, Grade, validate_name as validate_dataset_name,
+};
+pub use governance::operators::{
     Grant, GrantRequest, GrantStatus, MAX_TERM_YEARS, Operator, OperatorStatus, OperatorType, Qualification,
     TerminationReason,
 };
-pub use host::{LogLine, QueryRecord};
+pub use governance::policy_store::PolicyVersion;
+pub use governance::{Catalog, Governance, Policies};
 pub use inland_gate::{CheckResult, GateReport, Remedy, Status, Verdict};
 pub use inland_policies::{Diagnostic, Label, Policy};
-pub use job::{JobRecord, JobReport, JobRequest, JobStatus, Runtime};
+pub use inland_query::{
+    ColumnInfo, DatasetSource, Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard,
+};
+pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
+pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
-pub use output::{ExportRecord, OutputRecord, Release, validate_output_name};
-pub use policy_store::PolicyVersion;
-pub use publication::{ComplianceLine, Feedback, UsageReport};
-pub use query::{Guarded, PlannedQuery, QueryEngine, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
-pub use release::ExportOutcome;
-pub use review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};
-pub use sandbox::EPOCH_TICK;
-
-/// A small deterministic generator for tests that need many varied values.
-#[cfg(test)]
-pub(crate) fn test_rng(mut x: u64) -> impl FnMut() -> u64 {
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
+pub use release::export::{ExportCheck, Manifest, ManifestFile, verify_bundle};
+pub use release::output::{ExportRecord, OutputRecord, QueryRecord, Release};
+pub use release::review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};
+pub use release::review_view;
+pub use release::{ExportOutcome, Reviews};
+pub use runtime::Runtime;

@@ -49,49 +49,61 @@ pub(crate) struct State {
 }
 
 fn storage(e: impl Into<redb::Error>) -> Error {
-    Error::Storage(e.into().to_string())
+    Error::Database(e.into())
 }
 
 fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))
+    Ok(serde_json::to_vec(value)?)
 }
 
 fn decode<T: DeserializeOwned>(table: &Table, key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("record {key} in {}: {e}", table.name())))
+    serde_json::from_slice(bytes).map_err(|e| Error::damaged(format!("record {key} in {}", table.name()), e))
 }
 
 impl State {
     pub(crate) fn open(path: &Path) -> Result<State> {
         let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                Error::Storage(format!("{} is in use by another inland process", path.display()))
-            }
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::InUse(path.to_path_buf()),
             other => storage(other),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        let had_released = txn.list_tables().map_err(storage)?.any(|t| t.name() == RELEASED.name());
+        // Derived tables (the release index) are built by their owners with
+        // [`State::build_once`], so a domain from before them gets them whole.
         for t in [
-            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS, RELEASED,
+            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS,
         ] {
             txn.open_table(t).map_err(storage)?;
         }
-        if !had_released {
-            // A domain from before the index: build it from the outputs, in the same transaction.
-            let outputs = txn.open_table(OUTPUTS).map_err(storage)?;
-            let mut released = txn.open_table(RELEASED).map_err(storage)?;
-            for item in outputs.iter().map_err(storage)? {
+        txn.commit().map_err(storage)?;
+        Ok(State { db })
+    }
+
+    /// Creates `target` from the records of `source`, in one transaction, if
+    /// `target` does not exist yet: how a table added in a later version is
+    /// built from what older versions kept. Returns whether it was built.
+    pub(crate) fn build_once<T: DeserializeOwned, U: Serialize>(
+        &self,
+        target: Table,
+        source: Table,
+        derive: impl Fn(&str, T) -> Option<(String, U)>,
+    ) -> Result<bool> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        if txn.list_tables().map_err(storage)?.any(|t| t.name() == target.name()) {
+            return Ok(false);
+        }
+        {
+            let from = txn.open_table(source).map_err(storage)?;
+            let mut to = txn.open_table(target).map_err(storage)?;
+            for item in from.iter().map_err(storage)? {
                 let (k, v) = item.map_err(storage)?;
-                let o: crate::output::OutputRecord = decode(&OUTPUTS, k.value(), v.value())?;
-                if let Some(r) = &o.release {
-                    let cells = encode(&r.cells)?;
-                    released
-                        .insert(released_key(&o.grant, &o.id).as_str(), cells.as_slice())
-                        .map_err(storage)?;
+                let record: T = decode(&source, k.value(), v.value())?;
+                if let Some((key, value)) = derive(k.value(), record) {
+                    to.insert(key.as_str(), encode(&value)?.as_slice()).map_err(storage)?;
                 }
             }
         }
         txn.commit().map_err(storage)?;
-        Ok(State { db })
+        Ok(true)
     }
 
     /// Replaces a record that must exist and, in the same transaction, sets
@@ -163,6 +175,20 @@ impl State {
         txn.commit().map_err(storage)
     }
 
+    /// Removes a record; whether it was there.
+    #[cfg(test)]
+    pub(crate) fn remove(&self, table: Table, key: &str) -> Result<bool> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let was = txn
+            .open_table(table)
+            .map_err(storage)?
+            .remove(key)
+            .map_err(storage)?
+            .is_some();
+        txn.commit().map_err(storage)?;
+        Ok(was)
+    }
+
     pub(crate) fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {
         let txn = self.db.begin_read().map_err(storage)?;
         let t = txn.open_table(table).map_err(storage)?;
@@ -182,98 +208,5 @@ impl State {
             out.push(decode(&table, k.value(), v.value())?);
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::output::{OutputRecord, Release};
-    use inland_gate::{GateReport, ReleasedCell, Verdict};
-
-    fn output(grant: &str, id: &str, released: Option<Vec<ReleasedCell>>) -> OutputRecord {
-        OutputRecord {
-            id: id.into(),
-            name: "table".into(),
-            job_id: id.split('/').next().unwrap_or(id).into(),
-            operator: "op".into(),
-            grant: grant.into(),
-            module_sha256: "m".into(),
-            sha256: "s".into(),
-            rows: 1,
-            bytes: 1,
-            columns: Vec::new(),
-            datasets: Vec::new(),
-            queries: Vec::new(),
-            created_at_ms: 0,
-            label: None,
-            destroyed: false,
-            gate: None,
-            review: None,
-            release: released.map(|cells| Release {
-                sha256: "r".into(),
-                rows: 1,
-                report: GateReport {
-                    verdict: Verdict::Review,
-                    approvals_required: 2,
-                    row_level: false,
-                    checks: Vec::new(),
-                    traced_cells: cells.len() as u64,
-                    untraced_cells: 0,
-                    overrides: Vec::new(),
-                },
-                cells,
-                approved_at_ms: 1,
-            }),
-            exports: Vec::new(),
-        }
-    }
-
-    fn cell(source: &str, key: &str, entities: u64) -> ReleasedCell {
-        ReleasedCell {
-            source: source.into(),
-            keys: vec![key.into()],
-            entities,
-        }
-    }
-
-    /// A domain written before the release index existed gets it on open,
-    /// built from its approved outputs, so no grant loses its differencing history.
-    #[test]
-    fn a_domain_from_before_the_release_index_gets_it_built_from_its_outputs() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
-        let path = dir.path().join("state.redb");
-        let (a, b) = (
-            vec![cell("count(*)", "east", 12)],
-            vec![cell("sum(income)", "west", 40)],
-        );
-        {
-            let state = State::open(&path)?;
-            state.insert_new(OUTPUTS, "j1/t", &output("g1", "j1/t", Some(a.clone())), "output")?;
-            state.insert_new(OUTPUTS, "j2/t", &output("g1", "j2/t", None), "output")?;
-            state.insert_new(OUTPUTS, "j3/t", &output("g2", "j3/t", Some(b.clone())), "output")?;
-            // As an older version left it: no index table at all.
-            let txn = state.db.begin_write().map_err(storage)?;
-            txn.delete_table(RELEASED).map_err(storage)?;
-            txn.commit().map_err(storage)?;
-        }
-        let state = State::open(&path)?;
-        let g1: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g1", ""))?;
-        assert_eq!(g1, vec![(released_key("g1", "j1/t"), a)]);
-        let g2: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g2", ""))?;
-        assert_eq!(g2, vec![(released_key("g2", "j3/t"), b)]);
-
-        // Once built, it is not rebuilt: an entry removed on purpose stays removed.
-        let txn = state.db.begin_write().map_err(storage)?;
-        txn.open_table(RELEASED)
-            .map_err(storage)?
-            .remove(released_key("g2", "j3/t").as_str())
-            .map_err(storage)?;
-        txn.commit().map_err(storage)?;
-        drop(state);
-        let state = State::open(&path)?;
-        let g2: Vec<(String, Vec<ReleasedCell>)> = state.list_prefix(RELEASED, &released_key("g2", ""))?;
-        assert!(g2.is_empty());
-        Ok(())
     }
 }

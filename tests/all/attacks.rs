@@ -1,6 +1,8 @@
 //! Runs the attack suite in `tests/attacks/*.slt`: hostile SQL and the outcome
-//! the domain must give, side by side. `INLAND_BLESS=1` rewrites the outcomes
-//! from what the domain does, for review as a diff.
+//! the domain must give, side by side. Each outcome is part of the case's
+//! specification, written by hand: `INLAND_BLESS=1` only proposes new
+//! outcomes, in `policy.slt.proposed` beside the suite, for review as a diff;
+//! it never changes the suite, and the test still fails on any difference.
 
 use crate::support::{
     OPERATOR, ROWS, SEED, TestDomain, apply_example_policy, new_domain, register_csv, register_taxes, run_as,
@@ -141,8 +143,12 @@ async fn the_policy_attack_suite_gives_the_expected_outcome_for_every_trick() {
                 out.push(part);
             }
         }
-        std::fs::write(&path, out.join("\n\n") + "\n").unwrap();
-        return;
+        let proposed = path.with_extension("slt.proposed");
+        std::fs::write(&proposed, out.join("\n\n") + "\n").unwrap();
+        eprintln!(
+            "proposed outcomes written to {}: review with `diff`",
+            proposed.display()
+        );
     }
     assert!(
         failures.is_empty(),

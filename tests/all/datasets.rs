@@ -18,7 +18,7 @@ fn a_csv_file_is_registered_with_its_schema_inferred() {
         "parks.csv",
         "park,district,area_ha,opened\n北海公园,西城区,68.2,1925-08-01\n玉渊潭,海淀区,136.7,1960-01-01\n",
     );
-    let rec = d.rt.register_dataset("parks", &csv, "City parks").unwrap();
+    let rec = d.rt.catalog().register("parks", &csv, "City parks").unwrap();
     assert_eq!(rec.rows, 2);
     assert_eq!(rec.format, "csv");
     let types: Vec<(&str, &str)> = rec
@@ -35,8 +35,8 @@ fn a_csv_file_is_registered_with_its_schema_inferred() {
             ("opened", "Date32")
         ]
     );
-    assert_eq!(d.rt.dataset("parks").unwrap(), rec);
-    let names: Vec<String> = d.rt.datasets().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(d.rt.catalog().get("parks").unwrap(), rec);
+    let names: Vec<String> = d.rt.catalog().list().unwrap().into_iter().map(|d| d.name).collect();
     assert_eq!(names, ["enterprises", "parks", "residents"]);
     assert!(d.root.join(rec.relative_path()).is_file());
 }
@@ -46,13 +46,13 @@ fn a_malformed_csv_is_refused_with_its_line_number_and_changes_nothing() {
     let d = new_domain(test_limits());
     let before = files_under(&d.root.join("datasets"));
     let csv = write(&d.sources, "bad.csv", "a,b\n1,2\n3,4\n5,6,7\n8,9\n");
-    let err = d.rt.register_dataset("bad", &csv, "").unwrap_err();
+    let err = d.rt.catalog().register("bad", &csv, "").unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("line 4") || text.contains("line: 4"), "{text}");
     assert!(text.contains("bad.csv"), "{text}");
     assert_eq!(files_under(&d.root.join("datasets")), before);
-    assert!(matches!(d.rt.dataset("bad"), Err(Error::NotFound(_))));
+    assert!(matches!(d.rt.catalog().get("bad"), Err(Error::NotFound(_))));
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn a_corrupt_parquet_file_is_refused_and_changes_nothing() {
     bytes.truncate(bytes.len() / 2);
     let path = d.sources.join("broken.parquet");
     std::fs::write(&path, bytes).unwrap();
-    let err = d.rt.register_dataset("broken", &path, "").unwrap_err().to_string();
+    let err = d.rt.catalog().register("broken", &path, "").unwrap_err().to_string();
     assert!(err.contains("not a valid Parquet file"), "{err}");
     assert_eq!(files_under(&d.root.join("datasets")), before);
 }
@@ -73,16 +73,17 @@ fn names_formats_and_duplicates_are_checked_before_anything_is_written() {
     let d = new_domain(test_limits());
     let csv = write(&d.sources, "ok.csv", "a\n1\n");
     for bad in ["Residents", "1abc", "a-b", "a b", "", "x".repeat(64).as_str()] {
-        let err = d.rt.register_dataset(bad, &csv, "").unwrap_err();
+        let err = d.rt.catalog().register(bad, &csv, "").unwrap_err();
         assert!(matches!(err, Error::Invalid(_)), "{bad:?}: {err:?}");
     }
     let txt = write(&d.sources, "data.txt", "a\n1\n");
-    let err = d.rt.register_dataset("txt", &txt, "").unwrap_err().to_string();
+    let err = d.rt.catalog().register("txt", &txt, "").unwrap_err().to_string();
     assert!(err.contains("unsupported format"), "{err}");
-    let err = d.rt.register_dataset("residents", &csv, "").unwrap_err();
+    let err = d.rt.catalog().register("residents", &csv, "").unwrap_err();
     assert!(matches!(err, Error::Exists(_)), "{err:?}");
     let missing =
-        d.rt.register_dataset("missing", &d.sources.join("nope.csv"), "")
+        d.rt.catalog()
+            .register("missing", &d.sources.join("nope.csv"), "")
             .unwrap_err()
             .to_string();
     assert!(missing.contains("nope.csv"), "{missing}");
@@ -91,10 +92,10 @@ fn names_formats_and_duplicates_are_checked_before_anything_is_written() {
 #[test]
 fn the_domain_reopens_with_its_catalog() {
     let d = new_domain(test_limits());
-    let before = d.rt.datasets().unwrap();
+    let before = d.rt.catalog().list().unwrap();
     drop(d.rt);
     let rt = inland_runtime::Runtime::open(&d.root).unwrap();
-    assert_eq!(rt.datasets().unwrap(), before);
+    assert_eq!(rt.catalog().list().unwrap(), before);
     assert_eq!(before.len(), 2);
 }
 
@@ -109,18 +110,20 @@ fn a_dataset_can_be_stored_sorted_and_a_bad_sort_column_changes_nothing() {
     };
     let before = files_under(&d.root.join("datasets"));
     let err =
-        d.rt.register_dataset_with("by_height", &source, meta(&["district", "height"]))
+        d.rt.catalog()
+            .register_with("by_height", &source, meta(&["district", "height"]))
             .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     assert!(err.to_string().contains("`height`"), "{err}");
     assert_eq!(files_under(&d.root.join("datasets")), before);
-    assert!(matches!(d.rt.dataset("by_height"), Err(Error::NotFound(_))));
+    assert!(matches!(d.rt.catalog().get("by_height"), Err(Error::NotFound(_))));
 
     let rec =
-        d.rt.register_dataset_with("by_district", &source, meta(&["district", "age"]))
+        d.rt.catalog()
+            .register_with("by_district", &source, meta(&["district", "age"]))
             .unwrap();
     assert_eq!(rec.sorted_by, ["district", "age"]);
-    assert_eq!(rec.rows, d.rt.dataset("residents").unwrap().rows);
+    assert_eq!(rec.rows, d.rt.catalog().get("residents").unwrap().rows);
     let file = std::fs::File::open(d.root.join(rec.relative_path())).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()

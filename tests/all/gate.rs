@@ -10,9 +10,9 @@ use inland_runtime::{
 fn with_policy() -> TestDomain {
     let d = new_domain(test_limits());
     apply_example_policy(&d, "");
-    d.rt.add_reviewer("li", None).unwrap();
-    d.rt.add_reviewer("wang", None).unwrap();
-    d.rt.add_reviewer("insider", Some(OPERATOR)).unwrap();
+    d.rt.reviews().add_reviewer("li", None).unwrap();
+    d.rt.reviews().add_reviewer("wang", None).unwrap();
+    d.rt.reviews().add_reviewer("insider", Some(OPERATOR)).unwrap();
     d
 }
 
@@ -30,7 +30,7 @@ async fn probe(d: &TestDomain, sql: &str) -> JobReport {
 }
 
 fn vote(d: &TestDomain, id: &str, reviewer: &str, decision: Decision) -> inland_runtime::Result<OutputRecord> {
-    d.rt.vote(
+    d.rt.reviews().vote(
         id,
         VoteRequest {
             reviewer: reviewer.into(),
@@ -58,7 +58,7 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
     let d = with_policy();
     let report = run_as(&d.rt, OPERATOR, &d.grant, wasm("district-stats"), &[]).await;
     let id = report.outputs[0].id.clone();
-    let o = d.rt.output(&id).unwrap();
+    let o = d.rt.reviews().output(&id).unwrap();
     let gate = o.gate.as_ref().unwrap();
     assert_eq!(gate.verdict, Verdict::Review);
     // Every value the job emitted is one the host computed: all traced, none untraced.
@@ -68,7 +68,7 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
 
     // Not approved yet: it cannot leave.
     let out = tempfile::tempdir().unwrap();
-    let err = d.rt.export(&id, &out.path().join("early")).unwrap_err();
+    let err = d.rt.reviews().export(&id, &out.path().join("early")).unwrap_err();
     assert!(
         matches!(err, Error::Refused(_)) && err.to_string().contains("submitted"),
         "{err}"
@@ -89,12 +89,15 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
     );
 
     let bundle = out.path().join("bundle");
-    let done = d.rt.export(&id, &bundle).unwrap();
+    let done = d.rt.reviews().export(&id, &bundle).unwrap();
     assert_eq!(done.files.len(), 2);
     let ok = verify_bundle(&bundle, None).unwrap();
     assert_eq!(ok.problem, None);
     assert_eq!(ok.files, 2);
-    assert_eq!(d.rt.output(&id).unwrap().review.unwrap().state, ReviewState::Released);
+    assert_eq!(
+        d.rt.reviews().output(&id).unwrap().review.unwrap().state,
+        ReviewState::Released
+    );
     // The CSV holds the released table.
     let csv = std::fs::read_to_string(bundle.join("district_stats.csv")).unwrap();
     assert!(csv.starts_with("district,residents,avg_age,avg_income"), "{csv}");
@@ -138,7 +141,8 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
 
     // The ledger recorded the check, the vote, the decision and the export.
     let kinds: Vec<String> =
-        d.rt.ledger()
+        d.rt.evidence()
+            .ledger()
             .unwrap()
             .entries()
             .unwrap()
@@ -156,7 +160,8 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
 
     // Terminating the grant lists the exported product in the destruction record; it is not recalled.
     let record =
-        d.rt.terminate_grant(&d.grant, inland_runtime::TerminationReason::Agreement, "ended")
+        d.rt.jobs()
+            .terminate_grant(&d.grant, inland_runtime::TerminationReason::Agreement, "ended")
             .await
             .unwrap();
     let inland_runtime::Event::GrantTerminated { released, .. } = record else {
@@ -179,17 +184,17 @@ async fn rejected_blocked_and_pending_outputs_cannot_leave() {
     let id = r.outputs[0].id.clone();
     let rejected = vote(&d, &id, "wang", Decision::Reject).unwrap();
     assert_eq!(rejected.review.unwrap().state, ReviewState::Rejected);
-    let err = d.rt.export(&id, &out.path().join("a")).unwrap_err();
+    let err = d.rt.reviews().export(&id, &out.path().join("a")).unwrap_err();
     assert!(err.to_string().contains("rejected"), "{err}");
     // Blocked: the job read (masked) direct identifiers.
     let r = probe(&d, "SELECT resident_id, district FROM residents LIMIT 3").await;
     let id = r.outputs[0].id.clone();
-    let o = d.rt.output(&id).unwrap();
+    let o = d.rt.reviews().output(&id).unwrap();
     assert_eq!(o.review.as_ref().unwrap().state, ReviewState::Blocked);
     assert_eq!(failing(&o, "label"), vec![]);
     let err = vote(&d, &id, "li", Decision::Approve).unwrap_err();
     assert!(err.to_string().contains("blocked"), "{err}");
-    assert!(d.rt.export(&id, &out.path().join("b")).is_err());
+    assert!(d.rt.reviews().export(&id, &out.path().join("b")).is_err());
     // Returned for changes is final too, and cannot leave.
     let r = probe(&d, "SELECT district, count(*) AS n FROM residents GROUP BY district").await;
     let id = r.outputs[0].id.clone();
@@ -197,7 +202,7 @@ async fn rejected_blocked_and_pending_outputs_cannot_leave() {
         vote(&d, &id, "li", Decision::Return).unwrap().review.unwrap().state,
         ReviewState::Returned
     );
-    assert!(d.rt.export(&id, &out.path().join("c")).is_err());
+    assert!(d.rt.reviews().export(&id, &out.path().join("c")).is_err());
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing was written");
 }
 
@@ -210,7 +215,7 @@ async fn identifiers_hidden_in_an_aggregate_table_are_caught() {
         "SELECT district, count(*) AS residents, 'contact 11010519491231002X' AS note FROM residents GROUP BY district ORDER BY district",
     )
     .await;
-    let o = d.rt.output(&r.outputs[0].id).unwrap();
+    let o = d.rt.reviews().output(&r.outputs[0].id).unwrap();
     assert_eq!(o.gate.as_ref().unwrap().verdict, Verdict::Blocked);
     assert_eq!(
         o.label.as_ref().unwrap().0,
@@ -232,7 +237,7 @@ async fn identifiers_hidden_in_an_aggregate_table_are_caught() {
         &format!("SELECT district, count(*) AS residents, '{name}' AS note FROM residents GROUP BY district"),
     )
     .await;
-    let o = d.rt.output(&r.outputs[0].id).unwrap();
+    let o = d.rt.reviews().output(&r.outputs[0].id).unwrap();
     assert!(failing(&o, "identifier-leakage").contains(&(0, "note".to_string())));
     let detail = &o.gate.as_ref().unwrap().check("identifier-leakage").unwrap().cells[0].detail;
     assert!(detail.contains("identifier value of a dataset"), "{detail}");
@@ -247,7 +252,7 @@ async fn a_pair_of_releases_that_differ_by_one_entity_is_caught() {
         "SELECT resident_id, district FROM residents WHERE district = '朝阳区' LIMIT 1",
     )
     .await;
-    let row = d.rt.output_table(&r.outputs[0].id).unwrap();
+    let row = d.rt.reviews().output_table(&r.outputs[0].id).unwrap();
     let pseudonym = text(row[0].column(0), 0);
     let district = text(row[0].column(1), 0);
 
@@ -263,17 +268,17 @@ async fn a_pair_of_releases_that_differ_by_one_entity_is_caught() {
         "SELECT district, count(*) AS n FROM residents WHERE resident_id <> '{pseudonym}' GROUP BY district ORDER BY district"
     );
     let but_one = probe(&d, &sql).await;
-    let second = d.rt.output(&but_one.outputs[0].id).unwrap();
+    let second = d.rt.reviews().output(&but_one.outputs[0].id).unwrap();
     let cells = failing(&second, "differencing");
     assert_eq!(cells.len(), 1, "{cells:?}");
     // The failing cell is that resident's district.
-    let table = d.rt.output_table(&second.id).unwrap();
+    let table = d.rt.reviews().output_table(&second.id).unwrap();
     assert_eq!(text(table[0].column(0), cells[0].0 as usize), district);
     assert_eq!(cells[0].1, "n");
     // Approved, the released version suppresses that cell.
     let approved = vote(&d, &second.id, "wang", Decision::Approve).unwrap();
     assert_eq!(approved.review.unwrap().state, ReviewState::Approved);
-    let released = d.rt.released_table(&second.id).unwrap();
+    let released = d.rt.reviews().released_table(&second.id).unwrap();
     assert!(arrow::array::Array::is_null(
         released[0].column(1).as_ref(),
         cells[0].0 as usize
@@ -285,7 +290,7 @@ async fn row_level_release_needs_two_blind_votes_and_a_split_vote_is_conflicted(
     let d = new_domain(test_limits());
     let csv = d.sources.join("districts.csv");
     std::fs::write(&csv, "district,area_km2\n东城区,41.8\n西城区,50.5\n朝阳区,470.8\n").unwrap();
-    d.rt.register_dataset("districts", &csv, "district areas").unwrap();
+    d.rt.catalog().register("districts", &csv, "district areas").unwrap();
     let extra = r#"
 [datasets.districts]
 grade = "general"
@@ -297,7 +302,7 @@ area_km2 = { class = "attribute", access = "plaintext", release_row_level = true
 "#;
     apply_example_policy(&d, extra);
     for r in ["li", "wang", "zhou"] {
-        d.rt.add_reviewer(r, None).unwrap();
+        d.rt.reviews().add_reviewer(r, None).unwrap();
     }
     let today = inland_runtime::Date::today();
     let grant = crate::support::issue(&d.rt, OPERATOR, &["districts"], today, today.add_years(1)).unwrap();
@@ -307,7 +312,7 @@ area_km2 = { class = "attribute", access = "plaintext", release_row_level = true
         .id
         .clone();
     let second = run_as(&d.rt, OPERATOR, &grant, probe, &sql).await.outputs[0].id.clone();
-    let o = d.rt.output(&first).unwrap();
+    let o = d.rt.reviews().output(&first).unwrap();
     assert_eq!(o.label.as_ref().unwrap().0, inland_runtime::Label::RowLevel);
     assert_eq!(o.gate.as_ref().unwrap().verdict, Verdict::Review);
     assert_eq!(o.review.as_ref().unwrap().required, 2);
@@ -317,19 +322,19 @@ area_km2 = { class = "attribute", access = "plaintext", release_row_level = true
     let review = partial.review.as_ref().unwrap();
     assert_eq!(review.state, ReviewState::PartiallyReviewed);
     assert!(inland_runtime::visible_votes(review).is_empty());
-    let page = inland_runtime::review_view::render(&partial, &d.rt.output_table(&first).unwrap());
+    let page = inland_runtime::review_view::render(&partial, &d.rt.reviews().output_table(&first).unwrap());
     assert!(page.contains("hidden until every reviewer has voted"), "{page}");
     assert!(!page.contains("by li"), "{page}");
     let out = tempfile::tempdir().unwrap();
-    assert!(d.rt.export(&first, &out.path().join("early")).is_err());
+    assert!(d.rt.reviews().export(&first, &out.path().join("early")).is_err());
     // A split vote is conflicted, and does not leave.
     let split = vote(&d, &first, "wang", Decision::Reject).unwrap();
     assert_eq!(split.review.as_ref().unwrap().state, ReviewState::Conflicted);
-    assert!(d.rt.export(&first, &out.path().join("split")).is_err());
+    assert!(d.rt.reviews().export(&first, &out.path().join("split")).is_err());
     // Two approvals release it.
     vote(&d, &second, "li", Decision::Approve).unwrap();
     let both = vote(&d, &second, "zhou", Decision::Approve).unwrap();
     assert_eq!(both.review.unwrap().state, ReviewState::Approved);
-    d.rt.export(&second, &out.path().join("bundle")).unwrap();
+    d.rt.reviews().export(&second, &out.path().join("bundle")).unwrap();
     assert_eq!(verify_bundle(&out.path().join("bundle"), None).unwrap().problem, None);
 }

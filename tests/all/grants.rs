@@ -33,7 +33,8 @@ fn a_term_over_five_years_an_unknown_dataset_or_an_unapproved_operator_is_refuse
     assert!(err.to_string().contains("`secret` is not in the catalog"), "{err}");
     let err = issue(&d.rt, OPERATOR, &["residents"], date("2026-01-01"), date("2025-01-01")).unwrap_err();
     assert!(err.to_string().contains("ends"), "{err}");
-    d.rt.add_operator("newcomer", OperatorType::Comprehensive, vec![])
+    d.rt.governance()
+        .add_operator("newcomer", OperatorType::Comprehensive, vec![])
         .unwrap();
     let err = issue(
         &d.rt,
@@ -79,11 +80,13 @@ async fn a_suspended_operator_and_another_operators_grant_are_refused() {
     let report = run_as(&d.rt, "stranger", &d.grant, wasm("district-stats"), &[]).await;
     assert_eq!(refusal(&report), "operator `stranger` is not registered");
 
-    d.rt.set_operator_status(OPERATOR, OperatorStatus::Suspended, Some("audit finding".into()))
+    d.rt.governance()
+        .set_operator_status(OPERATOR, OperatorStatus::Suspended, Some("audit finding".into()))
         .unwrap();
     let report = run(&d, "district-stats", &[]).await;
     assert_eq!(refusal(&report), format!("operator `{OPERATOR}` is suspended"));
-    d.rt.set_operator_status(OPERATOR, OperatorStatus::Approved, None)
+    d.rt.governance()
+        .set_operator_status(OPERATOR, OperatorStatus::Approved, None)
         .unwrap();
     assert_eq!(run(&d, "district-stats", &[]).await.job.status, JobStatus::Succeeded);
 }
@@ -136,13 +139,15 @@ async fn termination_refuses_jobs_destroys_keys_and_files_and_records_it() {
     // The sealed file holds no plaintext, but opens with the grant's key while it lives.
     assert!(!backup.windows(6).any(|w| w == b"ARROW1"));
     assert!(
-        d.rt.read_sealed(&d.grant, &output.sha256, &backup)
+        d.rt.reviews()
+            .read_sealed(&d.grant, &output.sha256, &backup)
             .unwrap()
             .starts_with(b"ARROW1")
     );
 
     let record =
-        d.rt.terminate_grant(&d.grant, TerminationReason::Breach, "audit finding 7")
+        d.rt.jobs()
+            .terminate_grant(&d.grant, TerminationReason::Breach, "audit finding 7")
             .await
             .unwrap();
     let Event::GrantTerminated {
@@ -161,17 +166,24 @@ async fn termination_refuses_jobs_destroys_keys_and_files_and_records_it() {
 
     // Nothing of it can be read again: not the file, not a copy taken before.
     assert!(!path.exists());
-    assert!(matches!(d.rt.output_table(&output.id), Err(Error::NotFound(_))));
-    let err = d.rt.read_sealed(&d.grant, &output.sha256, &backup).unwrap_err();
+    assert!(matches!(
+        d.rt.reviews().output_table(&output.id),
+        Err(Error::NotFound(_))
+    ));
+    let err =
+        d.rt.reviews()
+            .read_sealed(&d.grant, &output.sha256, &backup)
+            .unwrap_err();
     assert!(err.to_string().contains("destroyed"), "{err}");
     // Its jobs are refused, and the destruction record is in the ledger.
     let report = run(&d, "district-stats", &[]).await;
     assert_eq!(refusal(&report), format!("grant `{}` was terminated", d.grant));
-    let entries = d.rt.ledger().unwrap().entries().unwrap();
+    let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
     assert!(entries.iter().any(|e| e.event == record));
-    assert_eq!(d.rt.ledger().unwrap().verify().unwrap().problem, None);
+    assert_eq!(d.rt.evidence().ledger().unwrap().verify().unwrap().problem, None);
     let err =
-        d.rt.terminate_grant(&d.grant, TerminationReason::Breach, "again")
+        d.rt.jobs()
+            .terminate_grant(&d.grant, TerminationReason::Breach, "again")
             .await
             .unwrap_err();
     assert!(err.to_string().contains("already terminated"), "{err}");
@@ -182,11 +194,12 @@ async fn termination_stops_a_running_job_of_the_grant() {
     let d = std::sync::Arc::new(new_domain(test_limits()));
     let runner = d.clone();
     let job = tokio::spawn(async move { run(&runner, "hostile-loop", &[]).await });
-    while d.rt.running_jobs().is_empty() {
+    while d.rt.jobs().running().is_empty() {
         tokio::task::yield_now().await;
     }
     let record =
-        d.rt.terminate_grant(&d.grant, TerminationReason::Incident, "stop everything")
+        d.rt.jobs()
+            .terminate_grant(&d.grant, TerminationReason::Incident, "stop everything")
             .await
             .unwrap();
     let report = job.await.unwrap();

@@ -36,7 +36,7 @@ async fn district_stats_match_the_same_sql_run_directly_in_datafusion() {
     let report = run(d, "district-stats", &[("min_age", "30")]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
     assert_eq!(report.outputs.len(), 1);
-    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let out = d.rt.reviews().output_table(&report.outputs[0].id).unwrap();
     let expected = direct_sql(
         &d.sources,
         "SELECT district, count(*) AS residents, avg(age) AS avg_age, avg(income) AS avg_income \
@@ -138,7 +138,13 @@ async fn an_enormous_output_is_stopped_by_the_output_limit_and_nothing_is_kept()
     let report = run(d, "hostile-output", &[]).await;
     assert_eq!(error_of(&report), JobError::OutputLimit { limit_bytes: 8 << 20 });
     assert!(report.outputs.is_empty());
-    assert!(d.rt.outputs().unwrap().iter().all(|o| o.job_id != report.job.id));
+    assert!(
+        d.rt.reviews()
+            .outputs()
+            .unwrap()
+            .iter()
+            .all(|o| o.job_id != report.job.id)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +167,7 @@ async fn hostile_jobs_do_not_disturb_a_job_running_beside_them() {
     assert!(matches!(error_of(&looping), JobError::Timeout { .. }));
     assert!(matches!(error_of(&allocating), JobError::OutOfMemory { .. }));
     assert_eq!(useful.job.status, JobStatus::Succeeded, "{:?}", useful.job);
-    let out = d.rt.output_table(&useful.outputs[0].id).unwrap();
+    let out = d.rt.reviews().output_table(&useful.outputs[0].id).unwrap();
     let expected = direct_sql(
         &d.sources,
         "SELECT district, count(*) AS residents, avg(age) AS avg_age, avg(income) AS avg_income \
@@ -189,7 +195,8 @@ async fn malformed_and_foreign_modules_are_refused_with_a_clear_error() {
     ];
     for (what, bytes, expect) in cases {
         let report = rt
-            .run_job(JobRequest {
+            .jobs()
+            .run(JobRequest {
                 wasm: bytes,
                 params: vec![],
                 operator: shared().operator.clone(),
@@ -226,17 +233,20 @@ async fn outputs_appear_only_in_quarantine() {
     assert!(expected.starts_with("quarantine"));
     // The stored table is sealed with the grant's key; opened, it is the one recorded.
     let stored = std::fs::read(d.root.join(&expected)).unwrap();
-    let plain = d.rt.read_sealed(&d.grant, &report.outputs[0].sha256, &stored).unwrap();
+    let plain =
+        d.rt.reviews()
+            .read_sealed(&d.grant, &report.outputs[0].sha256, &stored)
+            .unwrap();
     use sha2::Digest;
     assert_eq!(hex::encode(sha2::Sha256::digest(&plain)), report.outputs[0].sha256);
-    assert!(d.rt.output_table(&report.outputs[0].id).unwrap()[0].num_rows() > 0);
+    assert!(d.rt.reviews().output_table(&report.outputs[0].id).unwrap()[0].num_rows() > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_of_a_job_is_recorded_as_an_event() {
     let d = new_domain(test_limits());
     let report = run(&d, "district-stats", &[]).await;
-    let events = d.rt.ledger().unwrap().entries().unwrap();
+    let events = d.rt.evidence().ledger().unwrap().entries().unwrap();
     let kinds: Vec<&Event> = events.iter().map(|e| &e.event).collect();
     assert!(matches!(kinds[0], Event::DatasetRegistered { .. }));
     let id = &report.job.id;
@@ -255,9 +265,9 @@ async fn every_step_of_a_job_is_recorded_as_an_event() {
             .iter()
             .any(|e| matches!(e, Event::OutputEmitted { job_id, .. } if job_id == id))
     );
-    assert!(matches!(kinds.last().unwrap(), Event::JobFinished { outcome, .. } if outcome == "succeeded"));
+    assert!(matches!(kinds.last().unwrap(), Event::JobFinished { outcome, .. } if outcome.succeeded()));
     // The job record is kept too.
-    assert_eq!(d.rt.job(id).unwrap().status, JobStatus::Succeeded);
+    assert_eq!(d.rt.jobs().get(id).unwrap().status, JobStatus::Succeeded);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use inland_runtime::{Event, JobStatus};
 use std::path::{Path, PathBuf};
 
 fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/rfc9162-vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rfc9162-vectors")
 }
 
 fn b64(v: &serde_json::Value) -> Vec<u8> {
@@ -318,7 +318,7 @@ async fn jobs_are_recorded_checkpointed_and_exported_as_openlineage() {
     let d = crate::support::new_domain(crate::support::test_limits());
     let report = crate::support::run(&d, "district-stats", &[]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded);
-    let l = d.rt.ledger().unwrap();
+    let l = d.rt.evidence().ledger().unwrap();
     let cps = l.checkpoints().unwrap();
     assert_eq!(
         cps.last().unwrap().tree_size,

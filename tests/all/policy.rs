@@ -4,6 +4,7 @@
 //! datasets join each other and a protected dataset. The aggregation and
 //! join-key rules, trick by trick, are in the attack suite (`attacks.rs`).
 
+use crate::support::as_sources;
 use crate::support::{
     OPERATOR, TestDomain, apply_example_policy, issue, new_domain, register_csv, register_taxes, run_as, test_limits,
     wasm, year_grant,
@@ -30,7 +31,7 @@ async fn probe(d: &TestDomain, grant: &str, sql: &str) -> Result<(Vec<RecordBatc
         return Err(report.job.error.map(|e| e.to_string()).unwrap_or_default());
     }
     let listing = report.job.log[0].message.clone();
-    Ok((d.rt.output_table(&report.outputs[0].id).unwrap(), listing))
+    Ok((d.rt.reviews().output_table(&report.outputs[0].id).unwrap(), listing))
 }
 
 fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
@@ -153,7 +154,7 @@ fn a_policy_with_errors_reports_them_all_and_changes_nothing() {
     let d = with_policy();
     let bad = d.sources.join("bad.toml");
     std::fs::write(&bad, "[datasets.residents]\ngrade = \"general\"\nentity = \"nobody\"\n\n[datasets.residents.columns]\nname = { class = \"direct-identifier\", access = \"plaintext\" }\n\n[datasets.missing]\ngrade = \"general\"\nentity = \"x\"\ncolumns = {}\n").unwrap();
-    let problems = d.rt.apply_policy(&bad).unwrap().unwrap_err();
+    let problems = d.rt.policies().apply(&bad).unwrap().unwrap_err();
     let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(shown.len(), 3, "{shown:#?}");
     assert!(
@@ -172,7 +173,7 @@ fn a_policy_with_errors_reports_them_all_and_changes_nothing() {
         shown.iter().any(|s| s.contains("bad.toml:8:11: dataset `missing`")),
         "{shown:#?}"
     );
-    let (versions, text) = d.rt.policies().unwrap();
+    let (versions, text) = d.rt.policies().versions().unwrap();
     assert_eq!(versions.len(), 1, "nothing changed");
     assert_eq!(text.unwrap(), inland_examples::POLICY);
 }
@@ -184,7 +185,7 @@ async fn groups_with_too_few_entities_are_suppressed_and_the_job_is_told() {
     let d = with_policy();
     let report = run_as(&d.rt, OPERATOR, &d.grant, wasm("district-stats"), &[]).await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
-    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let out = d.rt.reviews().output_table(&report.outputs[0].id).unwrap();
     let districts = strings(&out, "district");
     assert_eq!(districts.len(), 11, "{districts:?}");
     assert!(
@@ -391,11 +392,11 @@ fn example_policy(datasets: &[inland_runtime::DatasetRecord]) -> inland_runtime:
 /// returns the result with the hidden columns the host strips, and the plan.
 async fn hidden_result(d: &TestDomain, scope: &inland_runtime::QueryScope, sql: &str) -> (Vec<RecordBatch>, String) {
     use futures::TryStreamExt;
-    let datasets = d.rt.datasets().unwrap();
+    let datasets = d.rt.catalog().list().unwrap();
     let policy = example_policy(&datasets);
-    let engine = inland_runtime::QueryEngine::new(d.rt.domain(), 256 << 20).unwrap();
+    let engine = inland_runtime::QueryEngine::new(256 << 20).unwrap();
     let ctx = engine
-        .session(d.rt.domain(), &datasets, Some((&policy, [5; 32])))
+        .session(&as_sources(d.rt.domain(), &datasets), Some((&policy, [5; 32])))
         .await
         .unwrap();
     let planned = engine.plan(&ctx, scope, sql).await.unwrap();
@@ -407,7 +408,7 @@ async fn hidden_result(d: &TestDomain, scope: &inland_runtime::QueryScope, sql: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     let d = with_policy();
-    let datasets = d.rt.datasets().unwrap();
+    let datasets = d.rt.catalog().list().unwrap();
     let residents = datasets.iter().find(|r| r.name == "residents").unwrap();
     assert!(residents.unique_columns.contains(&"resident_id".to_string()));
     assert!(!residents.unique_columns.contains(&"district".to_string()));
@@ -415,7 +416,9 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
     let policy = example_policy(&datasets);
     let names = datasets.iter().map(|d| d.name.clone());
     let general = inland_runtime::QueryScope::under(Some(&policy), names);
-    let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
+    let per_row = general
+        .clone()
+        .with_unique_entities(Some(&policy), &as_sources(d.rt.domain(), &datasets));
     assert!(per_row.unique_entities.contains("residents"));
 
     let sql = "SELECT district, count(*) AS n, avg(income) AS mean, sum(income) AS total \
@@ -483,14 +486,19 @@ fn assert_same_results(fast: &[RecordBatch], slow: &[RecordBatch]) -> RecordBatc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rewrite_keeps_the_names_and_values_the_job_wrote() {
     let d = with_policy();
-    let datasets = d.rt.datasets().unwrap();
+    let datasets = d.rt.catalog().list().unwrap();
     let policy = example_policy(&datasets);
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let general = inland_runtime::QueryScope::under(Some(&policy), names.clone());
-    let per_row = general.clone().with_unique_entities(Some(&policy), &datasets);
+    let per_row = general
+        .clone()
+        .with_unique_entities(Some(&policy), &as_sources(d.rt.domain(), &datasets));
     // What the job's SQL names its columns, with no policy in force.
-    let engine = inland_runtime::QueryEngine::new(d.rt.domain(), 256 << 20).unwrap();
-    let plain = engine.session(d.rt.domain(), &datasets, None).await.unwrap();
+    let engine = inland_runtime::QueryEngine::new(256 << 20).unwrap();
+    let plain = engine
+        .session(&as_sources(d.rt.domain(), &datasets), None)
+        .await
+        .unwrap();
     let unpoliced = inland_runtime::QueryScope::under(None, names);
     for sql in [
         // Unaliased expressions over fused values, in the job's projection.
@@ -566,7 +574,7 @@ async fn a_person_with_many_rows_counts_once_towards_the_threshold() {
         }
     }
     register_csv(&d, "visits", &csv);
-    let visits = d.rt.dataset("visits").unwrap();
+    let visits = d.rt.catalog().get("visits").unwrap();
     assert!(visits.unique_columns.is_empty(), "{:?}", visits.unique_columns);
     apply_example_policy(
         &d,
@@ -634,7 +642,7 @@ async fn two_protected_datasets_joined_on_their_entities_count_entities_not_rows
     )
     .await;
     assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
-    let out = d.rt.output_table(&report.outputs[0].id).unwrap();
+    let out = d.rt.reviews().output_table(&report.outputs[0].id).unwrap();
     let kept = strings(&out, "industry");
     assert_eq!(
         kept.len() + small.len(),
@@ -662,4 +670,68 @@ async fn two_protected_datasets_joined_on_their_entities_count_entities_not_rows
     .await
     .unwrap_err();
     assert!(refused.contains("refused by rule `aggregate-only`"), "{refused}");
+}
+
+/// Issue #18, attack 7: an error raised while the query runs over the data
+/// quotes the value it failed on. The job, its record and the ledger get the
+/// kind of failure only; the engine's own text is sealed with the grant's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_raised_over_the_data_never_quote_it() {
+    let d = with_policy();
+    let grant = year_grant(&d, &["residents"]);
+    let incomes: std::collections::HashSet<String> = {
+        let residents = inland_examples::generate::residents(crate::support::ROWS, crate::support::SEED);
+        let col = residents
+            .column_by_name("income")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .clone();
+        col.iter().flatten().map(|v| format!("{v}")).collect()
+    };
+    for (sql, engine_says) in [
+        // An overflow quotes the value that did not fit.
+        (
+            "SELECT sum(CAST(income AS DECIMAL(5,2))) AS s FROM residents",
+            "Decimal",
+        ),
+        // A failed cast quotes the value it could not cast.
+        ("SELECT count(CAST(income AS TINYINT)) AS n FROM residents", "cast"),
+    ] {
+        let report = run_as(
+            &d.rt,
+            OPERATOR,
+            &grant,
+            wasm(inland_examples::jobs::SQL_PROBE),
+            &[("sql", sql)],
+        )
+        .await;
+        assert_ne!(report.job.status, JobStatus::Succeeded, "{sql}");
+        let shown = serde_json::to_string(&report.job).unwrap();
+        let quoted: Vec<&String> = incomes
+            .iter()
+            .filter(|v| v.contains('.') && shown.contains(v.as_str()))
+            .collect();
+        assert!(
+            quoted.is_empty(),
+            "{sql}: the job record quotes incomes {quoted:?}: {shown}"
+        );
+        let error = report.job.error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("kept sealed for the reviewers"), "{sql}: {error}");
+        // The ledger's record of the job carries no value either.
+        let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
+        let ledger = serde_json::to_string(&entries).unwrap();
+        assert!(
+            !incomes.iter().any(|v| v.contains('.') && ledger.contains(v.as_str())),
+            "{sql}"
+        );
+        // The engine's own message is kept, sealed with the grant's key, for reviewers.
+        let name = format!("{}.query-errors.sealed", report.job.id);
+        let sealed = std::fs::read(d.rt.domain().root().join("quarantine").join(&grant).join(name)).unwrap();
+        let opened =
+            d.rt.reviews()
+                .read_sealed(&grant, &format!("query-errors:{}", report.job.id), &sealed)
+                .unwrap();
+        let text = String::from_utf8(opened).unwrap();
+        assert!(text.contains(engine_says), "{sql}: {text}");
+    }
 }

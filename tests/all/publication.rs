@@ -17,7 +17,8 @@ async fn a_social_dataset_is_invisible_until_approved_and_then_only_for_its_oper
     let csv = d.sources.join("members.csv");
     std::fs::write(&csv, "district,members\n东城区,120\n西城区,95\n").unwrap();
     let proposed =
-        d.rt.propose_dataset(OPERATOR, "members", &csv, "the operator's own members")
+        d.rt.catalog()
+            .propose(OPERATOR, "members", &csv, "the operator's own members")
             .unwrap();
     assert_eq!(proposed.status, DatasetStatus::Pending);
     let (from, until) = year();
@@ -35,7 +36,7 @@ async fn a_social_dataset_is_invisible_until_approved_and_then_only_for_its_oper
         report.job.log[0]
     );
 
-    d.rt.approve_dataset("members").unwrap();
+    d.rt.catalog().approve("members").unwrap();
     let err = issue(&d.rt, "other-op", &["members"], from, until)
         .unwrap_err()
         .to_string();
@@ -58,7 +59,8 @@ fn core_data_can_never_be_granted() {
         },
         ..Default::default()
     };
-    d.rt.register_dataset_with("core_registry", &d.sources.join("residents.parquet"), meta)
+    d.rt.catalog()
+        .register_with("core_registry", &d.sources.join("residents.parquet"), meta)
         .unwrap();
     let (from, until) = year();
     let err = issue(&d.rt, OPERATOR, &["core_registry"], from, until)
@@ -71,13 +73,14 @@ fn core_data_can_never_be_granted() {
 async fn feedback_catalog_and_reports_come_from_the_record() {
     let d = new_domain(test_limits());
     let fb =
-        d.rt.add_feedback("residents", OPERATOR, "age is 0 for some rows")
+        d.rt.catalog()
+            .add_feedback("residents", OPERATOR, "age is 0 for some rows")
             .unwrap();
-    assert_eq!(d.rt.feedback().unwrap(), vec![fb]);
-    assert!(d.rt.add_feedback("nope", OPERATOR, "x").is_err());
+    assert_eq!(d.rt.catalog().feedback().unwrap(), vec![fb]);
+    assert!(d.rt.catalog().add_feedback("nope", OPERATOR, "x").is_err());
 
     let out = d.root.join("public");
-    let listed = d.rt.publish_catalog(&out).unwrap();
+    let listed = d.rt.evidence().publish_catalog(&out).unwrap();
     assert_eq!(listed, ["enterprises", "residents"]);
     let catalog = std::fs::read_to_string(out.join("catalog.json")).unwrap();
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
@@ -96,14 +99,14 @@ async fn feedback_catalog_and_reports_come_from_the_record() {
     assert_eq!(ok.job.status, JobStatus::Succeeded);
     run_as(&d.rt, OPERATOR, "g-unknown", wasm("district-stats"), &[]).await;
     let today = Date::today();
-    let usage = d.rt.usage_report(Some(OPERATOR), today, today).unwrap();
+    let usage = d.rt.evidence().usage_report(Some(OPERATOR), today, today).unwrap();
     assert_eq!((usage.jobs_run, usage.jobs_succeeded, usage.jobs_refused), (1, 1, 1));
     assert_eq!(usage.outputs_quarantined, 1);
     assert_eq!(usage.datasets_used.get("residents"), Some(&1));
-    let nobody = d.rt.usage_report(Some("other"), today, today).unwrap();
+    let nobody = d.rt.evidence().usage_report(Some("other"), today, today).unwrap();
     assert_eq!(nobody.jobs_run, 0);
 
-    let report = d.rt.compliance_report(today.add_years(-1), today).unwrap();
+    let report = d.rt.evidence().compliance_report(today.add_years(-1), today).unwrap();
     let clause = |c: &str| report.iter().find(|l| l.clause == c).unwrap().evidence.clone();
     assert_eq!(clause("8.4"), "1 grants issued; 1 jobs admitted, 1 refused");
     assert!(clause("9.3, 9.5").ends_with("ledger verification passed"));
@@ -116,34 +119,38 @@ fn approving_a_social_dataset_with_a_policy_classifies_it_or_changes_nothing() {
     let d = new_domain(test_limits());
     let csv = d.sources.join("members.csv");
     std::fs::write(&csv, "member_id,district,fee\nm1,东城区,10\nm2,西城区,12\n").unwrap();
-    d.rt.propose_dataset(OPERATOR, "members", &csv, "the operator's members")
+    d.rt.catalog()
+        .propose(OPERATOR, "members", &csv, "the operator's members")
         .unwrap();
     let write = |name: &str, extra: &str| {
         let p = d.sources.join(name);
         std::fs::write(&p, format!("{}\n{extra}", inland_examples::POLICY)).unwrap();
         p
     };
-    let pending = || d.rt.dataset("members").unwrap().status == DatasetStatus::Pending;
+    let pending = || d.rt.catalog().get("members").unwrap().status == DatasetStatus::Pending;
 
     // A policy that does not classify the dataset: refused, nothing changes.
     let err =
-        d.rt.approve_dataset_with_policy("members", &write("p1.toml", ""))
+        d.rt.catalog()
+            .approve_with_policy("members", &write("p1.toml", ""))
             .unwrap_err();
     assert!(err.to_string().contains("does not classify `members`"), "{err}");
     assert!(pending());
     // A policy with a problem: every problem reported, nothing changes.
     let bad = "[datasets.members]\ngrade = \"general\"\nentity = \"nope\"\n[datasets.members.columns]\ndistrict = { class = \"quasi-identifier\", access = \"dimension\" }\n";
     let problems =
-        d.rt.approve_dataset_with_policy("members", &write("p2.toml", bad))
+        d.rt.catalog()
+            .approve_with_policy("members", &write("p2.toml", bad))
             .unwrap()
             .unwrap_err();
     assert!(problems.iter().any(|p| p.message.contains("`nope`")), "{problems:?}");
     assert!(pending());
-    assert!(d.rt.policies().unwrap().0.is_empty());
+    assert!(d.rt.policies().versions().unwrap().0.is_empty());
     // A good one: approved and classified in one step.
     let good = "[datasets.members]\ngrade = \"general\"\npersonal_information = true\nentity = \"member_id\"\n[datasets.members.columns]\nmember_id = { class = \"direct-identifier\", access = \"mask\", method = \"pseudonym\" }\ndistrict = { class = \"quasi-identifier\", access = \"dimension\" }\nfee = { class = \"sensitive\", access = \"aggregate-only\" }\n";
     let (record, version) =
-        d.rt.approve_dataset_with_policy("members", &write("p3.toml", good))
+        d.rt.catalog()
+            .approve_with_policy("members", &write("p3.toml", good))
             .unwrap()
             .unwrap();
     assert_eq!(record.status, DatasetStatus::Approved);

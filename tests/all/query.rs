@@ -1,6 +1,7 @@
 //! The query path refuses everything but read-only queries over the job's
 //! datasets, whatever the SQL looks like, and says which rule refused it.
 
+use crate::support::as_sources;
 use crate::support::{run, shared};
 use inland_runtime::{JobError, JobStatus, QueryEngine, QueryError, QueryScope};
 
@@ -46,9 +47,9 @@ const CASES: &[(&str, &str)] = &[
 async fn only_read_only_queries_over_visible_datasets_are_planned() {
     let d = shared();
     let domain = d.rt.domain();
-    let engine = QueryEngine::new(domain, 256 << 20).unwrap();
-    let datasets = d.rt.datasets().unwrap();
-    let ctx = engine.session(domain, &datasets, None).await.unwrap();
+    let engine = QueryEngine::new(256 << 20).unwrap();
+    let datasets = d.rt.catalog().list().unwrap();
+    let ctx = engine.session(&as_sources(domain, &datasets), None).await.unwrap();
     let scope = QueryScope {
         datasets: datasets.iter().map(|d| d.name.clone()).collect(),
         ..Default::default()
@@ -80,7 +81,10 @@ async fn a_refused_query_reaches_the_job_as_an_error_naming_the_rule() {
     }
     assert_eq!(report.job.queries.len(), 1);
     assert!(report.job.queries[0].error.is_some());
-    assert_eq!(d.rt.dataset("residents").unwrap().rows, crate::support::ROWS as u64);
+    assert_eq!(
+        d.rt.catalog().get("residents").unwrap().rows,
+        crate::support::ROWS as u64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,22 +33,27 @@ pub fn issue(
     from: Date,
     until: Date,
 ) -> inland_runtime::Result<String> {
-    rt.issue_grant(GrantRequest {
-        operator: operator.into(),
-        datasets: datasets.iter().map(|d| d.to_string()).collect(),
-        purpose: "testing".into(),
-        scenario: "tests".into(),
-        from,
-        until,
-        products: vec![],
-    })
-    .map(|g| g.id)
+    rt.governance()
+        .issue_grant(GrantRequest {
+            operator: operator.into(),
+            datasets: datasets.iter().map(|d| d.to_string()).collect(),
+            purpose: "testing".into(),
+            scenario: "tests".into(),
+            from,
+            until,
+            products: vec![],
+        })
+        .map(|g| g.id)
 }
 
 /// Registers and approves an operator.
 pub fn approved_operator(rt: &Runtime, name: &str) {
-    rt.add_operator(name, OperatorType::Scenario, vec![]).unwrap();
-    rt.set_operator_status(name, OperatorStatus::Approved, None).unwrap();
+    rt.governance()
+        .add_operator(name, OperatorType::Scenario, vec![])
+        .unwrap();
+    rt.governance()
+        .set_operator_status(name, OperatorStatus::Approved, None)
+        .unwrap();
 }
 
 /// Limits small enough that hostile jobs hit them quickly.
@@ -77,9 +82,11 @@ pub fn new_domain(limits: Limits) -> TestDomain {
     .unwrap();
     let rt = Runtime::open(&root).unwrap();
     inland_examples::generate::write_examples(&sources, ROWS, SEED).unwrap();
-    rt.register_dataset("residents", &sources.join("residents.parquet"), "residents")
+    rt.catalog()
+        .register("residents", &sources.join("residents.parquet"), "residents")
         .unwrap();
-    rt.register_dataset("enterprises", &sources.join("enterprises.parquet"), "enterprises")
+    rt.catalog()
+        .register("enterprises", &sources.join("enterprises.parquet"), "enterprises")
         .unwrap();
     approved_operator(&rt, OPERATOR);
     let today = Date::today();
@@ -103,7 +110,7 @@ pub fn apply_example_policy(d: &TestDomain, extra: &str) -> inland_runtime::Poli
         extra => format!("{}\n{extra}", inland_examples::POLICY),
     };
     std::fs::write(&path, text).unwrap();
-    d.rt.apply_policy(&path).unwrap().unwrap()
+    d.rt.policies().apply(&path).unwrap().unwrap()
 }
 
 /// A grant to the test operator for `datasets`, from today for a year.
@@ -141,7 +148,7 @@ tax = { class = "sensitive", access = "aggregate-only" }
 pub fn register_csv(d: &TestDomain, name: &str, text: &str) {
     let csv = d.sources.join(format!("{name}.csv"));
     std::fs::write(&csv, text).unwrap();
-    d.rt.register_dataset(name, &csv, name).unwrap();
+    d.rt.catalog().register(name, &csv, name).unwrap();
 }
 
 /// One domain shared by the tests that only read and run jobs, so each
@@ -165,14 +172,15 @@ pub async fn run(d: &TestDomain, name: &str, params: &[(&str, &str)]) -> JobRepo
 /// Runs a component as `operator` under `grant`.
 pub async fn run_as(rt: &Runtime, operator: &str, grant: &str, wasm: Vec<u8>, params: &[(&str, &str)]) -> JobReport {
     let params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    rt.run_job(JobRequest {
-        operator: operator.into(),
-        grant: grant.into(),
-        wasm,
-        params,
-    })
-    .await
-    .unwrap()
+    rt.jobs()
+        .run(JobRequest {
+            operator: operator.into(),
+            grant: grant.into(),
+            wasm,
+            params,
+        })
+        .await
+        .unwrap()
 }
 
 /// Every file under `dir`, relative to it.
@@ -191,4 +199,12 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// What the query engine is handed about `datasets`: their stored files in `domain`.
+pub fn as_sources(
+    domain: &inland_runtime::Domain,
+    datasets: &[inland_runtime::DatasetRecord],
+) -> Vec<inland_runtime::DatasetSource> {
+    datasets.iter().map(|d| d.source(domain)).collect()
 }

@@ -1,0 +1,85 @@
+//! `inland grant`: issue, inspect and terminate grants; rotate the master key.
+
+use clap::{Subcommand, ValueEnum};
+use inland_runtime::TerminationReason;
+
+/// The grant subcommands.
+#[derive(Subcommand)]
+pub enum GrantCmd {
+    /// Issue a grant; refused when the term exceeds 5 years, a dataset is unknown, or the operator is not approved.
+    Issue {
+        /// The operator that will hold it.
+        #[arg(long)]
+        operator: String,
+        /// Datasets, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        datasets: Vec<String>,
+        /// The authorized purpose.
+        #[arg(long)]
+        purpose: String,
+        /// The application scenario.
+        #[arg(long)]
+        scenario: String,
+        /// First day in force (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// Last day in force (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+        /// A product the agreement lists (repeatable).
+        #[arg(long = "product")]
+        products: Vec<String>,
+    },
+    /// List grants.
+    List,
+    /// Show one grant.
+    Show {
+        /// Grant id.
+        id: String,
+    },
+    /// Terminate a grant: refuse and stop its jobs, destroy its key and files, record the destruction.
+    Terminate {
+        /// Grant id.
+        id: String,
+        /// Why the grant ends.
+        #[arg(long, value_enum)]
+        reason: TerminationReasonArg,
+        /// What happened, for the record.
+        #[arg(long)]
+        note: String,
+    },
+    /// Replace the domain master key, re-wrapping every grant key under the new one.
+    RotateMasterKey,
+}
+
+/// `--reason` of `grant terminate`: the runtime's [`TerminationReason`], in the words its records use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TerminationReasonArg {
+    /// The term ended.
+    #[value(name = "expired")]
+    Expired,
+    /// The operator breached the agreement.
+    #[value(name = "breach")]
+    Breach,
+    /// A security incident.
+    #[value(name = "incident")]
+    Incident,
+    /// Required by law.
+    #[value(name = "law")]
+    Law,
+    /// Ended by agreement.
+    #[value(name = "agreement")]
+    Agreement,
+}
+
+impl From<TerminationReasonArg> for TerminationReason {
+    fn from(reason: TerminationReasonArg) -> Self {
+        match reason {
+            TerminationReasonArg::Expired => TerminationReason::Expired,
+            TerminationReasonArg::Breach => TerminationReason::Breach,
+            TerminationReasonArg::Incident => TerminationReason::Incident,
+            TerminationReasonArg::Law => TerminationReason::Law,
+            TerminationReasonArg::Agreement => TerminationReason::Agreement,
+        }
+    }
+}

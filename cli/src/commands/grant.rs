@@ -1,0 +1,69 @@
+//! `inland grant`: issue, inspect and terminate grants; rotate the master key.
+
+use super::async_runtime;
+use crate::args::GrantCmd;
+use crate::render::print_json;
+use anyhow::{Context, Result};
+use inland_runtime::{Date, GrantRequest, Runtime};
+
+/// Runs one grant subcommand.
+pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
+    let governance = rt.governance();
+    match cmd {
+        GrantCmd::Issue {
+            operator,
+            datasets,
+            purpose,
+            scenario,
+            from,
+            until,
+            products,
+        } => {
+            let g = governance
+                .issue_grant(GrantRequest {
+                    operator,
+                    datasets,
+                    purpose,
+                    scenario,
+                    from: Date::parse(&from)?,
+                    until: Date::parse(&until)?,
+                    products,
+                })
+                .context("the grant was refused")?;
+            println!(
+                "issued grant {} to `{}`: {} from {} until {}",
+                g.id,
+                g.operator,
+                g.datasets.join(", "),
+                g.from,
+                g.until
+            );
+        }
+        GrantCmd::List => {
+            for g in governance.grants()? {
+                println!(
+                    "{}  {:<24} {} .. {}  {:?}  {}",
+                    g.id,
+                    g.operator,
+                    g.from,
+                    g.until,
+                    g.status,
+                    g.datasets.join(",")
+                );
+            }
+        }
+        GrantCmd::Show { id } => print_json(&governance.grant(&id)?)?,
+        GrantCmd::Terminate { id, reason, note } => {
+            let record = async_runtime()?.block_on(rt.jobs().terminate_grant(&id, reason.into(), &note))?;
+            println!(
+                "grant {id} terminated; destruction record:\n{}",
+                serde_json::to_string_pretty(&record)?
+            );
+        }
+        GrantCmd::RotateMasterKey => {
+            let n = governance.rotate_master_key()?;
+            println!("master key rotated; {n} grant keys re-wrapped");
+        }
+    }
+    Ok(())
+}

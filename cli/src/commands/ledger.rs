@@ -1,0 +1,141 @@
+//! `inland ledger`: read, prove, verify and export the evidence ledger.
+
+use super::open;
+use crate::args::{LedgerCmd, LedgerFormat};
+use crate::exit;
+use crate::render::print_json;
+use anyhow::{Context, Result};
+use inland_runtime::ledger::{domain_public_key, merkle, verify_dir, verify_export};
+use inland_runtime::{Event, EventLedger, Runtime};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Runs one ledger subcommand; the verifications exit 4 on tampering.
+pub fn run(domain: &Path, cmd: LedgerCmd) -> Result<ExitCode> {
+    match cmd {
+        LedgerCmd::Verify { public_key } => return verify(domain, public_key.as_deref()),
+        LedgerCmd::VerifyExport { dir, public_key } => return verify_offline(&dir, public_key.as_deref()),
+        LedgerCmd::Show { since, job } => show(&open_ledger(domain)?.1, since, job.as_deref())?,
+        LedgerCmd::Checkpoint => print_json(&open_ledger(domain)?.1.checkpoint()?)?,
+        LedgerCmd::Proof { entry } => inclusion(&open_ledger(domain)?.1, entry)?,
+        LedgerCmd::Consistency { old, new } => consistency(&open_ledger(domain)?.1, old, new)?,
+        LedgerCmd::Export { format, to } => {
+            let (rt, ledger) = open_ledger(domain)?;
+            export(&rt, &ledger, format, &to)?;
+        }
+        LedgerCmd::Note { text } => {
+            let ledger = open_ledger(domain)?.1;
+            let seq = ledger.append(Event::Note { text })?;
+            ledger.checkpoint()?;
+            println!("recorded as entry {seq}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the domain and its ledger.
+fn open_ledger(domain: &Path) -> Result<(Runtime, Arc<EventLedger>)> {
+    let rt = open(domain)?;
+    let ledger = rt.evidence().ledger().context("this runtime has no ledger")?;
+    Ok((rt, ledger))
+}
+
+/// Recomputes every hash and checkpoint signature of the domain's ledger
+/// against `public_key` (hex) or the domain's own key.
+fn verify(domain: &Path, public_key: Option<&str>) -> Result<ExitCode> {
+    // Verification reads the files directly, so it works on a ledger too damaged to open.
+    let key = match public_key {
+        Some(k) => hex::decode(k.trim()).context("--public-key is not hex")?,
+        None => domain_public_key(domain)?,
+    };
+    let report = verify_dir(&domain.join("ledger"), &key)?;
+    match report.problem {
+        None => println!(
+            "ledger verified: {} entries, {} checkpoints",
+            report.entries, report.checkpoints
+        ),
+        Some(p) => {
+            println!("LEDGER TAMPERED: {p}");
+            return Ok(ExitCode::from(exit::TAMPERED));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies a ledger export with only its files and a public key.
+fn verify_offline(dir: &Path, public_key: Option<&str>) -> Result<ExitCode> {
+    let report = verify_export(dir, public_key)?;
+    match report.problem {
+        None => println!(
+            "export verified: {} entries match the signed checkpoint",
+            report.entries
+        ),
+        Some(p) => {
+            println!("EXPORT DOES NOT VERIFY: {p}");
+            return Ok(ExitCode::from(exit::TAMPERED));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints entries from `since` on, one JSON line each, or only those about `job`.
+fn show(ledger: &EventLedger, since: u64, job: Option<&str>) -> Result<()> {
+    let about_job = job.map(|j| format!("\"job_id\":\"{j}\""));
+    for e in ledger.entries()?.into_iter().skip(since as usize) {
+        let text = serde_json::to_string(&e)?;
+        if about_job.as_ref().is_none_or(|needle| text.contains(needle.as_str())) {
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// Prints the inclusion proof of entry `entry`, checked before it is shown.
+fn inclusion(ledger: &EventLedger, entry: u64) -> Result<()> {
+    let p = ledger.inclusion_proof(entry, None)?;
+    let path = decode_path(&p.path)?;
+    merkle::verify_inclusion(
+        p.index,
+        p.tree_size,
+        &hex::decode(&p.leaf_hash)?,
+        &path,
+        &hex::decode(&p.root)?,
+    )
+    .context("the proof the ledger produced does not verify")?;
+    print_json(&p)
+}
+
+/// Prints the consistency proof between tree sizes `old` and `new`, checked before it is shown.
+fn consistency(ledger: &EventLedger, old: u64, new: u64) -> Result<()> {
+    let p = ledger.consistency_proof(old, new)?;
+    let path = decode_path(&p.path)?;
+    merkle::verify_consistency(old, new, &path, &hex::decode(&p.old_root)?, &hex::decode(&p.new_root)?)
+        .context("the proof the ledger produced does not verify")?;
+    print_json(&p)
+}
+
+/// A proof's path of hex hashes, as bytes.
+fn decode_path(path: &[String]) -> Result<Vec<Vec<u8>>> {
+    Ok(path.iter().map(hex::decode).collect::<Result<_, _>>()?)
+}
+
+/// Writes the ledger for audit systems in `format` to `to`.
+fn export(rt: &Runtime, ledger: &EventLedger, format: LedgerFormat, to: &Path) -> Result<()> {
+    match format {
+        LedgerFormat::Jsonl => {
+            let cp = ledger.export_jsonl(to)?;
+            println!(
+                "exported {} entries with a signed checkpoint to {}",
+                cp.tree_size,
+                to.display()
+            );
+        }
+        LedgerFormat::Openlineage => {
+            let name = &rt.domain().config().name;
+            let n = ledger.export_openlineage(to, &format!("inland://{name}"))?;
+            println!("exported {n} OpenLineage run events to {}", to.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! The analysis: the lineage of every column up the plan (does it carry raw
+//! aggregate-only values, what label, is it an entity or a join key), and
+//! the checks on aggregates and the expressions over them.
+
+use super::joins::analyze_join;
+use super::lineage::{EntityCol, Facts, Lin, class_level, lineage, refs, refuse, refuse_key, unalias};
+use super::rewrite::reads_protected;
+use crate::guard::{QueryError, QueryScope};
+use crate::hidden::ENTITY;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use inland_policies::Label;
+use inland_policies::policy::ColumnClass;
+
+pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, QueryError> {
+    // Subqueries the optimizer could not turn into joins sit inside
+    // expressions, out of this walk's reach: over protected data, deny.
+    let mut hidden = false;
+    let _ = plan.apply_subqueries(|sub| {
+        hidden |= reads_protected(sub, scope);
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    if hidden {
+        return Err(refuse(
+            "this subquery over a protected dataset cannot be checked; write it as a join",
+        ));
+    }
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let table = scan.table_name.table();
+            let Some(p) = scope.protected.get(table) else {
+                return Ok(Facts {
+                    cols: vec![Lin::default(); scan.projected_schema.fields().len()],
+                    protected: false,
+                    aggregations: 0,
+                });
+            };
+            let cols = scan
+                .projected_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let class = if f.name() == ENTITY {
+                        Some(ColumnClass::DirectIdentifier)
+                    } else {
+                        scope.class(table, f.name())
+                    };
+                    Lin {
+                        direct: p.contains(f.name()),
+                        tainted: false,
+                        level: class_level(class),
+                        key: scope.key_only.get(table).is_some_and(|k| k.contains(f.name())),
+                        // Only a protected dataset's entities are counted; a lookup
+                        // table's "entity" column says nothing about them.
+                        entity: match scope.entities.get(table) {
+                            Some((e, pseudonym)) if e == f.name() && !scope.unrestricted.contains(table) => {
+                                if *pseudonym {
+                                    EntityCol::Pseudonym
+                                } else {
+                                    EntityCol::Plain
+                                }
+                            }
+                            _ => EntityCol::No,
+                        },
+                    }
+                })
+                .collect();
+            // Only filters on pass-through, non-aggregate-only columns are pushed
+            // into a policy table (see PolicyTable); check again, deny by default.
+            for f in &scan.filters {
+                for c in f.column_refs() {
+                    if p.contains(&c.name) || c.name == ENTITY {
+                        return Err(QueryError::Internal(
+                            "a filter on a protected column was pushed into a policy table".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(Facts {
+                cols,
+                protected: !scope.unrestricted.contains(table),
+                aggregations: 0,
+            })
+        }
+        LogicalPlan::Projection(p) => {
+            let input = analyze(&p.input, scope)?;
+            let mut cols = Vec::new();
+            for e in &p.expr {
+                let l = match unalias(e) {
+                    Expr::Column(c) => lineage(c, p.input.schema(), &input.cols)?,
+                    other => refs(other, p.input.schema(), &input.cols)?,
+                };
+                cols.push(l);
+            }
+            Ok(Facts { cols, ..input })
+        }
+        LogicalPlan::Filter(f) => {
+            let input = analyze(&f.input, scope)?;
+            if refs(&f.predicate, f.input.schema(), &input.cols)?.raw() {
+                return Err(refuse(
+                    "aggregate-only columns cannot be used in WHERE or HAVING on raw values",
+                ));
+            }
+            Ok(input)
+        }
+        LogicalPlan::SubqueryAlias(a) => analyze(&a.input, scope),
+        LogicalPlan::Sort(s) => {
+            let input = analyze(&s.input, scope)?;
+            for e in &s.expr {
+                if refs(&e.expr, s.input.schema(), &input.cols)?.raw() {
+                    return Err(refuse("aggregate-only columns cannot be used in ORDER BY"));
+                }
+            }
+            Ok(input)
+        }
+        LogicalPlan::Limit(l) => analyze(&l.input, scope),
+        LogicalPlan::Aggregate(a) => {
+            let input = analyze(&a.input, scope)?;
+            if input.protected && narrows_rows(&a.input, scope) {
+                return Err(refuse(
+                    "LIMIT, OFFSET or a sample below an aggregation of a protected dataset lets the rows \
+                     chosen decide the result (the difference of two limits is one row); aggregate every row",
+                ));
+            }
+            let mut cols = Vec::new();
+            for g in &a.group_expr {
+                let l = refs(g, a.input.schema(), &input.cols)?;
+                if l.raw() {
+                    return Err(refuse("GROUP BY cannot use an aggregate-only column"));
+                }
+                // A group key stays identifying; otherwise it is an aggregate's key.
+                let level = if l.level == Label::Identifying {
+                    l.level
+                } else {
+                    l.level.min(Label::Aggregate)
+                };
+                cols.push(Lin {
+                    level,
+                    ..Lin::default()
+                });
+            }
+            for e in &a.aggr_expr {
+                check_aggregate(unalias(e), &a.input, &input.cols, scope)?;
+                let l = refs(e, a.input.schema(), &input.cols)?;
+                let level = if input.protected {
+                    Label::Aggregate.max(l.level.min(Label::Aggregate))
+                } else {
+                    l.level
+                };
+                cols.push(Lin {
+                    level,
+                    ..Lin::default()
+                });
+            }
+            let aggregations = input.aggregations + usize::from(input.protected);
+            Ok(Facts {
+                cols,
+                protected: input.protected,
+                aggregations,
+            })
+        }
+        LogicalPlan::Join(j) => analyze_join(j, analyze(&j.left, scope)?, analyze(&j.right, scope)?),
+        LogicalPlan::Window(w) => {
+            let input = analyze(&w.input, scope)?;
+            if input.protected && input.aggregations == 0 {
+                // A window over rows is an aggregate no small-group rule sees.
+                return Err(refuse(
+                    "window functions over the rows of a protected dataset are not allowed; \
+                     aggregate first (GROUP BY) and apply the window to the groups",
+                ));
+            }
+            let mut cols = input.cols.clone();
+            for e in &w.window_expr {
+                let l = refs(e, w.input.schema(), &input.cols)?;
+                cols.push(Lin {
+                    tainted: l.raw(),
+                    level: l.level,
+                    ..Lin::default()
+                });
+            }
+            Ok(Facts { cols, ..input })
+        }
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Facts {
+            cols: vec![Lin::default(); plan.schema().fields().len()],
+            protected: false,
+            aggregations: 0,
+        }),
+        other => {
+            let mut protected = false;
+            let mut level = Label::Public;
+            for i in other.inputs() {
+                let f = analyze(i, scope)?;
+                protected |= f.protected;
+                for (l, field) in f.cols.iter().zip(i.schema().fields()) {
+                    if l.key {
+                        return Err(refuse_key(field.name()));
+                    }
+                    level = level.max(l.level);
+                }
+            }
+            if protected {
+                return Err(refuse(format!(
+                    "{} over a protected dataset is not supported yet; aggregate each dataset on its own",
+                    other
+                        .display()
+                        .to_string()
+                        .split(':')
+                        .next()
+                        .unwrap_or("this operation")
+                )));
+            }
+            // Over unrestricted datasets: every output column carries the most
+            // revealing level of any input column (labels only go up).
+            Ok(Facts {
+                cols: vec![
+                    Lin {
+                        level,
+                        ..Lin::default()
+                    };
+                    other.schema().fields().len()
+                ],
+                protected: false,
+                aggregations: 0,
+            })
+        }
+    }
+}
+
+pub(super) fn check_aggregate(
+    e: &Expr,
+    input: &LogicalPlan,
+    cols: &[Lin],
+    scope: &QueryScope,
+) -> Result<(), QueryError> {
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = e else {
+        return if refs(e, input.schema(), cols)?.raw() {
+            Err(refuse("aggregate-only columns must be aggregated"))
+        } else {
+            Ok(())
+        };
+    };
+    let mut touches = false;
+    for arg in &params.args {
+        let l = refs(arg, input.schema(), cols)?;
+        if l.raw() {
+            touches = true;
+            let plain = matches!(unalias(arg), Expr::Column(_))
+                || matches!(unalias(arg), Expr::Cast(c) if matches!(*c.expr, Expr::Column(_)));
+            if !plain {
+                return Err(refuse(format!(
+                    "the argument of {}() must be an aggregate-only column itself, not an expression of one",
+                    func.name()
+                )));
+            }
+        }
+    }
+    // A FILTER makes a cell of fewer entities than its group, which the
+    // small-group rule counts whole: over protected data it is refused, and
+    // an ORDER BY may not rank rows by an aggregate-only value.
+    if params.filter.is_some() && reads_protected(input, scope) {
+        return Err(refuse(format!(
+            "{}() cannot have a FILTER over a protected dataset: the filtered cell would cover fewer \
+             entities than the group the small-group rule counts; filter with WHERE instead",
+            func.name()
+        )));
+    }
+    for o in &params.order_by {
+        if refs(&o.expr, input.schema(), cols)?.raw() {
+            return Err(refuse(format!(
+                "{}() cannot be ordered by an aggregate-only column",
+                func.name()
+            )));
+        }
+    }
+    if !touches {
+        return Ok(());
+    }
+    let name = func.name().to_ascii_lowercase();
+    let canonical = match name.as_str() {
+        "count" if params.distinct => "count_distinct",
+        "var" | "var_samp" => "variance",
+        "stddev_samp" => "stddev",
+        "var_pop" => "variance_pop",
+        "mean" => "avg",
+        other => other,
+    };
+    if !scope.allowed_aggregates.iter().any(|a| a == canonical) {
+        return Err(refuse(format!(
+            "{name}() is not allowed on aggregate-only columns (allowed: {})",
+            scope.allowed_aggregates.join(", ")
+        )));
+    }
+    if params.filter.is_some() || !params.order_by.is_empty() {
+        return Err(refuse(format!(
+            "{name}() on an aggregate-only column cannot have FILTER or ORDER BY"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the rows reaching an aggregation were narrowed by a limit, an
+/// offset or a sample over a protected dataset: then which rows were chosen,
+/// not the group, decides the result. Inner aggregations end the walk (they
+/// are refused over protected data on their own).
+fn narrows_rows(plan: &LogicalPlan, scope: &QueryScope) -> bool {
+    let here = match plan {
+        LogicalPlan::Limit(_) => true,
+        LogicalPlan::Sort(s) => s.fetch.is_some(),
+        LogicalPlan::TableScan(t) => t.fetch.is_some(),
+        LogicalPlan::Aggregate(_) => return false,
+        _ => false,
+    };
+    if here && reads_protected(plan, scope) {
+        return true;
+    }
+    plan.inputs().into_iter().any(|i| narrows_rows(i, scope))
+}

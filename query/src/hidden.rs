@@ -1,0 +1,11 @@
+//! Names of the columns the host adds to a plan and never shows a job: the
+//! entity behind each row, the entities behind each group, and the
+//! contributions behind each sum or mean.
+
+/// The hidden column of a policy table holding the pseudonymous entity of each row.
+pub(crate) const ENTITY: &str = "__inland_entity";
+/// The column the rewrite adds: distinct entities behind each group.
+pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
+
+/// Prefix of the hidden contribution columns the rewrite adds for sums and means.
+pub(crate) const CONTRIB: &str = "__inland_contrib_";

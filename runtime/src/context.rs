@@ -1,0 +1,50 @@
+//! What every service of an open domain shares: the domain, its sandbox,
+//! query engine, event sink, keys, the jobs running now and the review lock.
+//! The services are narrow views over it.
+
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::events::EventSink;
+use crate::keys::KeyStore;
+use crate::ledger::EventLedger;
+use inland_query::QueryEngine;
+use inland_sandbox::Sandbox;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Semaphore;
+
+/// Jobs running now: id -> (grant, the flag that stops it).
+pub(crate) type Running = HashMap<String, (String, Arc<AtomicBool>)>;
+
+/// The state one open domain's services share.
+pub(crate) struct Inner {
+    pub(crate) domain: Domain,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) engine: Arc<QueryEngine>,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) ledger: Option<Arc<EventLedger>>,
+    pub(crate) keys: KeyStore,
+    /// Running jobs: id -> (grant, cancel flag).
+    pub(crate) running: Mutex<Running>,
+    pub(crate) slots: Semaphore,
+    /// Serializes review decisions and exports (read-modify-write of output records).
+    pub(crate) review_lock: Mutex<()>,
+}
+
+impl Inner {
+    /// Signs a ledger checkpoint, if the domain records into a ledger.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        if let Some(l) = &self.ledger {
+            l.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// The running-jobs registry.
+    pub(crate) fn running(&self) -> Result<MutexGuard<'_, Running>> {
+        self.running
+            .lock()
+            .map_err(|_| Error::Internal("job registry poisoned".into()))
+    }
+}

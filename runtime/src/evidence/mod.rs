@@ -1,0 +1,70 @@
+//! Evidence for auditors and regulators: the ledger the domain records
+//! into, the usage and compliance reports computed from it, and the public
+//! catalog (names and descriptions, never data).
+
+pub(crate) mod publication;
+
+use crate::context::Inner;
+use crate::date::Date;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventRecord};
+use crate::governance::Catalog;
+use crate::governance::catalog::DatasetStatus;
+use crate::ledger::EventLedger;
+use publication::{ComplianceLine, UsageReport};
+use std::path::Path;
+use std::sync::Arc;
+
+/// What auditors and regulators read: the ledger, the reports computed from it, and the public catalog.
+#[derive(Clone)]
+pub struct Evidence {
+    inner: Arc<Inner>,
+}
+
+impl Evidence {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Evidence { inner }
+    }
+
+    /// The evidence ledger, when the runtime records into one.
+    pub fn ledger(&self) -> Option<Arc<EventLedger>> {
+        self.inner.ledger.clone()
+    }
+
+    fn ledger_entries(&self) -> Result<Vec<EventRecord>> {
+        self.ledger()
+            .ok_or_else(|| Error::Invalid("reports are computed from the ledger, and this runtime has none".into()))?
+            .entries()
+    }
+
+    /// Usage over a period, for one operator or all, computed from the ledger.
+    pub fn usage_report(&self, operator: Option<&str>, from: Date, until: Date) -> Result<UsageReport> {
+        Ok(publication::usage(&self.ledger_entries()?, operator, from, until))
+    }
+
+    /// Each clause of the standard, its control, and the evidence for the period.
+    pub fn compliance_report(&self, from: Date, until: Date) -> Result<Vec<ComplianceLine>> {
+        let ok = self
+            .ledger()
+            .map(|l| l.verify().map(|r| r.problem.is_none()))
+            .transpose()?
+            .unwrap_or(false);
+        Ok(publication::compliance(&self.ledger_entries()?, from, until, ok))
+    }
+
+    /// Publishes the catalog of operable datasets (JSON and HTML, no data) into `dir`.
+    pub fn publish_catalog(&self, dir: &Path) -> Result<Vec<String>> {
+        let datasets = Catalog::new(self.inner.clone()).list()?;
+        let bytes = publication::write_catalog(&datasets, &self.inner.domain.config().name, dir)?;
+        let listed: Vec<String> = datasets
+            .iter()
+            .filter(|d| d.status == DatasetStatus::Approved && d.owner.is_none())
+            .map(|d| d.name.clone())
+            .collect();
+        self.inner.events.record(Event::CatalogPublished {
+            datasets: listed.clone(),
+            sha256: inland_files::sha256_hex(&bytes),
+        })?;
+        Ok(listed)
+    }
+}

@@ -1,0 +1,249 @@
+//! Governance: the catalog of datasets (with their uniqueness proofs and the
+//! identifier index built from them), operators and grants, and the domain
+//! policy with every version kept.
+
+pub(crate) mod catalog;
+pub(crate) mod id_index;
+pub(crate) mod operators;
+pub(crate) mod policy_store;
+pub(crate) mod uniqueness;
+
+use crate::context::Inner;
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::state::{FEEDBACK, GRANTS, OPERATORS};
+use catalog::{DatasetMeta, DatasetRecord, DatasetStatus, Feedback};
+use inland_policies::{Diagnostic, Policy};
+use operators::{Grant, GrantRequest, Operator, OperatorStatus, OperatorType, Qualification};
+use policy_store::PolicyVersion;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Datasets: registration, proposals and approval (clause 10.3), and operators' feedback on them (10.6).
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+impl Catalog {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Catalog { inner }
+    }
+
+    /// Registers a CSV or Parquet file as a dataset.
+    pub fn register(&self, name: &str, file: &Path, description: &str) -> Result<DatasetRecord> {
+        let meta = DatasetMeta {
+            description: description.to_string(),
+            ..Default::default()
+        };
+        self.register_with(name, file, meta)
+    }
+
+    /// Registers a dataset with its catalog fields (or, with an owner and
+    /// pending status, an operator's proposed social dataset).
+    pub fn register_with(&self, name: &str, file: &Path, meta: DatasetMeta) -> Result<DatasetRecord> {
+        if let Some(owner) = &meta.owner {
+            operators::operator(&self.inner.domain, owner)?;
+        }
+        let record = catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, meta)?;
+        if record.status == DatasetStatus::Approved {
+            self.refresh_identifier_index()?;
+        }
+        Ok(record)
+    }
+
+    /// An operator proposes its own dataset for fusion (clause 10.3): stored,
+    /// visible to no job until an admin approves it.
+    pub fn propose(&self, operator: &str, name: &str, file: &Path, description: &str) -> Result<DatasetRecord> {
+        let meta = DatasetMeta {
+            description: description.to_string(),
+            owner: Some(operator.to_string()),
+            status: DatasetStatus::Pending,
+            ..Default::default()
+        };
+        self.register_with(name, file, meta)
+    }
+
+    /// Approves a proposed dataset.
+    pub fn approve(&self, name: &str) -> Result<DatasetRecord> {
+        let record = catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)?;
+        self.refresh_identifier_index()?;
+        Ok(record)
+    }
+
+    /// Approves a proposed dataset and classifies it in one step: the policy
+    /// file must be valid and must classify the dataset, or nothing changes.
+    pub fn approve_with_policy(
+        &self,
+        name: &str,
+        policy: &Path,
+    ) -> Result<std::result::Result<(DatasetRecord, PolicyVersion), Vec<Diagnostic>>> {
+        let checked = match Policies::new(self.inner.clone()).check(policy)? {
+            Ok(p) => p,
+            Err(problems) => return Ok(Err(problems)),
+        };
+        if checked.entity(name).is_none() {
+            return Err(Error::Invalid(format!(
+                "{} does not classify `{name}`: add a [datasets.{name}] section",
+                policy.display()
+            )));
+        }
+        let current = catalog::get(&self.inner.domain, name)?;
+        if current.status != DatasetStatus::Pending {
+            return Err(Error::Invalid(format!("dataset `{name}` is not pending approval")));
+        }
+        let record = catalog::approve(&self.inner.domain, self.inner.events.as_ref(), name)?;
+        match Policies::new(self.inner.clone()).apply(policy)? {
+            Ok(version) => Ok(Ok((record, version))),
+            Err(problems) => Ok(Err(problems)),
+        }
+    }
+
+    /// Rebuilds the gate's identifier index when a policy is in force.
+    fn refresh_identifier_index(&self) -> Result<()> {
+        if let Some((_, p)) = policy_store::load_current(&self.inner.domain)? {
+            id_index::rebuild(&self.inner.domain, &p)?;
+        }
+        Ok(())
+    }
+
+    /// Every dataset in the catalog.
+    pub fn list(&self) -> Result<Vec<DatasetRecord>> {
+        catalog::list(&self.inner.domain)
+    }
+
+    /// One dataset.
+    pub fn get(&self, name: &str) -> Result<DatasetRecord> {
+        catalog::get(&self.inner.domain, name)
+    }
+
+    /// Records an operator's data quality report on a dataset (clause 10.6).
+    pub fn add_feedback(&self, dataset: &str, operator: &str, text: &str) -> Result<Feedback> {
+        catalog::get(&self.inner.domain, dataset)?;
+        operators::operator(&self.inner.domain, operator)?;
+        if text.trim().is_empty() {
+            return Err(Error::Invalid("feedback needs a text".into()));
+        }
+        let fb = Feedback {
+            id: uuid::Uuid::now_v7().to_string(),
+            dataset: dataset.to_string(),
+            operator: operator.to_string(),
+            text: text.to_string(),
+            at_ms: inland_files::now_ms(),
+        };
+        self.inner.domain.state.insert_new(FEEDBACK, &fb.id, &fb, "feedback")?;
+        self.inner.events.record(Event::FeedbackAdded {
+            id: fb.id.clone(),
+            dataset: fb.dataset.clone(),
+            operator: fb.operator.clone(),
+        })?;
+        Ok(fb)
+    }
+
+    /// Every feedback report, oldest first.
+    pub fn feedback(&self) -> Result<Vec<Feedback>> {
+        self.inner.domain.state.list(FEEDBACK)
+    }
+}
+
+/// Operators and grants: who may operate which data, for what, until when.
+#[derive(Clone)]
+pub struct Governance {
+    inner: Arc<Inner>,
+}
+
+impl Governance {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Governance { inner }
+    }
+
+    /// Registers an operator (pending until approved).
+    pub fn add_operator(&self, name: &str, kind: OperatorType, qualifications: Vec<Qualification>) -> Result<Operator> {
+        operators::add_operator(
+            &self.inner.domain,
+            self.inner.events.as_ref(),
+            name,
+            kind,
+            qualifications,
+        )
+    }
+
+    /// Approves or suspends an operator.
+    pub fn set_operator_status(&self, name: &str, status: OperatorStatus, reason: Option<String>) -> Result<Operator> {
+        operators::set_operator_status(&self.inner.domain, self.inner.events.as_ref(), name, status, reason)
+    }
+
+    /// One operator.
+    pub fn operator(&self, name: &str) -> Result<Operator> {
+        operators::operator(&self.inner.domain, name)
+    }
+
+    /// Every operator.
+    pub fn operators(&self) -> Result<Vec<Operator>> {
+        self.inner.domain.state.list(OPERATORS)
+    }
+
+    /// Issues a grant after checking operator, datasets and term.
+    pub fn issue_grant(&self, request: GrantRequest) -> Result<Grant> {
+        operators::issue_grant(
+            &self.inner.domain,
+            &self.inner.keys,
+            self.inner.events.as_ref(),
+            request,
+        )
+    }
+
+    /// One grant.
+    pub fn grant(&self, id: &str) -> Result<Grant> {
+        operators::grant(&self.inner.domain, id)
+    }
+
+    /// Every grant.
+    pub fn grants(&self) -> Result<Vec<Grant>> {
+        self.inner.domain.state.list(GRANTS)
+    }
+
+    /// Replaces the domain's master key, re-wrapping every grant key.
+    pub fn rotate_master_key(&self) -> Result<usize> {
+        let n = self.inner.keys.rotate_master()?;
+        self.inner.events.record(Event::Note {
+            text: format!("master key rotated; {n} grant keys re-wrapped"),
+        })?;
+        Ok(n)
+    }
+}
+
+/// The domain policy: checked against the catalog, applied atomically, every version kept.
+#[derive(Clone)]
+pub struct Policies {
+    inner: Arc<Inner>,
+}
+
+impl Policies {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Policies { inner }
+    }
+
+    /// Checks a policy file against the catalog: the policy, or every problem with its place.
+    pub fn check(&self, path: &Path) -> Result<std::result::Result<Policy, Vec<Diagnostic>>> {
+        policy_store::check(&self.inner.domain, path)
+    }
+
+    /// Applies a policy file if it is valid; a file with problems changes nothing.
+    pub fn apply(&self, path: &Path) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
+        policy_store::apply(&self.inner.domain, self.inner.events.as_ref(), path)
+    }
+
+    /// Every applied policy version, oldest first, and the text of the one in force.
+    pub fn versions(&self) -> Result<(Vec<PolicyVersion>, Option<String>)> {
+        let versions = policy_store::versions(&self.inner.domain)?;
+        let text = match policy_store::current(&self.inner.domain)? {
+            Some(v) => {
+                let path = self.inner.domain.root().join(&v.file);
+                Some(std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?)
+            }
+            None => None,
+        };
+        Ok((versions, text))
+    }
+}

@@ -1,0 +1,384 @@
+//! Jobs: admission (operator, grant, term, component), the run in the
+//! sandbox with the query side the domain hands it, what is kept
+//! afterwards, and stopping every job of a grant when it ends (clause 8.6).
+
+mod queries;
+mod run;
+
+pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
+
+use crate::context::Inner;
+use crate::date::Date;
+use crate::error::{Error, Result};
+use crate::events::{Event, JobOutcome};
+use crate::governance::catalog::{self, DatasetRecord, DatasetStatus};
+use crate::governance::operators::{self as governance, GrantStatus, TerminationReason};
+use crate::governance::policy_store;
+use crate::release::Reviews;
+use crate::release::gating::{self, GateContext};
+use crate::release::output::OutputOrigin;
+use crate::state::{JOBS, OUTPUTS};
+use inland_query::{DatasetSource, QueryScope, visible_columns};
+use inland_sandbox::{EPOCH_TICK, JobError, JobSetup};
+use queries::JobQueries;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Jobs: admission, runs in the sandbox, their records, and stopping them when a grant ends (clause 8.6).
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+impl Jobs {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Jobs { inner }
+    }
+
+    /// Admits and runs a job. A refusal or a failure is a normal outcome,
+    /// reported in the record; `Err` means the domain itself failed.
+    pub async fn run(&self, request: JobRequest) -> Result<JobReport> {
+        let inner = &self.inner;
+        let id = uuid::Uuid::now_v7().to_string();
+        let started_at_ms = inland_files::now_ms();
+        let span = tracing::info_span!("job", id = %id);
+        let _enter = span.enter();
+
+        // Identity, grant and term first; then the module itself.
+        let admitted = governance::admit(&inner.domain, &request.operator, &request.grant, Date::today())
+            .map_err(|reason| JobError::NotAuthorized { reason })
+            .and_then(|grant| inner.sandbox.prepare(&request.wasm).map(|(sha, pre)| (grant, sha, pre)));
+        let (grant, module_sha256, pre) = match admitted {
+            Ok(a) => a,
+            Err(e) => return self.refuse(id, started_at_ms, request, e),
+        };
+
+        let _slot = inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("job slots closed".into()))?;
+        // Only the grant's datasets exist for the job: in listings, queries and errors.
+        // Under a policy, only those it makes readable, with only the columns it lets through.
+        let in_force = policy_store::load_current(&inner.domain)?;
+        let datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
+            .into_iter()
+            .filter(|d| grant.datasets.contains(&d.name) && d.status == DatasetStatus::Approved)
+            .filter(|d| in_force.as_ref().is_none_or(|(_, p)| p.readable(&d.name)))
+            .collect();
+        let sources: Vec<DatasetSource> = datasets.iter().map(|d| d.source(&inner.domain)).collect();
+        // Registered before the grant is checked again, so a termination either
+        // sees this job and stops it, or this check sees the termination.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _running = RunningGuard::register(inner, &id, &grant.id, cancel.clone())?;
+        if governance::grant(&inner.domain, &grant.id)?.status == GrantStatus::Terminated {
+            drop(_running);
+            let reason = format!("grant `{}` was terminated", grant.id);
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
+        inner.events.record(Event::JobAdmitted {
+            job_id: id.clone(),
+            operator: request.operator.clone(),
+            grant: grant.id.clone(),
+            module_sha256: module_sha256.clone(),
+            params: request.params.clone(),
+            datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+        })?;
+        // The policy that chose the datasets above is the one the queries run under.
+        let policy = in_force;
+        let policy_ref = policy.as_ref().map(|(_, p)| p);
+        let pseudonym_key = inner.keys.pseudonym_key(&grant.id)?;
+        let session = inner
+            .engine
+            .session(&sources, policy_ref.map(|p| (p, pseudonym_key)))
+            .await?;
+        let scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
+            .with_unique_entities(policy_ref, &sources);
+        let listed: Vec<(DatasetSource, String)> = sources
+            .into_iter()
+            .zip(&datasets)
+            .map(|(mut s, d)| {
+                if let Some(p) = policy_ref {
+                    visible_columns(&s.name, &mut s.columns, p);
+                }
+                (s, d.description.clone())
+            })
+            .collect();
+        let queries = Arc::new(JobQueries::new(
+            id.clone(),
+            inner.engine.clone(),
+            session,
+            scope.clone(),
+            &listed,
+            inner.events.clone(),
+        ));
+        let run = inner
+            .sandbox
+            .run(
+                &pre,
+                JobSetup {
+                    grant: grant.id.clone(),
+                    params: request.params.clone(),
+                    backend: queries.clone(),
+                    cancel,
+                },
+            )
+            .await;
+        let run_us = run.run_us;
+        let run_ms = run_us / 1000;
+        let outcome = run.outcome;
+        let log = run.log;
+        // The sandbox dropped its handle with the store; this is the last one.
+        let trail = Arc::into_inner(queries)
+            .map(JobQueries::into_trail)
+            .ok_or_else(|| Error::Internal("a job's queries outlived its run".into()))?;
+        let collected = run.outputs;
+        if !trail.sealed_errors.is_empty() {
+            let key = inner.keys.grant_key(&grant.id)?;
+            gating::store_query_errors(&inner.domain, &key, &grant.id, &id, &trail.sealed_errors)?;
+        }
+
+        let mut outputs = Vec::new();
+        if outcome.is_ok() && !collected.is_empty() {
+            let origin = OutputOrigin {
+                job_id: &id,
+                operator: &request.operator,
+                grant: &grant.id,
+                module_sha256: &module_sha256,
+                datasets: scope.datasets.iter().cloned().collect(),
+                queries: &trail.queries,
+                label: trail.label.clone(),
+            };
+            let key = inner.keys.grant_key(&grant.id)?;
+            let gate = GateContext::new(
+                &inner.domain,
+                policy.as_ref().map(|(_, p)| p),
+                &origin.datasets,
+                &grant.id,
+                None,
+            )?;
+            gating::store_facts(&inner.domain, &key, &grant.id, &id, &trail.facts)?;
+            outputs = gating::quarantine(&inner.domain, &key, collected, &origin, &gate, &trail.facts)?;
+            for o in &outputs {
+                inner.events.record(Event::OutputEmitted {
+                    job_id: id.clone(),
+                    output_id: o.id.clone(),
+                    sha256: o.sha256.clone(),
+                    rows: o.rows,
+                })?;
+                if let Some(report) = &o.gate {
+                    inner.events.record(Event::OutputChecked {
+                        output_id: o.id.clone(),
+                        verdict: match report.verdict {
+                            inland_gate::Verdict::Blocked => "blocked".into(),
+                            inland_gate::Verdict::Review => "review".into(),
+                        },
+                        findings: report
+                            .findings()
+                            .map(|c| format!("{} {} ({} cells)", c.check, c.status, c.cell_count))
+                            .collect(),
+                        traced_cells: report.traced_cells,
+                        untraced_cells: report.untraced_cells,
+                    })?;
+                }
+            }
+        } else if !collected.is_empty() {
+            tracing::info!(discarded = collected.len(), "outputs of a failed job were discarded");
+        }
+
+        inner.events.record(Event::JobFinished {
+            job_id: id.clone(),
+            outcome: match &outcome {
+                Ok(()) => JobOutcome::Succeeded,
+                Err(e) => JobOutcome::Failed(e.to_string()),
+            },
+        })?;
+        let record = JobRecord {
+            id: id.clone(),
+            operator: request.operator,
+            grant: grant.id.clone(),
+            module_sha256,
+            params: request.params,
+            status: if outcome.is_ok() {
+                JobStatus::Succeeded
+            } else {
+                JobStatus::Failed
+            },
+            error: outcome.err(),
+            started_at_ms,
+            finished_at_ms: inland_files::now_ms(),
+            run_ms,
+            run_us,
+            queries: trail.queries,
+            outputs: outputs.iter().map(|o| o.id.clone()).collect(),
+            log,
+            log_dropped: run.log_dropped,
+            label: trail.label.clone(),
+        };
+        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        self.inner.checkpoint()?;
+        match &record.error {
+            None => tracing::info!(outputs = outputs.len(), "job succeeded"),
+            Some(e) => tracing::info!(error = %e, "job did not succeed"),
+        }
+        Ok(JobReport { job: record, outputs })
+    }
+
+    fn refuse(&self, id: String, started_at_ms: u64, request: JobRequest, e: JobError) -> Result<JobReport> {
+        let inner = &self.inner;
+        let module_sha256 = inland_files::sha256_hex(&request.wasm);
+        inner.events.record(Event::JobRefused {
+            job_id: id.clone(),
+            operator: request.operator.clone(),
+            grant: request.grant.clone(),
+            module_sha256: module_sha256.clone(),
+            reason: e.to_string(),
+        })?;
+        let record = JobRecord {
+            id: id.clone(),
+            operator: request.operator,
+            grant: request.grant,
+            module_sha256,
+            params: request.params,
+            status: JobStatus::Refused,
+            error: Some(e),
+            started_at_ms,
+            finished_at_ms: inland_files::now_ms(),
+            run_ms: 0,
+            run_us: 0,
+            queries: Vec::new(),
+            outputs: Vec::new(),
+            log: Vec::new(),
+            log_dropped: 0,
+            label: None,
+        };
+        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        self.inner.checkpoint()?;
+        tracing::info!(error = ?record.error, "job refused");
+        Ok(JobReport {
+            job: record,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// Every job record, oldest first.
+    pub fn list(&self) -> Result<Vec<JobRecord>> {
+        self.inner.domain.state.list(JOBS)
+    }
+
+    /// One job record.
+    pub fn get(&self, id: &str) -> Result<JobRecord> {
+        self.inner
+            .domain
+            .state
+            .get(JOBS, id)?
+            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))
+    }
+
+    /// Ids of the jobs running now, with their grants.
+    pub fn running(&self) -> Vec<(String, String)> {
+        self.inner
+            .running
+            .lock()
+            .map(|r| r.iter().map(|(id, (grant, _))| (id.clone(), grant.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Terminates a grant (clause 8.6): new jobs are refused, running ones
+    /// stopped, its data key destroyed and its files deleted; the destruction
+    /// record goes to the evidence ledger and is returned.
+    pub async fn terminate_grant(&self, id: &str, reason: TerminationReason, note: &str) -> Result<Event> {
+        let inner = &self.inner;
+        governance::mark_terminated(&inner.domain, id)?;
+        let mut jobs_stopped = Vec::new();
+        loop {
+            let still: Vec<String> = {
+                let running = inner.running()?;
+                running
+                    .iter()
+                    .filter(|(_, (g, _))| g == id)
+                    .map(|(job, (_, cancel))| {
+                        cancel.store(true, Ordering::Relaxed);
+                        job.clone()
+                    })
+                    .collect()
+            };
+            if still.is_empty() {
+                break;
+            }
+            for j in still {
+                if !jobs_stopped.contains(&j) {
+                    jobs_stopped.push(j);
+                }
+            }
+            // A cancelled job stops at its next epoch tick (or when its query returns).
+            tokio::time::sleep(EPOCH_TICK).await;
+        }
+        let key_destroyed = inner.keys.destroy_grant_key(id)?;
+        let dir = inner.domain.dir("quarantine").join(id);
+        let (mut files_deleted, mut bytes_deleted) = (0u64, 0u64);
+        if dir.exists() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                bytes_deleted += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                files_deleted += 1;
+            }
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            inland_files::sync_dir(&inner.domain.dir("quarantine"))?;
+        }
+        let mut outputs_destroyed = Vec::new();
+        let mut released = Vec::new();
+        for mut o in Reviews::new(self.inner.clone())
+            .outputs()?
+            .into_iter()
+            .filter(|o| o.grant == id && !o.destroyed)
+        {
+            // Products already exported are listed, not recalled (clause 8.6).
+            for e in &o.exports {
+                released.push(format!("{} (manifest {})", o.id, e.manifest_sha256));
+            }
+            o.destroyed = true;
+            inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
+            outputs_destroyed.push((o.id, o.sha256));
+        }
+        let event = Event::GrantTerminated {
+            grant: id.to_string(),
+            reason: format!("{reason:?}").to_lowercase(),
+            note: note.to_string(),
+            outputs_destroyed,
+            files_deleted,
+            bytes_deleted,
+            key_destroyed,
+            jobs_stopped,
+            released,
+        };
+        inner.events.record(event.clone())?;
+        self.inner.checkpoint()?;
+        tracing::info!(grant = id, files_deleted, "grant terminated");
+        Ok(event)
+    }
+}
+
+/// Keeps a job in the running registry while it runs.
+struct RunningGuard<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl<'a> RunningGuard<'a> {
+    fn register(inner: &'a Inner, id: &str, grant: &str, cancel: Arc<AtomicBool>) -> Result<Self> {
+        inner.running()?.insert(id.to_string(), (grant.to_string(), cancel));
+        Ok(RunningGuard {
+            inner,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(&self.id);
+        }
+    }
+}

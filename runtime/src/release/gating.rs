@@ -1,0 +1,204 @@
+//! Glue between the runtime and the gate: builds the checks' inputs from the
+//! policy in force, the catalog and the grant's release history; puts a
+//! job's tables in quarantine with the checks' report; keeps each job's cell
+//! facts sealed beside its outputs; seals released versions.
+
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::governance::catalog;
+use crate::governance::id_index;
+use crate::keys::SealingKey;
+use crate::release::output::{OutputOrigin, OutputRecord};
+use crate::release::review::{Review, ReviewState};
+use crate::release::vault::GrantDir;
+use crate::state;
+use crate::state::{OUTPUTS, RELEASED};
+use arrow::record_batch::RecordBatch;
+use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleasedCell, Verdict};
+use inland_policies::Label;
+use inland_policies::policy::{GateRules, Policy};
+use inland_query::ColumnInfo;
+use inland_sandbox::OutputCollector;
+
+/// Everything the checks need besides the table and the job's facts.
+pub(crate) struct GateContext {
+    rules: GateRules,
+    releasable: bool,
+    source_rows: Option<u64>,
+    index: Option<KeyedIndex>,
+    released: Vec<ReleasedCell>,
+}
+
+impl GateContext {
+    /// The context for outputs of a grant whose jobs could read `datasets`.
+    /// `except` leaves one output out of the history (the one being approved).
+    pub(crate) fn new(
+        domain: &Domain,
+        policy: Option<&Policy>,
+        datasets: &[String],
+        grant: &str,
+        except: Option<&str>,
+    ) -> Result<GateContext> {
+        let source_rows = datasets
+            .iter()
+            .filter_map(|d| catalog::get(domain, d).ok())
+            .map(|d| d.rows)
+            .min();
+        // The grant's history alone, by key prefix: not every output in the domain.
+        let skip = except.map(|o| state::released_key(grant, o));
+        let released = domain
+            .state
+            .list_prefix::<Vec<ReleasedCell>>(RELEASED, &state::released_key(grant, ""))?
+            .into_iter()
+            .filter(|(key, _)| Some(key) != skip.as_ref())
+            .flat_map(|(_, cells)| cells)
+            .collect();
+        Ok(GateContext {
+            rules: policy.map(|p| p.gate.clone()).unwrap_or_default(),
+            releasable: policy.is_some_and(|p| p.row_level_releasable(datasets)),
+            source_rows,
+            index: id_index::load(domain)?,
+            released,
+        })
+    }
+
+    /// Runs every check on one table.
+    pub(crate) fn check(
+        &self,
+        table: &RecordBatch,
+        facts: &FactIndex,
+        label: Label,
+        overrides: &[String],
+    ) -> Result<GateOutcome> {
+        inland_gate::check(&GateInput {
+            table,
+            facts,
+            label,
+            row_level_releasable: self.releasable,
+            source_rows: self.source_rows,
+            rules: &self.rules,
+            identifiers: self.index.as_ref(),
+            released: &self.released,
+            overrides,
+        })
+        .map_err(|e| match e {
+            inland_gate::GateError::NotOverridable(_) => Error::Invalid(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        })
+    }
+}
+
+/// One table from its batches (an empty table keeps its schema).
+pub(crate) fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    arrow::compute::concat_batches(schema, batches).map_err(|e| Error::Internal(format!("output table: {e}")))
+}
+
+fn facts_name(job_id: &str) -> String {
+    format!("facts-{job_id}.sealed")
+}
+
+/// Keeps a job's cell facts sealed with its grant's key, beside its outputs.
+pub(crate) fn store_facts(
+    domain: &Domain,
+    key: &SealingKey,
+    grant: &str,
+    job_id: &str,
+    facts: &FactIndex,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(facts)?;
+    GrantDir::open(domain, grant)?.seal_named(key, &facts_name(job_id), &format!("facts:{job_id}"), &bytes)
+}
+
+/// Keeps the engine's own messages of a job's failed queries sealed with
+/// its grant's key, beside its outputs: they may quote values, so the job and
+/// its operator never see them; reviewers may.
+pub(crate) fn store_query_errors(
+    domain: &Domain,
+    key: &SealingKey,
+    grant: &str,
+    job_id: &str,
+    errors: &[(usize, String)],
+) -> Result<()> {
+    let bytes = serde_json::to_vec(errors)?;
+    let name = format!("{job_id}.query-errors.sealed");
+    GrantDir::open(domain, grant)?.seal_named(key, &name, &format!("query-errors:{job_id}"), &bytes)
+}
+
+/// A job's cell facts, opened with its grant's key (empty if it recorded none).
+pub(crate) fn load_facts(domain: &Domain, key: &SealingKey, grant: &str, job_id: &str) -> Result<FactIndex> {
+    let path = domain.dir("quarantine").join(grant).join(facts_name(job_id));
+    let sealed = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FactIndex::default()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let bytes = key.open(&sealed, &format!("facts:{job_id}"))?;
+    let mut facts: FactIndex =
+        serde_json::from_slice(&bytes).map_err(|e| Error::damaged(path.display().to_string(), e))?;
+    facts.reindex();
+    Ok(facts)
+}
+
+/// Seals a table into a grant's quarantine; returns its SHA-256 and rows.
+pub(crate) fn seal_table(domain: &Domain, key: &SealingKey, grant: &str, table: &RecordBatch) -> Result<(String, u64)> {
+    let qdir = GrantDir::open(domain, grant)?;
+    let (sha256, _) = qdir.seal_table(key, &table.schema(), std::slice::from_ref(table))?;
+    qdir.sync()?;
+    Ok((sha256, table.num_rows() as u64))
+}
+
+/// Writes every collected table into quarantine, sealed with the grant's
+/// key, and records it.
+pub(crate) fn quarantine(
+    domain: &Domain,
+    key: &SealingKey,
+    collected: OutputCollector,
+    origin: &OutputOrigin<'_>,
+    gate: &GateContext,
+    facts: &FactIndex,
+) -> Result<Vec<OutputRecord>> {
+    let label = origin.label.as_ref().map(|(l, _)| *l).unwrap_or(Label::Public);
+    let qdir = GrantDir::open(domain, origin.grant)?;
+    let mut records = Vec::new();
+    for (name, table) in collected {
+        let (sha256, stored_bytes) = qdir.seal_table(key, &table.schema, &table.batches)?;
+        let record = OutputRecord {
+            id: format!("{}/{name}", origin.job_id),
+            name,
+            job_id: origin.job_id.to_string(),
+            operator: origin.operator.to_string(),
+            grant: origin.grant.to_string(),
+            module_sha256: origin.module_sha256.to_string(),
+            sha256,
+            rows: table.batches.iter().map(|b| b.num_rows() as u64).sum(),
+            bytes: stored_bytes,
+            columns: ColumnInfo::of(&table.schema),
+            datasets: origin.datasets.clone(),
+            queries: origin.queries.to_vec(),
+            created_at_ms: inland_files::now_ms(),
+            label: origin.label.clone(),
+            destroyed: false,
+            gate: None,
+            review: None,
+            release: None,
+            exports: Vec::new(),
+        };
+        // The automated checks run as the output is emitted.
+        let whole = concat(&table.schema, &table.batches)?;
+        let report = gate.check(&whole, facts, label, &[])?.report;
+        let mut record = record;
+        record.review = Some(Review {
+            state: match report.verdict {
+                Verdict::Blocked => ReviewState::Blocked,
+                Verdict::Review => ReviewState::Submitted,
+            },
+            required: report.approvals_required,
+            votes: Vec::new(),
+        });
+        record.gate = Some(report);
+        domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
+        records.push(record);
+    }
+    qdir.sync()?;
+    Ok(records)
+}

@@ -1,0 +1,180 @@
+//! What a reviewer sees: the content with the cells the checks flagged
+//! marked, the check report, the lineage, the label, and the votes (hidden
+//! while a multi-reviewer vote is open).
+
+use crate::release::output::OutputRecord;
+use crate::release::review;
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use inland_gate::canon;
+use inland_gate::{Remedy, Status};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Rows of content shown.
+const SHOWN_ROWS: usize = 30;
+
+/// The review page of one output, as text.
+pub fn render(record: &OutputRecord, table: &[RecordBatch]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "output   {}", record.id);
+    if let Some(r) = &record.review {
+        let _ = writeln!(out, "state    {} ({} approval(s) required)", r.state, r.required);
+    }
+    match &record.label {
+        Some((l, why)) => {
+            let _ = writeln!(out, "label    {l} — {why}");
+        }
+        None => {
+            let _ = writeln!(out, "label    public — the job read nothing");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "lineage  job {} · operator {} · grant {} · module {}",
+        record.job_id,
+        record.operator,
+        record.grant,
+        &record.module_sha256[..record.module_sha256.len().min(16)]
+    );
+    let _ = writeln!(out, "         datasets: {}", record.datasets.join(", "));
+    for q in &record.queries {
+        let label = q.label.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+        let plan = q
+            .plan_hash
+            .as_deref()
+            .map(|h| &h[..h.len().min(12)])
+            .unwrap_or("refused");
+        let _ = writeln!(
+            out,
+            "         query [{label}, plan {plan}] {}",
+            q.sql.replace('\n', " ")
+        );
+    }
+    let mut flagged: BTreeMap<(u32, String), &'static str> = BTreeMap::new();
+    if let Some(report) = &record.gate {
+        let _ = writeln!(
+            out,
+            "\nchecks   verdict {:?} · {} traced cell(s), {} untraced",
+            report.verdict, report.traced_cells, report.untraced_cells
+        );
+        for c in &report.checks {
+            let mark = match (c.status, c.remedy) {
+                (Status::Pass, Remedy::Adjusted) => "~",
+                (Status::Pass, _) => " ",
+                (Status::Fail, Remedy::Blocked) => "✗",
+                (Status::Fail, _) => "!",
+                (Status::NeedsReview, _) => "?",
+            };
+            let _ = writeln!(
+                out,
+                " {mark} {:<20} {:<12} {} [{}]",
+                c.check,
+                c.status.to_string(),
+                c.summary,
+                c.parameter
+            );
+            for cell in c.cells.iter().take(10) {
+                let row = if cell.row == u32::MAX {
+                    "header".to_string()
+                } else {
+                    format!("row {}", cell.row)
+                };
+                let _ = writeln!(out, "       {row}, `{}`: {}", cell.column, cell.detail);
+                if c.status != Status::Pass {
+                    flagged.insert(
+                        (cell.row, cell.column.clone()),
+                        if c.status == Status::Fail { "!" } else { "?" },
+                    );
+                }
+            }
+            if c.cell_count > 10 {
+                let _ = writeln!(out, "       … {} more", c.cell_count - 10);
+            }
+        }
+    }
+    if let Some(review) = &record.review {
+        let votes = review::visible_votes(review);
+        if votes.is_empty() && !review.votes.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nvotes    {} of {} cast; hidden until every reviewer has voted",
+                review.votes.len(),
+                review.required
+            );
+        }
+        for v in votes {
+            let _ = write!(out, "\nvote     {} by {}: {}", v.decision, v.reviewer, v.reason);
+            if !v.overrides.is_empty() {
+                let _ = write!(
+                    out,
+                    "\n         OVERRIDE of {} — justification: {}",
+                    v.overrides.join(", "),
+                    v.justification.as_deref().unwrap_or("")
+                );
+            }
+        }
+        if !votes.is_empty() {
+            out.push('\n');
+        }
+    }
+    if let Some(release) = &record.release {
+        let _ = writeln!(
+            out,
+            "release  sha256 {} · {} rows · {} change(s) to cells",
+            release.sha256,
+            release.rows,
+            release.report.checks.iter().map(|c| c.cell_count).sum::<u64>()
+        );
+    }
+    for e in &record.exports {
+        let _ = writeln!(out, "export   manifest {} → {}", e.manifest_sha256, e.to);
+    }
+    let _ = writeln!(out, "\ncontent  (cells marked ! failed a check, ? need review)");
+    out.push_str(&marked_table(table, &flagged));
+    out
+}
+
+fn marked_table(table: &[RecordBatch], flagged: &BTreeMap<(u32, String), &'static str>) -> String {
+    let Some(first) = table.first() else {
+        return "(no rows)\n".into();
+    };
+    let Ok(whole) = arrow::compute::concat_batches(&first.schema(), table) else {
+        return "(unreadable)\n".into();
+    };
+    let shown = whole.slice(0, whole.num_rows().min(SHOWN_ROWS));
+    let schema = shown.schema();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (c, f) in schema.fields().iter().enumerate() {
+        let Ok(text) = canon::column(shown.column(c)) else {
+            return "(unreadable)\n".into();
+        };
+        let marked: Vec<Option<String>> = text
+            .into_iter()
+            .enumerate()
+            .map(|(r, v)| {
+                let v = v.unwrap_or_else(|| "∅".into());
+                match flagged.get(&(r as u32, f.name().clone())) {
+                    Some(m) => Some(format!("{m}{v}{m}")),
+                    None => Some(v),
+                }
+            })
+            .collect();
+        fields.push(Field::new(f.name(), DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(marked)));
+    }
+    let Ok(batch) = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns) else {
+        return "(unreadable)\n".into();
+    };
+    let mut s = arrow::util::pretty::pretty_format_batches(&[batch])
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    if whole.num_rows() > SHOWN_ROWS {
+        let _ = write!(s, "\n… {} more rows", whole.num_rows() - SHOWN_ROWS);
+    }
+    s.push('\n');
+    s
+}
