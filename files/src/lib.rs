@@ -64,6 +64,26 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(at(path))
 }
 
+/// Replaces `path` atomically with a file only its owner can read: for
+/// secrets derived from others (an index of identifier digests) that are
+/// rebuilt when their inputs change.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let dir = parent(path)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(at(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| FileError::new(tmp.path(), e))?;
+    }
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| FileError::new(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| FileError::new(path, e.error))?;
+    sync_dir(dir)
+}
+
 /// Makes a rename or a new entry in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<(), FileError> {
     #[cfg(unix)]
@@ -106,6 +126,22 @@ mod tests {
         assert_eq!(std::fs::read(&path).map_err(at(&path))?, b"second");
         let entries = std::fs::read_dir(dir.path()).map_err(at(dir.path()))?.count();
         assert_eq!(entries, 1, "no temporary file is left beside it");
+        Ok(())
+    }
+
+    #[test]
+    fn a_private_replacement_replaces_and_stays_private() -> Result<(), FileError> {
+        let dir = tempfile::tempdir().map_err(at(Path::new(".")))?;
+        let path = dir.path().join("index");
+        replace_private(&path, b"first")?;
+        replace_private(&path, b"second")?;
+        assert_eq!(std::fs::read(&path).map_err(at(&path))?, b"second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map_err(at(&path))?.permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The domain directory: configuration, layout, and the domain's secret.
 
 use crate::error::{Error, Result};
+use crate::ledger::{EventLedger, KEY_FILE};
 use crate::state::State;
 pub use inland_sandbox::Limits;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -81,6 +82,9 @@ impl Domain {
         let text = toml::to_string_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         let header = "# Inland domain configuration. Limits apply to every job.\n";
         inland_files::write_atomic(&root.join(CONFIG_FILE), format!("{header}{text}").as_bytes())?;
+        // The ledger and its signing key exist from the start, so a new domain's
+        // (empty) ledger verifies like any other.
+        EventLedger::open(&root.join("ledger"), &root.join("keys").join(KEY_FILE))?;
         Domain::open(root)
     }
 

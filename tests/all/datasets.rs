@@ -146,3 +146,26 @@ fn a_dataset_can_be_stored_sorted_and_a_bad_sort_column_changes_nothing() {
         "stored rows are in (district, age) order"
     );
 }
+
+/// Issue #18: a header naming a column twice, and a quote that is never
+/// closed, are refused with what is wrong; nothing is registered.
+#[test]
+fn duplicate_headers_and_unclosed_quotes_are_refused() {
+    let d = new_domain(test_limits());
+    let before = d.rt.catalog().list().unwrap().len();
+    let dup = write(&d.sources, "dup.csv", "district,income,district\nA,1,B\nC,2,D\n");
+    match d.rt.catalog().register("dup", &dup, "duplicate header") {
+        Err(Error::Invalid(m)) => assert!(m.contains("`district` twice"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let open = write(
+        &d.sources,
+        "open.csv",
+        "district,note\nA,\"never closed\nB,fine\nC,fine\n",
+    );
+    match d.rt.catalog().register("open", &open, "unclosed quote") {
+        Err(Error::Invalid(m)) => assert!(m.contains("never closed"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(d.rt.catalog().list().unwrap().len(), before);
+}

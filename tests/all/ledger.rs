@@ -373,3 +373,16 @@ fn a_torn_final_record_is_cut_on_open_and_the_repair_is_recorded() {
     assert_eq!(l.verify().unwrap().problem, None);
     assert_eq!(&std::fs::read(&path).unwrap()[..whole.len()], &whole[..]);
 }
+
+/// Issue #18: a domain just created has a ledger that verifies (empty, with
+/// its signing key), so `inland ledger verify` works before anything happened.
+#[test]
+fn a_new_domains_ledger_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("domain");
+    inland_runtime::Domain::init(&root, "fresh").unwrap();
+    let key = ledger::domain_public_key(&root).unwrap();
+    let report = ledger::verify_dir(&root.join("ledger"), &key).unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(report.entries, 0);
+}

@@ -7,6 +7,7 @@ use super::lineage::{EntityCol, Facts, Lin, class_level, lineage, refs, refuse, 
 use super::rewrite::reads_protected;
 use crate::guard::{QueryError, QueryScope};
 use crate::hidden::ENTITY;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use inland_policies::Label;
@@ -116,6 +117,13 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
         LogicalPlan::Limit(l) => analyze(&l.input, scope),
         LogicalPlan::Aggregate(a) => {
             let input = analyze(&a.input, scope)?;
+            if input.protected && a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
+                return Err(refuse(
+                    "GROUPING SETS, ROLLUP and CUBE over a protected dataset are not supported: their \
+                     subtotals are groups the small-group rule would have to check one by one; run one \
+                     GROUP BY per grouping",
+                ));
+            }
             if input.protected && narrows_rows(&a.input, scope) {
                 return Err(refuse(
                     "LIMIT, OFFSET or a sample below an aggregation of a protected dataset lets the rows \
@@ -142,10 +150,15 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
             for e in &a.aggr_expr {
                 check_aggregate(unalias(e), &a.input, &input.cols, scope)?;
                 let l = refs(e, a.input.schema(), &input.cols)?;
-                let level = if input.protected {
+                // A statistic is an aggregate; an aggregate that returns its
+                // inputs (min, max, first/last value, array and string
+                // aggregation, percentiles) keeps the label of what it copies.
+                let level = if !input.protected {
+                    l.level
+                } else if statistical(unalias(e)) {
                     Label::Aggregate.max(l.level.min(Label::Aggregate))
                 } else {
-                    l.level
+                    Label::Aggregate.max(l.level)
                 };
                 cols.push(Lin {
                     level,
@@ -244,11 +257,29 @@ pub(super) fn check_aggregate(
         let l = refs(arg, input.schema(), cols)?;
         if l.raw() {
             touches = true;
-            let plain = matches!(unalias(arg), Expr::Column(_))
-                || matches!(unalias(arg), Expr::Cast(c) if matches!(*c.expr, Expr::Column(_)));
-            if !plain {
+            // Plain: the column itself, perhaps widened by a cast that cannot fail
+            // (a cast that can fail answers, by failing, a question about a value
+            // before any group is suppressed).
+            let column = match unalias(arg) {
+                Expr::Column(c) => Some(c),
+                Expr::Cast(c) if widening(c.field.data_type()) => match c.expr.as_ref() {
+                    Expr::Column(c) => Some(c),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(column) = column else {
                 return Err(refuse(format!(
-                    "the argument of {}() must be an aggregate-only column itself, not an expression of one",
+                    "the argument of {}() must be an aggregate-only column itself (or widened to \
+                     Int64, Float64 or a wide decimal), not an expression of one",
+                    func.name()
+                )));
+            };
+            // ... and the column itself, not one a subquery computed from it.
+            if !lineage(column, input.schema(), cols)?.direct {
+                return Err(refuse(format!(
+                    "the argument of {}() is computed from an aggregate-only column below; \
+                     aggregate the column itself",
                     func.name()
                 )));
             }
@@ -314,4 +345,39 @@ fn narrows_rows(plan: &LogicalPlan, scope: &QueryScope) -> bool {
         return true;
     }
     plan.inputs().into_iter().any(|i| narrows_rows(i, scope))
+}
+
+/// Casts that cannot fail on any value of a numeric column: to the widest
+/// integer, to a double, or to a decimal with room for twenty integer digits.
+fn widening(to: &DataType) -> bool {
+    match to {
+        DataType::Int64 | DataType::Float64 | DataType::Decimal256(_, _) => true,
+        DataType::Decimal128(p, s) => i16::from(*p) - i16::from(*s) >= 20,
+        _ => false,
+    }
+}
+
+/// Whether an aggregate computes a statistic of its group rather than
+/// returning one of its input values.
+fn statistical(e: &Expr) -> bool {
+    const STATISTICS: [&str; 12] = [
+        "count",
+        "sum",
+        "avg",
+        "mean",
+        "var",
+        "var_samp",
+        "var_pop",
+        "variance",
+        "variance_pop",
+        "stddev",
+        "stddev_samp",
+        "stddev_pop",
+    ];
+    match e {
+        Expr::AggregateFunction(AggregateFunction { func, .. }) => {
+            STATISTICS.contains(&func.name().to_ascii_lowercase().as_str())
+        }
+        _ => false,
+    }
 }

@@ -174,6 +174,18 @@ fn read_source(path: &Path) -> Result<(String, SchemaRef, Vec<RecordBatch>)> {
             if schema.fields().is_empty() {
                 return Err(invalid_file(path, "the CSV file has no header row"));
             }
+            let mut seen = std::collections::BTreeSet::new();
+            for f in schema.fields() {
+                if !seen.insert(f.name().as_str()) {
+                    return Err(invalid_file(
+                        path,
+                        format!(
+                            "line 1: the header names column `{}` twice; column names must be unique",
+                            f.name()
+                        ),
+                    ));
+                }
+            }
             let schema = std::sync::Arc::new(schema);
             reader.rewind().map_err(|e| Error::io(path, e))?;
             let csv = arrow::csv::ReaderBuilder::new(schema.clone())
@@ -183,6 +195,14 @@ fn read_source(path: &Path) -> Result<(String, SchemaRef, Vec<RecordBatch>)> {
             let batches = csv
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| invalid_file(path, format!("not a valid CSV file: {}", csv_message(&e))))?;
+            if let Some(line) = unclosed_quote(path)? {
+                // A quote opened and never closed swallows every line after it
+                // into one field; the reader takes that for data.
+                return Err(invalid_file(
+                    path,
+                    format!("line {line}: a quoted field is never closed"),
+                ));
+            }
             Ok(("csv".into(), schema, batches))
         }
         "parquet" | "pq" => {
@@ -202,6 +222,34 @@ fn read_source(path: &Path) -> Result<(String, SchemaRef, Vec<RecordBatch>)> {
             "unsupported format: register a .csv or .parquet file",
         )),
     }
+}
+
+/// The line where a quote opens that is never closed, if one is: quotes of
+/// a well-formed CSV file come in pairs (an escaped quote is two).
+fn unclosed_quote(path: &Path) -> Result<Option<usize>> {
+    use std::io::Read;
+    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    let (mut line, mut open_at, mut inside) = (1usize, 0usize, false);
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            match b {
+                b'"' => {
+                    inside = !inside;
+                    if inside {
+                        open_at = line;
+                    }
+                }
+                b'\n' => line += 1,
+                _ => {}
+            }
+        }
+    }
+    Ok(inside.then_some(open_at))
 }
 
 /// Arrow's CSV errors already say which line; drop the variant prefix.

@@ -61,7 +61,8 @@ pub(crate) fn rebuild(domain: &Domain, policy: &Policy) -> Result<usize> {
         bytes.extend_from_slice(&s.len.to_le_bytes());
         bytes.push(u8::from(s.digits));
     }
-    inland_files::write_private(&domain.dir("policies").join(FILE), &bytes)?;
+    // Rebuilt whenever the policy or the catalog changes: replaced, never appended to.
+    inland_files::replace_private(&domain.dir("policies").join(FILE), &bytes)?;
     Ok(stored.digests.len())
 }
 

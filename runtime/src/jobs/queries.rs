@@ -150,7 +150,15 @@ impl QueryBackend for JobQueries {
         })
         .join()
         .await
-        .map_err(|e| Failed::Plan(QueryError::Internal(format!("the query task failed: {e}"))))
+        // A panic's message may quote the value it failed on: sealed, like any run error.
+        .map_err(|e| {
+            Failed::Run(RunError {
+                shown: QueryError::Internal(
+                    "the query task failed (a bug in Inland); its message is kept sealed".into(),
+                ),
+                original: format!("the query task failed: {e}"),
+            })
+        })
         .and_then(|r| r);
         match outcome {
             Ok((planned, stream, facts)) => {
