@@ -160,6 +160,10 @@ pub struct QueryScope {
     /// Protected datasets whose entity column was proven unique and never null
     /// at registration: a group's entities can be counted by counting its rows.
     pub unique_entities: BTreeSet<String>,
+    /// Columns registration proved unique and never null, per dataset: a
+    /// lookup joined to a protected dataset on one of them cannot repeat a
+    /// protected row.
+    pub unique_columns: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl QueryScope {
@@ -213,6 +217,10 @@ impl QueryScope {
     /// Notes which of `datasets` hold each entity once (see
     /// [`DatasetSource::unique_columns`]), so suppression can count rows.
     pub fn with_unique_entities(mut self, policy: Option<&Policy>, datasets: &[DatasetSource]) -> Self {
+        self.unique_columns = datasets
+            .iter()
+            .map(|d| (d.name.clone(), d.unique_columns.iter().cloned().collect()))
+            .collect();
         let Some(p) = policy else { return self };
         self.unique_entities = datasets
             .iter()

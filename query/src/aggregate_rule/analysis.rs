@@ -172,7 +172,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 aggregations,
             })
         }
-        LogicalPlan::Join(j) => analyze_join(j, analyze(&j.left, scope)?, analyze(&j.right, scope)?),
+        LogicalPlan::Join(j) => analyze_join(j, analyze(&j.left, scope)?, analyze(&j.right, scope)?, scope),
         LogicalPlan::Window(w) => {
             let input = analyze(&w.input, scope)?;
             if input.protected && input.aggregations == 0 {

@@ -3,10 +3,10 @@
 
 use super::lineage::KEY_RULE;
 use super::lineage::{EntityCol, Facts, Lin, lineage, refs, refuse, unalias};
-use crate::guard::QueryError;
+use crate::guard::{QueryError, QueryScope};
 use crate::hidden::{ENTITY, GROUP_SIZE};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 /// The lineage of one side of a join's equality: a join-key-only column may
 /// stand there alone (perhaps cast for type coercion), nothing computed from it.
@@ -27,7 +27,12 @@ pub(super) fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<L
 /// columns, an inner join, where every row's two entities are one.
 /// Join-key-only columns may be joined only with each other, so a job
 /// cannot test guesses of an identifier against them.
-pub(super) fn analyze_join(j: &datafusion::logical_expr::Join, left: Facts, right: Facts) -> Result<Facts, QueryError> {
+pub(super) fn analyze_join(
+    j: &datafusion::logical_expr::Join,
+    left: Facts,
+    right: Facts,
+    scope: &QueryScope,
+) -> Result<Facts, QueryError> {
     use datafusion::common::JoinType;
     let mut same_entity = false;
     for (l, r) in &j.on {
@@ -58,6 +63,33 @@ pub(super) fn analyze_join(j: &datafusion::logical_expr::Join, left: Facts, righ
              (the same person or enterprise on both sides); join other datasets only with unrestricted ones",
         ));
     }
+    // One protected side: the other must match each protected row at most
+    // once, or a job repeats one person's row (a VALUES list with a value
+    // many times) and reads it back from the difference of two sums.
+    let repeats = matches!(
+        j.join_type,
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+    );
+    if repeats && left.protected != right.protected {
+        let (other, keys): (&LogicalPlan, Vec<&Expr>) = if left.protected {
+            (&j.right, j.on.iter().map(|(_, r)| r).collect())
+        } else {
+            (&j.left, j.on.iter().map(|(l, _)| l).collect())
+        };
+        let names: Option<Vec<&str>> = keys
+            .iter()
+            .map(|k| match unalias(k) {
+                Expr::Column(c) => Some(c.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !names.is_some_and(|n| !n.is_empty() && unique_on(other, &n, scope)) {
+            return Err(refuse(
+                "a dataset joined to a protected one must match each protected row at most once: join on \
+                 columns of it that registration proved unique (or that a GROUP BY or DISTINCT makes unique)",
+            ));
+        }
+    }
     let both: Vec<Lin> = left.cols.iter().chain(&right.cols).copied().collect();
     if let Some(f) = &j.filter {
         let schema = j.left.schema().join(j.right.schema()).map_err(QueryError::from)?;
@@ -87,4 +119,59 @@ pub(super) fn analyze_join(j: &datafusion::logical_expr::Join, left: Facts, righ
         protected: left.protected || right.protected,
         aggregations: left.aggregations + right.aggregations,
     })
+}
+
+/// Whether `plan` has at most one row for each value of the columns `keys`
+/// (by name): a registered dataset's proven-unique column, a GROUP BY or
+/// DISTINCT over them, or a VALUES list whose values do not repeat. Anything
+/// else is not known to be unique, and is not.
+fn unique_on(plan: &LogicalPlan, keys: &[&str], scope: &QueryScope) -> bool {
+    match plan {
+        LogicalPlan::TableScan(t) => scope
+            .unique_columns
+            .get(t.table_name.table())
+            .is_some_and(|u| keys.iter().any(|k| u.contains(*k))),
+        LogicalPlan::Projection(p) => {
+            let mut inner = Vec::new();
+            for k in keys {
+                let Some(i) = p.schema.index_of_column_by_name(None, k) else {
+                    return false;
+                };
+                match p.expr.get(i).map(unalias) {
+                    Some(Expr::Column(c)) => inner.push(c.name.as_str()),
+                    _ => return false,
+                }
+            }
+            unique_on(&p.input, &inner, scope)
+        }
+        LogicalPlan::SubqueryAlias(a) => unique_on(&a.input, keys, scope),
+        LogicalPlan::Filter(f) => unique_on(&f.input, keys, scope),
+        LogicalPlan::Sort(s) => unique_on(&s.input, keys, scope),
+        LogicalPlan::Limit(l) => unique_on(&l.input, keys, scope),
+        LogicalPlan::Aggregate(a) => a.group_expr.iter().all(|g| match unalias(g) {
+            Expr::Column(c) => keys.contains(&c.name.as_str()),
+            _ => false,
+        }),
+        LogicalPlan::Distinct(datafusion::logical_expr::Distinct::All(input)) => input
+            .schema()
+            .fields()
+            .iter()
+            .all(|f| keys.contains(&f.name().as_str())),
+        LogicalPlan::Values(v) => {
+            let columns: Option<Vec<usize>> = keys.iter().map(|k| v.schema.index_of_column_by_name(None, k)).collect();
+            let Some(columns) = columns else { return false };
+            let mut seen = std::collections::HashSet::new();
+            v.values.iter().all(|row| {
+                let key: Option<Vec<String>> = columns
+                    .iter()
+                    .map(|&i| match row.get(i) {
+                        Some(Expr::Literal(value, _)) => Some(value.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                key.is_some_and(|k| seen.insert(k))
+            })
+        }
+        _ => false,
+    }
 }
