@@ -217,9 +217,34 @@ impl QueryScope {
     /// Notes which of `datasets` hold each entity once (see
     /// [`DatasetSource::unique_columns`]), so suppression can count rows.
     pub fn with_unique_entities(mut self, policy: Option<&Policy>, datasets: &[DatasetSource]) -> Self {
+        // Proven on the stored values: a column stays unique for a job only
+        // where the policy shows it as stored (or as an injective pseudonym);
+        // a redaction or a bucket merges values.
+        let shown_as_stored = |dataset: &str, column: &str| match policy {
+            None => true,
+            Some(p) => p.column(dataset, column).is_some_and(|c| {
+                matches!(
+                    c.access,
+                    Access::Plaintext
+                        | Access::Dimension
+                        | Access::JoinKeyOnly
+                        | Access::Mask {
+                            method: MaskMethod::Pseudonym
+                        }
+                )
+            }),
+        };
         self.unique_columns = datasets
             .iter()
-            .map(|d| (d.name.clone(), d.unique_columns.iter().cloned().collect()))
+            .map(|d| {
+                let unique = d
+                    .unique_columns
+                    .iter()
+                    .filter(|c| shown_as_stored(&d.name, c))
+                    .cloned()
+                    .collect();
+                (d.name.clone(), unique)
+            })
             .collect();
         let Some(p) = policy else { return self };
         self.unique_entities = datasets

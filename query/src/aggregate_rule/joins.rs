@@ -126,6 +126,12 @@ pub(super) fn analyze_join(
 /// DISTINCT over them, or a VALUES list whose values do not repeat. Anything
 /// else is not known to be unique, and is not.
 fn unique_on(plan: &LogicalPlan, keys: &[&str], scope: &QueryScope) -> bool {
+    // Keys are followed by name: two columns of one name (`a.f`, `b.f`) would
+    // let one stand for the other, so such a plan is not known to be unique.
+    let mut names = std::collections::HashSet::new();
+    if !plan.schema().fields().iter().all(|f| names.insert(f.name().as_str())) {
+        return false;
+    }
     match plan {
         LogicalPlan::TableScan(t) => scope
             .unique_columns
