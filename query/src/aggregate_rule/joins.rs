@@ -83,7 +83,16 @@ pub(super) fn analyze_join(
                 _ => None,
             })
             .collect();
-        if !names.is_some_and(|n| !n.is_empty() && unique_on(other, &n, scope)) {
+        // No equi-keys (a cross join, or a scalar subquery turned into a join on
+        // `true`): only a side of at most one row leaves each protected row single.
+        let single = |n: &Vec<&str>| {
+            if n.is_empty() {
+                one_row(other)
+            } else {
+                unique_on(other, n, scope)
+            }
+        };
+        if !names.as_ref().is_some_and(single) {
             return Err(refuse(
                 "a dataset joined to a protected one must match each protected row at most once: join on \
                  columns of it that registration proved unique (or that a GROUP BY or DISTINCT makes unique)",
@@ -119,6 +128,22 @@ pub(super) fn analyze_join(
         protected: left.protected || right.protected,
         aggregations: left.aggregations + right.aggregations,
     })
+}
+
+/// Whether `plan` has at most one row: an aggregation without GROUP BY, a
+/// one-row VALUES list, or either under projections, filters and aliases.
+fn one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Values(v) => v.values.len() <= 1,
+        LogicalPlan::EmptyRelation(_) => true,
+        LogicalPlan::Projection(p) => one_row(&p.input),
+        LogicalPlan::SubqueryAlias(a) => one_row(&a.input),
+        LogicalPlan::Filter(f) => one_row(&f.input),
+        LogicalPlan::Sort(s) => one_row(&s.input),
+        LogicalPlan::Limit(l) => one_row(&l.input),
+        _ => false,
+    }
 }
 
 /// Whether `plan` has at most one row for each value of the columns `keys`
