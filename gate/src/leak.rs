@@ -29,7 +29,7 @@ fn is_separator(c: char) -> bool {
 /// NFKC, then separators between two digits (or a digit and a check `X`) dropped.
 fn normalize(text: &str) -> Cow<'_, str> {
     // Most cells are plain ASCII words and numbers: nothing to change.
-    let separated = |w: &[u8]| w[0].is_ascii_digit() && matches!(w[1], b' ' | b'\t' | b'-' | b'_' | b'/');
+    let separated = |w: &[u8]| w[0].is_ascii_digit() && is_separator(char::from(w[1]));
     if text.is_ascii() && !text.as_bytes().windows(2).any(separated) {
         return Cow::Borrowed(text);
     }

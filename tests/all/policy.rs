@@ -721,6 +721,17 @@ async fn errors_raised_over_the_data_never_quote_it() {
             !never_shown.iter().any(|n| ledger.contains(n)),
             "{sql}: the ledger quotes the data"
         );
+        // Nor does the audit export a regulator takes away.
+        let export = tempfile::tempdir().unwrap();
+        d.rt.evidence().ledger().unwrap().export_jsonl(export.path()).unwrap();
+        for file in crate::support::files_under(export.path()) {
+            let text = String::from_utf8_lossy(&std::fs::read(export.path().join(&file)).unwrap()).into_owned();
+            assert!(
+                !never_shown.iter().any(|n| text.contains(n)),
+                "{sql}: {} quotes the data",
+                file.display()
+            );
+        }
         // The engine's own message is kept, sealed with the grant's key, for reviewers.
         let name = format!("{}.query-errors.sealed", report.job.id);
         let path = d.rt.domain().root().join("quarantine").join(&grant).join(name);

@@ -105,8 +105,27 @@ pub(crate) fn store_facts(
     job_id: &str,
     facts: &FactIndex,
 ) -> Result<()> {
-    let bytes = serde_json::to_vec(facts)?;
-    GrantDir::open(domain, grant)?.seal_named(key, &facts_name(job_id), &format!("facts:{job_id}"), &bytes)
+    seal_json(
+        domain,
+        key,
+        grant,
+        &facts_name(job_id),
+        &format!("facts:{job_id}"),
+        facts,
+    )
+}
+
+/// Seals a record of a job as JSON in its grant's quarantine directory.
+fn seal_json<T: serde::Serialize + ?Sized>(
+    domain: &Domain,
+    key: &SealingKey,
+    grant: &str,
+    name: &str,
+    aad: &str,
+    value: &T,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(value)?;
+    GrantDir::open(domain, grant)?.seal_named(key, name, aad, &bytes)
 }
 
 /// Keeps the engine's own messages of a job's failed queries sealed with
@@ -119,9 +138,8 @@ pub(crate) fn store_query_errors(
     job_id: &str,
     errors: &[(usize, String)],
 ) -> Result<()> {
-    let bytes = serde_json::to_vec(errors)?;
     let name = format!("{job_id}.query-errors.sealed");
-    GrantDir::open(domain, grant)?.seal_named(key, &name, &format!("query-errors:{job_id}"), &bytes)
+    seal_json(domain, key, grant, &name, &format!("query-errors:{job_id}"), errors)
 }
 
 /// A job's cell facts, opened with its grant's key (empty if it recorded none).
