@@ -18,7 +18,7 @@ use std::time::Duration;
 
 const ROWS: usize = 100_000;
 
-fn setup() -> (RecordBatch, FactIndex, KeyedIndex, Vec<ReleasedCell>) {
+fn setup() -> (RecordBatch, FactIndex, KeyedIndex, ReleaseHistory) {
     let region: Vec<String> = (0..ROWS).map(|i| format!("region-{}", i / 100)).collect();
     let cell: Vec<String> = (0..ROWS).map(|i| format!("cell-{}", i % 100)).collect();
     let mut fields = vec![
@@ -42,6 +42,7 @@ fn setup() -> (RecordBatch, FactIndex, KeyedIndex, Vec<ReleasedCell>) {
                         keys: vec![region[i].clone(), cell[i].clone()],
                         entities: *x as u64,
                         contributions: None,
+                        sketch: None,
                     },
                 );
             }
@@ -58,13 +59,21 @@ fn setup() -> (RecordBatch, FactIndex, KeyedIndex, Vec<ReleasedCell>) {
     for i in 0..300_000u64 {
         index.insert(&format!("1{:010}", 3_000_000_000 + i));
     }
-    let released = (0..10_000)
-        .map(|i| ReleasedCell {
-            source: "count-0".into(),
-            keys: vec![format!("cell-{}", i % 100), format!("region-{}", i / 100)],
-            entities: 50,
-        })
-        .collect();
+    let released = ReleaseHistory::new([(
+        "earlier".to_string(),
+        (0..100u64)
+            .map(|i| {
+                let s = EntitySketch::of_distinct((0..50).map(|e| entity(i * 50 + e)));
+                ReleasedCell {
+                    source: "count-0".into(),
+                    keys: vec![format!("cell-{i}")],
+                    entities: 50,
+                    sketch: Some(Arc::new(s)),
+                    visible: true,
+                }
+            })
+            .collect(),
+    )]);
     (table, facts, index, released)
 }
 
@@ -120,5 +129,106 @@ fn identifiers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gate, identifiers);
+/// A keyed entity hash as the host makes them: well mixed 64-bit values.
+fn entity(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The release audit (issue #18): 1,000 released tables of 100 cells, each
+/// table a partition of 1,000,000 entities, and a new 100-row table to check
+/// against all of them (and the sums of their cells). Measured: indexing the
+/// history (once per approval) and the whole gate on the new table. Debug
+/// builds (`cargo test`) use 10 tables over 20,000 entities.
+fn audit(c: &mut Criterion) {
+    let (tables, people) = if cfg!(debug_assertions) {
+        (10u64, 20_000u64)
+    } else {
+        (1_000, 1_000_000)
+    };
+    let cells = 100u64;
+    let partition = |t: u64| -> Vec<EntitySketch> {
+        let mut out: Vec<EntitySketch> = (0..cells).map(|_| EntitySketch::new()).collect();
+        for e in 0..people {
+            let key = entity(e);
+            out[(entity(key ^ t) % cells) as usize].insert(key);
+        }
+        out
+    };
+    let released: Vec<(String, Vec<ReleasedCell>)> = (0..tables)
+        .map(|t| {
+            let rows = partition(t)
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| ReleasedCell {
+                    source: "count(*)".into(),
+                    keys: vec![format!("g{i}"), format!("h{}", i % 10)],
+                    entities: s.entities(),
+                    sketch: Some(Arc::new(s)),
+                    visible: true,
+                })
+                .collect();
+            (format!("job-{t}/table"), rows)
+        })
+        .collect();
+    // The new table: another partition of the same people.
+    let fresh = partition(tables + 1);
+    let mut facts = FactIndex::default();
+    let mut keys = Vec::new();
+    let mut counts = Vec::new();
+    for (i, s) in fresh.into_iter().enumerate() {
+        let n = s.entities() as i64;
+        facts.add(
+            n.to_string(),
+            CellFact {
+                source: "count(*)".into(),
+                kind: MeasureKind::Frequency,
+                keys: vec![format!("new-{i}")],
+                entities: n as u64,
+                contributions: None,
+                sketch: Some(Arc::new(s)),
+            },
+        );
+        keys.push(format!("new-{i}"));
+        counts.push(n);
+    }
+    let table = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("group", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ])),
+        vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(counts))],
+    )
+    .unwrap();
+    let rules = GateRules::default();
+    let mut g = c.benchmark_group("audit");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("index-1000-tables-of-100-cells", |b| {
+        b.iter(|| ReleaseHistory::new(released.iter().cloned()).len())
+    });
+    let history = ReleaseHistory::new(released.iter().cloned());
+    g.bench_function("check-100-rows-against-1000-tables", |b| {
+        b.iter(|| {
+            let o = check(&GateInput {
+                table: &table,
+                facts: &facts,
+                label: Label::Aggregate,
+                row_level_releasable: false,
+                source_rows: None,
+                rules: &rules,
+                identifiers: None,
+                released: &history,
+                overrides: &[],
+            })
+            .unwrap();
+            assert_eq!(o.report.traced_cells, 100);
+            o.traced.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gate, identifiers, audit);
 criterion_main!(benches);

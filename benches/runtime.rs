@@ -202,7 +202,16 @@ fn policy(c: &mut Criterion, b: &Bench) {
     let names: Vec<String> = datasets.iter().map(|d| d.name.clone()).collect();
     let with = b
         .tokio
-        .block_on(engine.session(&as_sources(b.rt().domain(), &datasets), Some((&b.policy, [3; 32]))))
+        .block_on(engine.session(
+            &as_sources(b.rt().domain(), &datasets),
+            Some((
+                &b.policy,
+                inland_runtime::PolicyKeys {
+                    pseudonym: [3; 32],
+                    entity: [3; 32],
+                },
+            )),
+        ))
         .unwrap();
     let without = b
         .tokio

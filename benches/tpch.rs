@@ -140,7 +140,16 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
     let scope = inland_runtime::QueryScope::under(Some(&policy), names);
     tokio.block_on(async {
         let ctx = engine
-            .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
+            .session(
+                &as_sources(rt.domain(), &datasets),
+                Some((
+                    &policy,
+                    inland_runtime::PolicyKeys {
+                        pseudonym: [7; 32],
+                        entity: [7; 32],
+                    },
+                )),
+            )
             .await
             .unwrap();
         for q in QUERIES {
@@ -164,7 +173,16 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..4 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
+                    .session(
+                        &as_sources(rt.domain(), &datasets),
+                        Some((
+                            &policy,
+                            inland_runtime::PolicyKeys {
+                                pseudonym: [7; 32],
+                                entity: [7; 32],
+                            },
+                        )),
+                    )
                     .await
                     .unwrap();
                 let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
@@ -175,7 +193,16 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..3 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, [7; 32])))
+                    .session(
+                        &as_sources(rt.domain(), &datasets),
+                        Some((
+                            &policy,
+                            inland_runtime::PolicyKeys {
+                                pseudonym: [7; 32],
+                                entity: [7; 32],
+                            },
+                        )),
+                    )
                     .await
                     .unwrap();
                 let t1 = t.elapsed();

@@ -5,14 +5,15 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::canon;
-use crate::facts::{CellFact, FactIndex, MeasureKind, ReleasedCell};
+use crate::facts::{CellFact, FactIndex, MeasureKind};
+use crate::history::{ReleaseHistory, ReleasedCell, Row, audit};
 use crate::index::KeyedIndex;
 use crate::leak;
 use crate::report::{CellChange, CellIssue, CheckResult, GateReport, ReleasePlan, Remedy, Status, Verdict};
 use arrow::record_batch::RecordBatch;
 use inland_policies::Label;
 use inland_policies::policy::GateRules;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Cells listed per check in a report; the count covers the rest.
 const LISTED: usize = 50;
@@ -51,20 +52,20 @@ pub struct GateInput<'a> {
     pub rules: &'a GateRules,
     /// The index of identifier values in the domain.
     pub identifiers: Option<&'a KeyedIndex>,
-    /// Cells already released under the same grant.
-    pub released: &'a [ReleasedCell],
+    /// Every table already released in the domain, under any grant.
+    pub released: &'a ReleaseHistory,
     /// Checks a reviewer overrides.
     pub overrides: &'a [String],
 }
 
-/// The gate's report, the released version's plan, and the traced cells the
-/// release would add to the differencing history.
+/// The gate's report, the released version's plan, and the traced rows the
+/// release would add to the domain's differencing history.
 pub struct GateOutcome {
     /// The report.
     pub report: GateReport,
     /// Changes to make for release.
     pub plan: ReleasePlan,
-    /// Traced cells that would be released.
+    /// Traced rows that would be released (or are suppressed whole).
     pub traced: Vec<ReleasedCell>,
 }
 
@@ -450,17 +451,10 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let mut diff = Finding::new(
         "differencing",
         format!(
-            "against released tables of the grant, min_cell_count = {}",
+            "entity sets against every released table of the domain, min_cell_count = {}",
             rules.min_cell_count
         ),
     );
-    let mut history: HashMap<(&str, Vec<&str>), Vec<u64>> = HashMap::new();
-    for rc in input.released {
-        history
-            .entry((rc.source.as_str(), rc.keys.iter().map(String::as_str).collect()))
-            .or_default()
-            .push(rc.entities);
-    }
     let magnitude_cols: Vec<bool> = (0..ncols)
         .map(|c| (0..rows).any(|r| fact_at(r, c).is_some_and(|f| f.kind == MeasureKind::Magnitude)))
         .collect();
@@ -533,23 +527,46 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
                             primary.push(("p-percent", r, c));
                         }
                     }
-                    let mut keys: Vec<&str> = f.keys.iter().map(String::as_str).collect();
-                    keys.sort_unstable();
-                    if let Some(old) = history.get(&(f.source.as_str(), keys)) {
-                        let close = old
-                            .iter()
-                            .map(|e| e.abs_diff(f.entities))
-                            .filter(|d| *d > 0 && *d < rules.min_cell_count)
-                            .min();
-                        if let Some(d) = close {
-                            diff.add(r, name, || {
-                                format!("differs from a released cell of `{}` by {d} entities", f.source)
-                            });
-                            primary.push(("differencing", r, c));
-                        }
-                    }
                 }
             }
+        }
+    }
+    // Differencing, on entity sets: each row's sketch (its measures share
+    // one group) against the domain's releases and the table's other rows.
+    let audit_rows: Vec<Row<'_>> = (0..rows)
+        .map(|r| {
+            let f = (0..ncols).find_map(|c| fact_at(r, c).filter(|f| f.sketch.is_some()));
+            Row {
+                sketch: f.and_then(|f| f.sketch.as_deref()),
+                keys: f.map(|f| f.keys.as_slice()).unwrap_or(&[]),
+            }
+        })
+        .collect();
+    let whole_rows: BTreeSet<usize> = (0..rows)
+        .filter(|&r| {
+            let measures: Vec<usize> = (0..ncols).filter(|&c| fact_at(r, c).is_some()).collect();
+            !measures.is_empty()
+                && measures
+                    .iter()
+                    .all(|&c| primary.iter().any(|(_, pr, pc)| *pr == r && *pc == c))
+        })
+        .collect();
+    let mut unchecked = Finding::new("differencing-unchecked", "traced cells without an entity sketch".into());
+    for (r, row) in audit_rows.iter().enumerate() {
+        if row.sketch.is_none() {
+            for c in (0..ncols).filter(|&c| fact_at(r, c).is_some()) {
+                unchecked.add(r, names[c], || {
+                    "no sketch of its entities (too many groups in the job, or computed before sketches): \
+                     not compared with earlier releases"
+                        .into()
+                });
+            }
+        }
+    }
+    for (r, reason) in audit(&audit_rows, &whole_rows, input.released, rules.min_cell_count) {
+        for c in (0..ncols).filter(|&c| fact_at(r, c).is_some()) {
+            diff.add(r, names[c], || reason.clone());
+            primary.push(("differencing", r, c));
         }
     }
     for (check, r, c) in primary {
@@ -580,6 +597,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
         diff,
         "differ from an earlier release by fewer entities than the threshold",
     ));
+    checks.push(unchecked.finish(Status::NeedsReview, Remedy::None, |n| {
+        format!("{n} cell(s) the differencing audit could not compare: a reviewer must")
+    }));
     checks.push(zero.finish(Status::NeedsReview, Remedy::None, |n| {
         format!("{n} zero cell(s): possibly disclosive (nobody in the group has the attribute)")
     }));
@@ -747,17 +767,18 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     );
     changes.sort_by_key(|(r, c, _)| (*r, *c));
     let traced = (0..rows)
-        .flat_map(|r| (0..ncols).map(move |c| (r, c)))
-        .filter(|k| !suppressed.contains(k))
-        .filter_map(|(r, c)| fact_at(r, c))
-        .map(|f| {
+        .filter_map(|r| {
+            let measures: Vec<usize> = (0..ncols).filter(|&c| fact_at(r, c).is_some()).collect();
+            let f = fact_at(r, *measures.first()?)?;
             let mut keys = f.keys.clone();
             keys.sort_unstable();
-            ReleasedCell {
+            Some(ReleasedCell {
                 source: f.source.clone(),
                 keys,
                 entities: f.entities,
-            }
+                sketch: (0..ncols).find_map(|c| fact_at(r, c).and_then(|f| f.sketch.clone())),
+                visible: measures.iter().any(|&c| !suppressed.contains(&(r, c))),
+            })
         })
         .collect();
     let report = GateReport {

@@ -3,9 +3,11 @@
 //! finds them again for the cells of an emitted table by value and group keys.
 //! Nothing here comes from the guest.
 
+use crate::sketch::EntitySketch;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 /// A fixed hash of a cell's text (the same in every process).
 pub fn text_hash(text: &str) -> u64 {
@@ -59,6 +61,10 @@ pub struct CellFact {
     pub entities: u64,
     /// Contributions, for magnitude cells.
     pub contributions: Option<Contributions>,
+    /// A sketch of the group's entities (shared by the measures of one row),
+    /// for comparing the cell with every released cell of the domain.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::sketch::shared")]
+    pub sketch: Option<Arc<EntitySketch>>,
 }
 
 /// Every aggregate value a job was given, looked up by canonical value.
@@ -74,17 +80,27 @@ pub struct FactIndex {
     values: HashSet<u64>,
     #[serde(skip)]
     first_keys: HashSet<u64>,
+    /// Distinct entity sketches kept, and the last one (a row's measures share it).
+    #[serde(skip)]
+    sketches: usize,
+    #[serde(skip)]
+    last_sketch: Option<Arc<EntitySketch>>,
 }
 
 impl FactIndex {
     /// Facts kept per job; past this, further values stay untraced (and go to review).
     pub const CAPACITY: usize = 2_000_000;
 
+    /// Entity sketches kept per job (1.5 KB each); rows past this keep no
+    /// sketch, and the gate sends them to review as unchecked for differencing.
+    pub const SKETCHES: usize = 50_000;
+
     /// Records the fact behind a value; returns false when the index is full.
-    pub fn add(&mut self, value: String, fact: CellFact) -> bool {
+    pub fn add(&mut self, value: String, mut fact: CellFact) -> bool {
         if self.facts.len() >= Self::CAPACITY {
             return false;
         }
+        self.count_sketch(&mut fact);
         let i = self.facts.len() as u32;
         self.note(i, &value, &fact);
         self.facts.push((value, fact));
@@ -133,21 +149,31 @@ impl FactIndex {
         self.by_pair.clear();
         self.values.clear();
         self.first_keys.clear();
-        let facts = std::mem::take(&mut self.facts);
-        for (i, (v, f)) in facts.iter().enumerate() {
+        self.sketches = 0;
+        self.last_sketch = None;
+        let mut facts = std::mem::take(&mut self.facts);
+        for (i, (v, f)) in facts.iter_mut().enumerate() {
+            self.count_sketch(f);
             self.note(i as u32, v, f);
         }
         self.facts = facts;
     }
-}
 
-/// A cell of an earlier released table, kept for the differencing check.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReleasedCell {
-    /// The statistic's source (see [`CellFact::source`]).
-    pub source: String,
-    /// Its group keys, sorted.
-    pub keys: Vec<String>,
-    /// Distinct entities behind it.
-    pub entities: u64,
+    /// Keeps the fact's sketch while fewer than [`Self::SKETCHES`] are kept.
+    fn count_sketch(&mut self, fact: &mut CellFact) {
+        let Some(s) = &fact.sketch else { return };
+        if self
+            .last_sketch
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(l, s) || **l == **s)
+        {
+            return;
+        }
+        if self.sketches >= Self::SKETCHES {
+            fact.sketch = None;
+            return;
+        }
+        self.sketches += 1;
+        self.last_sketch = Some(s.clone());
+    }
 }

@@ -11,14 +11,18 @@
 pub mod canon;
 mod check;
 pub mod facts;
+pub mod history;
 pub mod index;
 pub mod leak;
 pub mod report;
+pub mod sketch;
 
 pub use check::{GateError, GateInput, GateOutcome, OVERRIDABLE, check};
-pub use facts::{CellFact, Contributions, FactIndex, MeasureKind, ReleasedCell};
+pub use facts::{CellFact, Contributions, FactIndex, MeasureKind};
+pub use history::{ReleaseHistory, ReleasedCell};
 pub use index::{KeyedIndex, StoredIndex};
 pub use report::{CellChange, CellIssue, CheckResult, GateReport, ReleasePlan, Remedy, Status, Verdict};
+pub use sketch::{Difference, EntitySketch};
 
 use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, new_null_array};
 use arrow::datatypes::{DataType, Field, Schema};

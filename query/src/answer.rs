@@ -6,12 +6,13 @@
 use crate::cell::{CellPlan, CellRole};
 use crate::contrib;
 use crate::guard::{QueryError, RunError};
+use crate::hidden::SKETCH;
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::StreamExt;
-use inland_gate::{CellFact, Contributions, canon};
+use inland_gate::{CellFact, Contributions, EntitySketch, canon};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,7 +29,9 @@ pub async fn suppress(
     let full = stream.schema();
     let last = full.fields().len().saturating_sub(1);
     let contribs = cells.map(|c| c.contribs).unwrap_or(0);
-    let visible = last.saturating_sub(contribs);
+    // The rewrite puts the entity sketch just before the group size.
+    let sketch = (last >= 1 && full.field(last - 1).name() == SKETCH).then(|| last - 1);
+    let visible = last.saturating_sub(contribs + usize::from(sketch.is_some()));
     let keep_cols: Vec<usize> = (0..visible).collect();
     let schema = Arc::new(full.project(&keep_cols).map_err(RunError::internal)?);
     let (mut kept, mut suppressed, mut facts) = (Vec::new(), 0usize, Vec::new());
@@ -39,7 +42,7 @@ pub async fn suppress(
         suppressed += mask.iter().filter(|m| *m == Some(false)).count();
         let filtered = arrow::compute::filter_record_batch(&batch, &mask).map_err(RunError::internal)?;
         if let Some(plan) = cells {
-            record_facts(&filtered, plan, visible, &mut facts)?;
+            record_facts(&filtered, plan, visible, sketch, &mut facts)?;
         }
         kept.push(filtered.project(&keep_cols).map_err(RunError::internal)?);
     }
@@ -65,6 +68,7 @@ fn record_facts(
     batch: &RecordBatch,
     plan: &CellPlan,
     visible: usize,
+    sketch: Option<usize>,
     out: &mut Vec<(String, CellFact)>,
 ) -> Result<(), QueryError> {
     let internal = |e: arrow::error::ArrowError| QueryError::Internal(format!("recording cell facts: {e}"));
@@ -75,8 +79,14 @@ fn record_facts(
         .collect::<Result<_, _>>()
         .map_err(internal)?;
     let keys: Vec<usize> = (0..text.len()).filter(|&c| plan.columns[c] == CellRole::Key).collect();
+    let sketches = sketch.and_then(|c| batch.column(c).as_binary_opt::<i32>());
     for r in 0..batch.num_rows() {
         let row_keys: Vec<String> = keys.iter().filter_map(|&c| text[c][r].clone()).collect();
+        // One sketch per row, shared by its measures.
+        let row_sketch = sketches
+            .filter(|s| s.is_valid(r))
+            .and_then(|s| EntitySketch::from_bytes(s.value(r)))
+            .map(Arc::new);
         for (c, role) in plan.columns.iter().enumerate().take(text.len()) {
             let CellRole::Measure { source, kind, contrib } = role else {
                 continue;
@@ -106,6 +116,7 @@ fn record_facts(
                     keys: row_keys.clone(),
                     entities: entities.value(r).max(0) as u64,
                     contributions,
+                    sketch: row_sketch.clone(),
                 },
             ));
         }

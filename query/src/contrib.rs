@@ -12,14 +12,16 @@
 //! entities: fewer entities and a larger top contribution, which makes the
 //! checks stricter, never looser.
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, UInt64Array};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result as DfResult, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use inland_gate::EntitySketch;
 use std::sync::Arc;
 
 /// The contributions function's name in plans.
@@ -184,12 +186,20 @@ pub(crate) fn list_array<T: arrow::datatypes::ArrowPrimitiveType>(
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Entities {
     signature: Signature,
+    threshold: u64,
+    rows_are_entities: bool,
 }
 
-/// `inland_entities(entity)`: distinct entities per group, as Int64.
-pub(crate) fn entities_udaf() -> AggregateUDF {
+/// `inland_entities(entity)`: the distinct entities of each group, as the
+/// bytes of an [`EntitySketch`] (which starts with their count). Groups below
+/// `threshold` get the count alone: they are suppressed, and a sketch is
+/// 1.5 KB. Where rows are entities (`rows_are_entities`), keys are taken as
+/// distinct without sorting them.
+pub(crate) fn entities_udaf(threshold: u64, rows_are_entities: bool) -> AggregateUDF {
     AggregateUDF::from(Entities {
         signature: Signature::exact(vec![DataType::UInt64], Volatility::Immutable),
+        threshold,
+        rows_are_entities,
     })
 }
 
@@ -201,10 +211,10 @@ impl AggregateUDFImpl for Entities {
         &self.signature
     }
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Int64)
+        Ok(DataType::Binary)
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        let mut one = EntityGroups::default();
+        let mut one = self.groups();
         one.groups.push(KeySet::default());
         Ok(Box::new(Single(one)))
     }
@@ -215,7 +225,27 @@ impl AggregateUDFImpl for Entities {
         true
     }
     fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(EntityGroups::default()))
+        Ok(Box::new(self.groups()))
+    }
+}
+
+impl Entities {
+    fn groups(&self) -> EntityGroups {
+        EntityGroups {
+            threshold: self.threshold,
+            plain: self.rows_are_entities,
+            ..EntityGroups::default()
+        }
+    }
+}
+
+/// The group's sketch bytes, or its count alone below the threshold.
+fn sketch_bytes(keys: Vec<u64>, threshold: u64) -> Vec<u8> {
+    let n = keys.len() as u64;
+    if n >= threshold.max(1) {
+        EntitySketch::of_distinct(keys).to_bytes()
+    } else {
+        n.to_le_bytes().to_vec()
     }
 }
 
@@ -224,6 +254,9 @@ impl AggregateUDFImpl for Entities {
 struct EntityGroups {
     groups: Vec<KeySet>,
     entries: usize,
+    threshold: u64,
+    /// Rows are entities: keys are appended and never sorted or merged.
+    plain: bool,
 }
 
 impl EntityGroups {
@@ -231,16 +264,31 @@ impl EntityGroups {
         let Some(set) = self.groups.get_mut(group) else {
             return internal_err!("{ENTITIES}: group {group} out of range");
         };
+        if self.plain {
+            set.items.push((key, ()));
+            self.entries += 1;
+            return Ok(());
+        }
         let before = set.len();
         set.push(key, ());
         self.entries = (self.entries + set.len()).saturating_sub(before);
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<KeySet> {
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<u64>> {
         let taken = emit_to.take_needed(&mut self.groups);
         self.entries = self.entries.saturating_sub(taken.iter().map(|s| s.len()).sum());
+        let plain = self.plain;
         taken
+            .into_iter()
+            .map(|s| {
+                if plain {
+                    s.items.into_iter().map(|(k, _)| k).collect()
+                } else {
+                    s.distinct()
+                }
+            })
+            .collect()
     }
 }
 
@@ -266,17 +314,18 @@ impl GroupsAccumulator for EntityGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
-        let counts: Int64Array = self
+        let threshold = self.threshold;
+        let sketches: BinaryArray = self
             .take(emit_to)
             .into_iter()
-            .map(|s| Some(s.finish().len() as i64))
+            .map(|keys| Some(sketch_bytes(keys, threshold)))
             .collect();
-        Ok(Arc::new(counts))
+        Ok(Arc::new(sketches))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let taken = self.take(emit_to);
-        let lists = list_array::<UInt64Type>(taken.into_iter().map(KeySet::distinct))?;
+        let lists = list_array::<UInt64Type>(taken.into_iter())?;
         Ok(vec![Arc::new(lists)])
     }
 
@@ -310,6 +359,50 @@ impl GroupsAccumulator for EntityGroups {
             + self.groups.capacity() * std::mem::size_of::<KeySet>()
             // Vectors grow by doubling: up to twice their length.
             + self.entries * std::mem::size_of::<u64>() * 2
+    }
+}
+
+// ------------------------------------------------------------- group size
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SketchSize {
+    signature: Signature,
+}
+
+/// `inland_sketch_size(sketch)`: the distinct entities a sketch from
+/// [`entities_udaf`] counts, as Int64: the group size the small-group filter reads.
+pub(crate) fn sketch_size_udf() -> ScalarUDF {
+    ScalarUDF::from(SketchSize {
+        signature: Signature::exact(vec![DataType::Binary], Volatility::Immutable),
+    })
+}
+
+/// The entity count at the head of sketch bytes.
+pub(crate) fn sketch_count(bytes: &[u8]) -> Option<i64> {
+    let head: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    i64::try_from(u64::from_le_bytes(head)).ok()
+}
+
+impl ScalarUDFImpl for SketchSize {
+    fn name(&self) -> &str {
+        "inland_sketch_size"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let [sketches] = args.args.as_slice() else {
+            return internal_err!("inland_sketch_size takes one argument");
+        };
+        let sketches = sketches.to_array(args.number_rows)?;
+        let Some(sketches) = sketches.as_binary_opt::<i32>() else {
+            return internal_err!("inland_sketch_size: unexpected argument type");
+        };
+        let sizes: Int64Array = sketches.iter().map(|b| b.and_then(sketch_count)).collect();
+        Ok(ColumnarValue::Array(Arc::new(sizes)))
     }
 }
 
@@ -587,8 +680,32 @@ mod tests {
         merged.merge_batch(&a.state(EmitTo::All)?, &[0, 1], 2)?;
         merged.merge_batch(&b.state(EmitTo::All)?, &[0], 2)?;
         let out = merged.evaluate(EmitTo::All)?;
-        let out = out.as_primitive::<arrow::datatypes::Int64Type>();
-        assert_eq!(out.values().to_vec(), vec![2, 1]);
+        let out = out.as_binary::<i32>();
+        let sizes: Vec<Option<i64>> = out.iter().map(|b| b.and_then(sketch_count)).collect();
+        assert_eq!(sizes, vec![Some(2), Some(1)]);
+        Ok(())
+    }
+
+    /// Groups at the threshold carry a sketch of exactly their entities
+    /// (whatever order and partition they arrived in); smaller groups carry
+    /// their count alone.
+    #[test]
+    fn groups_at_the_threshold_carry_a_sketch_of_their_entities() -> DfResult<()> {
+        let mut g = EntityGroups {
+            threshold: 3,
+            ..EntityGroups::default()
+        };
+        g.update_batch(
+            &[keys(&[Some(7), Some(8), Some(9), Some(7), Some(1)])],
+            &[0, 0, 0, 0, 1],
+            None,
+            2,
+        )?;
+        let out = g.evaluate(EmitTo::All)?;
+        let out = out.as_binary::<i32>();
+        let sketch = EntitySketch::from_bytes(out.value(0));
+        assert_eq!(sketch, Some(EntitySketch::of_distinct([9, 8, 7])));
+        assert_eq!(out.value(1), 1u64.to_le_bytes().as_slice());
         Ok(())
     }
 
@@ -620,10 +737,10 @@ mod tests {
 
     #[test]
     fn an_aggregation_without_group_by_over_no_rows_has_zero_entities() -> DfResult<()> {
-        let udaf = entities_udaf();
+        let udaf = entities_udaf(1, false);
         let schema = arrow::datatypes::Schema::new(vec![Field::new("e", DataType::UInt64, true)]);
         let expr = datafusion::physical_expr::expressions::col("e", &schema)?;
-        let field = Arc::new(Field::new("n", DataType::Int64, true));
+        let field = Arc::new(Field::new("n", DataType::Binary, true));
         let args = AccumulatorArgs {
             return_field: field,
             schema: &schema,
@@ -636,7 +753,7 @@ mod tests {
             expr_fields: &[Arc::new(Field::new("e", DataType::UInt64, true))],
         };
         let mut acc = udaf.accumulator(args)?;
-        assert_eq!(acc.evaluate()?, ScalarValue::Int64(Some(0)));
+        assert_eq!(acc.evaluate()?, ScalarValue::Binary(Some(0u64.to_le_bytes().to_vec())));
         Ok(())
     }
 
@@ -665,10 +782,10 @@ mod tests {
         let mut a = EntityGroups::default();
         a.update_batch(&[keys(&[Some(1), Some(2), Some(3)])], &[0, 1, 1], None, 2)?;
         let first = a.evaluate(EmitTo::First(1))?;
-        assert_eq!(first.as_primitive::<arrow::datatypes::Int64Type>().value(0), 1);
+        assert_eq!(sketch_count(first.as_binary::<i32>().value(0)), Some(1));
         a.update_batch(&[keys(&[Some(4)])], &[0], None, 1)?;
         let rest = a.evaluate(EmitTo::All)?;
-        assert_eq!(rest.as_primitive::<arrow::datatypes::Int64Type>().value(0), 3);
+        assert_eq!(sketch_count(rest.as_binary::<i32>().value(0)), Some(3));
         Ok(())
     }
 }

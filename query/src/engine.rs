@@ -8,7 +8,7 @@ use crate::decimal_arith::DecimalArithRule;
 use crate::function_rule::FunctionGuard;
 use crate::guard::{QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 use crate::keep::JobQueryPlanner;
-use crate::policy_table::PolicyTable;
+use crate::policy_table::{PolicyKeys, PolicyTable};
 use crate::source::DatasetSource;
 use datafusion::catalog::TableProvider;
 use datafusion::config::Dialect;
@@ -105,7 +105,7 @@ impl QueryEngine {
     pub async fn session(
         &self,
         datasets: &[DatasetSource],
-        policy: Option<(&Policy, [u8; 32])>,
+        policy: Option<(&Policy, PolicyKeys)>,
     ) -> Result<SessionContext, QueryError> {
         let config = SessionConfig::new()
             .with_information_schema(false)
@@ -154,7 +154,7 @@ impl QueryEngine {
                 .map_err(open)?;
             let provider = raw.table_provider(d.name.as_str()).await.map_err(open)?;
             let provider: Arc<dyn TableProvider> = match &policy {
-                Some((p, key)) => Arc::new(PolicyTable::new(provider, p, &d.name, key)),
+                Some((p, keys)) => Arc::new(PolicyTable::new(provider, p, &d.name, keys)),
                 None => provider,
             };
             ctx.register_table(d.name.as_str(), provider).map_err(open)?;

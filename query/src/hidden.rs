@@ -7,5 +7,9 @@ pub(crate) const ENTITY: &str = "__inland_entity";
 /// The column the rewrite adds: distinct entities behind each group.
 pub(crate) const GROUP_SIZE: &str = "__inland_group_entities";
 
+/// The column the rewrite adds: a sketch of the entities behind each group,
+/// which the gate compares with every released cell of the domain.
+pub(crate) const SKETCH: &str = "__inland_group_sketch";
+
 /// Prefix of the hidden contribution columns the rewrite adds for sums and means.
 pub(crate) const CONTRIB: &str = "__inland_contrib_";

@@ -59,6 +59,11 @@ impl Keep {
         )
     }
 
+    /// The smallest group size kept.
+    pub(crate) fn min(&self) -> u64 {
+        self.min
+    }
+
     /// `input` without the rows whose group size (`size`, an Int64
     /// expression over `input`'s columns) is below the threshold.
     pub(crate) fn over(&self, size: Expr, input: LogicalPlan) -> DfResult<LogicalPlan> {

@@ -44,7 +44,7 @@ pub use cell::{CellPlan, CellRole};
 pub use engine::{PlannedQuery, QueryEngine};
 pub use function_rule::{ALLOWED_SCALAR, FunctionGuard};
 pub use guard::{Guarded, QueryError, QueryGuard, QueryScope, ReadOnlyGuard, RunError};
-pub use policy_table::{PolicyTable, visible_columns};
+pub use policy_table::{PolicyKeys, PolicyTable, visible_columns};
 pub use source::{ColumnInfo, DatasetSource};
 
 /// A small deterministic generator for tests that need many varied values.

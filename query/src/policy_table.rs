@@ -195,9 +195,20 @@ fn bucket_f64(a: &Float64Array, width: f64) -> Float64Array {
     })
 }
 
-/// The seed of the hidden entity key, derived from the domain's pseudonym key.
-fn entity_seed(pseudonym_key: &[u8; 32]) -> u64 {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pseudonym_key);
+/// The keys a policy table masks with.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyKeys {
+    /// The grant's pseudonym key: pseudonyms never link across grants.
+    pub pseudonym: [u8; 32],
+    /// The domain's entity key: the hidden entity hash is the same under
+    /// every grant, so that entity sketches of cells released under different
+    /// grants can be compared. Jobs never see the hash.
+    pub entity: [u8; 32],
+}
+
+/// The seed of the hidden entity key, derived from the domain's entity key.
+fn entity_seed(entity_key: &[u8; 32]) -> u64 {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, entity_key);
     let tag = ring::hmac::sign(&key, b"inland entity key");
     let mut seed = [0u8; 8];
     seed.copy_from_slice(&tag.as_ref()[..8]);
@@ -316,7 +327,8 @@ pub struct PolicyTable {
 
 impl PolicyTable {
     /// Wraps a dataset's provider under the policy for `dataset`.
-    pub(crate) fn new(inner: Arc<dyn TableProvider>, policy: &Policy, dataset: &str, pseudonym_key: &[u8; 32]) -> Self {
+    pub(crate) fn new(inner: Arc<dyn TableProvider>, policy: &Policy, dataset: &str, keys: &PolicyKeys) -> Self {
+        let pseudonym_key = &keys.pseudonym;
         let inner_schema = inner.schema();
         let mut fields = Vec::new();
         let mut exprs = Vec::new();
@@ -344,7 +356,7 @@ impl PolicyTable {
             && let Ok(i) = inner_schema.index_of(entity)
         {
             let expr = mask_expr(
-                Mode::EntityKey(entity_seed(pseudonym_key)),
+                Mode::EntityKey(entity_seed(&keys.entity)),
                 col(format!("\"{entity}\"")),
                 DataType::UInt64,
             );

@@ -202,7 +202,18 @@ impl Fixture {
         let policy = Policy::load(POLICY, "policy.toml", &catalog)
             .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))?;
         let engine = QueryEngine::new(64 << 20)?;
-        let ctx = engine.session(&sources, Some((&policy, KEY))).await?;
+        let ctx = engine
+            .session(
+                &sources,
+                Some((
+                    &policy,
+                    inland_query::PolicyKeys {
+                        pseudonym: KEY,
+                        entity: KEY,
+                    },
+                )),
+            )
+            .await?;
         let names = sources.iter().map(|s| s.name.clone());
         let scope = QueryScope::under(Some(&policy), names).with_unique_entities(Some(&policy), &sources);
         Ok(Fixture {
@@ -261,15 +272,22 @@ async fn allowed_aggregate_counts_entities_and_contributions_under_the_small_gro
     let plan = f
         .accepted("SELECT district, count(*) AS n, avg(income) AS avg_income FROM residents GROUP BY district")
         .await?;
-    assert!(plan.contains("InlandKeep: __inland_group_entities >= 10"), "{plan}");
-    assert!(plan.contains("__inland_entity"), "{plan}");
+    assert!(
+        plan.contains("InlandKeep: inland_sketch_size(__inland_group_sketch) >= 10"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("inland_entities(__inland_entity) AS __inland_group_sketch"),
+        "{plan}"
+    );
     assert!(plan.contains("__inland_contrib_1"), "{plan}");
     insta::assert_snapshot!(plan);
     Ok(())
 }
 
-/// Over a dataset with one row per entity, `count(*)` is the group size: no
-/// entity column is read and the filter reads the job's own count.
+/// Over a dataset with one row per entity, `count(*)` is the group size: the
+/// filter reads the job's own count; the entity column is read only for the
+/// sketch of each group's entities.
 #[tokio::test]
 async fn count_star_over_one_row_per_entity_is_the_group_size() -> TestResult {
     let f = Fixture::new(Residents::OneRowPerEntity).await?;
@@ -277,14 +295,17 @@ async fn count_star_over_one_row_per_entity_is_the_group_size() -> TestResult {
         .accepted("SELECT district, count(*) AS n FROM residents GROUP BY district")
         .await?;
     assert!(plan.contains("InlandKeep: count(Int64(1)) >= 10"), "{plan}");
-    assert!(!plan.contains("__inland_entity"), "{plan}");
+    assert!(
+        plan.contains("inland_entities(__inland_entity) AS __inland_group_sketch"),
+        "{plan}"
+    );
     insta::assert_snapshot!(plan);
     Ok(())
 }
 
 /// Over a dataset with one row per entity, the contributions of a mean are
 /// its rows: the job's `avg` and `count(*)` are derived from them, not
-/// computed a second time, and no entity column is read.
+/// computed a second time; the entity column feeds the sketch alone.
 #[tokio::test]
 async fn mean_over_one_row_per_entity_is_derived_from_row_contributions() -> TestResult {
     let f = Fixture::new(Residents::OneRowPerEntity).await?;
@@ -293,7 +314,10 @@ async fn mean_over_one_row_per_entity_is_derived_from_row_contributions() -> Tes
         .await?;
     assert!(plan.contains("InlandKeep"), "{plan}");
     assert!(plan.contains("__inland_contrib_1"), "{plan}");
-    assert!(!plan.contains("__inland_entity"), "{plan}");
+    assert!(
+        plan.contains("InlandKeep: inland_rows_of(__inland_contrib_1) >= 10"),
+        "{plan}"
+    );
     insta::assert_snapshot!(plan);
     Ok(())
 }
@@ -391,7 +415,10 @@ async fn join_of_protected_with_unrestricted_dataset_is_allowed() -> TestResult 
         )
         .await?;
     assert!(plan.contains("Inner Join"), "{plan}");
-    assert!(plan.contains("InlandKeep: __inland_group_entities >= 10"), "{plan}");
+    assert!(
+        plan.contains("InlandKeep: inland_sketch_size(__inland_group_sketch) >= 10"),
+        "{plan}"
+    );
     insta::assert_snapshot!(plan);
     Ok(())
 }

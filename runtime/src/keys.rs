@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 const MASTER: &str = "master.key";
 const GRANTS: &str = "grants";
 const NEXT: &str = "next";
+/// The file name (among the grant keys, so that a master rotation re-wraps
+/// it) of the domain's entity key. Grant ids start with `g-`: no clash.
+const ENTITY: &str = "domain-entities";
 
 fn random32() -> Result<[u8; 32]> {
     let mut k = [0u8; 32];
@@ -130,6 +133,26 @@ impl KeyStore {
     pub(crate) fn pseudonym_key(&self, grant: &str) -> Result<[u8; 32]> {
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.grant_key_bytes(grant)?);
         let tag = ring::hmac::sign(&key, b"inland-pseudonym/v1");
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// The domain's entity key, created on first use: it keys the hidden
+    /// entity hash, which must be the same under every grant so that the
+    /// entity sketches of cells released under different grants compare.
+    /// Jobs never see the hash; it never leaves the host.
+    pub(crate) fn entity_key(&self) -> Result<[u8; 32]> {
+        if !self.grant_path(ENTITY).exists() {
+            // Two processes may race to create it: the loser reads the winner's.
+            if let Err(e) = self.create_grant_key(ENTITY)
+                && !self.grant_path(ENTITY).exists()
+            {
+                return Err(e);
+            }
+        }
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.grant_key_bytes(ENTITY)?);
+        let tag = ring::hmac::sign(&key, b"inland-entity/v1");
         let mut out = [0u8; 32];
         out.copy_from_slice(tag.as_ref());
         Ok(out)

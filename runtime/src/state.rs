@@ -25,13 +25,19 @@ pub(crate) const REVIEWERS: Table = TableDefinition::new("reviewers");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
 
-/// The cells each approved output released, by `grant NUL output id`: the
-/// grant's differencing history, read by prefix without reading every output.
+/// The rows each approved output released, with their entity sketches, by
+/// `grant NUL output id`: the domain's differencing history, read whole
+/// (a release is public whoever made it) without reading every output.
 pub(crate) const RELEASED: Table = TableDefinition::new("released");
 
 /// The key of an output's entry in [`RELEASED`].
 pub(crate) fn released_key(grant: &str, output: &str) -> String {
     format!("{grant}\u{0}{output}")
+}
+
+/// The output id of a [`RELEASED`] key, which names the table in messages.
+pub(crate) fn released_name(key: &str) -> String {
+    key.split_once('\u{0}').map(|(_, o)| o).unwrap_or(key).to_string()
 }
 
 /// What a write expects to find under its key.

@@ -285,6 +285,136 @@ async fn a_pair_of_releases_that_differ_by_one_entity_is_caught() {
     ));
 }
 
+/// One resident of 朝阳区 as a grant sees them: pseudonym and district.
+async fn target(d: &TestDomain, grant: &str) -> (String, String) {
+    let r = run_as(
+        &d.rt,
+        OPERATOR,
+        grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[(
+            "sql",
+            "SELECT resident_id, district FROM residents WHERE district = '朝阳区' LIMIT 1",
+        )],
+    )
+    .await;
+    let row = d.rt.reviews().output_table(&r.outputs[0].id).unwrap();
+    (text(row[0].column(0), 0), text(row[0].column(1), 0))
+}
+
+async fn probe_under(d: &TestDomain, grant: &str, params: &[(&str, &str)]) -> OutputRecord {
+    let r = run_as(&d.rt, OPERATOR, grant, wasm(inland_examples::jobs::SQL_PROBE), params).await;
+    assert_eq!(r.job.status, JobStatus::Succeeded, "{params:?}: {:?}", r.job.error);
+    d.rt.reviews().output(&r.outputs[0].id).unwrap()
+}
+
+/// The rows of an output whose `column` holds `value`.
+fn rows_with(d: &TestDomain, o: &OutputRecord, column: usize, value: &str) -> Vec<u32> {
+    let batches = d.rt.reviews().output_table(&o.id).unwrap();
+    let table = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    (0..table.num_rows())
+        .filter(|&i| text(table.column(column), i) == value)
+        .map(|i| i as u32)
+        .collect()
+}
+
+/// #18 attack 1: the second release says the same thing in other words
+/// (an alias, `count(r.district)`, a negated filter) and comes under another
+/// grant. The audit compares entity sets across the whole domain, so the
+/// target's district is suppressed all the same, in both of its measures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differencing_is_judged_on_entities_across_grants_whatever_the_sql_says() {
+    let d = with_policy();
+    let second_grant = crate::support::year_grant(&d, &["residents"]);
+    let (pseudonym, district) = target(&d, &second_grant).await;
+    let first = probe(
+        &d,
+        "SELECT district, count(*) AS n, avg(income) AS mean FROM residents GROUP BY district ORDER BY district",
+    )
+    .await;
+    vote(&d, &first.outputs[0].id, "li", Decision::Approve).unwrap();
+
+    let sql = format!(
+        "SELECT r.district AS area, count(r.district) AS people, avg(r.income) AS average FROM residents r \
+         WHERE NOT (r.district = '{district}' AND r.resident_id = '{pseudonym}') GROUP BY r.district"
+    );
+    let second = probe_under(&d, &second_grant, &[("sql", &sql)]).await;
+    let row = rows_with(&d, &second, 0, &district);
+    assert_eq!(row.len(), 1);
+    let mut cells = failing(&second, "differencing");
+    cells.sort();
+    assert_eq!(
+        cells,
+        vec![(row[0], "people".to_string()), (row[0], "average".to_string())]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let detail = &second.gate.as_ref().unwrap().check("differencing").unwrap().cells[0].detail;
+    assert!(detail.contains("by 1 entity"), "{detail}");
+    // Every other district is the same people as released: nothing else fails.
+    let plan = &second.gate.as_ref().unwrap();
+    assert_eq!(plan.check("differencing").unwrap().cells.len(), 2);
+}
+
+/// #18 attack 1, both halves in one output: the same groups relabelled, one
+/// with the target left out, emitted into one table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_halves_of_a_difference_in_one_output_are_caught() {
+    let d = with_policy();
+    let (pseudonym, district) = target(&d, &d.grant).await;
+    let all = "SELECT concat(district, '') AS area, count(*) AS n, avg(income) AS mean FROM residents \
+               GROUP BY concat(district, '')";
+    let but_one = format!(
+        "SELECT concat(district, ' (excl.)') AS area, count(*) AS n, avg(income) AS mean FROM residents \
+         WHERE resident_id <> '{pseudonym}' GROUP BY concat(district, ' (excl.)')"
+    );
+    let o = probe_under(&d, &d.grant, &[("sql", all), ("also", &but_one)]).await;
+    let row = rows_with(&d, &o, 0, &format!("{district} (excl.)"));
+    assert_eq!(row.len(), 1);
+    let cells = failing(&o, "differencing");
+    assert_eq!(cells.len(), 2, "{cells:?}");
+    assert!(cells.iter().all(|(r, _)| *r == row[0]), "{cells:?}");
+    let detail = &o.gate.as_ref().unwrap().check("differencing").unwrap().cells[0].detail;
+    assert!(detail.contains("of this table by 1 entity"), "{detail}");
+}
+
+/// #18 attack 4: a table by district and age band loses its small bands in
+/// the query; once it is released, a district total would give the dropped
+/// bands by subtraction, so the total is refused. A total that covers
+/// exactly released bands passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_total_over_released_groups_with_dropped_small_groups_is_refused() {
+    let d = with_policy();
+    // Bands of 10 years: the oldest bands of each district are small.
+    let bands = probe(
+        &d,
+        "SELECT district, floor(age / 10) AS band, count(*) AS n, sum(income) AS total FROM residents \
+         GROUP BY district, floor(age / 10)",
+    )
+    .await;
+    let notices = bands.job.log.iter().any(|l| l.message.contains("suppressed"));
+    assert!(notices, "some bands are below the threshold: {:?}", bands.job.log);
+    vote(&d, &bands.outputs[0].id, "li", Decision::Approve).unwrap();
+    let totals = probe(
+        &d,
+        "SELECT district, count(*) AS n, sum(income) AS total FROM residents GROUP BY district ORDER BY district",
+    )
+    .await;
+    let o = d.rt.reviews().output(&totals.outputs[0].id).unwrap();
+    let cells = failing(&o, "differencing");
+    assert!(!cells.is_empty());
+    let c = o.gate.as_ref().unwrap().check("differencing").unwrap();
+    assert!(c.cells.iter().all(|c| c.detail.contains("added up, isolates")), "{c:?}");
+    // Approved, those totals are blank in what leaves.
+    vote(&d, &o.id, "wang", Decision::Approve).unwrap();
+    let released = d.rt.reviews().released_table(&o.id).unwrap();
+    for (r, _) in cells {
+        assert!(arrow::array::Array::is_null(released[0].column(1).as_ref(), r as usize));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_release_needs_two_blind_votes_and_a_split_vote_is_conflicted() {
     let d = new_domain(test_limits());

@@ -396,7 +396,16 @@ async fn hidden_result(d: &TestDomain, scope: &inland_runtime::QueryScope, sql: 
     let policy = example_policy(&datasets);
     let engine = inland_runtime::QueryEngine::new(256 << 20).unwrap();
     let ctx = engine
-        .session(&as_sources(d.rt.domain(), &datasets), Some((&policy, [5; 32])))
+        .session(
+            &as_sources(d.rt.domain(), &datasets),
+            Some((
+                &policy,
+                inland_runtime::PolicyKeys {
+                    pseudonym: [5; 32],
+                    entity: [5; 32],
+                },
+            )),
+        )
         .await
         .unwrap();
     let planned = engine.plan(&ctx, scope, sql).await.unwrap();
@@ -434,17 +443,24 @@ async fn one_row_per_person_lets_the_host_count_rows_with_the_same_result() {
             && aggregation.matches("inland_row").count() == 1,
         "{aggregation}"
     );
-    assert!(!fast_plan.contains("inland_entities"), "{fast_plan}");
-    assert!(slow_plan.contains("inland_entities"), "{slow_plan}");
+    // Both sketch each group's entities; only the general plan counts them
+    // from the sketch, the per-row plan counts rows.
+    assert!(!fast_plan.contains("inland_sketch_size"), "{fast_plan}");
+    assert!(slow_plan.contains("inland_sketch_size"), "{slow_plan}");
     // The job's count(*) and the group size are the contributions' row count:
     // no count of its own in the aggregation.
     assert!(!aggregation.contains("count("), "{aggregation}");
-    // Group sizes, contributions and the visible columns: all equal.
+    // Group sizes, entity sketches (rows taken as distinct on one side, keys
+    // sorted and merged on the other), contributions and the visible columns: all equal.
     let fast = assert_same_results(&fast, &slow);
-    assert_eq!(fast.num_columns(), 7, "4 visible, 2 contributions, the group size");
+    assert_eq!(
+        fast.num_columns(),
+        8,
+        "4 visible, 2 contributions, the entity sketch, the group size"
+    );
     assert!(fast.num_rows() >= 10);
     // Each contributions list ends with its group's row count, which is the group size.
-    let sizes = fast.column(6).as_primitive::<arrow::datatypes::Int64Type>();
+    let sizes = fast.column(7).as_primitive::<arrow::datatypes::Int64Type>();
     for c in [4, 5] {
         let lists = fast.column(c).as_list::<i32>();
         for r in 0..fast.num_rows() {

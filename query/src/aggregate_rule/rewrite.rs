@@ -5,7 +5,7 @@
 use super::lineage::{refuse, unalias};
 use crate::contrib;
 use crate::guard::{QueryError, QueryScope};
-use crate::hidden::{ENTITY, GROUP_SIZE};
+use crate::hidden::{ENTITY, GROUP_SIZE, SKETCH};
 use crate::keep::Keep;
 use crate::row_contrib;
 use crate::row_contrib::Derived;
@@ -175,6 +175,7 @@ pub(super) fn fusable(e: &Expr, input: &DFSchema) -> Option<Derived> {
 /// in another order, and the bits could differ.
 pub(super) fn fused_per_row(
     a: &Aggregate,
+    threaded: &LogicalPlan,
     hidden: &[(usize, String)],
     keep: &Keep,
 ) -> Result<Option<Rewritten>, QueryError> {
@@ -229,7 +230,12 @@ pub(super) fn fused_per_row(
     let Some(first) = computed.first() else {
         return Err(QueryError::Internal("suppression rewrite: no contributions".into()));
     };
-    let agg = Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
+    aggr.push(
+        contrib::entities_udaf(keep.min(), true)
+            .call(vec![col(format!("\"{ENTITY}\""))])
+            .alias(SKETCH),
+    );
+    let agg = Aggregate::try_new(Arc::new(threaded.clone()), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
     let columns = agg.schema.columns();
     // Rows are entities: the group size is the contributions' row count.
     let size = derived(Derived::Rows).call(vec![Expr::Column(Column::from_name(*first))]);
@@ -258,6 +264,7 @@ pub(super) fn fused_per_row(
         .zip(&computed)
         .map(|((_, name), source)| named(Expr::Column(Column::from_name(*source)), name))
         .collect();
+    tail.push(Expr::Column(Column::from_name(SKETCH)));
     tail.push(size.clone().alias(GROUP_SIZE));
     Ok(Some(Rewritten {
         core: keep.over(size, LogicalPlan::Aggregate(agg)).map_err(rewrite_error)?,
@@ -301,14 +308,13 @@ pub(super) fn rewrite_aggregate(
     // One row per entity: count rows and take each row as its entity's
     // contribution; no entity column, no per-entity state.
     let per_row = one_row_per_entity(&a.input, scope);
-    if per_row && let Some(fused) = fused_per_row(a, hidden, keep)? {
+    // Every aggregation keeps a sketch of each group's entities, for the
+    // gate's comparison with released cells: the entity column is threaded
+    // through even where rows are entities.
+    let input = thread_entity(&a.input, scope)?;
+    if per_row && let Some(fused) = fused_per_row(a, &input, hidden, keep)? {
         return Ok(fused);
     }
-    let input = if per_row {
-        a.input.as_ref().clone()
-    } else {
-        thread_entity(&a.input, scope)?
-    };
     let entity = || col(format!("\"{ENTITY}\""));
     let mut aggr = a.aggr_expr.clone();
     for (j, name) in hidden {
@@ -323,36 +329,39 @@ pub(super) fn rewrite_aggregate(
             aggr.push(contributions.alias(name));
         }
     }
-    // Rows are entities: a count(*) the job asked for is already the group size.
+    aggr.push(
+        contrib::entities_udaf(keep.min(), per_row)
+            .call(vec![entity()])
+            .alias(SKETCH),
+    );
+    // Rows are entities: a count(*) the job asked for is already the group
+    // size, and otherwise a count of rows is. Elsewhere the sketch counts.
     let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();
-    if counted.is_none() {
-        let size = if per_row {
-            datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64))
-        } else {
-            contrib::entities_udaf().call(vec![entity()])
-        };
-        aggr.push(size.alias(GROUP_SIZE));
+    if per_row && counted.is_none() {
+        let rows = datafusion::functions_aggregate::expr_fn::count(datafusion::logical_expr::lit(1i64));
+        aggr.push(rows.alias(GROUP_SIZE));
     }
     let agg = Aggregate::try_new(Arc::new(input), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
     let all = agg.schema.columns();
     let visible = a.group_expr.len() + a.aggr_expr.len();
     let size = match counted {
-        None => Column::from_name(GROUP_SIZE),
-        Some(i) => all
-            .get(a.group_expr.len() + i)
-            .cloned()
-            .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
+        None if per_row => Expr::Column(Column::from_name(GROUP_SIZE)),
+        None => contrib::sketch_size_udf().call(vec![Expr::Column(Column::from_name(SKETCH))]),
+        Some(i) => Expr::Column(
+            all.get(a.group_expr.len() + i)
+                .cloned()
+                .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
+        ),
     };
     let mut tail: Vec<Expr> = hidden
         .iter()
         .map(|(_, name)| Expr::Column(Column::from_name(name)))
         .collect();
-    tail.push(named(Expr::Column(size.clone()), GROUP_SIZE));
+    tail.push(Expr::Column(Column::from_name(SKETCH)));
+    tail.push(named(size.clone(), GROUP_SIZE));
     Ok(Rewritten {
         columns: all.into_iter().take(visible).map(Expr::Column).collect(),
-        core: keep
-            .over(Expr::Column(size), LogicalPlan::Aggregate(agg))
-            .map_err(rewrite_error)?,
+        core: keep.over(size, LogicalPlan::Aggregate(agg)).map_err(rewrite_error)?,
         tail,
     })
 }
@@ -429,7 +438,7 @@ pub(super) fn hidden_tail(hidden: &[(usize, String)]) -> impl Iterator<Item = Ex
     hidden
         .iter()
         .map(|(_, name)| name.as_str())
-        .chain([GROUP_SIZE])
+        .chain([SKETCH, GROUP_SIZE])
         .map(|name| Expr::Column(Column::from_name(name)))
 }
 
@@ -475,7 +484,8 @@ pub(super) fn rewrite(
             // where the host reads them, whatever sits above.
             let window = Window::try_new(w.window_expr.clone(), Arc::new(rewrite(&w.input)?)).map_err(rewrite_error)?;
             let hidden_names: Vec<&str> = hidden.iter().map(|(_, name)| name.as_str()).collect();
-            let is_hidden = |c: &Column| c.name == GROUP_SIZE || hidden_names.contains(&c.name.as_str());
+            let is_hidden =
+                |c: &Column| c.name == GROUP_SIZE || c.name == SKETCH || hidden_names.contains(&c.name.as_str());
             let columns = window.schema.columns();
             let mut exprs: Vec<Expr> = columns
                 .iter()

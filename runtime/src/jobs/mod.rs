@@ -87,11 +87,11 @@ impl Jobs {
         // The policy that chose the datasets above is the one the queries run under.
         let policy = in_force;
         let policy_ref = policy.as_ref().map(|(_, p)| p);
-        let pseudonym_key = inner.keys.pseudonym_key(&grant.id)?;
-        let session = inner
-            .engine
-            .session(&sources, policy_ref.map(|p| (p, pseudonym_key)))
-            .await?;
+        let keys = inland_query::PolicyKeys {
+            pseudonym: inner.keys.pseudonym_key(&grant.id)?,
+            entity: inner.keys.entity_key()?,
+        };
+        let session = inner.engine.session(&sources, policy_ref.map(|p| (p, keys))).await?;
         let scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
             .with_unique_entities(policy_ref, &sources);
         let listed: Vec<(DatasetSource, String)> = sources

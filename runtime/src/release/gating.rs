@@ -14,7 +14,7 @@ use crate::release::vault::GrantDir;
 use crate::state;
 use crate::state::{OUTPUTS, RELEASED};
 use arrow::record_batch::RecordBatch;
-use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleasedCell, Verdict};
+use inland_gate::{FactIndex, GateInput, GateOutcome, KeyedIndex, ReleaseHistory, ReleasedCell, Verdict};
 use inland_policies::Label;
 use inland_policies::policy::{GateRules, Policy};
 use inland_query::ColumnInfo;
@@ -26,7 +26,7 @@ pub(crate) struct GateContext {
     releasable: bool,
     source_rows: Option<u64>,
     index: Option<KeyedIndex>,
-    released: Vec<ReleasedCell>,
+    released: ReleaseHistory,
 }
 
 impl GateContext {
@@ -44,15 +44,17 @@ impl GateContext {
             .filter_map(|d| catalog::get(domain, d).ok())
             .map(|d| d.rows)
             .min();
-        // The grant's history alone, by key prefix: not every output in the domain.
+        // A released table is public: every release of the domain, under
+        // any grant, is history (but the output being approved itself).
         let skip = except.map(|o| state::released_key(grant, o));
-        let released = domain
-            .state
-            .list_prefix::<Vec<ReleasedCell>>(RELEASED, &state::released_key(grant, ""))?
-            .into_iter()
-            .filter(|(key, _)| Some(key) != skip.as_ref())
-            .flat_map(|(_, cells)| cells)
-            .collect();
+        let released = ReleaseHistory::new(
+            domain
+                .state
+                .list_prefix::<Vec<ReleasedCell>>(RELEASED, "")?
+                .into_iter()
+                .filter(|(key, _)| Some(key) != skip.as_ref())
+                .map(|(key, cells)| (state::released_name(&key), cells)),
+        );
         Ok(GateContext {
             rules: policy.map(|p| p.gate.clone()).unwrap_or_default(),
             releasable: policy.is_some_and(|p| p.row_level_releasable(datasets)),

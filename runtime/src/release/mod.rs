@@ -402,6 +402,8 @@ mod tests {
             source: source.into(),
             keys: vec![key.into()],
             entities,
+            sketch: None,
+            visible: true,
         }
     }
 

@@ -87,7 +87,7 @@ pub struct Release {
     pub rows: u64,
     /// The gate's report at approval (with the overrides agreed by the reviewers).
     pub report: GateReport,
-    /// Traced cells it releases: the grant's differencing history.
+    /// Traced rows it releases, with entity sketches: part of the domain's differencing history.
     pub cells: Vec<ReleasedCell>,
     /// When approved.
     pub approved_at_ms: u64,

@@ -1,5 +1,7 @@
 //! A probe for tests and admins: runs the SQL given as `--param sql=...`,
 //! logs what the host said about it, and emits the result as `result`.
+//! With `--param also=...` it runs a second query and emits its rows into
+//! the same output (two results in one table, as a hostile job would).
 //! The attack suites use it to send hostile SQL through the real job path.
 
 use inland_guest::{Error, Params, datasets, emit, job, log, query_stream};
@@ -14,15 +16,18 @@ fn run(params: Params) -> Result<(), Error> {
         .collect();
     log!("datasets: {}", names.join(" "));
     let sql: String = params.require("sql")?;
-    let rows = query_stream(&sql)?;
-    for notice in rows.notices() {
-        log!(warn: "notice: {notice}");
-    }
+    let also: Option<String> = params.raw("also").map(str::to_string);
     let mut n = 0;
-    for batch in rows {
-        let batch = batch?;
-        n += batch.num_rows();
-        emit("result", &batch)?;
+    for sql in std::iter::once(sql).chain(also) {
+        let rows = query_stream(&sql)?;
+        for notice in rows.notices() {
+            log!(warn: "notice: {notice}");
+        }
+        for batch in rows {
+            let batch = batch?;
+            n += batch.num_rows();
+            emit("result", &batch)?;
+        }
     }
     log!("rows: {n}");
     Ok(())
