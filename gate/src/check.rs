@@ -531,43 +531,66 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
             }
         }
     }
-    // Differencing, on entity sets: each row's sketch (its measures share
-    // one group) against the domain's releases and the table's other rows.
-    let audit_rows: Vec<Row<'_>> = (0..rows)
-        .map(|r| {
-            let f = (0..ncols).find_map(|c| fact_at(r, c).filter(|f| f.sketch.is_some()));
-            Row {
-                sketch: f.and_then(|f| f.sketch.as_deref()),
-                keys: f.map(|f| f.keys.as_slice()).unwrap_or(&[]),
-            }
-        })
-        .collect();
-    let whole_rows: BTreeSet<usize> = (0..rows)
-        .filter(|&r| {
-            let measures: Vec<usize> = (0..ncols).filter(|&c| fact_at(r, c).is_some()).collect();
-            !measures.is_empty()
-                && measures
-                    .iter()
-                    .all(|&c| primary.iter().any(|(_, pr, pc)| *pr == r && *pc == c))
-        })
-        .collect();
-    let mut unchecked = Finding::new("differencing-unchecked", "traced cells without an entity sketch".into());
-    for (r, row) in audit_rows.iter().enumerate() {
-        if row.sketch.is_none() {
-            for c in (0..ncols).filter(|&c| fact_at(r, c).is_some()) {
-                unchecked.add(r, names[c], || {
-                    "no sketch of its entities (too many groups in the job, or computed before sketches): \
-                     not compared with earlier releases"
-                        .into()
-                });
+    // Differencing, on entity sets: one audit entry per distinct set in a
+    // row (its measures may come from different queries), against the
+    // domain's releases and the table's other entries.
+    let limit = rules.min_cell_count.saturating_sub(1);
+    let mut entries: Vec<Row<'_>> = Vec::new();
+    let mut entry_cells: Vec<Vec<usize>> = Vec::new();
+    let mut unchecked: Vec<(usize, usize)> = Vec::new();
+    for r in 0..rows {
+        let first = entries.len();
+        for c in 0..ncols {
+            let Some(f) = fact_at(r, c) else { continue };
+            let Some(s) = f.sketch.as_deref() else {
+                unchecked.push((r, c));
+                continue;
+            };
+            match (first..entries.len()).find(|&e| entries[e].sketch == Some(s)) {
+                Some(e) => entry_cells[e].push(c),
+                None => {
+                    entries.push(Row {
+                        sketch: Some(s),
+                        keys: &f.keys,
+                        row: r,
+                    });
+                    entry_cells.push(vec![c]);
+                }
             }
         }
     }
-    for (r, reason) in audit(&audit_rows, &whole_rows, input.released, rules.min_cell_count) {
-        for c in (0..ncols).filter(|&c| fact_at(r, c).is_some()) {
+    let whole: BTreeSet<usize> = (0..entries.len())
+        .filter(|&e| {
+            let r = entries[e].row;
+            entry_cells[e]
+                .iter()
+                .all(|&c| primary.iter().any(|(_, pr, pc)| *pr == r && *pc == c))
+        })
+        .collect();
+    for (e, reason) in audit(&entries, &whole, input.released, rules.min_cell_count) {
+        let r = entries[e].row;
+        for &c in &entry_cells[e] {
             diff.add(r, names[c], || reason.clone());
             primary.push(("differencing", r, c));
         }
+    }
+    // Cells without a sketch (too many groups in the job, or facts from
+    // before sketches): compared the old way with releases from before
+    // sketches, and otherwise suppressed unless a reviewer overrides.
+    for (r, c) in unchecked {
+        let Some(f) = fact_at(r, c) else { continue };
+        let reason = if input.released.legacy_clash(&f.source, &f.keys, f.entities, limit) {
+            format!(
+                "differs from an earlier release of `{}` by fewer than {} entities",
+                f.source, rules.min_cell_count
+            )
+        } else {
+            "no sketch of its entities (the job made more groups than the host keeps sketches for): \
+             it cannot be compared with earlier releases"
+                .to_string()
+        };
+        diff.add(r, names[c], || reason);
+        primary.push(("differencing", r, c));
     }
     for (check, r, c) in primary {
         if !overridden(check) {
@@ -597,9 +620,6 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
         diff,
         "differ from an earlier release by fewer entities than the threshold",
     ));
-    checks.push(unchecked.finish(Status::NeedsReview, Remedy::None, |n| {
-        format!("{n} cell(s) the differencing audit could not compare: a reviewer must")
-    }));
     checks.push(zero.finish(Status::NeedsReview, Remedy::None, |n| {
         format!("{n} zero cell(s): possibly disclosive (nobody in the group has the attribute)")
     }));
@@ -766,18 +786,21 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
             .map(|(&(r, c), &v)| (r as u32, c as u32, CellChange::Set(v))),
     );
     changes.sort_by_key(|(r, c, _)| (*r, *c));
-    let traced = (0..rows)
-        .filter_map(|r| {
-            let measures: Vec<usize> = (0..ncols).filter(|&c| fact_at(r, c).is_some()).collect();
-            let f = fact_at(r, *measures.first()?)?;
+    let traced = entries
+        .iter()
+        .zip(&entry_cells)
+        .filter_map(|(e, cells)| {
+            let f = fact_at(e.row, *cells.first()?)?;
             let mut keys = f.keys.clone();
             keys.sort_unstable();
+            let shown = cells.iter().filter(|&&c| !suppressed.contains(&(e.row, c))).count();
             Some(ReleasedCell {
                 source: f.source.clone(),
                 keys,
                 entities: f.entities,
-                sketch: (0..ncols).find_map(|c| fact_at(r, c).and_then(|f| f.sketch.clone())),
-                visible: measures.iter().any(|&c| !suppressed.contains(&(r, c))),
+                sketch: f.sketch.clone(),
+                visible: shown > 0,
+                complete: shown == cells.len(),
             })
         })
         .collect();

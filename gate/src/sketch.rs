@@ -144,6 +144,18 @@ impl EntitySketch {
         if self.entities.abs_diff(other.entities) > limit {
             return Difference::Many;
         }
+        // Each entity of a difference sits in one cell of each row: a row
+        // with more than `limit` cells that differ means more than `limit`
+        // entities. Large differences stop here after a few cells.
+        let mut differing = 0u64;
+        for (a, b) in self.cells[..WIDTH].iter().zip(other.cells[..WIDTH].iter()) {
+            if a != b {
+                differing += 1;
+                if differing > limit {
+                    return Difference::Many;
+                }
+            }
+        }
         let mut d: [Cell; CELLS] = [Cell::default(); CELLS];
         let mut nonzero = false;
         for (i, slot) in d.iter_mut().enumerate() {

@@ -536,9 +536,10 @@ fn only_cell_rules_can_be_overridden() {
 
 /// A traced cell the host kept no entity sketch for (a job with more groups
 /// than the per-job cap, or facts recorded before sketches) cannot be
-/// compared with earlier releases: it goes to the reviewer, named.
+/// compared with earlier releases: it is suppressed, named, unless a
+/// reviewer overrides the differencing check.
 #[test]
-fn traced_cells_without_a_sketch_are_sent_to_review_as_unchecked() {
+fn traced_cells_without_a_sketch_are_suppressed_as_unchecked() {
     let bare = |f: CellFact| CellFact { sketch: None, ..f };
     let (t, f) = traced(&[
         (
@@ -557,9 +558,48 @@ fn traced_cells_without_a_sketch_are_sent_to_review_as_unchecked() {
         ),
     ]);
     let o = Run::default().go(&t, &f);
-    assert_eq!(status(&o, "differencing-unchecked"), Status::NeedsReview);
     assert_eq!(
-        failing_cells(&o, "differencing-unchecked"),
+        failing_cells(&o, "differencing"),
         vec![(0, "residents".into()), (0, "income".into())]
     );
+    let detail = &o.report.check("differencing").unwrap().cells[0].detail;
+    assert!(detail.contains("no sketch"), "{detail}");
+}
+
+/// Both halves of a difference side by side in one row, each from its own
+/// query (#18, hostile review): every entity set of a row is audited, not
+/// only the first one's.
+#[test]
+fn two_sets_in_one_row_are_each_audited() {
+    let mut but_one = count_fact("东城区", 39);
+    but_one.source = "count(r.district)".into();
+    let (t, mut f) = traced(&[(
+        "东城区",
+        40,
+        4000.0,
+        count_fact("东城区", 40),
+        sum_fact("东城区", 40, 300.0, 250.0, 4000.0),
+    )]);
+    // A fourth column, 39, traced to the second query.
+    f.add("39".into(), but_one);
+    let schema = Schema::new(vec![
+        Field::new("district", DataType::Utf8, false),
+        Field::new("residents", DataType::Int64, false),
+        Field::new("income", DataType::Float64, false),
+        Field::new("residents_excl", DataType::Int64, false),
+    ]);
+    let t = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            t.column(0).clone(),
+            t.column(1).clone(),
+            t.column(2).clone(),
+            Arc::new(Int64Array::from(vec![39])),
+        ],
+    )
+    .unwrap();
+    let o = Run::default().go(&t, &f);
+    let cells = failing_cells(&o, "differencing");
+    assert!(cells.contains(&(0, "residents_excl".into())), "{cells:?}");
+    assert_eq!(o.traced.len(), 2, "both sets go into the history");
 }

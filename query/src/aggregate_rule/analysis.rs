@@ -63,6 +63,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                             }
                             _ => EntityCol::No,
                         },
+                        conditional: false,
                     }
                 })
                 .collect();
@@ -280,6 +281,21 @@ pub(super) fn check_aggregate(
                 return Err(refuse(format!(
                     "the argument of {}() is computed from an aggregate-only column below; \
                      aggregate the column itself",
+                    func.name()
+                )));
+            }
+        }
+    }
+    // A condition inside the argument (`count(CASE …)`, `count(NULLIF(…))`,
+    // `sum(CAST(age > 60 AS INT))`, here or in a subquery below) selects
+    // rows as a FILTER does: refused over protected data, like FILTER.
+    if reads_protected(input, scope) {
+        for arg in &params.args {
+            if refs(arg, input.schema(), cols)?.conditional {
+                return Err(refuse(format!(
+                    "the argument of {}() over a protected dataset depends on a condition (CASE, NULLIF, \
+                     COALESCE, a comparison, a NULL): it selects rows as a FILTER would, so the cell would \
+                     cover fewer entities than its group; filter with WHERE or group with GROUP BY instead",
                     func.name()
                 )));
             }

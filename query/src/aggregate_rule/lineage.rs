@@ -27,6 +27,10 @@ pub(super) struct Lin {
     pub(super) key: bool,
     /// Exactly the entity column of a protected dataset (possibly renamed).
     pub(super) entity: EntityCol,
+    /// Computed, here or below, by an expression that can turn a row's value
+    /// into NULL or 0/1 by a condition (CASE, NULLIF, a comparison, ...):
+    /// inside an aggregate it selects rows as a FILTER would.
+    pub(super) conditional: bool,
 }
 
 /// Whether a column is a protected dataset's entity column, and in which
@@ -46,8 +50,61 @@ impl Default for Lin {
             level: Label::Public,
             key: false,
             entity: EntityCol::No,
+            conditional: false,
         }
     }
+}
+
+/// Whether an expression can select rows by a condition: CASE, conditional
+/// functions, comparisons, boolean logic, NULL tests or a NULL literal.
+pub(super) fn conditional(expr: &Expr) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::Operator;
+    expr.exists(|e| {
+        Ok(match e {
+            Expr::Case(_)
+            | Expr::Not(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsUnknown(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsNotUnknown(_)
+            | Expr::Between(_)
+            | Expr::Like(_)
+            | Expr::SimilarTo(_)
+            | Expr::InList(_)
+            | Expr::InSubquery(_)
+            | Expr::Exists(_) => true,
+            Expr::Literal(v, _) => v.is_null(),
+            Expr::BinaryExpr(b) => {
+                b.op.supports_propagation()
+                    || matches!(
+                        b.op,
+                        Operator::And
+                            | Operator::Or
+                            | Operator::IsDistinctFrom
+                            | Operator::IsNotDistinctFrom
+                            | Operator::RegexMatch
+                            | Operator::RegexIMatch
+                            | Operator::RegexNotMatch
+                            | Operator::RegexNotIMatch
+                            | Operator::LikeMatch
+                            | Operator::ILikeMatch
+                            | Operator::NotLikeMatch
+                            | Operator::NotILikeMatch
+                    )
+            }
+            Expr::ScalarFunction(f) => matches!(
+                f.name().to_ascii_lowercase().as_str(),
+                "nullif" | "coalesce" | "nvl" | "nvl2" | "ifnull" | "if" | "iff" | "greatest" | "least"
+            ),
+            _ => false,
+        })
+    })
+    .unwrap_or(true)
 }
 
 pub(super) fn class_level(class: Option<ColumnClass>) -> Label {
@@ -109,7 +166,9 @@ pub(super) fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, 
         }
         out.tainted |= l.raw();
         out.level = out.level.max(l.level);
+        out.conditional |= l.conditional;
     }
+    out.conditional |= conditional(expr);
     Ok(out)
 }
 

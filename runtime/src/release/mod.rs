@@ -404,6 +404,7 @@ mod tests {
             entities,
             sketch: None,
             visible: true,
+            complete: true,
         }
     }
 
