@@ -559,13 +559,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
             }
         }
     }
+    let hit: HashSet<(usize, usize)> = primary.iter().map(|(_, r, c)| (*r, *c)).collect();
     let whole: BTreeSet<usize> = (0..entries.len())
-        .filter(|&e| {
-            let r = entries[e].row;
-            entry_cells[e]
-                .iter()
-                .all(|&c| primary.iter().any(|(_, pr, pc)| *pr == r && *pc == c))
-        })
+        .filter(|&e| entry_cells[e].iter().all(|&c| hit.contains(&(entries[e].row, c))))
         .collect();
     for (e, reason) in audit(&entries, &whole, input.released, rules.min_cell_count) {
         let r = entries[e].row;
