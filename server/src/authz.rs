@@ -43,6 +43,8 @@ pub enum Action {
     SubmitJob,
     /// View one job.
     ViewJob,
+    /// Stop a running job.
+    CancelJob,
     /// List the release queue.
     ListOutputs,
     /// View one output in quarantine.
@@ -67,6 +69,7 @@ impl Action {
             Action::ListJobs => "ListJobs",
             Action::SubmitJob => "SubmitJob",
             Action::ViewJob => "ViewJob",
+            Action::CancelJob => "CancelJob",
             Action::ListOutputs => "ListOutputs",
             Action::ViewOutput => "ViewOutput",
             Action::Vote => "Vote",
@@ -323,6 +326,7 @@ mod tests {
         assert!(p.allows(&a, Action::SubmitJob, &own)?);
         assert!(!p.allows(&a, Action::SubmitJob, &other)?);
         assert!(!p.allows(&a, Action::ViewJob, &unknown)?);
+        assert!(!p.allows(&a, Action::CancelJob, &unknown)?);
         assert!(p.allows(&a, Action::ListJobs, &Resource::Organization("org-a".into()))?);
         assert!(!p.allows(&a, Action::ListJobs, &Resource::Organization("org-b".into()))?);
         assert!(!p.allows(&a, Action::ListJobs, &Resource::Domain)?);

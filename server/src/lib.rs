@@ -79,6 +79,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/whoami", get(api::whoami::whoami))
         .route("/api/jobs", get(api::jobs::list).post(api::jobs::submit))
         .route("/api/jobs/{id}", get(api::jobs::view))
+        .route("/api/jobs/{id}/cancel", post(api::jobs::cancel))
         .route("/api/outputs", get(api::outputs::queue))
         .route("/api/outputs/{job}/{name}", get(api::outputs::view))
         .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         api::jobs::submit,
         api::jobs::list,
         api::jobs::view,
+        api::jobs::cancel,
         api::outputs::queue,
         api::outputs::view,
         api::outputs::vote,

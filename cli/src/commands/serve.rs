@@ -7,6 +7,10 @@ use std::path::Path;
 
 /// Opens the domain and serves its API on `listen`.
 pub fn run(domain: &Path, listen: SocketAddr) -> Result<()> {
+    if !listen.ip().is_loopback() {
+        // TLS is not built yet (#19): say plainly what listening beyond loopback means.
+        eprintln!("warning: no TLS: bearer tokens sent to {listen} cross the network in clear text");
+    }
     let runtime = open(domain)?;
     async_runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -294,6 +294,18 @@ impl Jobs {
             .unwrap_or_default()
     }
 
+    /// Asks a running job to stop at its next epoch tick (it ends as failed,
+    /// its outputs discarded); whether it was running.
+    pub fn cancel(&self, id: &str) -> Result<bool> {
+        Ok(match self.inner.running()?.get(id) {
+            Some((_, cancel)) => {
+                cancel.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Terminates a grant (clause 8.6): new jobs are refused, running ones
     /// stopped, its data key destroyed and its files deleted; the destruction
     /// record goes to the evidence ledger and is returned.

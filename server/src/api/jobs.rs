@@ -341,6 +341,62 @@ pub(crate) async fn list(
     Ok(Json(JobPage { items, next_cursor }))
 }
 
+/// The view of job `id` (recorded or in flight), if the domain has it.
+async fn find(s: &Shared, id: &str) -> Result<Option<JobView>, Problem> {
+    if !job_id_shaped(id) {
+        return Err(Problem::bad_request("not a job id"));
+    }
+    let inflight = s.inflight().get(id).cloned();
+    let job = id.to_string();
+    s.blocking(move |rt| -> inland_runtime::Result<Option<JobView>> {
+        match rt.jobs().get(&job) {
+            Ok(r) => view_of(&rt, &r).map(Some),
+            Err(inland_runtime::Error::NotFound(_)) => {
+                let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
+                Ok(inflight.map(|f| view_in_flight(&job, &f, &running)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await?
+    .map_err(|e| Problem::log_internal(&e))
+}
+
+/// Stops a running job: it ends as failed and its outputs are discarded.
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "The job was asked to stop", body = JobView),
+        (status = 400, description = "Not a job id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed (or no such job)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is not running", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobView>), Problem> {
+    let found = find(&s, &id).await?;
+    let resource = Resource::Job {
+        id: id.clone(),
+        organization: found.as_ref().map(|v| v.organization.clone()),
+    };
+    s.authorize(&who, Action::CancelJob, resource).await?;
+    let view = found.ok_or_else(|| Problem::not_found("job"))?;
+    let job = id.clone();
+    let stopped = s
+        .blocking(move |rt| rt.jobs().cancel(&job))
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    if !stopped {
+        return Err(Problem::conflict("the job is not running"));
+    }
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
 /// One job.
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
@@ -357,24 +413,7 @@ pub(crate) async fn view(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, Problem> {
-    if !job_id_shaped(&id) {
-        return Err(Problem::bad_request("not a job id"));
-    }
-    let inflight = s.inflight().get(&id).cloned();
-    let job = id.clone();
-    let found = s
-        .blocking(move |rt| -> inland_runtime::Result<Option<JobView>> {
-            match rt.jobs().get(&job) {
-                Ok(r) => view_of(&rt, &r).map(Some),
-                Err(inland_runtime::Error::NotFound(_)) => {
-                    let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
-                    Ok(inflight.map(|f| view_in_flight(&job, &f, &running)))
-                }
-                Err(e) => Err(e),
-            }
-        })
-        .await?
-        .map_err(|e| Problem::log_internal(&e))?;
+    let found = find(&s, &id).await?;
     let resource = Resource::Job {
         id: id.clone(),
         organization: found.as_ref().map(|v| v.organization.clone()),

@@ -109,3 +109,28 @@ async fn a_component_that_is_not_a_job_is_refused_at_admission_with_its_reason()
     assert_eq!(view["state"], "refused", "{view}");
     assert!(view["refusal"].as_str().is_some_and(|r| !r.is_empty()), "{view}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_jobs_own_operator_can_cancel_it() {
+    let f = fixture();
+    let accepted = submit(&f.op_a, &f.grant_a, "hostile-loop", &[]).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let id = accepted.json()["job_id"].as_str().unwrap().to_string();
+    // Bounded by the job's own time limit: it runs until stopped or timed out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while get(&format!("/api/jobs/{id}"), &f.op_a).await.json()["state"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "job {id} never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let cancel = format!("/api/jobs/{id}/cancel");
+    call("POST", &cancel, Some(&f.op_b), None).await.assert_problem(403);
+    assert!(denial_recorded(&f.op_b, "CancelJob"));
+    call("POST", &format!("/api/jobs/{UNKNOWN_JOB}/cancel"), Some(&f.op_b), None)
+        .await
+        .assert_problem(403);
+    let r = call("POST", &cancel, Some(&f.op_a), None).await;
+    // 409 only if its own time limit ended it first.
+    assert!(r.status == 202 || r.status == 409, "{}", r.body);
+    assert_eq!(wait(&f.op_a, &id).await["state"], "failed");
+    call("POST", &cancel, Some(&f.op_a), None).await.assert_problem(409);
+}

@@ -3,6 +3,7 @@
 use crate::support::{call, denial_recorded, fixture, get};
 use inland_runtime::IssuedToken;
 
+const UNKNOWN_JOB: &str = "01900000-0000-7000-8000-00000000beef";
 const REPORT: &str = "?from=2020-01-01&until=2100-12-31";
 
 /// (method, path, action, [admin, operator, reviewer, auditor] statuses)
@@ -32,6 +33,13 @@ fn table() -> Vec<(&'static str, String, &'static str, [u16; 4])> {
             "SubmitJob",
             [403, 202, 403, 403],
         ),
+        // Admins and operators may stop jobs; of an id it does not know, only an admin learns so.
+        (
+            "POST",
+            format!("/api/jobs/{UNKNOWN_JOB}/cancel"),
+            "CancelJob",
+            [404, 403, 403, 403],
+        ),
     ]
 }
 
@@ -46,7 +54,7 @@ async fn each_role_gets_exactly_what_the_default_policy_allows_and_every_refusal
     ];
     for (method, path, action, expected) in table() {
         for ((role, token), want) in people.iter().zip(expected) {
-            let body = (method == "POST").then(|| ("application/wasm", crate::support::wasm("noop")));
+            let body = (action == "SubmitJob").then(|| ("application/wasm", crate::support::wasm("noop")));
             let r = call(method, &path, Some(token), body).await;
             assert_eq!(r.status, want, "{role} {method} {path}: {}", r.body);
             if want == 403 {
@@ -83,6 +91,7 @@ async fn the_openapi_description_is_3_1_and_lists_every_path() {
         "/api/whoami",
         "/api/jobs",
         "/api/jobs/{id}",
+        "/api/jobs/{id}/cancel",
         "/api/outputs",
         "/api/outputs/{job}/{name}",
         "/api/outputs/{job}/{name}/votes",
