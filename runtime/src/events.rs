@@ -241,6 +241,38 @@ pub enum Event {
         /// The note.
         text: String,
     },
+    /// A bearer token was issued (its hash is kept, never the token).
+    TokenIssued {
+        /// Token id.
+        id: String,
+        /// The role it carries.
+        role: String,
+        /// The person it was issued to.
+        name: String,
+        /// For operators, the organization they act for.
+        operator: Option<String>,
+        /// When it expires (ms since the Unix epoch).
+        expires_at_ms: u64,
+    },
+    /// A bearer token was revoked.
+    TokenRevoked {
+        /// Token id.
+        id: String,
+    },
+    /// The domain's access policy refused a request. Only who, what and on
+    /// what: never the request's body.
+    AccessDenied {
+        /// The token used.
+        token: String,
+        /// Its role.
+        role: String,
+        /// Its holder.
+        name: String,
+        /// The action refused.
+        action: String,
+        /// The resource, as `Type::"id"`.
+        resource: String,
+    },
     /// A job ended: succeeded, failed or stopped.
     JobFinished {
         /// Job id.

@@ -31,6 +31,7 @@
 //! - `governance`: the [`Catalog`], [`Governance`] and [`Policies`] services —
 //!   datasets and their uniqueness proofs, the identifier index, operators,
 //!   grants, policy versions.
+//! - `access`: the [`Access`] service — bearer tokens and the principals they prove.
 //! - `context`: what every service shares (domain, sandbox, engine, keys, sink).
 //! - `ledger`, `events`: the evidence ledger adapter and the events it records.
 //! - `keys`, `state`, `domain`, `date`, `error`: grant keys and rotation, the
@@ -53,6 +54,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod context;
 mod date;
 mod domain;
@@ -67,6 +69,7 @@ mod release;
 mod runtime;
 mod state;
 
+pub use access::{Access, IssuedToken, Principal, Rejected, Role, TOKEN_PREFIX, TokenRecord};
 pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};
 pub use error::{Error, Result};

@@ -2,6 +2,7 @@
 //! — the CLI today, the server next — rather than one object that can do
 //! everything.
 
+use crate::access::Access;
 use crate::context::Inner;
 use crate::domain::Domain;
 use crate::error::Result;
@@ -90,6 +91,11 @@ impl Runtime {
     /// Outputs, reviews, releases and exports (reviewers).
     pub fn reviews(&self) -> Reviews {
         Reviews::new(self.inner.clone())
+    }
+
+    /// Tokens and who they prove (admins issue; the server verifies every request).
+    pub fn access(&self) -> Access {
+        Access::new(self.inner.clone())
     }
 
     /// The ledger and reports (auditors).

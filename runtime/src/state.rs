@@ -24,6 +24,10 @@ pub(crate) const POLICIES: Table = TableDefinition::new("policies");
 pub(crate) const REVIEWERS: Table = TableDefinition::new("reviewers");
 /// Data quality feedback, by id.
 pub(crate) const FEEDBACK: Table = TableDefinition::new("feedback");
+/// Bearer tokens (their hashes, never the tokens), by token id.
+pub(crate) const TOKENS: Table = TableDefinition::new("tokens");
+/// Who submitted each job through the server, by job id.
+pub(crate) const AUTHORS: Table = TableDefinition::new("authors");
 
 /// The rows each approved output released, with their entity sketches, by
 /// `grant NUL output id`: the domain's differencing history, read whole
@@ -76,7 +80,7 @@ impl State {
         // Derived tables (the release index) are built by their owners with
         // [`State::build_once`], so a domain from before them gets them whole.
         for t in [
-            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS,
+            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS, TOKENS, AUTHORS,
         ] {
             txn.open_table(t).map_err(storage)?;
         }

@@ -14,6 +14,7 @@ mod policy;
 mod report;
 mod review;
 mod reviewer;
+mod token;
 
 pub use catalog::CatalogCmd;
 pub use dataset::{DatasetCmd, GradeArg};
@@ -27,6 +28,7 @@ pub use policy::PolicyCmd;
 pub use report::ReportCmd;
 pub use review::{OverridableCheck, ReviewCmd};
 pub use reviewer::ReviewerCmd;
+pub use token::{RoleArg, TokenCmd};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -110,6 +112,15 @@ pub enum Command {
     /// Read, prove and verify the evidence ledger.
     #[command(subcommand)]
     Ledger(LedgerCmd),
+    /// Issue, list and revoke the bearer tokens people use with the server (bootstrap).
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Run the domain server: the HTTP API people use, on loopback by default.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[cfg(test)]
@@ -188,6 +199,9 @@ mod tests {
             "inland ledger export --format jsonl --to ./audit",
             "inland ledger export --format openlineage --to ./lineage",
             "inland ledger export --to ./audit",
+            "inland token issue --role operator --name li --operator city-data-ops --expires-in 30",
+            "inland token revoke 0123456789ab",
+            "inland serve --listen 127.0.0.1:0",
         ];
         for line in ok {
             let argv = split(line);

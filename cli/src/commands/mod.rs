@@ -15,6 +15,8 @@ pub mod policy;
 pub mod report;
 pub mod review;
 pub mod reviewer;
+pub mod serve;
+pub mod token;
 
 use crate::args::{Cli, Command};
 use anyhow::{Context, Result};
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Catalog(cmd) => catalog::run(&open(domain)?, cmd)?,
         Command::Report(cmd) => report::run(&open(domain)?, cmd)?,
         Command::Ledger(cmd) => return ledger::run(domain, cmd),
+        Command::Token(cmd) => token::run(&open(domain)?, cmd)?,
+        Command::Serve { listen } => serve::run(domain, listen)?,
     }
     Ok(ExitCode::SUCCESS)
 }

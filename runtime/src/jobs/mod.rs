@@ -38,8 +38,18 @@ impl Jobs {
     /// Admits and runs a job. A refusal or a failure is a normal outcome,
     /// reported in the record; `Err` means the domain itself failed.
     pub async fn run(&self, request: JobRequest) -> Result<JobReport> {
+        self.run_with_id(Jobs::new_id(), request).await
+    }
+
+    /// A fresh job id (time-ordered), for callers that answer before the job ends.
+    pub fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
+    /// [`Jobs::run`] under an id from [`Jobs::new_id`], so a server can hand
+    /// the id out at submission and the job's record appears under it later.
+    pub async fn run_with_id(&self, id: String, request: JobRequest) -> Result<JobReport> {
         let inner = &self.inner;
-        let id = uuid::Uuid::now_v7().to_string();
         let started_at_ms = inland_files::now_ms();
         let span = tracing::info_span!("job", id = %id);
         let _enter = span.enter();
@@ -282,6 +292,18 @@ impl Jobs {
             .lock()
             .map(|r| r.iter().map(|(id, (grant, _))| (id.clone(), grant.clone())).collect())
             .unwrap_or_default()
+    }
+
+    /// Asks a running job to stop at its next epoch tick (it ends as failed,
+    /// its outputs discarded); whether it was running.
+    pub fn cancel(&self, id: &str) -> Result<bool> {
+        Ok(match self.inner.running()?.get(id) {
+            Some((_, cancel)) => {
+                cancel.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        })
     }
 
     /// Terminates a grant (clause 8.6): new jobs are refused, running ones

@@ -1,0 +1,423 @@
+//! `/api/jobs`: submit a component under a grant, list jobs, view one.
+//!
+//! What a job shows is the same for everyone allowed to see it and depends
+//! on nothing the job read: its state, its grant, the reason admission
+//! refused it (about the grant or the component, decided before it ran), and
+//! the outputs that passed review. The guest's log, its error string, its
+//! queries and their errors, row counts, suppression counts and unreleased
+//! output names stay inside the domain (reviewers read them with the output).
+
+use crate::api::page::PageQuery;
+use crate::api::{job_id_shaped, query_problem};
+use crate::auth::Caller;
+use crate::authz::{Action, Resource};
+use crate::problem::Problem;
+use crate::state::{InFlight, Shared};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use inland_runtime::{JobRecord, JobRequest, JobStatus, Jobs, ReviewState, Role, Runtime};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use utoipa::ToSchema;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Accepted, waiting for a slot.
+    Queued,
+    /// Running in the sandbox.
+    Running,
+    /// Ended well; its outputs are in quarantine.
+    Succeeded,
+    /// Ended with an error or was stopped (why is for reviewers).
+    Failed,
+    /// Admission refused it; it never ran.
+    Refused,
+}
+
+/// A job as anyone allowed to see it sees it: nothing that depends on data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// The organization that submitted it.
+    pub organization: String,
+    /// The grant it was submitted under.
+    pub grant: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// Why admission refused it (only for `refused`; about the grant or the component).
+    pub refusal: Option<String>,
+    /// Ids of its outputs that reviewers released.
+    pub released_outputs: Vec<String>,
+}
+
+/// One page of jobs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JobPage {
+    /// Jobs, oldest first.
+    pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A submission accepted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    /// The new job's id.
+    pub job_id: String,
+    /// `queued`.
+    pub state: JobState,
+}
+
+/// The view of a finished job.
+fn view_of(rt: &Runtime, record: &JobRecord) -> inland_runtime::Result<JobView> {
+    let mut released = Vec::new();
+    for id in &record.outputs {
+        let o = rt.reviews().output(id)?;
+        let state = o.review.as_ref().map(|r| r.state);
+        if !o.destroyed && matches!(state, Some(ReviewState::Approved | ReviewState::Released)) {
+            released.push(o.id);
+        }
+    }
+    let (state, refusal) = match record.status {
+        JobStatus::Succeeded => (JobState::Succeeded, None),
+        JobStatus::Failed => (JobState::Failed, None),
+        // Admission decides before the job runs: its reason depends on no data.
+        JobStatus::Refused => (JobState::Refused, record.error.as_ref().map(|e| e.to_string())),
+    };
+    Ok(JobView {
+        id: record.id.clone(),
+        organization: record.operator.clone(),
+        grant: record.grant.clone(),
+        state,
+        refusal,
+        released_outputs: released,
+    })
+}
+
+/// The view of a job the server accepted and the runtime has not recorded yet.
+fn view_in_flight(id: &str, f: &InFlight, running: &HashSet<String>) -> JobView {
+    JobView {
+        id: id.to_string(),
+        organization: f.organization.clone(),
+        grant: f.grant.clone(),
+        state: if f.lost {
+            JobState::Failed
+        } else if running.contains(id) {
+            JobState::Running
+        } else {
+            JobState::Queued
+        },
+        refusal: None,
+        released_outputs: Vec::new(),
+    }
+}
+
+/// The grant and parameters of a submission, from `?grant=G&param=k=v&param=…`.
+fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>), Problem> {
+    let mut grant = None;
+    let mut params = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match &*k {
+            "grant" if grant.is_none() => grant = Some(v.into_owned()),
+            "grant" => return Err(Problem::bad_request("name one `grant`")),
+            "param" => {
+                let (key, value) = v
+                    .split_once('=')
+                    .filter(|(key, _)| !key.is_empty())
+                    .ok_or_else(|| Problem::bad_request("each `param` is `key=value`"))?;
+                params.push((key.to_string(), value.to_string()));
+            }
+            _ => return Err(Problem::bad_request("unknown query parameter; use `grant` and `param`")),
+        }
+    }
+    let grant = grant
+        .filter(|g| !g.is_empty() && g.len() <= 64)
+        .ok_or_else(|| Problem::bad_request("name the grant to run under: `?grant=g-…`"))?;
+    Ok((grant, params))
+}
+
+/// Submits a component to run under one of the caller's grants. The body
+/// is the component (`application/wasm`); one over the domain's limit is
+/// refused before it is read whole. The job runs in the background.
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs",
+    params(
+        ("grant" = String, Query, description = "The grant to run under"),
+        ("param" = Option<Vec<String>>, Query, description = "A job parameter, `key=value`; repeat for more"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    responses(
+        (status = 202, description = "Accepted; the job runs in the background", body = Submitted),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the caller's grant", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/wasm", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn submit(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.module_limit) {
+        // Refused before a byte of the body is read.
+        return Err(Problem::too_large(s.module_limit));
+    }
+    let (grant, params, organization) = match admit(&s, &who, raw.as_deref(), &headers).await {
+        Ok(admitted) => admitted,
+        Err(problem) => {
+            // Read what the client is sending (within the limit) so it hears the answer.
+            let _ = axum::body::to_bytes(body, s.module_limit as usize).await;
+            return Err(problem);
+        }
+    };
+    let wasm = axum::body::to_bytes(body, s.module_limit as usize)
+        .await
+        .map_err(|_| Problem::too_large(s.module_limit))?;
+    if wasm.is_empty() {
+        return Err(Problem::bad_request("the body is empty; send the component"));
+    }
+    start(&s, &who, grant, params, organization, wasm.to_vec()).await
+}
+
+/// Everything a submission is checked for before its body is read: the
+/// query, the caller's right to the grant, the media type.
+async fn admit(
+    s: &Shared,
+    who: &inland_runtime::Principal,
+    raw: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(String, Vec<(String, String)>, String), Problem> {
+    let (grant, params) = submission_query(raw)?;
+    let g = grant.clone();
+    let holder = s
+        .blocking(move |rt| match rt.governance().grant(&g) {
+            Ok(g) => Ok(Some(g.operator)),
+            Err(inland_runtime::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    let resource = Resource::Grant {
+        id: grant.clone(),
+        organization: holder,
+    };
+    s.authorize(who, Action::SubmitJob, resource).await?;
+    let organization = who.operator.clone().ok_or_else(Problem::internal)?;
+    let wasm_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim() == "application/wasm"));
+    if !wasm_type {
+        return Err(Problem::unsupported_media_type("application/wasm"));
+    }
+    Ok((grant, params, organization))
+}
+
+/// Records who submitted the job and starts it in the background.
+async fn start(
+    s: &Shared,
+    who: &inland_runtime::Principal,
+    grant: String,
+    params: Vec<(String, String)>,
+    organization: String,
+    wasm: Vec<u8>,
+) -> Result<Response, Problem> {
+    let id = Jobs::new_id();
+    let (job, author) = (id.clone(), who.name.clone());
+    s.blocking(move |rt| rt.access().record_author(&job, &author))
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    if let Ok(mut m) = s.inflight.lock() {
+        m.insert(
+            id.clone(),
+            InFlight {
+                organization: organization.clone(),
+                grant: grant.clone(),
+                lost: false,
+            },
+        );
+    }
+    let request = JobRequest {
+        wasm,
+        params,
+        operator: organization,
+        grant,
+    };
+    let (state, job) = (s.clone(), id.clone());
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let span = tracing::info_span!("job", id = %job);
+        let _enter = span.enter();
+        let outcome = handle.block_on(state.runtime.jobs().run_with_id(job.clone(), request));
+        if let Ok(mut m) = state.inflight.lock() {
+            match outcome {
+                Ok(_) => {
+                    m.remove(&job);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the domain failed while running a job");
+                    if let Some(f) = m.get_mut(&job) {
+                        f.lost = true;
+                    }
+                }
+            }
+        }
+    });
+    let body = Json(Submitted {
+        job_id: id.clone(),
+        state: JobState::Queued,
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/jobs/{id}"))],
+        body,
+    )
+        .into_response())
+}
+
+/// Lists jobs, oldest first: an operator's own (the default for operators),
+/// one organization's (`?operator=`), or the domain's.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<JobPage>, Problem> {
+    let Query(page) = query.map_err(query_problem)?;
+    let scope = match (&page.operator, who.role) {
+        (Some(o), _) => Some(o.clone()),
+        (None, Role::Operator) => who.operator.clone(),
+        (None, _) => None,
+    };
+    let resource = match &scope {
+        Some(o) => Resource::Organization(o.clone()),
+        None => Resource::Domain,
+    };
+    s.authorize(&who, Action::ListJobs, resource).await?;
+    let inflight = s.inflight();
+    let views = s
+        .blocking(move |rt| -> inland_runtime::Result<Vec<(String, JobView)>> {
+            let mine = |org: &str| scope.as_deref().is_none_or(|s| s == org);
+            let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
+            let mut out = Vec::new();
+            let mut recorded = HashSet::new();
+            for r in rt.jobs().list()?.iter().filter(|r| mine(&r.operator)) {
+                recorded.insert(r.id.clone());
+                out.push((r.id.clone(), view_of(&rt, r)?));
+            }
+            for (id, f) in inflight
+                .iter()
+                .filter(|(id, f)| mine(&f.organization) && !recorded.contains(*id))
+            {
+                out.push((id.clone(), view_in_flight(id, f, &running)));
+            }
+            Ok(out)
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    let (items, next_cursor) = page.cut(views);
+    Ok(Json(JobPage { items, next_cursor }))
+}
+
+/// The view of job `id` (recorded or in flight), if the domain has it.
+async fn find(s: &Shared, id: &str) -> Result<Option<JobView>, Problem> {
+    if !job_id_shaped(id) {
+        return Err(Problem::bad_request("not a job id"));
+    }
+    let inflight = s.inflight().get(id).cloned();
+    let job = id.to_string();
+    s.blocking(move |rt| -> inland_runtime::Result<Option<JobView>> {
+        match rt.jobs().get(&job) {
+            Ok(r) => view_of(&rt, &r).map(Some),
+            Err(inland_runtime::Error::NotFound(_)) => {
+                let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
+                Ok(inflight.map(|f| view_in_flight(&job, &f, &running)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await?
+    .map_err(|e| Problem::log_internal(&e))
+}
+
+/// Stops a running job: it ends as failed and its outputs are discarded.
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "The job was asked to stop", body = JobView),
+        (status = 400, description = "Not a job id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed (or no such job)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The job is not running", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobView>), Problem> {
+    let found = find(&s, &id).await?;
+    let resource = Resource::Job {
+        id: id.clone(),
+        organization: found.as_ref().map(|v| v.organization.clone()),
+    };
+    s.authorize(&who, Action::CancelJob, resource).await?;
+    let view = found.ok_or_else(|| Problem::not_found("job"))?;
+    let job = id.clone();
+    let stopped = s
+        .blocking(move |rt| rt.jobs().cancel(&job))
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    if !stopped {
+        return Err(Problem::conflict("the job is not running"));
+    }
+    Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 400, description = "Not a job id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed (or no such job)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn view(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, Problem> {
+    let found = find(&s, &id).await?;
+    let resource = Resource::Job {
+        id: id.clone(),
+        organization: found.as_ref().map(|v| v.organization.clone()),
+    };
+    s.authorize(&who, Action::ViewJob, resource).await?;
+    found.map(Json).ok_or_else(|| Problem::not_found("job"))
+}

@@ -1,0 +1,40 @@
+//! The HTTP API under `/api/`, one module per noun. Each handler
+//! authenticates the caller (the [`crate::auth::Caller`] extractor),
+//! describes the request as one action on one resource for the access
+//! policy, calls the domain's service and shapes the answer.
+
+pub(crate) mod evidence;
+pub(crate) mod jobs;
+pub(crate) mod outputs;
+pub(crate) mod page;
+pub(crate) mod whoami;
+
+use crate::problem::Problem;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+
+/// A query string that does not parse, as a problem naming the parameter.
+pub(crate) fn query_problem(e: QueryRejection) -> Problem {
+    Problem::bad_request(format!("the query string is not valid: {}", e.body_text()))
+}
+
+/// A JSON body that is not acceptable, as a problem naming why.
+pub(crate) fn json_problem(e: JsonRejection) -> Problem {
+    match e {
+        JsonRejection::MissingJsonContentType(_) => Problem::unsupported_media_type("application/json"),
+        JsonRejection::JsonSyntaxError(_) => Problem::bad_request("the body is not valid JSON"),
+        JsonRejection::JsonDataError(e) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Invalid request body",
+            e.body_text(),
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::too_large(crate::JSON_LIMIT as u64),
+        other => Problem::bad_request(other.body_text()),
+    }
+}
+
+/// Whether `id` is shaped like a job id (a UUID), before anything is looked up.
+pub(crate) fn job_id_shaped(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}

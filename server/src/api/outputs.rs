@@ -1,0 +1,240 @@
+//! `/api/outputs`: the release queue, one output's review view, and votes.
+//! Reviewers (and admins, who do not vote) are inside the domain: they see
+//! the content, the check report, lineage, the job's SQL and log.
+
+use crate::api::json_problem;
+use crate::auth::Caller;
+use crate::authz::{Action, Resource};
+use crate::problem::Problem;
+use crate::state::Shared;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use inland_runtime::{Decision, OutputRecord, VoteRequest, review_view};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A release request in the queue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueueItem {
+    /// Output id, `<job id>/<name>`.
+    pub id: String,
+    /// The job that made it.
+    pub job_id: String,
+    /// The organization whose job it was.
+    pub organization: String,
+    /// Review state.
+    pub state: String,
+    /// Votes cast.
+    pub votes: u32,
+    /// Approvals required.
+    pub required: u32,
+    /// Checks that failed or need review.
+    pub findings: Vec<String>,
+}
+
+/// What a reviewer reads about one output.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutputView {
+    /// The review page: content with flagged cells, checks, lineage, votes.
+    pub page: String,
+    /// The output's record (lineage, label, gate report, review, release).
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+    /// The job's log lines, captured stdout and stderr.
+    #[schema(value_type = Vec<Object>)]
+    pub job_log: serde_json::Value,
+    /// Why the job failed, if it did.
+    pub job_error: Option<String>,
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteDecision {
+    /// Release it.
+    Approve,
+    /// Do not release it.
+    Reject,
+    /// Send it back for changes.
+    Return,
+}
+
+/// A vote. The reviewer is the caller; no field names them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    /// approve, reject or return.
+    pub decision: VoteDecision,
+    /// Why (required).
+    pub reason: String,
+    /// Checks to override (approvals only).
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// Required with overrides.
+    pub justification: Option<String>,
+}
+
+/// Where the review stands after a vote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VoteResult {
+    /// Output id.
+    pub output_id: String,
+    /// Its review state now.
+    pub state: String,
+}
+
+fn queue_item(o: &OutputRecord) -> QueueItem {
+    let review = o.review.as_ref();
+    QueueItem {
+        id: o.id.clone(),
+        job_id: o.job_id.clone(),
+        organization: o.operator.clone(),
+        state: review.map(|r| r.state.to_string()).unwrap_or_default(),
+        votes: review.map(|r| r.votes.len() as u32).unwrap_or(0),
+        required: review.map(|r| r.required).unwrap_or(0),
+        findings: o
+            .gate
+            .as_ref()
+            .map(|g| g.findings().map(|c| c.check.clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The release queue, newest first.
+#[utoipa::path(get, path = "/api/outputs", tag = "review",
+    responses(
+        (status = 200, description = "Release requests", body = Vec<QueueItem>),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn queue(State(s): State<Shared>, Caller(who): Caller) -> Result<Json<Vec<QueueItem>>, Problem> {
+    s.authorize(&who, Action::ListOutputs, Resource::Domain).await?;
+    let queue = s
+        .blocking(|rt| rt.reviews().queue())
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    Ok(Json(queue.iter().map(queue_item).collect()))
+}
+
+/// The output and who submitted its job, described for the access policy.
+async fn described(s: &Shared, id: &str) -> Result<(Option<OutputRecord>, Resource), Problem> {
+    let output = id.to_string();
+    let (record, author) = s
+        .blocking(
+            move |rt| -> inland_runtime::Result<(Option<OutputRecord>, Option<String>)> {
+                let record = match rt.reviews().output(&output) {
+                    Ok(r) => Some(r),
+                    Err(inland_runtime::Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                let author = match &record {
+                    Some(r) => rt.access().author(&r.job_id)?,
+                    None => None,
+                };
+                Ok((record, author))
+            },
+        )
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    let resource = Resource::Output {
+        id: id.to_string(),
+        organization: record.as_ref().map(|r| r.operator.clone()),
+        author,
+    };
+    Ok((record, resource))
+}
+
+fn output_id(job: &str, name: &str) -> Result<String, Problem> {
+    if !crate::api::job_id_shaped(job) || name.is_empty() || name.len() > 128 {
+        return Err(Problem::bad_request("not an output id (`<job id>/<name>`)"));
+    }
+    Ok(format!("{job}/{name}"))
+}
+
+/// One output as a reviewer reads it.
+#[utoipa::path(get, path = "/api/outputs/{job}/{name}", tag = "review",
+    params(("job" = String, Path, description = "Job id"), ("name" = String, Path, description = "Output name")),
+    responses(
+        (status = 200, description = "The review view", body = OutputView),
+        (status = 400, description = "Not an output id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such output", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn view(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path((job, name)): Path<(String, String)>,
+) -> Result<Json<OutputView>, Problem> {
+    let id = output_id(&job, &name)?;
+    let (record, resource) = described(&s, &id).await?;
+    s.authorize(&who, Action::ViewOutput, resource).await?;
+    let record = record.ok_or_else(|| Problem::not_found("output"))?;
+    let view = s
+        .blocking(move |rt| -> inland_runtime::Result<OutputView> {
+            let table = rt.reviews().output_table(&record.id).unwrap_or_default();
+            let job = rt.jobs().get(&record.job_id)?;
+            Ok(OutputView {
+                page: review_view::render(&record, &table),
+                record: serde_json::to_value(&record)?,
+                job_log: serde_json::to_value(&job.log)?,
+                job_error: job.error.map(|e| e.to_string()),
+            })
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    Ok(Json(view))
+}
+
+/// Casts the caller's vote on an output's release.
+#[utoipa::path(post, path = "/api/outputs/{job}/{name}/votes", tag = "review",
+    params(("job" = String, Path, description = "Job id"), ("name" = String, Path, description = "Output name")),
+    request_body = VoteBody,
+    responses(
+        (status = 200, description = "Recorded", body = VoteResult),
+        (status = 400, description = "Malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such output", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The review rules refuse it", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid vote", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn vote(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path((job, name)): Path<(String, String)>,
+    body: Result<Json<VoteBody>, JsonRejection>,
+) -> Result<Json<VoteResult>, Problem> {
+    let id = output_id(&job, &name)?;
+    let (record, resource) = described(&s, &id).await?;
+    s.authorize(&who, Action::Vote, resource).await?;
+    let Json(body) = body.map_err(json_problem)?;
+    if record.is_none() {
+        return Err(Problem::not_found("output"));
+    }
+    let request = VoteRequest {
+        reviewer: who.name.clone(),
+        decision: match body.decision {
+            VoteDecision::Approve => Decision::Approve,
+            VoteDecision::Reject => Decision::Reject,
+            VoteDecision::Return => Decision::Return,
+        },
+        reason: body.reason,
+        overrides: body.overrides,
+        justification: body.justification,
+    };
+    let output = id.clone();
+    let record = s
+        .blocking(move |rt| rt.reviews().vote(&output, request))
+        .await?
+        .map_err(Problem::from_runtime_for_insider)?;
+    Ok(Json(VoteResult {
+        output_id: id,
+        state: record.review.map(|r| r.state.to_string()).unwrap_or_default(),
+    }))
+}

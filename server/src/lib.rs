@@ -1,0 +1,142 @@
+//! # inland-server: the domain server
+//!
+//! The one long-running process that owns a domain directory. People reach
+//! it over HTTP with bearer tokens issued by an admin; a Cedar policy decides
+//! what each role may do, one decision per request, and every denial is
+//! recorded in the evidence ledger. Operators are outside the domain: what
+//! they are shown depends on no data that has not passed review.
+//!
+//! ## Architecture
+//! - `auth`: the bearer-token extractor; identity comes only from the token.
+//! - `authz`: the Cedar schema, the default policy, and the one call that decides.
+//! - `api`: the handlers under `/api/`, one module per noun.
+//! - `problem`: errors as RFC 9457 problem documents.
+//! - `openapi`: the OpenAPI 3.1 description served at `/openapi.json`.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = inland_runtime::Runtime::open(std::path::Path::new("./domain"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
+//! inland_server::serve(runtime, listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod api;
+mod auth;
+pub mod authz;
+mod openapi;
+mod problem;
+mod state;
+
+pub use api::evidence::NDJSON;
+pub use api::jobs::{JobPage, JobState, JobView, Submitted};
+pub use api::outputs::{OutputView, QueueItem, VoteBody, VoteDecision, VoteResult};
+pub use api::whoami::WhoAmI;
+pub use authz::{AccessPolicy, Action, AuthzError, Resource};
+pub use openapi::ApiDoc;
+pub use problem::{PROBLEM_JSON, Problem};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use inland_runtime::Runtime;
+use state::AppState;
+use std::future::Future;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+/// The largest JSON body accepted (votes and the like).
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The access policy did not load.
+    #[error(transparent)]
+    Policy(#[from] AuthzError),
+    /// Serving the listener failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The API over `runtime`, with the default access policy; for [`serve`]
+/// and for tests that drive it in-process.
+pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
+    let module_limit = runtime.domain().config().limits.max_module_mib << 20;
+    let state = Arc::new(AppState {
+        runtime,
+        policy: AccessPolicy::default_policy()?,
+        inflight: Default::default(),
+        module_limit,
+    });
+    Ok(Router::new()
+        .route("/api/whoami", get(api::whoami::whoami))
+        .route("/api/jobs", get(api::jobs::list).post(api::jobs::submit))
+        .route("/api/jobs/{id}", get(api::jobs::view))
+        .route("/api/jobs/{id}/cancel", post(api::jobs::cancel))
+        .route("/api/outputs", get(api::outputs::queue))
+        .route("/api/outputs/{job}/{name}", get(api::outputs::view))
+        .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))
+        .route("/api/ledger/export", get(api::evidence::export))
+        .route("/api/reports/usage", get(api::evidence::usage))
+        .route("/api/reports/compliance", get(api::evidence::compliance))
+        .route("/openapi.json", get(openapi_json))
+        .route_layer(middleware::from_fn(trace))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .with_state(state))
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    runtime: Runtime,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = router(runtime)?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the domain");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => Problem::log_internal(&e).into_response(),
+    }
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("resource at this path")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this path does not accept that method",
+    )
+}
+
+/// One span per request: the method and the route, never the query or a token.
+async fn trace(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "-".into());
+    let span = tracing::info_span!("request", method = %request.method(), route = %route);
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.in_scope(|| tracing::debug!(status = response.status().as_u16(), "answered"));
+    response
+}

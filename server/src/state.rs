@@ -1,0 +1,67 @@
+//! What every handler shares: the runtime, the access policy, the jobs
+//! submitted and not yet recorded, and the two steps each request takes
+//! through them (a blocking call into the domain; one authorization).
+
+use crate::authz::{AccessPolicy, Action, Resource};
+use crate::problem::Problem;
+use inland_runtime::{Principal, Runtime};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A job accepted by the server whose record the runtime has not written yet.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    /// The organization that submitted it.
+    pub(crate) organization: String,
+    /// The grant named.
+    pub(crate) grant: String,
+    /// The domain failed while running it (no record will appear).
+    pub(crate) lost: bool,
+}
+
+/// The server's shared state.
+pub(crate) struct AppState {
+    pub(crate) runtime: Runtime,
+    pub(crate) policy: AccessPolicy,
+    pub(crate) inflight: Mutex<BTreeMap<String, InFlight>>,
+    /// The largest component accepted, in bytes.
+    pub(crate) module_limit: u64,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Runs `f` on a blocking thread: the domain's calls touch files and the state database.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Runtime) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        let rt = self.runtime.clone();
+        tokio::task::spawn_blocking(move || f(rt))
+            .await
+            .map_err(|e| Problem::log_internal(&e))
+    }
+
+    /// The one authorization of a request. A denial is recorded in the
+    /// ledger (who, what, on what) before it is answered; if it cannot be
+    /// recorded the request fails closed.
+    pub(crate) async fn authorize(&self, who: &Principal, action: Action, resource: Resource) -> Result<(), Problem> {
+        match self.policy.allows(who, action, &resource) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let (who, described) = (who.clone(), resource.describe());
+                tracing::info!(token = %who.token_id, action = action.name(), resource = %described, "access denied");
+                self.blocking(move |rt| rt.access().record_denial(&who, action.name(), &described))
+                    .await?
+                    .map_err(|e| Problem::log_internal(&e))?;
+                Err(Problem::forbidden(action.name()))
+            }
+            Err(e) => Err(Problem::log_internal(&e)),
+        }
+    }
+
+    /// The jobs in flight (a copy).
+    pub(crate) fn inflight(&self) -> BTreeMap<String, InFlight> {
+        self.inflight.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}

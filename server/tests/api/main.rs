@@ -1,0 +1,12 @@
+//! The domain server end to end, through a real server on a loopback port:
+//! who may do what, what operators are shown, and how bad input is answered.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod bad_input;
+mod isolation;
+mod leaks;
+mod review;
+mod roles;
+mod tokens;

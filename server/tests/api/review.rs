@@ -1,0 +1,65 @@
+//! Votes: the reviewer is the token's holder; reviewers never decide for the
+//! organization they work for, and no one votes on a request they authored.
+
+use crate::support::{ORG_A, call, denial_recorded, fixture, get, run};
+use inland_runtime::IssuedToken;
+use serde_json::json;
+
+async fn vote(id: &str, token: &IssuedToken, decision: &str) -> crate::support::Reply {
+    let body = json!({ "decision": decision, "reason": "checked every cell against the report" });
+    call(
+        "POST",
+        &format!("/api/outputs/{id}/votes"),
+        Some(token),
+        Some(("application/json", serde_json::to_vec(&body).unwrap())),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_once_released() {
+    let f = fixture();
+    let (job, view) = run(&f.op_a, &f.grant_a, "district-stats", &[]).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    assert_eq!(view["released_outputs"], json!([]), "nothing is released yet");
+
+    let queue = get("/api/outputs", &f.rev_free).await.json();
+    let item = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["job_id"] == job.as_str())
+        .unwrap_or_else(|| panic!("no output of {job} in {queue}"))
+        .clone();
+    assert_eq!(item["organization"], ORG_A);
+    assert_eq!(item["state"], "submitted");
+    let id = item["id"].as_str().unwrap().to_string();
+
+    // The operator cannot read its own quarantined output.
+    get(&format!("/api/outputs/{id}"), &f.op_a).await.assert_problem(403);
+    assert!(denial_recorded(&f.op_a, "ViewOutput"));
+    // A reviewer working for org-a, the job's author holding a reviewer token,
+    // an admin and an auditor may not decide.
+    for who in [&f.rev_a, &f.rev_li, &f.admin, &f.auditor] {
+        vote(&id, who, "approve").await.assert_problem(403);
+        assert!(denial_recorded(who, "Vote"), "{}", who.record.name);
+    }
+    assert_eq!(
+        get(&format!("/api/outputs/{id}"), &f.rev_free).await.json()["record"]["review"]["votes"],
+        json!([]),
+        "a refused vote was counted"
+    );
+
+    // An independent reviewer reads the whole page and decides.
+    let page = get(&format!("/api/outputs/{id}"), &f.rev_free).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.json()["page"].as_str().unwrap().contains("district"));
+    let decided = vote(&id, &f.rev_free, "approve").await;
+    assert_eq!(decided.status, 200, "{}", decided.body);
+    assert_eq!(decided.json()["state"], "approved");
+    // Votes are final: a second one is refused by the review rules, with a problem.
+    vote(&id, &f.rev_free, "reject").await.assert_problem(422);
+
+    let after = get(&format!("/api/jobs/{job}"), &f.op_a).await.json();
+    assert_eq!(after["released_outputs"], json!([id]));
+}
