@@ -41,6 +41,15 @@ impl Jobs {
         self.run_with_id(Jobs::new_id(), request).await
     }
 
+    /// Checks a component before it is queued: a component (not a core
+    /// module) of the `inland:job` world whose imports are all allowed. This
+    /// depends on the component alone, never on data, so the submitter may be
+    /// told why; nothing is recorded, and the compiled component is kept for
+    /// the run.
+    pub fn check_component(&self, wasm: &[u8]) -> std::result::Result<(), JobError> {
+        self.inner.sandbox.prepare(wasm).map(|_| ())
+    }
+
     /// A fresh job id (time-ordered), for callers that answer before the job ends.
     pub fn new_id() -> String {
         uuid::Uuid::now_v7().to_string()

@@ -145,7 +145,9 @@ fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>)
 
 /// Submits a component to run under one of the caller's grants. The body
 /// is the component (`application/wasm`); one over the domain's limit is
-/// refused before it is read whole. The job runs in the background.
+/// refused before it is read whole, and one that is not a component of the
+/// job world (or imports a denied capability) before it is queued. The job
+/// runs in the background.
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs",
     params(
         ("grant" = String, Query, description = "The grant to run under"),
@@ -159,6 +161,7 @@ fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>)
         (status = 403, description = "Not the caller's grant", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/wasm", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a component of the inland:job world, or it imports a denied capability", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn submit(
@@ -190,7 +193,23 @@ pub(crate) async fn submit(
     if wasm.is_empty() {
         return Err(Problem::bad_request("the body is empty; send the component"));
     }
-    start(&s, &who, grant, params, organization, wasm.to_vec()).await
+    // Not a component, the wrong world, or a denied import: refused here,
+    // with the reason, and no job is recorded.
+    let wasm = wasm.to_vec();
+    let checked = {
+        let wasm = wasm.clone();
+        s.blocking(move |rt| rt.jobs().check_component(&wasm).map_err(|e| e.to_string()))
+            .await?
+    };
+    if let Err(why) = checked {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-component",
+            "The component cannot run in this domain",
+            why,
+        ));
+    }
+    start(&s, &who, grant, params, organization, wasm).await
 }
 
 /// Everything a submission is checked for before its body is read: the

@@ -51,6 +51,22 @@ async fn bad_submissions_get_a_problem_and_leave_no_job() {
     submit(grant.clone(), "application/wasm", Vec::new())
         .await
         .assert_problem(400);
+    // Not WebAssembly, a core module, a component that asks for sockets:
+    // 422 at submission, naming the problem, and no job.
+    let garbage = submit(grant.clone(), "application/wasm", b"MZ not wasm".to_vec()).await;
+    garbage.assert_problem(422);
+    assert!(garbage.body.contains("not a WebAssembly file"), "{}", garbage.body);
+    let core = submit(grant.clone(), "application/wasm", b"\0asm\x01\0\0\0".to_vec()).await;
+    core.assert_problem(422);
+    assert!(core.body.contains("core WebAssembly module"), "{}", core.body);
+    let sockets = submit(
+        grant.clone(),
+        "application/wasm",
+        crate::support::wasm("hostile-sockets"),
+    )
+    .await;
+    sockets.assert_problem(422);
+    assert!(sockets.body.contains("wasi:sockets"), "{}", sockets.body);
     let answer = oversized_upload(&format!("/api/jobs{grant}"), f.module_limit + 1).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
