@@ -22,6 +22,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TABLES: [&str; 6] = ["lineitem", "orders", "customer", "supplier", "nation", "region"];
 const QUERIES: [&str; 5] = ["q1", "q3", "q5", "q6", "q10"];
+/// The masking keys of the policy sessions measured outside a job (any fixed values do).
+const KEYS: inland_runtime::PolicyKeys = inland_runtime::PolicyKeys {
+    pseudonym: [7; 32],
+    entity: [7; 32],
+};
 #[path = "common.rs"]
 mod common;
 use common::{OPERATOR, as_sources};
@@ -140,16 +145,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
     let scope = inland_runtime::QueryScope::under(Some(&policy), names);
     tokio.block_on(async {
         let ctx = engine
-            .session(
-                &as_sources(rt.domain(), &datasets),
-                Some((
-                    &policy,
-                    inland_runtime::PolicyKeys {
-                        pseudonym: [7; 32],
-                        entity: [7; 32],
-                    },
-                )),
-            )
+            .session(&as_sources(rt.domain(), &datasets), Some((&policy, KEYS)))
             .await
             .unwrap();
         for q in QUERIES {
@@ -173,16 +169,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..4 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(
-                        &as_sources(rt.domain(), &datasets),
-                        Some((
-                            &policy,
-                            inland_runtime::PolicyKeys {
-                                pseudonym: [7; 32],
-                                entity: [7; 32],
-                            },
-                        )),
-                    )
+                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, KEYS)))
                     .await
                     .unwrap();
                 let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
@@ -193,16 +180,7 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             for _ in 0..3 {
                 let t = Instant::now();
                 let ctx = engine
-                    .session(
-                        &as_sources(rt.domain(), &datasets),
-                        Some((
-                            &policy,
-                            inland_runtime::PolicyKeys {
-                                pseudonym: [7; 32],
-                                entity: [7; 32],
-                            },
-                        )),
-                    )
+                    .session(&as_sources(rt.domain(), &datasets), Some((&policy, KEYS)))
                     .await
                     .unwrap();
                 let t1 = t.elapsed();

@@ -63,6 +63,26 @@ fn dates(p: &Period) -> Result<(Date, Date), Problem> {
     Ok((parse(&p.from)?, parse(&p.until)?))
 }
 
+/// The path both reports share: the period, the one authorization, then
+/// the report built off the async threads, as JSON.
+async fn report<R: serde::Serialize>(
+    s: &Shared,
+    who: &inland_runtime::Principal,
+    query: Result<Query<Period>, QueryRejection>,
+    make: impl FnOnce(inland_runtime::Runtime, Period, Date, Date) -> inland_runtime::Result<R> + Send + 'static,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(period) = query.map_err(query_problem)?;
+    let (from, until) = dates(&period)?;
+    s.authorize(who, Action::ViewReports, Resource::Ledger).await?;
+    let report = s
+        .blocking(move |rt| -> inland_runtime::Result<serde_json::Value> {
+            Ok(serde_json::to_value(&make(rt, period, from, until)?)?)
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    Ok(Json(report))
+}
+
 /// Usage over a period, computed from the ledger.
 #[utoipa::path(get, path = "/api/reports/usage", tag = "evidence",
     params(Period),
@@ -78,17 +98,10 @@ pub(crate) async fn usage(
     Caller(who): Caller,
     query: Result<Query<Period>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(period) = query.map_err(query_problem)?;
-    let (from, until) = dates(&period)?;
-    s.authorize(&who, Action::ViewReports, Resource::Ledger).await?;
-    let report = s
-        .blocking(move |rt| -> inland_runtime::Result<serde_json::Value> {
-            let r = rt.evidence().usage_report(period.operator.as_deref(), from, until)?;
-            Ok(serde_json::to_value(&r)?)
-        })
-        .await?
-        .map_err(|e| Problem::log_internal(&e))?;
-    Ok(Json(report))
+    report(&s, &who, query, |rt, period, from, until| {
+        rt.evidence().usage_report(period.operator.as_deref(), from, until)
+    })
+    .await
 }
 
 /// Each clause of the standard, its control and the evidence for a period.
@@ -106,15 +119,8 @@ pub(crate) async fn compliance(
     Caller(who): Caller,
     query: Result<Query<Period>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(period) = query.map_err(query_problem)?;
-    let (from, until) = dates(&period)?;
-    s.authorize(&who, Action::ViewReports, Resource::Ledger).await?;
-    let report = s
-        .blocking(move |rt| -> inland_runtime::Result<serde_json::Value> {
-            let r = rt.evidence().compliance_report(from, until)?;
-            Ok(serde_json::to_value(&r)?)
-        })
-        .await?
-        .map_err(|e| Problem::log_internal(&e))?;
-    Ok(Json(report))
+    report(&s, &who, query, |rt, _, from, until| {
+        rt.evidence().compliance_report(from, until)
+    })
+    .await
 }
