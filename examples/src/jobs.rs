@@ -18,6 +18,10 @@ pub const USEFUL: [&str; 2] = ["district-stats", "join-stats"];
 /// A job that runs the SQL given as `--param sql=...` and emits the result; for tests.
 pub const SQL_PROBE: &str = "sql-probe";
 
+/// A hostile job that reads a value (`--param sql=...`) and writes it into
+/// its log, stdout, stderr, query texts and returned error.
+pub const LEAK: &str = "hostile-leak";
+
 /// The hostile example jobs and the limit or capability each one runs into.
 pub const HOSTILE: [(&str, &str); 7] = [
     ("hostile-files", "wasi:filesystem"),

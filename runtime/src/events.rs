@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use inland_policies::Label;
+use inland_sandbox::JobError;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
@@ -147,8 +148,12 @@ pub enum Event {
     QueryRun {
         /// Job id.
         job_id: String,
-        /// The SQL text as submitted.
-        sql: String,
+        /// SHA-256 of the SQL text: the job wrote it, possibly after reading
+        /// data, so the text stays sealed in the domain for reviewers.
+        /// (Empty in entries written before texts were sealed, which
+        /// carried a `sql` field instead.)
+        #[serde(default)]
+        sql_sha256: String,
         /// SHA-256 of the checked plan.
         plan_hash: String,
         /// The result's label, where the policy layer assigns one.
@@ -158,12 +163,15 @@ pub enum Event {
     QueryRefused {
         /// Job id.
         job_id: String,
-        /// The SQL text as submitted.
-        sql: String,
-        /// The rule that refused it.
+        /// SHA-256 of the SQL text (sealed, as for `query_run`).
+        #[serde(default)]
+        sql_sha256: String,
+        /// The rule that refused it: a name fixed by Inland.
         rule: String,
-        /// The refusal as the job saw it.
-        message: String,
+        /// SHA-256 of the refusal as the job saw it, which may quote names
+        /// the job wrote.
+        #[serde(default)]
+        message_sha256: String,
     },
     /// An output table entered quarantine.
     OutputEmitted {
@@ -296,6 +304,28 @@ pub enum JobOutcome {
 
 impl JobOutcome {
     const SUCCEEDED: &'static str = "succeeded";
+
+    /// The outcome of a run as the ledger may carry it: the kind of failure
+    /// and the limit it hit, never a text the job wrote (its panic message,
+    /// trap or returned error, which it may compose from data). Those are
+    /// named by their SHA-256; the text stays with the job record.
+    pub fn of_run(outcome: &std::result::Result<(), JobError>) -> JobOutcome {
+        let Err(e) = outcome else {
+            return JobOutcome::Succeeded;
+        };
+        let sealed = |what: &str, message: &str| {
+            JobOutcome::Failed(format!(
+                "{what}; its message is sealed for reviewers (sha256 {})",
+                inland_files::sha256_hex(message.as_bytes())
+            ))
+        };
+        match e {
+            JobError::Panicked { message } => sealed("the job panicked", message),
+            JobError::Trapped { message } => sealed("the job trapped", message),
+            JobError::Failed { message } => sealed("the job returned an error", message),
+            other => JobOutcome::Failed(other.to_string()),
+        }
+    }
 
     /// Whether the job succeeded.
     pub fn succeeded(&self) -> bool {

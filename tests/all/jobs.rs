@@ -306,3 +306,77 @@ async fn a_tampered_compiled_artifact_is_never_loaded() {
         "the altered artifact was replaced"
     );
 }
+
+/// Issue #19: a job that writes what it read into every text it controls —
+/// log, stdout, stderr, the SQL of a query that runs and of one that is
+/// refused, and its returned error. The ledger, and the audit export a
+/// regulator takes away, carry none of it (only hashes); the job record
+/// inside the domain keeps it for reviewers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_job_writes_after_reading_data_never_reaches_the_ledger() {
+    use arrow::array::{Array, AsArray, StringArray};
+    let d = new_domain(test_limits());
+    // The resident the job reads: the smallest ID, found here without the engine.
+    let residents = inland_examples::generate::residents(crate::support::ROWS, crate::support::SEED);
+    let ids: &StringArray = residents.column_by_name("resident_id").unwrap().as_string();
+    let row = (0..ids.len()).min_by_key(|&i| ids.value(i)).unwrap();
+    let text = |c: &str| {
+        residents
+            .column_by_name(c)
+            .unwrap()
+            .as_string::<i32>()
+            .value(row)
+            .to_string()
+    };
+    let (id, mobile, name) = (text("resident_id"), text("mobile"), text("name"));
+    let report = run(
+        &d,
+        inland_examples::jobs::LEAK,
+        &[(
+            "sql",
+            "SELECT concat_ws('/', resident_id, mobile, name) AS v FROM residents ORDER BY resident_id LIMIT 1",
+        )],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Failed);
+    let planted = [id.as_str(), mobile.as_str(), name.as_str()];
+
+    // The reviewer's record has every copy the job wrote.
+    let record = serde_json::to_string(&d.rt.jobs().get(&report.job.id).unwrap()).unwrap();
+    for p in planted {
+        for place in [
+            "planted in the log",
+            "planted on stdout",
+            "planted on stderr",
+            "planted in the error",
+        ] {
+            assert!(
+                record.contains(&format!("{place}: {id}/{mobile}/{name}")),
+                "{place}: {record}"
+            );
+        }
+        assert!(record.matches(p).count() >= 6, "{p} not in the SQL texts: {record}");
+    }
+
+    // The ledger names the texts by hash only.
+    let ledger = d.rt.evidence().ledger().unwrap();
+    let entries = serde_json::to_string(&ledger.entries().unwrap()).unwrap();
+    for p in planted {
+        assert!(!entries.contains(p), "the ledger carries `{p}`: {entries}");
+    }
+    assert!(
+        entries.contains("its message is sealed for reviewers (sha256 "),
+        "{entries}"
+    );
+    let export = tempfile::tempdir().unwrap();
+    ledger.export_jsonl(export.path()).unwrap();
+    let files = files_under(export.path());
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(export.path().join(&file)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for p in planted {
+            assert!(!text.contains(p), "{} carries `{p}`", file.display());
+        }
+    }
+}

@@ -207,10 +207,7 @@ impl Jobs {
 
         inner.events.record(Event::JobFinished {
             job_id: id.clone(),
-            outcome: match &outcome {
-                Ok(()) => JobOutcome::Succeeded,
-                Err(e) => JobOutcome::Failed(e.to_string()),
-            },
+            outcome: JobOutcome::of_run(&outcome),
         })?;
         let record = JobRecord {
             id: id.clone(),

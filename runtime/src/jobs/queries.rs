@@ -165,7 +165,7 @@ impl QueryBackend for JobQueries {
                 self.events
                     .record(Event::QueryRun {
                         job_id: self.job_id.clone(),
-                        sql: sql.to_string(),
+                        sql_sha256: inland_files::sha256_hex(sql.as_bytes()),
                         plan_hash: planned.plan_hash.clone(),
                         label: planned.label.as_ref().map(|(l, _)| *l),
                     })
@@ -226,9 +226,9 @@ impl QueryBackend for JobQueries {
                     self.events
                         .record(Event::QueryRefused {
                             job_id: self.job_id.clone(),
-                            sql: sql.to_string(),
+                            sql_sha256: inland_files::sha256_hex(sql.as_bytes()),
                             rule: rule.clone(),
-                            message: message.clone(),
+                            message_sha256: inland_files::sha256_hex(message.as_bytes()),
                         })
                         .map_err(|e| e.to_string())?;
                 }

@@ -47,3 +47,36 @@ async fn a_jobs_error_string_and_log_reach_reviewers_not_its_operator() {
     let log = page.json()["job_log"].to_string();
     assert!(log.contains("rows:"), "{log}");
 }
+
+/// Issue #19: a hostile job reads values (a pseudonym and masked mobile of
+/// one resident; the exact total income) and writes them into its log,
+/// stdout, stderr, query texts and error. Neither the operator's answers
+/// nor the auditor's ledger export contain them; the job record inside the
+/// domain, which reviewers read, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_a_job_read_reach_neither_its_operator_nor_the_auditors_export() {
+    let f = fixture();
+    for sql in [
+        "SELECT concat_ws('/', resident_id, mobile) AS v FROM residents LIMIT 1",
+        "SELECT CAST(sum(income) AS VARCHAR) AS v FROM residents",
+    ] {
+        let (job, view) = run(&f.op_a, &f.grant_a, inland_examples::jobs::LEAK, &[("sql", sql)]).await;
+        assert_eq!(view["state"], "failed", "{view}");
+        let record = f.rt.jobs().get(&job).unwrap();
+        let planted = record
+            .log
+            .iter()
+            .find_map(|l| l.message.strip_prefix("planted in the log: "))
+            .unwrap_or_else(|| panic!("{sql}: the job read nothing: {:?} {:?}", record.log, record.error))
+            .to_string();
+        assert!(
+            planted.chars().filter(char::is_ascii_digit).count() >= 4,
+            "{sql}: {planted}"
+        );
+        operator_never_sees(&job, &[&planted]).await;
+        let export = get("/api/ledger/export", &f.auditor).await;
+        assert_eq!(export.status, 200, "{}", export.body);
+        assert!(export.body.contains(&job), "the export covers the job");
+        assert!(!export.body.contains(&planted), "{sql}: the export carries `{planted}`");
+    }
+}

@@ -1,0 +1,39 @@
+//! Hostile: reads one text value (`--param sql=...`, first column of the
+//! first row), then writes it everywhere a job can write text — its log,
+//! stdout and stderr, the text of a query that runs and of one that is
+//! refused, and the error it returns — hoping one of them reaches its
+//! operator or the domain's ledger export.
+
+use inland_guest::arrow_array::cast::AsArray;
+use inland_guest::{Error, Params, job, log, query};
+
+fn first_text(sql: &str) -> Result<String, Error> {
+    let batches = query(sql)?;
+    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Err("the query returned no rows".into());
+    };
+    let column = batch.column(0);
+    if let Some(s) = column.as_string_opt::<i32>() {
+        return Ok(s.value(0).to_string());
+    }
+    if let Some(s) = column.as_string_view_opt() {
+        return Ok(s.value(0).to_string());
+    }
+    Err("the first column is not text".into())
+}
+
+fn run(params: Params) -> Result<(), Error> {
+    let sql: String = params.require("sql")?;
+    let planted = first_text(&sql)?;
+    log!("planted in the log: {planted}");
+    println!("planted on stdout: {planted}");
+    eprintln!("planted on stderr: {planted}");
+    let quoted = planted.replace('\'', "''");
+    // A query that runs, carrying the value in its text.
+    let _ = query(&format!("SELECT '{quoted}' AS planted"));
+    // One that is refused, carrying it in a name the refusal may quote.
+    let _ = query(&format!("DROP TABLE \"{}\"", planted.replace('"', "")));
+    Err(format!("planted in the error: {planted}").into())
+}
+
+job!(run);
