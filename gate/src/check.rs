@@ -458,6 +458,29 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let magnitude_cols: Vec<bool> = (0..ncols)
         .map(|c| (0..rows).any(|r| fact_at(r, c).is_some_and(|f| f.kind == MeasureKind::Magnitude)))
         .collect();
+    // Numbers a job computes itself from aggregates of protected data (a
+    // scale or ratio of a sum, or an income differenced inside the job)
+    // carry no facts; in SQL the host derives their facts. A column total
+    // the job added is recomputed by the release plan instead.
+    let aggregate_job = input.label == Label::Aggregate && !row_level;
+    let mut computed = Finding::new(
+        "computed-values",
+        "numbers a job computed itself from aggregates of protected data".into(),
+    );
+    let traced_sums: Vec<Option<f64>> = (0..ncols)
+        .map(|c| {
+            let traced: Vec<usize> = (0..rows)
+                .filter(|&r| numeric[c] && matches!(role(r, c), Role::Measure(_)))
+                .collect();
+            (!traced.is_empty()).then(|| traced.iter().filter_map(|&r| canon::number(t.column(c), r)).sum())
+        })
+        .collect();
+    let is_column_total = |r: usize, c: usize| {
+        let (Some(sum), Some(v)) = (traced_sums[c], canon::number(t.column(c), r)) else {
+            return false;
+        };
+        (v - sum).abs() <= 1e-9 * sum.abs().max(1.0)
+    };
     let (mut traced_cells, mut untraced_cells) = (0u64, 0u64);
     let mut primary: Vec<(&'static str, usize, usize)> = Vec::new();
     for r in 0..rows {
@@ -477,6 +500,14 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
                     }
                     if !row_level && input.label != Label::Identifying {
                         untraced.add(r, name, || "not traced to an aggregate the host computed".into());
+                    }
+                    if aggregate_job
+                        && cell(r, c).is_some_and(|v| v.chars().any(char::is_numeric))
+                        && !is_column_total(r, c)
+                    {
+                        computed.add(r, name, || {
+                            "a number the job computed itself after reading aggregates of protected data".into()
+                        });
                     }
                 }
                 Role::Measure(i) => {
@@ -622,6 +653,14 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     checks.push(untraced.finish(Status::NeedsReview, Remedy::None, |n| {
         format!("{n} cell(s) the job computed itself: the host cannot vouch for them")
     }));
+    let computed = computed.finish(Status::Fail, Remedy::Blocked, |n| {
+        format!(
+            "{n} cell(s) hold numbers the job computed itself from aggregates of protected data: \
+             compute them in the query (a scale, rounding or ratio there keeps the cell rules)"
+        )
+    });
+    blocked |= computed.remedy == Remedy::Blocked;
+    checks.push(computed);
 
     // Values the release plan works on.
     let values: Vec<Vec<Option<f64>>> = (0..ncols)

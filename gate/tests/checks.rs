@@ -386,16 +386,49 @@ fn size_treats_a_table_as_large_as_its_source_as_row_level() {
 #[test]
 fn untraced_and_zero_cells_go_to_review() {
     let (_, f) = good();
-    // The guest invented numbers the host never returned.
+    // Numbers the host never returned, in a job that read public data only.
     let t = table(&["东城区", "西城区"], &[41, 0], &[4000.0, 3000.0]);
-    let o = Run::default().go(&t, &f);
+    let o = Run {
+        label: Label::Public,
+        ..Default::default()
+    }
+    .go(&t, &f);
     assert_eq!(status(&o, "untraced"), Status::NeedsReview);
     assert_eq!(
         failing_cells(&o, "untraced"),
         vec![(0, "residents".into()), (1, "residents".into())]
     );
     assert_eq!(failing_cells(&o, "zero-cells"), vec![(1, "residents".into())]);
+    assert_eq!(status(&o, "computed-values"), Status::Pass);
     assert_eq!(o.report.verdict, Verdict::Review);
+}
+
+/// Issue #18, attack 5: in a job that read aggregates of protected data, a
+/// number the host never returned (a sum scaled inside the job, or an
+/// income differenced there) carries no facts: it is blocked, not left to
+/// review. A column total the job added is recomputed instead.
+#[test]
+fn numbers_computed_in_the_job_from_protected_aggregates_are_blocked() {
+    let (_, f) = good();
+    let t = table(&["东城区", "西城区"], &[41, 7], &[4000.0, 3000.0]);
+    let o = Run::default().go(&t, &f);
+    assert_eq!(status(&o, "computed-values"), Status::Fail);
+    // The sums are the host's; the counts were invented.
+    assert_eq!(
+        failing_cells(&o, "computed-values"),
+        vec![(0, "residents".into()), (1, "residents".into())]
+    );
+    assert_eq!(o.report.verdict, Verdict::Blocked);
+
+    // The traced table with a total row the job summed itself.
+    let (mut t, f) = good();
+    let sums: Vec<f64> = (0..t.num_columns())
+        .map(|c| (0..t.num_rows()).filter_map(|r| canon::number(t.column(c), r)).sum())
+        .collect();
+    let total = table(&["合计"], &[sums[1] as i64], &[sums[2]]);
+    t = arrow::compute::concat_batches(&t.schema(), [&t, &total]).unwrap();
+    let o = Run::default().go(&t, &f);
+    assert_eq!(status(&o, "computed-values"), Status::Pass, "{:?}", o.report);
 }
 
 #[test]

@@ -88,26 +88,24 @@ fn record_facts(
             .and_then(|s| EntitySketch::from_bytes(s.value(r)))
             .map(Arc::new);
         for (c, role) in plan.columns.iter().enumerate().take(text.len()) {
-            let CellRole::Measure { source, kind, contrib } = role else {
-                continue;
+            let (source, kind, contributions) = match role {
+                CellRole::Measure { source, kind, contrib } => (
+                    source,
+                    kind,
+                    contrib.and_then(|j| contributions_at(batch, visible + j, r)),
+                ),
+                // A derived cell answers to its most dominated source.
+                CellRole::Derived { source, kind, contribs } => (
+                    source,
+                    kind,
+                    contribs
+                        .iter()
+                        .filter_map(|j| contributions_at(batch, visible + j, r))
+                        .max_by(|a, b| dominance(a).total_cmp(&dominance(b))),
+                ),
+                CellRole::Key | CellRole::Other => continue,
             };
             let Some(value) = text[c][r].clone() else { continue };
-            let contributions = contrib.and_then(|j| {
-                let list = batch.column(visible + j).as_list::<i32>();
-                if list.is_null(r) {
-                    return None;
-                }
-                let figures = list.value(r);
-                let f = figures.as_primitive::<arrow::datatypes::Float64Type>();
-                // The shared figures; row contributions also carry a row count after them.
-                (f.len() > contrib::MISSING).then(|| Contributions {
-                    largest: f.value(contrib::LARGEST),
-                    second: f.value(contrib::SECOND),
-                    total: f.value(contrib::TOTAL),
-                    negatives: f.value(contrib::NEGATIVES) as u64,
-                    missing: f.value(contrib::MISSING) as u64,
-                })
-            });
             out.push((
                 value,
                 CellFact {
@@ -122,4 +120,31 @@ fn record_facts(
         }
     }
     Ok(())
+}
+
+/// The contributions a hidden column holds for row `r`, if any.
+fn contributions_at(batch: &RecordBatch, column: usize, r: usize) -> Option<Contributions> {
+    let list = batch.column(column).as_list_opt::<i32>()?;
+    if list.is_null(r) {
+        return None;
+    }
+    let figures = list.value(r);
+    let f = figures.as_primitive_opt::<arrow::datatypes::Float64Type>()?;
+    // The shared figures; row contributions also carry a row count after them.
+    (f.len() > contrib::MISSING).then(|| Contributions {
+        largest: f.value(contrib::LARGEST),
+        second: f.value(contrib::SECOND),
+        total: f.value(contrib::TOTAL),
+        negatives: f.value(contrib::NEGATIVES) as u64,
+        missing: f.value(contrib::MISSING) as u64,
+    })
+}
+
+/// How much of a total its two largest contributors hold.
+fn dominance(c: &Contributions) -> f64 {
+    if c.total > 0.0 {
+        (c.largest + c.second) / c.total
+    } else {
+        f64::INFINITY
+    }
 }

@@ -19,7 +19,18 @@ pub enum CellRole {
         /// Which hidden contribution column (in order) holds its contributions.
         contrib: Option<usize>,
     },
-    /// Computed from keys or aggregates: the host does not vouch for it.
+    /// A function of its group's aggregates (a scale, offset, rounding,
+    /// cast or ratio): it carries their facts, so the cell rules of what it
+    /// came from still apply to it.
+    Derived {
+        /// `derived from` the aggregates, as planned.
+        source: String,
+        /// The strictest kind among them.
+        kind: MeasureKind,
+        /// Their hidden contribution columns; the most dominated is used.
+        contribs: Vec<usize>,
+    },
+    /// Computed some other way: the host does not vouch for it.
     Other,
 }
 

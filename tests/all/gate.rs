@@ -468,3 +468,55 @@ area_km2 = { class = "attribute", access = "plaintext", release_row_level = true
     d.rt.reviews().export(&second, &out.path().join("bundle")).unwrap();
     assert_eq!(verify_bundle(&out.path().join("bundle"), None).unwrap().problem, None);
 }
+
+/// Issue #18, attack 5: a scale, rounding or ratio of a sum keeps the facts
+/// of the sum, so the cell a plain `sum` table suppresses for dominance is
+/// suppressed in the derived table too, and never leaves once approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_cells_keep_the_rules_of_the_aggregates_they_came_from() {
+    let d = new_domain(test_limits());
+    // Team `a`: one salary dominates; team `b`: twelve alike.
+    let mut csv = String::from("person,team,pay\n");
+    for i in 0..12 {
+        csv.push_str(&format!("a{i},a,{}\n", if i == 0 { 1_000_000 } else { 100 + i }));
+        csv.push_str(&format!("b{i},b,{}\n", 1_000 + i));
+    }
+    crate::support::register_csv(&d, "salaries", &csv);
+    apply_example_policy(
+        &d,
+        "[datasets.salaries]\ngrade = \"general\"\npersonal_information = true\nentity = \"person\"\n\n\
+         [datasets.salaries.columns]\nperson = { class = \"direct-identifier\", access = \"deny\" }\n\
+         team = { class = \"attribute\", access = \"dimension\" }\n\
+         pay = { class = \"sensitive\", access = \"aggregate-only\" }\n",
+    );
+    d.rt.reviews().add_reviewer("li", None).unwrap();
+    let grant = crate::support::year_grant(&d, &["salaries"]);
+    for sql in [
+        "SELECT team, sum(pay) AS v FROM salaries GROUP BY team ORDER BY team",
+        "SELECT team, sum(pay) / 1000.0 AS v FROM salaries GROUP BY team ORDER BY team",
+        "SELECT team, round(avg(pay)) AS v FROM salaries GROUP BY team ORDER BY team",
+        "SELECT team, CAST(sum(pay) AS DOUBLE) + 1 AS v FROM salaries GROUP BY team ORDER BY team",
+        "SELECT team, sum(pay) / count(*) AS v FROM salaries GROUP BY team ORDER BY team",
+    ] {
+        let report = run_as(
+            &d.rt,
+            OPERATOR,
+            &grant,
+            wasm(inland_examples::jobs::SQL_PROBE),
+            &[("sql", sql)],
+        )
+        .await;
+        assert_eq!(report.job.status, JobStatus::Succeeded, "{sql}: {:?}", report.job.error);
+        let o = d.rt.reviews().output(&report.outputs[0].id).unwrap();
+        let gate = o.gate.as_ref().unwrap();
+        assert_eq!(gate.check("untraced").unwrap().status, Status::Pass, "{sql}: {gate:?}");
+        assert_eq!(failing(&o, "dominance"), vec![(0, "v".to_string())], "{sql}");
+        vote(&d, &o.id, "li", Decision::Approve).unwrap();
+        let released = d.rt.reviews().released_table(&o.id).unwrap();
+        assert!(arrow::array::Array::is_null(released[0].column(1).as_ref(), 0), "{sql}");
+        assert!(
+            !arrow::array::Array::is_null(released[0].column(1).as_ref(), 1),
+            "{sql}"
+        );
+    }
+}

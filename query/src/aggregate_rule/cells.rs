@@ -5,15 +5,69 @@
 use super::lineage::unalias;
 use crate::cell::{CellPlan, CellRole};
 use crate::hidden::CONTRIB;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 use inland_gate::MeasureKind;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, PartialEq, Debug)]
 pub(super) enum Origin {
     Group,
     Aggr(usize),
+    /// A scale, offset, rounding, cast or ratio of the aggregates with
+    /// these indices (and the group's keys) of one group.
+    Derived(Vec<usize>),
     Computed,
+}
+
+/// Whether an expression is a plain function of its row's columns: no
+/// subquery (its value would come from other rows), window or aggregate.
+fn row_function(e: &Expr) -> bool {
+    let mut plain = true;
+    let _ = e.apply(|n| {
+        if matches!(
+            n,
+            Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::WindowFunction(_)
+                | Expr::AggregateFunction(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::Placeholder(_)
+        ) {
+            plain = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    plain
+}
+
+/// Where a computed projection expression comes from: the aggregates of its
+/// group it is a function of, or the group's keys alone.
+fn derived_origin(e: &Expr, input: &[Origin], schema: &datafusion::common::DFSchema) -> Origin {
+    if !row_function(e) {
+        return Origin::Computed;
+    }
+    let mut aggregates = Vec::new();
+    let mut any = false;
+    for c in e.column_refs() {
+        any = true;
+        match schema.index_of_column(c).ok().and_then(|i| input.get(i)) {
+            Some(Origin::Group) => {}
+            Some(Origin::Aggr(j)) => aggregates.push(*j),
+            Some(Origin::Derived(js)) => aggregates.extend(js.iter().copied()),
+            _ => return Origin::Computed,
+        }
+    }
+    aggregates.sort_unstable();
+    aggregates.dedup();
+    match (any, aggregates.is_empty()) {
+        (false, _) => Origin::Computed,
+        // A function of the group's keys tells no more than the keys.
+        (true, true) => Origin::Group,
+        (true, false) => Origin::Derived(aggregates),
+    }
 }
 
 pub(super) fn kind_of(e: &Expr) -> MeasureKind {
@@ -67,9 +121,9 @@ pub(super) fn origins(plan: &LogicalPlan) -> Option<Vec<Origin>> {
                             .schema()
                             .index_of_column(c)
                             .ok()
-                            .and_then(|i| input.get(i).copied())
+                            .and_then(|i| input.get(i).cloned())
                             .unwrap_or(Origin::Computed),
-                        _ => Origin::Computed,
+                        other => derived_origin(other, &input, p.input.schema()),
                     })
                     .collect(),
             )
@@ -97,30 +151,45 @@ pub(super) fn cell_plan(plan: &LogicalPlan) -> (Option<CellPlan>, Vec<(usize, St
         .aggr_expr
         .iter()
         .enumerate()
-        .filter(|(_, e)| kind_of(e) == inland_gate::MeasureKind::Magnitude)
+        .filter(|(_, e)| kind_of(e) == MeasureKind::Magnitude)
         .filter(|(_, e)| matches!(unalias(e), Expr::AggregateFunction(f) if f.params.args.len() == 1))
         .map(|(j, _)| (j, format!("{CONTRIB}{j}")))
         .collect();
     let Some(origins) = origins(plan) else {
         return (None, magnitude);
     };
+    let source = |j: usize| agg.aggr_expr.get(j).map(|e| unalias(e).to_string()).unwrap_or_default();
+    let kind = |j: usize| agg.aggr_expr.get(j).map(kind_of).unwrap_or(MeasureKind::Other);
+    let contrib = |j: usize| magnitude.iter().position(|(m, _)| *m == j);
     let columns = origins
         .iter()
         .map(|o| match o {
             Origin::Group => CellRole::Key,
             Origin::Aggr(j) => CellRole::Measure {
-                source: agg
-                    .aggr_expr
-                    .get(*j)
-                    .map(|e| unalias(e).to_string())
-                    .unwrap_or_default(),
-                kind: agg
-                    .aggr_expr
-                    .get(*j)
-                    .map(kind_of)
-                    .unwrap_or(inland_gate::MeasureKind::Other),
-                contrib: magnitude.iter().position(|(m, _)| m == j),
+                source: source(*j),
+                kind: kind(*j),
+                contrib: contrib(*j),
             },
+            Origin::Derived(js) => {
+                let kinds: Vec<MeasureKind> = js.iter().map(|&j| kind(j)).collect();
+                // The strictest rules of what it came from: a magnitude's
+                // dominance and p% rules, otherwise a frequency's.
+                let kind = if kinds.contains(&MeasureKind::Magnitude) {
+                    MeasureKind::Magnitude
+                } else if kinds.contains(&MeasureKind::Frequency) {
+                    MeasureKind::Frequency
+                } else {
+                    MeasureKind::Other
+                };
+                CellRole::Derived {
+                    source: format!(
+                        "derived from {}",
+                        js.iter().map(|&j| source(j)).collect::<Vec<_>>().join(", ")
+                    ),
+                    kind,
+                    contribs: js.iter().filter_map(|&j| contrib(j)).collect(),
+                }
+            }
             Origin::Computed => CellRole::Other,
         })
         .collect();
