@@ -43,6 +43,7 @@ fn setup() -> (RecordBatch, FactIndex, KeyedIndex, ReleaseHistory) {
                         entities: *x as u64,
                         contributions: None,
                         sketch: None,
+                        at: None,
                     },
                 );
             }
@@ -192,6 +193,7 @@ fn audit(c: &mut Criterion) {
                 entities: n as u64,
                 contributions: None,
                 sketch: Some(Arc::new(s)),
+                at: None,
             },
         );
         keys.push(format!("new-{i}"));

@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::canon;
-use crate::facts::{CellFact, FactIndex, MeasureKind};
+use crate::facts::{CellFact, FactIndex, MeasureKind, RowAt};
 use crate::history::{ReleaseHistory, ReleasedCell, Row, audit};
 use crate::index::KeyedIndex;
 use crate::leak;
@@ -223,6 +223,93 @@ impl<'a> Tracer<'a> {
         }
         (roles, facts)
     }
+}
+
+/// How an output uses the job's query results: which rows it keeps, in what
+/// order, and whether it combines cells of different rows. Choosing which
+/// traced rows to emit can encode a value the job computed, so a subset, a
+/// reordering or a re-grouping goes to review with the rows it dropped.
+fn selection(
+    facts: &FactIndex,
+    rows: usize,
+    first_column: &str,
+    sources: impl Fn(usize) -> BTreeSet<RowAt>,
+) -> CheckResult {
+    let mut finding = Finding::new(
+        "selection",
+        "an output shows every row of each query result it uses, in order".into(),
+    );
+    let mut shown: BTreeMap<u32, Vec<(usize, u32)>> = BTreeMap::new();
+    for r in 0..rows {
+        let at = sources(r);
+        if at.len() > 1 {
+            finding.add(r, first_column, || {
+                "combines cells of different rows of the job's query results".into()
+            });
+        }
+        for a in at {
+            shown.entry(a.query).or_default().push((r, a.row));
+        }
+    }
+    if shown.is_empty() {
+        return finding.finish(Status::NeedsReview, Remedy::None, |_| String::new());
+    }
+    let all = facts.result_rows();
+    for (query, seen) in &shown {
+        let Some(&(first, _)) = seen.first() else { continue };
+        let n = query + 1;
+        if let Some(w) = seen.windows(2).find(|w| w[1].1 < w[0].1) {
+            finding.add(w[1].0, first_column, || {
+                format!("rows of query {n} in another order than the job received them")
+            });
+        }
+        let distinct: BTreeSet<u32> = seen.iter().map(|(_, row)| *row).collect();
+        if distinct.len() < seen.len() {
+            finding.add(first, first_column, || {
+                format!("a row of query {n} shown more than once")
+            });
+        }
+        if !facts.complete(*query) {
+            continue;
+        }
+        let dropped: Vec<&[String]> = all
+            .range(
+                RowAt { query: *query, row: 0 }..=RowAt {
+                    query: *query,
+                    row: u32::MAX,
+                },
+            )
+            .filter(|(at, _)| !distinct.contains(&at.row))
+            .map(|(_, keys)| *keys)
+            .collect();
+        if !dropped.is_empty() {
+            let total = distinct.len() + dropped.len();
+            finding.add(first, first_column, || {
+                let listed: Vec<String> = dropped
+                    .iter()
+                    .take(20)
+                    .map(|keys| format!("[{}]", keys.join(", ")))
+                    .collect();
+                let more = dropped.len().saturating_sub(listed.len());
+                format!(
+                    "keeps {} of the {total} rows of query {n}; dropped: {}{}",
+                    distinct.len(),
+                    listed.join(" "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+        }
+    }
+    finding.finish(Status::NeedsReview, Remedy::None, |n| {
+        format!(
+            "{n} finding(s): the output keeps, orders or combines the rows of the job's query results \
+             its own way, a choice that can encode a value"
+        )
+    })
 }
 
 /// Runs every check on a table.
@@ -661,6 +748,12 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     });
     blocked |= computed.remedy == Remedy::Blocked;
     checks.push(computed);
+    checks.push(selection(
+        input.facts,
+        rows,
+        names.first().copied().unwrap_or(""),
+        |r| (0..ncols).filter_map(|c| fact_at(r, c)).filter_map(|f| f.at).collect(),
+    ));
 
     // Values the release plan works on.
     let values: Vec<Vec<Option<f64>>> = (0..ncols)

@@ -5,7 +5,7 @@
 
 use crate::sketch::EntitySketch;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -65,12 +65,30 @@ pub struct CellFact {
     /// for comparing the cell with every released cell of the domain.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::sketch::shared")]
     pub sketch: Option<Arc<EntitySketch>>,
+    /// Which query of the job and which row of its result the value stood
+    /// in, so the gate can tell an output that keeps only some rows of a
+    /// result, or reorders them (a choice that can encode a value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<RowAt>,
+}
+
+/// A row of one of a job's query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RowAt {
+    /// The query, numbered from 0 in the order the job ran them.
+    pub query: u32,
+    /// The row of its result, from 0, as the job received it.
+    pub row: u32,
 }
 
 /// Every aggregate value a job was given, looked up by canonical value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FactIndex {
     facts: Vec<(String, CellFact)>,
+    /// Queries some of whose facts were not kept (the index was full): their
+    /// results cannot be compared whole with an output.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    incomplete: BTreeSet<u32>,
     /// (value, first key) hash → facts: a cell is looked up with each other cell of its row.
     #[serde(skip)]
     by_pair: HashMap<u64, Vec<u32>>,
@@ -94,6 +112,38 @@ impl FactIndex {
     /// Entity sketches kept per job (1.5 KB each); rows past this keep no
     /// sketch, and the gate sends them to review as unchecked for differencing.
     pub const SKETCHES: usize = 50_000;
+
+    /// Records the facts of one query's result, numbering them as query
+    /// `query`; returns false when the index filled up on the way.
+    pub fn add_result(&mut self, query: u32, facts: Vec<(String, CellFact)>) -> bool {
+        for (value, mut fact) in facts {
+            if let Some(at) = &mut fact.at {
+                at.query = query;
+            }
+            if !self.add(value, fact) {
+                self.incomplete.insert(query);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether every fact of `query`'s result was kept.
+    pub fn complete(&self, query: u32) -> bool {
+        !self.incomplete.contains(&query)
+    }
+
+    /// The rows of each query's result that carry facts, each with the group
+    /// keys of its facts, in row order.
+    pub fn result_rows(&self) -> BTreeMap<RowAt, &[String]> {
+        let mut rows = BTreeMap::new();
+        for (_, f) in &self.facts {
+            if let Some(at) = f.at {
+                rows.entry(at).or_insert(f.keys.as_slice());
+            }
+        }
+        rows
+    }
 
     /// Records the fact behind a value; returns false when the index is full.
     pub fn add(&mut self, value: String, mut fact: CellFact) -> bool {

@@ -18,7 +18,7 @@ pub mod report;
 pub mod sketch;
 
 pub use check::{GateError, GateInput, GateOutcome, OVERRIDABLE, check};
-pub use facts::{CellFact, Contributions, FactIndex, MeasureKind};
+pub use facts::{CellFact, Contributions, FactIndex, MeasureKind, RowAt};
 pub use history::{ReleaseHistory, ReleasedCell};
 pub use index::{KeyedIndex, StoredIndex};
 pub use report::{CellChange, CellIssue, CheckResult, GateReport, ReleasePlan, Remedy, Status, Verdict};

@@ -33,6 +33,7 @@ fn count_fact(key: &str, entities: u64) -> CellFact {
         entities,
         contributions: None,
         sketch: Some(people(key, entities)),
+        at: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn sum_fact(key: &str, entities: u64, largest: f64, second: f64, total: f64) -> 
             missing: 0,
         }),
         sketch: Some(people(key, entities)),
+        at: None,
     }
 }
 
@@ -635,4 +637,82 @@ fn two_sets_in_one_row_are_each_audited() {
     let cells = failing_cells(&o, "differencing");
     assert!(cells.contains(&(0, "residents_excl".into())), "{cells:?}");
     assert_eq!(o.traced.len(), 2, "both sets go into the history");
+}
+
+/// The facts of one query's result of three districts, each row numbered.
+fn one_result() -> FactIndex {
+    let mut facts = FactIndex::default();
+    let rows = [("东城区", 40), ("西城区", 30), ("朝阳区", 50)];
+    let recorded = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (key, n))| {
+            let fact = CellFact {
+                at: Some(RowAt {
+                    query: 0,
+                    row: i as u32,
+                }),
+                ..count_fact(key, *n)
+            };
+            (n.to_string(), fact)
+        })
+        .collect();
+    assert!(facts.add_result(0, recorded));
+    facts
+}
+
+fn counts(districts: &[&str], counts: &[i64]) -> RecordBatch {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("district", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(districts.to_vec())),
+            Arc::new(Int64Array::from(counts.to_vec())),
+        ],
+    )
+    .unwrap()
+}
+
+fn selection_details(o: &GateOutcome) -> Vec<String> {
+    o.report
+        .check("selection")
+        .unwrap()
+        .cells
+        .iter()
+        .map(|c| c.detail.clone())
+        .collect()
+}
+
+/// Issue #18, attack 9: which traced rows a job emits, and in what order,
+/// can encode a value it computed. The whole result in order passes; a
+/// subset names the rows dropped; a reordering and a repeat are flagged.
+#[test]
+fn a_subset_or_reordering_of_a_result_goes_to_review_with_the_rows_dropped() {
+    let f = one_result();
+    let whole = Run::default().go(&counts(&["东城区", "西城区", "朝阳区"], &[40, 30, 50]), &f);
+    assert_eq!(status(&whole, "selection"), Status::Pass);
+
+    let subset = Run::default().go(&counts(&["东城区", "朝阳区"], &[40, 50]), &f);
+    assert_eq!(status(&subset, "selection"), Status::NeedsReview);
+    assert_eq!(
+        selection_details(&subset),
+        vec!["keeps 2 of the 3 rows of query 1; dropped: [西城区]".to_string()]
+    );
+
+    let reordered = Run::default().go(&counts(&["西城区", "东城区", "朝阳区"], &[30, 40, 50]), &f);
+    assert_eq!(
+        selection_details(&reordered),
+        vec!["rows of query 1 in another order than the job received them".to_string()]
+    );
+
+    let repeated = Run::default().go(
+        &counts(&["东城区", "西城区", "西城区", "朝阳区"], &[40, 30, 30, 50]),
+        &f,
+    );
+    assert_eq!(
+        selection_details(&repeated),
+        vec!["a row of query 1 shown more than once".to_string()]
+    );
 }

@@ -12,7 +12,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::memory::MemoryStream;
 use futures::StreamExt;
-use inland_gate::{CellFact, Contributions, EntitySketch, canon};
+use inland_gate::{CellFact, Contributions, EntitySketch, RowAt, canon};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,6 +35,7 @@ pub async fn suppress(
     let keep_cols: Vec<usize> = (0..visible).collect();
     let schema = Arc::new(full.project(&keep_cols).map_err(RunError::internal)?);
     let (mut kept, mut suppressed, mut facts) = (Vec::new(), 0usize, Vec::new());
+    let mut rows_before = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(RunError::from)?;
         let n = batch.column(last).as_primitive::<arrow::datatypes::Int64Type>();
@@ -42,8 +43,9 @@ pub async fn suppress(
         suppressed += mask.iter().filter(|m| *m == Some(false)).count();
         let filtered = arrow::compute::filter_record_batch(&batch, &mask).map_err(RunError::internal)?;
         if let Some(plan) = cells {
-            record_facts(&filtered, plan, visible, sketch, &mut facts)?;
+            record_facts(&filtered, plan, visible, sketch, rows_before, &mut facts)?;
         }
+        rows_before += filtered.num_rows();
         kept.push(filtered.project(&keep_cols).map_err(RunError::internal)?);
     }
     // The plan's own filter removed most groups, before any HAVING, ORDER BY
@@ -69,6 +71,7 @@ fn record_facts(
     plan: &CellPlan,
     visible: usize,
     sketch: Option<usize>,
+    rows_before: usize,
     out: &mut Vec<(String, CellFact)>,
 ) -> Result<(), QueryError> {
     let internal = |e: arrow::error::ArrowError| QueryError::Internal(format!("recording cell facts: {e}"));
@@ -115,6 +118,11 @@ fn record_facts(
                     entities: entities.value(r).max(0) as u64,
                     contributions,
                     sketch: row_sketch.clone(),
+                    // The query's number is set when the job's facts take it in.
+                    at: Some(RowAt {
+                        query: 0,
+                        row: u32::try_from(rows_before + r).unwrap_or(u32::MAX),
+                    }),
                 },
             ));
         }

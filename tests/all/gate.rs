@@ -520,3 +520,53 @@ async fn derived_cells_keep_the_rules_of_the_aggregates_they_came_from() {
         );
     }
 }
+
+/// Issue #18, attack 9: a job that emits 3 of a traced result's rows, in its
+/// own order, can encode a value in the choice. The output goes to review
+/// saying so, and names the rows it dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_subset_of_a_result_names_the_rows_it_dropped() {
+    let d = with_policy();
+    let sql = "SELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY district";
+    let whole = probe(&d, sql).await;
+    let o = d.rt.reviews().output(&whole.outputs[0].id).unwrap();
+    assert_eq!(
+        o.gate.as_ref().unwrap().check("selection").unwrap().status,
+        Status::Pass
+    );
+
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &d.grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql), ("keep", "4,0,2")],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+    let o = d.rt.reviews().output(&report.outputs[0].id).unwrap();
+    let table = d.rt.reviews().output_table(&o.id).unwrap();
+    assert_eq!(table.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    let details: Vec<String> = o
+        .gate
+        .as_ref()
+        .unwrap()
+        .check("selection")
+        .unwrap()
+        .cells
+        .iter()
+        .map(|c| c.detail.clone())
+        .collect();
+    assert!(details.iter().any(|d| d.contains("in another order")), "{details:?}");
+    let dropped = details.iter().find(|d| d.contains("keeps 3 of the")).expect("a subset");
+    // The whole result, to name what was dropped.
+    let all = d.rt.reviews().output_table(&whole.outputs[0].id).unwrap();
+    let names: Vec<String> = all
+        .iter()
+        .flat_map(|b| (0..b.num_rows()).map(|i| text(b.column(0), i)))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let listed = dropped.contains(&format!("[{name}]"));
+        assert_eq!(listed, ![0, 2, 4].contains(&i), "{name}: {dropped}");
+    }
+}

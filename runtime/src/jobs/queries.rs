@@ -177,11 +177,8 @@ impl QueryBackend for JobQueries {
                     // A job's label is the highest it has read; it never goes down.
                     trail.label = Some((*l, why.clone()));
                 }
-                for (value, fact) in facts {
-                    if !trail.facts.add(value, fact) {
-                        break;
-                    }
-                }
+                let query = trail.queries.len() as u32;
+                trail.facts.add_result(query, facts);
                 trail.queries.push(QueryRecord {
                     sql: sql.to_string(),
                     plan_hash: Some(planned.plan_hash),
