@@ -10,6 +10,7 @@ use crate::history::{ReleaseHistory, ReleasedCell, Row, audit};
 use crate::index::KeyedIndex;
 use crate::leak;
 use crate::report::{CellChange, CellIssue, CheckResult, GateReport, ReleasePlan, Remedy, Status, Verdict};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use inland_policies::Label;
 use inland_policies::policy::GateRules;
@@ -545,29 +546,20 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let magnitude_cols: Vec<bool> = (0..ncols)
         .map(|c| (0..rows).any(|r| fact_at(r, c).is_some_and(|f| f.kind == MeasureKind::Magnitude)))
         .collect();
-    // Numbers a job computes itself from aggregates of protected data (a
-    // scale or ratio of a sum, or an income differenced inside the job)
-    // carry no facts; in SQL the host derives their facts. A column total
-    // the job added is recomputed by the release plan instead.
+    // Values a job computes itself after reading aggregates of protected
+    // data (a scale or ratio of a sum, an income differenced inside the
+    // job, a total it added) carry no facts; computed in the query, the host
+    // derives their facts. Only text without digits is left to the reviewer.
     let aggregate_job = input.label == Label::Aggregate && !row_level;
     let mut computed = Finding::new(
         "computed-values",
-        "numbers a job computed itself from aggregates of protected data".into(),
+        "values a job computed itself from aggregates of protected data".into(),
     );
-    let traced_sums: Vec<Option<f64>> = (0..ncols)
-        .map(|c| {
-            let traced: Vec<usize> = (0..rows)
-                .filter(|&r| numeric[c] && matches!(role(r, c), Role::Measure(_)))
-                .collect();
-            (!traced.is_empty()).then(|| traced.iter().filter_map(|&r| canon::number(t.column(c), r)).sum())
-        })
+    let text_column: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
         .collect();
-    let is_column_total = |r: usize, c: usize| {
-        let (Some(sum), Some(v)) = (traced_sums[c], canon::number(t.column(c), r)) else {
-            return false;
-        };
-        (v - sum).abs() <= 1e-9 * sum.abs().max(1.0)
-    };
     let (mut traced_cells, mut untraced_cells) = (0u64, 0u64);
     let mut primary: Vec<(&'static str, usize, usize)> = Vec::new();
     for r in 0..rows {
@@ -588,12 +580,10 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
                     if !row_level && input.label != Label::Identifying {
                         untraced.add(r, name, || "not traced to an aggregate the host computed".into());
                     }
-                    if aggregate_job
-                        && cell(r, c).is_some_and(|v| v.chars().any(char::is_numeric))
-                        && !is_column_total(r, c)
+                    if aggregate_job && (!text_column[c] || cell(r, c).is_some_and(|v| v.chars().any(char::is_numeric)))
                     {
                         computed.add(r, name, || {
-                            "a number the job computed itself after reading aggregates of protected data".into()
+                            "a value the job computed itself after reading aggregates of protected data".into()
                         });
                     }
                 }
@@ -742,8 +732,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     }));
     let computed = computed.finish(Status::Fail, Remedy::Blocked, |n| {
         format!(
-            "{n} cell(s) hold numbers the job computed itself from aggregates of protected data: \
-             compute them in the query (a scale, rounding or ratio there keeps the cell rules)"
+            "{n} cell(s) hold values the job computed itself from aggregates of protected data: \
+             compute them in the query (a change of unit, rounding or ratio there keeps the cell \
+             rules; a total is its own query without GROUP BY)"
         )
     });
     blocked |= computed.remedy == Remedy::Blocked;

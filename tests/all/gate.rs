@@ -495,7 +495,7 @@ async fn derived_cells_keep_the_rules_of_the_aggregates_they_came_from() {
         "SELECT team, sum(pay) AS v FROM salaries GROUP BY team ORDER BY team",
         "SELECT team, sum(pay) / 1000.0 AS v FROM salaries GROUP BY team ORDER BY team",
         "SELECT team, round(avg(pay)) AS v FROM salaries GROUP BY team ORDER BY team",
-        "SELECT team, CAST(sum(pay) AS DOUBLE) + 1 AS v FROM salaries GROUP BY team ORDER BY team",
+        "SELECT team, CAST(sum(pay) AS DOUBLE) * 100 AS v FROM salaries GROUP BY team ORDER BY team",
         "SELECT team, sum(pay) / count(*) AS v FROM salaries GROUP BY team ORDER BY team",
     ] {
         let report = run_as(
@@ -568,5 +568,30 @@ async fn a_chosen_subset_of_a_result_names_the_rows_it_dropped() {
     for (i, name) in names.iter().enumerate() {
         let listed = dropped.contains(&format!("[{name}]"));
         assert_eq!(listed, ![0, 2, 4].contains(&i), "{name}: {dropped}");
+    }
+}
+
+/// Issue #18, attack 5, from a hostile review: forms that let the job choose
+/// a derived value (a literal offset or factor, a CASE, a key) would carry a
+/// clean group's facts with any value in them. They are not traced: in a
+/// job that read aggregates of protected data, they are blocked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_the_job_could_choose_are_never_derived_cells() {
+    let d = with_policy();
+    for sql in [
+        "SELECT district, sum(income) + 1 AS v FROM residents GROUP BY district",
+        "SELECT district, sum(income) * 83.0 AS v FROM residents GROUP BY district",
+        "SELECT district, CASE WHEN count(*) > 0 THEN 1001166 END AS v FROM residents GROUP BY district",
+        "SELECT district, count(*) / count(*) AS v FROM residents GROUP BY district",
+        "SELECT district, CASE WHEN district = '东城区' THEN 1001166 ELSE 0 END AS v, count(*) AS n \
+         FROM residents GROUP BY district",
+        // Only constants, but which rows come back depends on a protected sum.
+        "SELECT 1001166 AS v FROM residents GROUP BY district HAVING sum(income) > 1000",
+    ] {
+        let report = probe(&d, sql).await;
+        let o = d.rt.reviews().output(&report.outputs[0].id).unwrap();
+        let gate = o.gate.as_ref().unwrap();
+        assert_eq!(gate.verdict, Verdict::Blocked, "{sql}: {gate:?}");
+        assert!(!failing(&o, "computed-values").is_empty(), "{sql}");
     }
 }

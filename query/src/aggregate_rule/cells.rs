@@ -5,68 +5,104 @@
 use super::lineage::unalias;
 use crate::cell::{CellPlan, CellRole};
 use crate::hidden::CONTRIB;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Operator};
 use inland_gate::MeasureKind;
 
 #[derive(Clone, PartialEq, Debug)]
 pub(super) enum Origin {
     Group,
     Aggr(usize),
-    /// A scale, offset, rounding, cast or ratio of the aggregates with
-    /// these indices (and the group's keys) of one group.
+    /// A cast, rounding, change of unit or ratio of the aggregates with
+    /// these indices of one group (see `derived`).
     Derived(Vec<usize>),
     Computed,
 }
 
-/// Whether an expression is a plain function of its row's columns: no
-/// subquery (its value would come from other rows), window or aggregate.
-fn row_function(e: &Expr) -> bool {
-    let mut plain = true;
-    let _ = e.apply(|n| {
-        if matches!(
-            n,
-            Expr::ScalarSubquery(_)
-                | Expr::Exists(_)
-                | Expr::InSubquery(_)
-                | Expr::WindowFunction(_)
-                | Expr::AggregateFunction(_)
-                | Expr::OuterReferenceColumn(..)
-                | Expr::Placeholder(_)
-        ) {
-            plain = false;
-            return Ok(TreeNodeRecursion::Stop);
+/// The aggregates of its group a projection expression is derived from, if
+/// it is built only by the forms that keep a cell's facts meaningful: a
+/// cast, a rounding (`round`, `floor`, `ceil`, `trunc` to a few digits), a
+/// negation or absolute value, a scale by a power of ten, and the ratio,
+/// product, sum or difference of two different aggregates of the group.
+/// Nothing else: a literal offset, a CASE or a key lets the job choose the
+/// value while the cell would still carry a clean group's facts.
+fn derived(e: &Expr, input: &[Origin], schema: &DFSchema) -> Option<Vec<usize>> {
+    match e {
+        Expr::Alias(a) => derived(&a.expr, input, schema),
+        Expr::Column(c) => match schema.index_of_column(c).ok().and_then(|i| input.get(i))? {
+            Origin::Aggr(j) => Some(vec![*j]),
+            Origin::Derived(js) => Some(js.clone()),
+            _ => None,
+        },
+        Expr::Cast(c) => derived(&c.expr, input, schema),
+        Expr::TryCast(c) => derived(&c.expr, input, schema),
+        Expr::Negative(inner) => derived(inner, input, schema),
+        Expr::ScalarFunction(f) => {
+            let name = f.func.name().to_ascii_lowercase();
+            if !["round", "floor", "ceil", "trunc", "abs"].contains(&name.as_str()) {
+                return None;
+            }
+            let (first, digits) = f.args.split_first()?;
+            digits
+                .iter()
+                .all(|d| literal(d).is_some_and(|v| v.fract() == 0.0 && v.abs() <= 12.0))
+                .then(|| derived(first, input, schema))?
         }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    plain
+        Expr::BinaryExpr(b) => {
+            let (l, r) = (derived(&b.left, input, schema), derived(&b.right, input, schema));
+            match (b.op, l, r) {
+                (Operator::Multiply | Operator::Divide, Some(l), Some(r))
+                | (Operator::Plus | Operator::Minus, Some(l), Some(r))
+                    if l != r =>
+                {
+                    let mut both: Vec<usize> = l.into_iter().chain(r).collect();
+                    both.sort_unstable();
+                    both.dedup();
+                    Some(both)
+                }
+                (Operator::Multiply, Some(d), None) if power_of_ten(&b.right) => Some(d),
+                (Operator::Multiply, None, Some(d)) if power_of_ten(&b.left) => Some(d),
+                (Operator::Divide, Some(d), None) if power_of_ten(&b.right) => Some(d),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
-/// Where a computed projection expression comes from: the aggregates of its
-/// group it is a function of, or the group's keys alone.
-fn derived_origin(e: &Expr, input: &[Origin], schema: &datafusion::common::DFSchema) -> Origin {
-    if !row_function(e) {
-        return Origin::Computed;
+/// A numeric literal's value.
+fn literal(e: &Expr) -> Option<f64> {
+    let Expr::Literal(v, _) = unalias(e) else {
+        return None;
+    };
+    match v.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(x)) => Some(x),
+        _ => None,
     }
-    let mut aggregates = Vec::new();
-    let mut any = false;
-    for c in e.column_refs() {
-        any = true;
-        match schema.index_of_column(c).ok().and_then(|i| input.get(i)) {
-            Some(Origin::Group) => {}
-            Some(Origin::Aggr(j)) => aggregates.push(*j),
-            Some(Origin::Derived(js)) => aggregates.extend(js.iter().copied()),
-            _ => return Origin::Computed,
-        }
+}
+
+/// Whether `e` is ±10^k for a k within ±12 (a change of unit).
+fn power_of_ten(e: &Expr) -> bool {
+    literal(e).is_some_and(|v| {
+        let k = v.abs().log10();
+        v != 0.0 && (k - k.round()).abs() < 1e-9 && k.abs() <= 12.0
+    })
+}
+
+/// Where a computed projection expression comes from: the aggregates it is
+/// derived from, or a key when it is a cast of a group key.
+fn derived_origin(e: &Expr, input: &[Origin], schema: &DFSchema) -> Origin {
+    if let Expr::Cast(c) = e
+        && let Expr::Column(col) = unalias(&c.expr)
+        && schema.index_of_column(col).ok().and_then(|i| input.get(i)) == Some(&Origin::Group)
+    {
+        return Origin::Group;
     }
-    aggregates.sort_unstable();
-    aggregates.dedup();
-    match (any, aggregates.is_empty()) {
-        (false, _) => Origin::Computed,
-        // A function of the group's keys tells no more than the keys.
-        (true, true) => Origin::Group,
-        (true, false) => Origin::Derived(aggregates),
+    match derived(e, input, schema) {
+        Some(js) if !js.is_empty() => Origin::Derived(js),
+        _ => Origin::Computed,
     }
 }
 

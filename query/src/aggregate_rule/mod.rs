@@ -91,6 +91,14 @@ impl QueryGuard for AggregateGuard {
             return Err(refuse_key(field.name()));
         }
         let mut label = root_label(&plan, &facts);
+        if facts.protected && facts.aggregations > 0 && label.0 < Label::Aggregate {
+            // Which rows came back (a HAVING over a protected sum) or any
+            // constant it returns still depends on the aggregates.
+            label = (
+                Label::Aggregate,
+                "aggregate: the result depends on aggregates over a protected dataset".into(),
+            );
+        }
         if facts.protected && facts.aggregations == 0 && label.0 < Label::RowLevel {
             // Which rows came back says something about a protected dataset's rows.
             label = (

@@ -233,9 +233,11 @@ impl Jobs {
         };
         inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
         self.inner.checkpoint()?;
-        match &record.error {
-            None => tracing::info!(outputs = outputs.len(), "job succeeded"),
-            Some(e) => tracing::info!(error = %e, "job did not succeed"),
+        // The log is a channel out of the domain too: the outcome as the
+        // ledger has it, never the job's own text.
+        match JobOutcome::of_run(&record.error.clone().map_or(Ok(()), Err)) {
+            JobOutcome::Succeeded => tracing::info!(outputs = outputs.len(), "job succeeded"),
+            JobOutcome::Failed(why) => tracing::info!(outcome = %why, "job did not succeed"),
         }
         Ok(JobReport { job: record, outputs })
     }
