@@ -340,6 +340,22 @@ async fn what_a_job_writes_after_reading_data_never_reaches_the_ledger() {
     .await;
     assert_eq!(report.job.status, JobStatus::Failed);
     let planted = [id.as_str(), mobile.as_str(), name.as_str()];
+    // Once more, succeeding, so that its output (named after the ID) is kept.
+    let kept = run(
+        &d,
+        inland_examples::jobs::LEAK,
+        &[
+            (
+                "sql",
+                "SELECT concat_ws('/', resident_id, mobile, name) AS v FROM residents ORDER BY resident_id LIMIT 1",
+            ),
+            ("end", "ok"),
+        ],
+    )
+    .await;
+    assert_eq!(kept.job.status, JobStatus::Succeeded, "{:?}", kept.job.error);
+    assert!(kept.outputs[0].name.contains(&id), "{}", kept.outputs[0].name);
+    assert_eq!(kept.outputs[0].id, format!("{}/1", kept.job.id));
 
     // The reviewer's record has every copy the job wrote.
     let record = serde_json::to_string(&d.rt.jobs().get(&report.job.id).unwrap()).unwrap();

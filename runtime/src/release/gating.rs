@@ -180,10 +180,13 @@ pub(crate) fn quarantine(
     let label = origin.label.as_ref().map(|(l, _)| *l).unwrap_or(Label::Public);
     let qdir = GrantDir::open(domain, origin.grant)?;
     let mut records = Vec::new();
-    for (name, table) in collected {
+    // Ids number the outputs in name order: the job chose the names, maybe
+    // after reading data, and ids travel further than the sealed record
+    // (the ledger, its export, the operator's view).
+    for (n, (name, table)) in collected.into_iter().enumerate() {
         let (sha256, stored_bytes) = qdir.seal_table(key, &table.schema, &table.batches)?;
         let record = OutputRecord {
-            id: format!("{}/{name}", origin.job_id),
+            id: format!("{}/{}", origin.job_id, n + 1),
             name,
             job_id: origin.job_id.to_string(),
             operator: origin.operator.to_string(),

@@ -10,7 +10,7 @@ async fn operator_never_sees(job: &str, planted: &[&str]) {
     for path in [
         format!("/api/jobs/{job}"),
         "/api/jobs?limit=500".to_string(),
-        format!("/api/outputs/{job}/result"),
+        format!("/api/outputs/{job}/1"),
         "/api/outputs".to_string(),
     ] {
         let body = get(&path, &f.op_a).await.body;
@@ -42,7 +42,7 @@ async fn a_jobs_error_string_and_log_reach_reviewers_not_its_operator() {
     operator_never_sees(&job, &["rows:", "datasets:", "SELECT", "count(*)", "notice"]).await;
 
     // The reviewer reads the log with the output.
-    let page = get(&format!("/api/outputs/{job}/result"), &f.rev_free).await;
+    let page = get(&format!("/api/outputs/{job}/1"), &f.rev_free).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let log = page.json()["job_log"].to_string();
     assert!(log.contains("rows:"), "{log}");
