@@ -38,6 +38,7 @@ pub fn grant(rt: &Runtime, datasets: &[&str], purpose: &str) -> String {
             from: today,
             until: today.add_years(1),
             products: vec![],
+            quota: Default::default(),
         })
         .unwrap()
         .id

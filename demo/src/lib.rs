@@ -97,6 +97,7 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         from: today,
         until: today.add_years(2),
         products: vec!["district-dashboard".into()],
+        quota: Default::default(),
     })?;
     w(
         out,

@@ -486,9 +486,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     for name in &names {
         if let Some(kind) = leak::find(name) {
             leak.add(u32::MAX as usize, name, || format!("the column name holds {kind}"));
-        } else if index_hit(name) {
+        } else if index_hit(name) || leak::any_word(name, index_hit) {
             leak.add(u32::MAX as usize, name, || {
-                "the column name is an identifier value from the domain".into()
+                "the column name holds an identifier value from the domain".into()
             });
         }
     }
@@ -510,6 +510,10 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
             } else if index_hit(v) {
                 leak.add(r, names[c], || {
                     "is an identifier value of a dataset in the domain".into()
+                });
+            } else if input.identifiers.is_some_and(|i| !i.is_empty()) && leak::any_word(v, index_hit) {
+                leak.add(r, names[c], || {
+                    "holds an identifier value of a dataset in the domain inside its text".into()
                 });
             } else {
                 clean.insert(v);

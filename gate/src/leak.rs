@@ -18,6 +18,57 @@ pub fn find(text: &str) -> Option<&'static str> {
     find_normalized(&normal).or_else(|| float_id(&normal))
 }
 
+/// Whether any word of a cell, normalised as for the patterns (and each run
+/// of digits inside a word), passes `hit`: a registered identifier value
+/// written inside text (`resident 110105…X moved`, `张伟/东城区`).
+pub fn any_word(text: &str, mut hit: impl FnMut(&str) -> bool) -> bool {
+    let normal = normalize(text);
+    // Words end at anything not a letter or digit, and where ASCII meets
+    // other script (`注册号AB12345678`).
+    let mut words = Vec::new();
+    let mut start = None;
+    let mut last_ascii = false;
+    for (i, c) in normal.char_indices() {
+        let boundary = !c.is_alphanumeric() || (start.is_some() && c.is_ascii() != last_ascii);
+        if boundary && let Some(s) = start.take() {
+            words.push(&normal[s..i]);
+        }
+        if c.is_alphanumeric() && start.is_none() {
+            start = Some(i);
+        }
+        last_ascii = c.is_ascii();
+    }
+    if let Some(s) = start {
+        words.push(&normal[s..]);
+    }
+    for word in words.into_iter().filter(|w| w.len() >= 2) {
+        if word.len() != normal.len() && hit(word) {
+            return true;
+        }
+        let bytes = word.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let end = if i < bytes.len() && (bytes[i] == b'X' || bytes[i] == b'x') {
+                i + 1
+            } else {
+                i
+            };
+            if end - start >= 2 && (start, end) != (0, bytes.len()) && word.get(start..end).is_some_and(&mut hit) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Separators a job may put between the digits of an identifier.
 fn is_separator(c: char) -> bool {
     matches!(

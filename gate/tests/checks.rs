@@ -305,6 +305,29 @@ fn identifiers_hidden_in_an_aggregate_table_block_it() {
     }
     .go(&t, &f);
     assert_eq!(failing_cells(&o, "identifier-leakage"), vec![(0, "district".into())]);
+    // Registered values written inside text, and a registered number with
+    // separators inside text, are found too; other text is not.
+    idx.insert("AB12345678");
+    idx.insert("4000123456");
+    for (cell, found) in [
+        ("王小明/东城区", true),
+        ("东城区 王小明 迁出", true),
+        ("注册号AB12345678", true),
+        ("企业 AB12345678 注销", true),
+        ("编号 4000-1234-56", true),
+        // Glued to other Chinese text, a name is not a word of its own.
+        ("王小明的", false),
+        ("东城区 西城区", false),
+    ] {
+        let t = table(&[cell, "西城区"], &[40, 30], &[4000.0, 3000.0]);
+        let o = Run {
+            index: Some(&idx),
+            ..Default::default()
+        }
+        .go(&t, &f);
+        let cells = o.report.check("identifier-leakage").unwrap().cells.len();
+        assert_eq!(cells > 0, found, "{cell}");
+    }
     let (t, f) = good();
     assert_eq!(
         status(

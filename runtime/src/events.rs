@@ -2,6 +2,7 @@
 //! reported done. One sink takes them all; the evidence ledger is such a sink.
 
 use crate::error::{Error, Result};
+use crate::jobs::quota::JobQuota;
 use inland_policies::Label;
 use inland_sandbox::JobError;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,10 @@ pub enum Event {
         from: String,
         /// Last day in force.
         until: String,
+        /// How many jobs it may run (absent: no limit, and in grants
+        /// recorded before quotas).
+        #[serde(default, skip_serializing_if = "JobQuota::is_unlimited")]
+        quota: JobQuota,
     },
     /// A grant was terminated and everything derived under it destroyed (clause 8.6).
     GrantTerminated {

@@ -92,6 +92,7 @@ pub use inland_query::{
     ReadOnlyGuard,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
+pub use jobs::quota::JobQuota;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use release::export::{ExportCheck, Manifest, ManifestFile, verify_bundle};

@@ -29,6 +29,8 @@ pub(crate) const TOKENS: Table = TableDefinition::new("tokens");
 /// Who submitted each job through the server, by job id.
 pub(crate) const AUTHORS: Table = TableDefinition::new("authors");
 
+/// Jobs each grant has run, for its quota, by grant id.
+pub(crate) const QUOTA_USE: Table = TableDefinition::new("quota-use");
 /// The rows each approved output released, with their entity sketches, by
 /// `grant NUL output id`: the domain's differencing history, read whole
 /// (a release is public whoever made it) without reading every output.
@@ -197,6 +199,32 @@ impl State {
             .is_some();
         txn.commit().map_err(storage)?;
         Ok(was)
+    }
+
+    /// Reads a record and writes what `change` makes of it, in one write
+    /// transaction (write transactions never interleave); `change` may
+    /// decline with a reason, and then nothing is written.
+    pub(crate) fn update<T: DeserializeOwned + Serialize, R>(
+        &self,
+        table: Table,
+        key: &str,
+        change: impl FnOnce(Option<T>) -> std::result::Result<T, R>,
+    ) -> Result<std::result::Result<(), R>> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
+            let old = match t.get(key).map_err(storage)? {
+                Some(v) => Some(decode(&table, key, v.value())?),
+                None => None,
+            };
+            let new = match change(old) {
+                Ok(new) => new,
+                Err(why) => return Ok(Err(why)),
+            };
+            t.insert(key, encode(&new)?.as_slice()).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(Ok(()))
     }
 
     pub(crate) fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>> {

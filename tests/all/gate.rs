@@ -595,3 +595,53 @@ async fn values_the_job_could_choose_are_never_derived_cells() {
         assert!(!failing(&o, "computed-values").is_empty(), "{sql}");
     }
 }
+
+/// Issue #18: an approved output with a list column leaves like any other:
+/// typed in the bundle's Parquet file, as text in its CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_output_with_a_list_column_is_exported() {
+    let d = new_domain(test_limits());
+    let csv = d.sources.join("districts.csv");
+    let rows: String = (1..=12).map(|i| format!("d{i},{}.5\n", 40 + i)).collect();
+    std::fs::write(&csv, format!("district,area_km2\n{rows}")).unwrap();
+    d.rt.catalog().register("districts", &csv, "district areas").unwrap();
+    apply_example_policy(
+        &d,
+        "[datasets.districts]\ngrade = \"general\"\npersonal_information = false\nentity = \"district\"\n\
+         [datasets.districts.columns]\n\
+         district = { class = \"public\", access = \"dimension\", release_row_level = true }\n\
+         area_km2 = { class = \"attribute\", access = \"plaintext\", release_row_level = true }\n",
+    );
+    for r in ["li", "wang"] {
+        d.rt.reviews().add_reviewer(r, None).unwrap();
+    }
+    let grant = crate::support::year_grant(&d, &["districts"]);
+    let sql = "SELECT array_agg(area_km2 ORDER BY area_km2) AS areas FROM districts";
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+    let id = report.outputs[0].id.clone();
+    let table = d.rt.reviews().output_table(&id).unwrap();
+    assert!(matches!(
+        table[0].schema().field(0).data_type(),
+        arrow::datatypes::DataType::List(_)
+    ));
+    vote(&d, &id, "li", Decision::Approve).unwrap();
+    vote(&d, &id, "wang", Decision::Approve).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    d.rt.reviews().export(&id, &bundle).unwrap();
+    assert_eq!(verify_bundle(&bundle, None).unwrap().problem, None);
+    let csv = crate::support::files_under(&bundle)
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "csv"))
+        .unwrap();
+    let text = std::fs::read_to_string(bundle.join(csv)).unwrap();
+    assert!(text.contains("\"[41.5, 42.5, 43.5,"), "{text}");
+}

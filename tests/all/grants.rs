@@ -212,3 +212,55 @@ async fn termination_stops_a_running_job_of_the_grant() {
     };
     assert_eq!(jobs_stopped, vec![report.job.id.clone()]);
 }
+
+/// Issue #19: a job's success is one data-dependent bit its operator learns;
+/// a grant's quota bounds how many it can collect, per day and over its
+/// term. Refused jobs do not count, and the quota is recorded with the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_runs_no_more_jobs_than_its_quota() {
+    let d = new_domain(test_limits());
+    let today = Date::today();
+    let grant = |per_day, per_term| {
+        d.rt.governance()
+            .issue_grant(inland_runtime::GrantRequest {
+                operator: OPERATOR.into(),
+                datasets: vec!["residents".into()],
+                purpose: "testing".into(),
+                scenario: "tests".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: inland_runtime::JobQuota { per_day, per_term },
+            })
+            .unwrap()
+            .id
+    };
+    let daily = grant(Some(2), None);
+    let noop = || wasm("noop");
+    for _ in 0..2 {
+        let ok = run_as(&d.rt, OPERATOR, &daily, noop(), &[]).await;
+        assert_eq!(ok.job.status, JobStatus::Succeeded, "{:?}", ok.job.error);
+    }
+    let third = run_as(&d.rt, OPERATOR, &daily, noop(), &[]).await;
+    let why = refusal(&third);
+    assert!(why.contains("quota") && why.contains("its 2 jobs for"), "{why}");
+
+    // A term quota; a job refused for another reason (a foreign module) does not count.
+    let term = grant(None, Some(1));
+    let bad = run_as(&d.rt, OPERATOR, &term, b"not a component".to_vec(), &[]).await;
+    assert_eq!(bad.job.status, JobStatus::Refused);
+    let ok = run_as(&d.rt, OPERATOR, &term, noop(), &[]).await;
+    assert_eq!(ok.job.status, JobStatus::Succeeded, "{:?}", ok.job.error);
+    let why = refusal(&run_as(&d.rt, OPERATOR, &term, noop(), &[]).await);
+    assert!(why.contains("all 1 jobs of its term"), "{why}");
+    // Other grants are not affected.
+    let free = run_as(&d.rt, OPERATOR, &d.grant, noop(), &[]).await;
+    assert_eq!(free.job.status, JobStatus::Succeeded);
+
+    let events = d.rt.evidence().ledger().unwrap().entries().unwrap();
+    let recorded = events.iter().any(|e| {
+        matches!(&e.event, Event::GrantIssued { grant, quota, .. }
+            if *grant == daily && quota.per_day == Some(2) && quota.per_term.is_none())
+    });
+    assert!(recorded, "the quota is recorded with the grant");
+}

@@ -42,6 +42,7 @@ pub fn issue(
             from,
             until,
             products: vec![],
+            quota: Default::default(),
         })
         .map(|g| g.id)
 }

@@ -29,6 +29,12 @@ pub enum GrantCmd {
         /// A product the agreement lists (repeatable).
         #[arg(long = "product")]
         products: Vec<String>,
+        /// The most jobs the grant may run in a day (UTC); each job's success is a bit its operator learns.
+        #[arg(long)]
+        jobs_per_day: Option<u32>,
+        /// The most jobs the grant may run over its term.
+        #[arg(long)]
+        jobs_per_term: Option<u32>,
     },
     /// List grants.
     List,

@@ -4,7 +4,7 @@ use super::async_runtime;
 use crate::args::GrantCmd;
 use crate::render::print_json;
 use anyhow::{Context, Result};
-use inland_runtime::{Date, GrantRequest, Runtime};
+use inland_runtime::{Date, GrantRequest, JobQuota, Runtime};
 
 /// Runs one grant subcommand.
 pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
@@ -18,6 +18,8 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
             from,
             until,
             products,
+            jobs_per_day,
+            jobs_per_term,
         } => {
             let g = governance
                 .issue_grant(GrantRequest {
@@ -28,6 +30,10 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
                     from: Date::parse(&from)?,
                     until: Date::parse(&until)?,
                     products,
+                    quota: JobQuota {
+                        per_day: jobs_per_day,
+                        per_term: jobs_per_term,
+                    },
                 })
                 .context("the grant was refused")?;
             println!(

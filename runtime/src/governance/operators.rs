@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::governance::catalog::DatasetRecord;
 use crate::governance::catalog::{DatasetStatus, Grade};
+use crate::jobs::quota::JobQuota;
 use crate::keys::KeyStore;
 use crate::state::{DATASETS, GRANTS, OPERATORS};
 use inland_policies::{Name, NameKind};
@@ -121,6 +122,9 @@ pub struct Grant {
     pub products: Vec<String>,
     /// In force or terminated.
     pub status: GrantStatus,
+    /// How many jobs it may run (grants from before quotas have none).
+    #[serde(default)]
+    pub quota: JobQuota,
 }
 
 /// What `grant issue` asks for.
@@ -140,6 +144,8 @@ pub struct GrantRequest {
     pub until: Date,
     /// Products.
     pub products: Vec<String>,
+    /// How many jobs it may run, per day and over the term.
+    pub quota: JobQuota,
 }
 
 fn validate_operator_name(name: &str) -> Result<()> {
@@ -264,6 +270,7 @@ pub(crate) fn issue_grant(
         until: req.until,
         products: req.products,
         status: GrantStatus::Active,
+        quota: req.quota,
     };
     // The key first: a grant never exists without the key its data is sealed with.
     keys.create_grant_key(&grant.id)?;
@@ -278,6 +285,7 @@ pub(crate) fn issue_grant(
         purpose: grant.purpose.clone(),
         from: grant.from.to_string(),
         until: grant.until.to_string(),
+        quota: grant.quota,
     })?;
     Ok(grant)
 }

@@ -3,6 +3,7 @@
 //! afterwards, and stopping every job of a grant when it ends (clause 8.6).
 
 mod queries;
+pub(crate) mod quota;
 mod run;
 
 pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
@@ -93,6 +94,10 @@ impl Jobs {
         if governance::grant(&inner.domain, &grant.id)?.status == GrantStatus::Terminated {
             drop(_running);
             let reason = format!("grant `{}` was terminated", grant.id);
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
+        if let Err(reason) = quota::take(&inner.domain.state, &grant, Date::today())? {
+            drop(_running);
             return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
         }
         inner.events.record(Event::JobAdmitted {

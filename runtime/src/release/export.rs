@@ -94,13 +94,51 @@ pub(crate) fn table_files(name: &str, batches: &[RecordBatch]) -> Result<Vec<(St
     {
         let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut csv_bytes);
         for b in batches {
-            w.write(b).map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
+            w.write(&flat_for_csv(b)?)
+                .map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
         }
     }
     Ok(vec![
         (format!("{name}.parquet"), parquet_bytes),
         (format!("{name}.csv"), csv_bytes),
     ])
+}
+
+/// The batch with every nested column (list, struct, map) written as text,
+/// `[1, 2]` or `{a: 1}`: CSV has no nested values, and the Parquet file of
+/// the bundle keeps them typed.
+fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, ArrayRef, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let nested = |t: &DataType| t.is_nested();
+    if !batch.schema().fields().iter().any(|f| nested(f.data_type())) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !nested(field.data_type()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let format = ArrayFormatter::try_new(column.as_ref(), &options)
+            .map_err(|e| Error::Internal(format!("writing CSV: {e}")))?;
+        let mut text = StringBuilder::new();
+        for i in 0..column.len() {
+            if column.is_null(i) {
+                text.append_null();
+            } else {
+                text.append_value(format.value(i).to_string());
+            }
+        }
+        fields.push(Field::new(field.name(), DataType::Utf8, true));
+        columns.push(std::sync::Arc::new(text.finish()));
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::Internal(format!("writing CSV: {e}")))
 }
 
 /// Writes a bundle into `to` (absent or empty) all at once: the files go to a

@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod busy;
 mod isolation;
 mod leaks;
 mod review;

@@ -64,6 +64,7 @@ fn grant(rt: &Runtime, operator: &str) -> String {
             from: today,
             until: today.add_years(1),
             products: vec![],
+            quota: Default::default(),
         })
         .unwrap()
         .id

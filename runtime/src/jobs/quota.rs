@@ -1,0 +1,73 @@
+//! Per-grant job quotas. Whether a job succeeded is one bit that depends on
+//! the data and reaches its operator; a quota bounds how many such bits a
+//! grant can collect, per day and over its term.
+
+use crate::date::Date;
+use crate::error::Result;
+use crate::governance::operators::Grant;
+use crate::state::{QUOTA_USE, State};
+use serde::{Deserialize, Serialize};
+
+/// How many jobs a grant may run (none: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobQuota {
+    /// Jobs per calendar day (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+    /// Jobs over the whole term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_term: Option<u32>,
+}
+
+impl JobQuota {
+    /// Whether the quota sets no limit.
+    pub fn is_unlimited(&self) -> bool {
+        self.per_day.is_none() && self.per_term.is_none()
+    }
+}
+
+/// Jobs a grant has run so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Used {
+    /// The day `today` counts.
+    day: String,
+    today: u32,
+    term: u32,
+}
+
+/// Counts one more job against the grant's quota, or says why it may not
+/// run. The count is taken when the job is admitted, refused jobs do not
+/// count, and the reason names only the quota (nothing about data).
+pub(crate) fn take(state: &State, grant: &Grant, today: Date) -> Result<std::result::Result<(), String>> {
+    if grant.quota.is_unlimited() {
+        return Ok(Ok(()));
+    }
+    let day = today.to_string();
+    let quota = grant.quota;
+    state.update(QUOTA_USE, &grant.id, |used: Option<Used>| {
+        let mut used = used.unwrap_or_default();
+        if used.day != day {
+            used.day = day.clone();
+            used.today = 0;
+        }
+        if let Some(limit) = quota.per_term
+            && used.term >= limit
+        {
+            return Err(format!(
+                "quota: grant `{}` has run all {limit} jobs of its term",
+                grant.id
+            ));
+        }
+        if let Some(limit) = quota.per_day
+            && used.today >= limit
+        {
+            return Err(format!(
+                "quota: grant `{}` has run its {limit} jobs for {day} (UTC); it may run more tomorrow",
+                grant.id
+            ));
+        }
+        used.today += 1;
+        used.term += 1;
+        Ok(used)
+    })
+}
