@@ -153,13 +153,14 @@ pub enum Event {
     QueryRun {
         /// Job id.
         job_id: String,
-        /// SHA-256 of the SQL text: the job wrote it, possibly after reading
-        /// data, so the text stays sealed in the domain for reviewers.
-        /// (Empty in entries written before texts were sealed, which
-        /// carried a `sql` field instead.)
+        /// The SQL text's keyed digest ([`TextDigest`]): the job wrote it,
+        /// possibly after reading data, so the text stays in the domain for
+        /// reviewers. (Empty in entries written before texts were kept
+        /// out, which carried a `sql` field instead.)
         #[serde(default)]
-        sql_sha256: String,
-        /// SHA-256 of the checked plan.
+        sql_hmac: String,
+        /// The keyed digest of the checked plan's SHA-256 (its literals are
+        /// the job's); the job record keeps the plain hash.
         plan_hash: String,
         /// The result's label, where the policy layer assigns one.
         label: Option<Label>,
@@ -168,15 +169,15 @@ pub enum Event {
     QueryRefused {
         /// Job id.
         job_id: String,
-        /// SHA-256 of the SQL text (sealed, as for `query_run`).
+        /// The SQL text's keyed digest, as for `query_run`.
         #[serde(default)]
-        sql_sha256: String,
+        sql_hmac: String,
         /// The rule that refused it: a name fixed by Inland.
         rule: String,
-        /// SHA-256 of the refusal as the job saw it, which may quote names
-        /// the job wrote.
+        /// The keyed digest of the refusal as the job saw it, which may
+        /// quote names the job wrote.
         #[serde(default)]
-        message_sha256: String,
+        message_hmac: String,
     },
     /// An output table entered quarantine.
     OutputEmitted {
@@ -313,15 +314,15 @@ impl JobOutcome {
     /// The outcome of a run as the ledger may carry it: the kind of failure
     /// and the limit it hit, never a text the job wrote (its panic message,
     /// trap or returned error, which it may compose from data). Those are
-    /// named by their SHA-256; the text stays with the job record.
-    pub fn of_run(outcome: &std::result::Result<(), JobError>) -> JobOutcome {
+    /// named by their keyed digest; the text stays with the job record.
+    pub(crate) fn of_run(outcome: &std::result::Result<(), JobError>, digest: &TextDigest) -> JobOutcome {
         let Err(e) = outcome else {
             return JobOutcome::Succeeded;
         };
         let sealed = |what: &str, message: &str| {
             JobOutcome::Failed(format!(
-                "{what}; its message is sealed for reviewers (sha256 {})",
-                inland_files::sha256_hex(message.as_bytes())
+                "{what}; its message is kept for reviewers (hmac {})",
+                digest.of(message)
             ))
         };
         match e {
@@ -363,6 +364,29 @@ impl std::fmt::Display for JobOutcome {
             JobOutcome::Succeeded => f.write_str(JobOutcome::SUCCEEDED),
             JobOutcome::Failed(why) => f.write_str(why),
         }
+    }
+}
+
+/// Names, in the ledger, a text a job wrote (its SQL, a refusal that quotes
+/// it, its error): HMAC-SHA256 under a key only the domain holds. A plain
+/// hash would let a job retry variants of a text until its digest spells a
+/// value, or let anyone holding the export test a guess; reviewers, inside
+/// the domain, can still match a text to its entry.
+#[derive(Clone)]
+pub(crate) struct TextDigest(ring::hmac::Key);
+
+impl TextDigest {
+    /// The domain's digest key.
+    pub(crate) fn of_domain(domain: &crate::domain::Domain) -> TextDigest {
+        TextDigest(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &domain.derived_key("ledger-text-digest"),
+        ))
+    }
+
+    /// The digest of `text`, in hex.
+    pub(crate) fn of(&self, text: &str) -> String {
+        hex::encode(ring::hmac::sign(&self.0, text.as_bytes()).as_ref())
     }
 }
 

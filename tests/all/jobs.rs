@@ -381,7 +381,7 @@ async fn what_a_job_writes_after_reading_data_never_reaches_the_ledger() {
         assert!(!entries.contains(p), "the ledger carries `{p}`: {entries}");
     }
     assert!(
-        entries.contains("its message is sealed for reviewers (sha256 "),
+        entries.contains("its message is kept for reviewers (hmac "),
         "{entries}"
     );
     let export = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
 use crate::context::Inner;
 use crate::date::Date;
 use crate::error::{Error, Result};
-use crate::events::{Event, JobOutcome};
+use crate::events::{Event, JobOutcome, TextDigest};
 use crate::governance::catalog::{self, DatasetRecord, DatasetStatus};
 use crate::governance::operators::{self as governance, GrantStatus, TerminationReason};
 use crate::governance::policy_store;
@@ -135,6 +135,7 @@ impl Jobs {
             scope.clone(),
             &listed,
             inner.events.clone(),
+            TextDigest::of_domain(&inner.domain),
         ));
         let run = inner
             .sandbox
@@ -212,7 +213,7 @@ impl Jobs {
 
         inner.events.record(Event::JobFinished {
             job_id: id.clone(),
-            outcome: JobOutcome::of_run(&outcome),
+            outcome: JobOutcome::of_run(&outcome, &TextDigest::of_domain(&inner.domain)),
         })?;
         let record = JobRecord {
             id: id.clone(),
@@ -240,7 +241,10 @@ impl Jobs {
         self.inner.checkpoint()?;
         // The log is a channel out of the domain too: the outcome as the
         // ledger has it, never the job's own text.
-        match JobOutcome::of_run(&record.error.clone().map_or(Ok(()), Err)) {
+        match JobOutcome::of_run(
+            &record.error.clone().map_or(Ok(()), Err),
+            &TextDigest::of_domain(&self.inner.domain),
+        ) {
             JobOutcome::Succeeded => tracing::info!(outputs = outputs.len(), "job succeeded"),
             JobOutcome::Failed(why) => tracing::info!(outcome = %why, "job did not succeed"),
         }

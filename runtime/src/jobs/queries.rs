@@ -3,7 +3,7 @@
 //! policy, recorded as an event, and remembered for the job's record and its
 //! outputs' lineage (label, facts for the gate).
 
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, TextDigest};
 use crate::release::output::QueryRecord;
 use async_trait::async_trait;
 use datafusion::common::runtime::SpawnedTask;
@@ -47,6 +47,8 @@ pub(crate) struct JobQueries {
     scope: QueryScope,
     listing: Vec<DatasetListing>,
     events: Arc<dyn EventSink>,
+    /// Names the job's texts in the events.
+    digest: TextDigest,
     trail: Arc<Mutex<QueryTrail>>,
 }
 
@@ -58,6 +60,7 @@ impl JobQueries {
         scope: QueryScope,
         datasets: &[(DatasetSource, String)],
         events: Arc<dyn EventSink>,
+        digest: TextDigest,
     ) -> Self {
         let listing = datasets
             .iter()
@@ -78,6 +81,7 @@ impl JobQueries {
             scope,
             listing,
             events,
+            digest,
             trail: Arc::new(Mutex::new(QueryTrail::default())),
         }
     }
@@ -165,8 +169,8 @@ impl QueryBackend for JobQueries {
                 self.events
                     .record(Event::QueryRun {
                         job_id: self.job_id.clone(),
-                        sql_sha256: inland_files::sha256_hex(sql.as_bytes()),
-                        plan_hash: planned.plan_hash.clone(),
+                        sql_hmac: self.digest.of(sql),
+                        plan_hash: self.digest.of(&planned.plan_hash),
                         label: planned.label.as_ref().map(|(l, _)| *l),
                     })
                     .map_err(|e| e.to_string())?;
@@ -223,9 +227,9 @@ impl QueryBackend for JobQueries {
                     self.events
                         .record(Event::QueryRefused {
                             job_id: self.job_id.clone(),
-                            sql_sha256: inland_files::sha256_hex(sql.as_bytes()),
+                            sql_hmac: self.digest.of(sql),
                             rule: rule.clone(),
-                            message_sha256: inland_files::sha256_hex(message.as_bytes()),
+                            message_hmac: self.digest.of(message),
                         })
                         .map_err(|e| e.to_string())?;
                 }
