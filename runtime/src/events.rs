@@ -268,6 +268,15 @@ pub enum Event {
         /// When it expires (ms since the Unix epoch).
         expires_at_ms: u64,
     },
+    /// An admin replaced the server's access policy.
+    AccessPolicySet {
+        /// The new version.
+        version: u64,
+        /// SHA-256 of its text (the text is kept in the domain).
+        sha256: String,
+        /// The admin who set it.
+        by: String,
+    },
     /// A bearer token was revoked.
     TokenRevoked {
         /// Token id.

@@ -69,6 +69,7 @@ mod release;
 mod runtime;
 mod state;
 
+pub use access::policy::{AccessPolicyVersion, MAX_POLICY_BYTES};
 pub use access::{Access, IssuedToken, Principal, Rejected, Role, TOKEN_PREFIX, TokenRecord};
 pub use date::Date;
 pub use domain::{CONFIG_FILE, Domain, DomainConfig, Limits};

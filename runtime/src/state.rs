@@ -29,6 +29,8 @@ pub(crate) const TOKENS: Table = TableDefinition::new("tokens");
 /// Who submitted each job through the server, by job id.
 pub(crate) const AUTHORS: Table = TableDefinition::new("authors");
 
+/// Versions of the server's access policy, by zero-padded version number.
+pub(crate) const ACCESS_POLICIES: Table = TableDefinition::new("access-policies");
 /// Jobs each grant has run, for its quota, by grant id.
 pub(crate) const QUOTA_USE: Table = TableDefinition::new("quota-use");
 /// The rows each approved output released, with their entity sketches, by
@@ -82,7 +84,18 @@ impl State {
         // Derived tables (the release index) are built by their owners with
         // [`State::build_once`], so a domain from before them gets them whole.
         for t in [
-            DATASETS, JOBS, OUTPUTS, OPERATORS, GRANTS, FEEDBACK, POLICIES, REVIEWERS, TOKENS, AUTHORS,
+            DATASETS,
+            JOBS,
+            OUTPUTS,
+            OPERATORS,
+            GRANTS,
+            FEEDBACK,
+            POLICIES,
+            REVIEWERS,
+            TOKENS,
+            AUTHORS,
+            ACCESS_POLICIES,
+            QUOTA_USE,
         ] {
             txn.open_table(t).map_err(storage)?;
         }

@@ -14,8 +14,11 @@ use std::str::FromStr;
 
 /// The schema of principals, actions and resources, shipped with the product.
 pub const SCHEMA: &str = include_str!("../policies/inland.cedarschema");
-/// The default policy set, shipped with the product.
+/// The default policy set, shipped with the product; an admin may replace it.
 pub const DEFAULT_POLICY: &str = include_str!("../policies/default.cedar");
+/// Forbids evaluated beside whatever policy is in force: no replacement can
+/// let operators read quarantine or reviewers decide for themselves.
+pub const INVARIANTS: &str = include_str!("../policies/invariants.cedar");
 
 /// Why a policy could not be loaded or a decision not be made.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,10 @@ pub enum Action {
     ViewReports,
     /// Issue, list and revoke tokens.
     ManageTokens,
+    /// Read and replace the access policy.
+    ManageAccessPolicy,
+    /// List the domain's datasets, operators and grants.
+    ViewDomain,
 }
 
 impl Action {
@@ -77,6 +84,8 @@ impl Action {
             Action::ExportLedger => "ExportLedger",
             Action::ViewReports => "ViewReports",
             Action::ManageTokens => "ManageTokens",
+            Action::ManageAccessPolicy => "ManageAccessPolicy",
+            Action::ViewDomain => "ViewDomain",
         }
     }
 }
@@ -150,6 +159,7 @@ pub struct AccessPolicy {
     schema: Schema,
     policies: PolicySet,
     authorizer: Authorizer,
+    text: String,
 }
 
 impl AccessPolicy {
@@ -158,22 +168,34 @@ impl AccessPolicy {
         Self::new(DEFAULT_POLICY)
     }
 
-    /// Parses `policy_text` and validates it against the schema; a policy
-    /// that does not validate never takes effect.
+    /// Parses `policy_text` and validates it, with the [`INVARIANTS`] beside
+    /// it, against the schema; a policy that does not validate never takes
+    /// effect. Errors name the line and column in `policy_text`.
     pub fn new(policy_text: &str) -> Result<Self, AuthzError> {
         let (schema, _warnings) =
             Schema::from_cedarschema_str(SCHEMA).map_err(|e| AuthzError::Schema(e.to_string()))?;
-        let policies = PolicySet::from_str(policy_text).map_err(|e| AuthzError::Policy(e.to_string()))?;
-        let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-        if !result.validation_passed() {
-            let problems: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
+        let own = PolicySet::from_str(policy_text).map_err(|e| AuthzError::Policy(diagnose(policy_text, &e)))?;
+        let problems = validate(&schema, &own, policy_text);
+        if !problems.is_empty() {
+            return Err(AuthzError::Policy(problems.join("; ")));
+        }
+        let policies = PolicySet::from_str(&format!("{policy_text}\n{INVARIANTS}"))
+            .map_err(|e| AuthzError::Policy(format!("together with the invariants: {e}")))?;
+        let problems = validate(&schema, &policies, INVARIANTS);
+        if !problems.is_empty() {
             return Err(AuthzError::Policy(problems.join("; ")));
         }
         Ok(AccessPolicy {
             schema,
             policies,
             authorizer: Authorizer::new(),
+            text: policy_text.to_string(),
         })
+    }
+
+    /// The policy's own text (without the invariants).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Whether the policy allows `who` to do `action` on `resource`.
@@ -233,6 +255,38 @@ impl AccessPolicy {
         }
         Ok(response.decision() == Decision::Allow)
     }
+}
+
+/// Strict validation against the schema, each problem with its place in `text`.
+fn validate(schema: &Schema, policies: &PolicySet, text: &str) -> Vec<String> {
+    let result = Validator::new(schema.clone()).validate(policies, ValidationMode::Strict);
+    result
+        .validation_errors()
+        .map(|e| {
+            let at = miette::Diagnostic::labels(e)
+                .and_then(|mut l| l.next())
+                .map(|l| place(text, l.offset()))
+                .unwrap_or_default();
+            format!("{at}{e}")
+        })
+        .collect()
+}
+
+/// A parse error with the places it names.
+fn diagnose(text: &str, e: &cedar_policy::ParseErrors) -> String {
+    let at = miette::Diagnostic::labels(e)
+        .and_then(|mut l| l.next())
+        .map(|l| place(text, l.offset()))
+        .unwrap_or_default();
+    format!("{at}{e}")
+}
+
+/// `line L, column C: ` of a byte offset in `text`.
+fn place(text: &str, offset: usize) -> String {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: ")
 }
 
 fn parents(organization: &Option<String>) -> Result<HashSet<EntityUid>, AuthzError> {

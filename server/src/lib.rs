@@ -60,6 +60,9 @@ pub enum ServerError {
     /// The access policy did not load.
     #[error(transparent)]
     Policy(#[from] AuthzError),
+    /// The domain could not be read.
+    #[error(transparent)]
+    Domain(#[from] inland_runtime::Error),
     /// Serving the listener failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -69,9 +72,16 @@ pub enum ServerError {
 /// and for tests that drive it in-process.
 pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
     let module_limit = runtime.domain().config().limits.max_module_mib << 20;
+    // The policy an admin set last, or the shipped default. A stored policy
+    // was validated when it was set; one that no longer validates (a newer
+    // schema) stops the server rather than fall back to other rules.
+    let policy = match runtime.access().access_policy()? {
+        Some(v) => (v.version, AccessPolicy::new(&v.text)?),
+        None => (0, AccessPolicy::default_policy()?),
+    };
     let state = Arc::new(AppState {
         runtime,
-        policy: AccessPolicy::default_policy()?,
+        policy: std::sync::RwLock::new((policy.0, Arc::new(policy.1))),
         inflight: Default::default(),
         module_limit,
     });
@@ -86,6 +96,19 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/ledger/export", get(api::evidence::export))
         .route("/api/reports/usage", get(api::evidence::usage))
         .route("/api/reports/compliance", get(api::evidence::compliance))
+        .route(
+            "/api/admin/access-policy",
+            get(api::admin::access_policy).put(api::admin::set_access_policy),
+        )
+        .route(
+            "/api/admin/tokens",
+            get(api::admin::tokens).post(api::admin::issue_token),
+        )
+        .route(
+            "/api/admin/tokens/{id}",
+            axum::routing::delete(api::admin::revoke_token),
+        )
+        .route("/api/admin/domain", get(api::admin::domain))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(trace))
         .fallback(not_found)

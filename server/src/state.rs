@@ -6,7 +6,7 @@ use crate::authz::{AccessPolicy, Action, Resource};
 use crate::problem::Problem;
 use inland_runtime::{Principal, Runtime};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A job accepted by the server whose record the runtime has not written yet.
 #[derive(Debug, Clone)]
@@ -22,7 +22,9 @@ pub(crate) struct InFlight {
 /// The server's shared state.
 pub(crate) struct AppState {
     pub(crate) runtime: Runtime,
-    pub(crate) policy: AccessPolicy,
+    /// The access policy in force and its version (0: the shipped default);
+    /// an admin may replace it while the server runs.
+    pub(crate) policy: RwLock<(u64, Arc<AccessPolicy>)>,
     pub(crate) inflight: Mutex<BTreeMap<String, InFlight>>,
     /// The largest component accepted, in bytes.
     pub(crate) module_limit: u64,
@@ -46,7 +48,8 @@ impl AppState {
     /// ledger (who, what, on what) before it is answered; if it cannot be
     /// recorded the request fails closed.
     pub(crate) async fn authorize(&self, who: &Principal, action: Action, resource: Resource) -> Result<(), Problem> {
-        match self.policy.allows(who, action, &resource) {
+        let policy = self.policy().1;
+        match policy.allows(who, action, &resource) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let (who, described) = (who.clone(), resource.describe());
@@ -58,6 +61,26 @@ impl AppState {
             }
             Err(e) => Err(Problem::log_internal(&e)),
         }
+    }
+
+    /// The access policy in force, and its version.
+    pub(crate) fn policy(&self) -> (u64, Arc<AccessPolicy>) {
+        match self.policy.read() {
+            Ok(p) => (p.0, p.1.clone()),
+            Err(poisoned) => {
+                let p = poisoned.into_inner();
+                (p.0, p.1.clone())
+            }
+        }
+    }
+
+    /// Puts a new access policy in force.
+    pub(crate) fn set_policy(&self, version: u64, policy: AccessPolicy) {
+        let mut p = match self.policy.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *p = (version, Arc::new(policy));
     }
 
     /// The jobs in flight (a copy).

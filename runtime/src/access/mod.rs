@@ -5,6 +5,7 @@
 //! principal may do is decided elsewhere (the server's policy); this module
 //! only says who is asking.
 
+pub(crate) mod policy;
 mod secret;
 
 pub use secret::TOKEN_PREFIX;

@@ -3,6 +3,7 @@
 //! describes the request as one action on one resource for the access
 //! policy, calls the domain's service and shapes the answer.
 
+pub(crate) mod admin;
 pub(crate) mod evidence;
 pub(crate) mod jobs;
 pub(crate) mod outputs;

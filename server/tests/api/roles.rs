@@ -26,6 +26,14 @@ fn table() -> Vec<(&'static str, String, &'static str, [u16; 4])> {
             "ViewReports",
             [200, 403, 403, 200],
         ),
+        (
+            "GET",
+            "/api/admin/access-policy".into(),
+            "ManageAccessPolicy",
+            [200, 403, 403, 403],
+        ),
+        ("GET", "/api/admin/tokens".into(), "ManageTokens", [200, 403, 403, 403]),
+        ("GET", "/api/admin/domain".into(), "ViewDomain", [200, 403, 403, 403]),
         // Only operators submit, and only under their own grants (the body is never read when refused).
         (
             "POST",
@@ -98,6 +106,10 @@ async fn the_openapi_description_is_3_1_and_lists_every_path() {
         "/api/ledger/export",
         "/api/reports/usage",
         "/api/reports/compliance",
+        "/api/admin/access-policy",
+        "/api/admin/tokens",
+        "/api/admin/tokens/{id}",
+        "/api/admin/domain",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

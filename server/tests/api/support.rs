@@ -127,29 +127,12 @@ fn build() -> Fixture {
         issue(Role::Reviewer, "wu", None),
         issue(Role::Reviewer, "li", None),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let served = rt.clone();
-    // The server gets its own async runtime: each test has one of its own, which ends with it.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            inland_server::serve(served, listener, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    let addr = rx.recv().unwrap();
+    let base = start_server(rt.clone());
     let (admin, auditor, op_a, op_b, rev_free, rev_a, rev_li) = fixture_tokens;
     Fixture {
         _dir: dir,
         rt,
-        base: format!("http://{addr}"),
+        base,
         grant_a,
         grant_b,
         admin,
@@ -161,6 +144,28 @@ fn build() -> Fixture {
         rev_li,
         module_limit: limits().max_module_mib << 20,
     }
+}
+
+/// Starts a server of its own over `rt` (with the access policy stored in
+/// the domain, or the default); returns its base URL.
+pub fn start_server(rt: Runtime) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The server gets its own async runtime: each test has one of its own, which ends with it.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            inland_server::serve(rt, listener, std::future::pending())
+                .await
+                .unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
 }
 
 /// An answer from the server.
@@ -197,11 +202,21 @@ fn client() -> reqwest::Client {
 
 /// Sends a request; `token` as a bearer token, `body` with its content type.
 pub async fn call(method: &str, path: &str, token: Option<&IssuedToken>, body: Option<(&str, Vec<u8>)>) -> Reply {
-    let f = fixture();
+    call_at(&fixture().base, method, path, token.map(|t| t.secret.as_str()), body).await
+}
+
+/// Sends a request to the server at `base`; `token` as a bearer token.
+pub async fn call_at(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> Reply {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = client().request(method, format!("{}{path}", f.base));
+    let mut req = client().request(method, format!("{base}{path}"));
     if let Some(t) = token {
-        req = req.bearer_auth(&t.secret);
+        req = req.bearer_auth(t);
     }
     if let Some((content_type, bytes)) = body {
         req = req.header("content-type", content_type).body(bytes);
