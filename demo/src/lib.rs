@@ -216,7 +216,7 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
             ),
         )?;
         for (id, sha) in outputs_destroyed {
-            w(out, format_args!("   destroyed {id} (sha256 {})\n", &sha[..16]))?;
+            w(out, format_args!("   destroyed {id} (digest {})\n", &sha[..16]))?;
         }
     }
     if let Event::GrantTerminated { released, .. } = &record {
@@ -422,11 +422,11 @@ fn print_evidence(out: &mut dyn Write, runtime: &Runtime, exported: Option<&Outp
             }
             Event::OutputEmitted {
                 output_id,
-                sha256,
+                content_digest,
                 rows,
                 ..
             } if *output_id == output.id => {
-                format!("output quarantined: {rows} rows, sha256 {}", &sha256[..16])
+                format!("output quarantined: {rows} rows, digest {}", &content_digest[..16])
             }
             Event::JobFinished { job_id, outcome } if *job_id == output.job_id => {
                 format!("job finished: {outcome}")

@@ -271,6 +271,9 @@ fn selection(
             });
         }
         if !facts.complete(*query) {
+            finding.add(first, first_column, || {
+                format!("query {n} was too large to keep whole: whether rows were dropped cannot be told")
+            });
             continue;
         }
         let dropped: Vec<&[String]> = all

@@ -67,7 +67,7 @@ pub enum Event {
         reason: String,
         /// The admin's note.
         note: String,
-        /// Outputs destroyed: (output id, content SHA-256).
+        /// Outputs destroyed: (output id, keyed digest of its content's SHA-256).
         outputs_destroyed: Vec<(String, String)>,
         /// Files deleted from the domain.
         files_deleted: u64,
@@ -185,8 +185,13 @@ pub enum Event {
         job_id: String,
         /// Output id.
         output_id: String,
-        /// SHA-256 of the stored table.
-        sha256: String,
+        /// The keyed digest ([`TextDigest`]) of the stored table's SHA-256:
+        /// the job chose the table's bytes, so a plain hash would let anyone
+        /// holding the export test a guess of its content (a one-cell table
+        /// holding one person's income). Entries from before carry the plain
+        /// hash under `sha256`.
+        #[serde(alias = "sha256")]
+        content_digest: String,
         /// Row count.
         rows: u64,
     },

@@ -356,6 +356,27 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_permitting_everything_still_keeps_the_invariants() -> Result<(), AuthzError> {
+        let p = AccessPolicy::new("permit (principal, action, resource);")?;
+        let op = who(Role::Operator, "li", Some("org-a"));
+        let admin = who(Role::Admin, "root", None);
+        let reviewer = who(Role::Reviewer, "wang", Some("org-a"));
+        let auditor = who(Role::Auditor, "audit", None);
+        assert!(!p.allows(&op, Action::ViewOutput, &output("org-a", None))?);
+        assert!(!p.allows(&op, Action::ExportLedger, &Resource::Ledger)?);
+        assert!(!p.allows(&admin, Action::Vote, &output("org-b", None))?);
+        assert!(!p.allows(&reviewer, Action::Vote, &output("org-a", None))?);
+        assert!(!p.allows(&reviewer, Action::ManageTokens, &Resource::Domain)?);
+        assert!(!p.allows(&reviewer, Action::ManageAccessPolicy, &Resource::Domain)?);
+        assert!(!p.allows(&auditor, Action::Vote, &output("org-b", None))?);
+        assert!(!p.allows(&auditor, Action::ManageTokens, &Resource::Domain)?);
+        // What the invariants leave to the policy, it permits.
+        assert!(p.allows(&reviewer, Action::Vote, &output("org-b", None))?);
+        assert!(p.allows(&admin, Action::ManageAccessPolicy, &Resource::Domain)?);
+        Ok(())
+    }
+
+    #[test]
     fn a_policy_that_names_an_unknown_action_never_takes_effect() {
         let bad = r#"permit (principal, action == Inland::Action::"Exfiltrate", resource);"#;
         assert!(matches!(AccessPolicy::new(bad), Err(AuthzError::Policy(_))));

@@ -72,6 +72,7 @@ pub enum ServerError {
 /// and for tests that drive it in-process.
 pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
     let module_limit = runtime.domain().config().limits.max_module_mib << 20;
+    let inflight_per_organization = 2 * runtime.domain().config().limits.max_concurrent_jobs as usize;
     // The policy an admin set last, or the shipped default. A stored policy
     // was validated when it was set; one that no longer validates (a newer
     // schema) stops the server rather than fall back to other rules.
@@ -84,6 +85,8 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         policy: std::sync::RwLock::new((policy.0, Arc::new(policy.1))),
         inflight: Default::default(),
         module_limit,
+        inflight_per_organization,
+        policy_change: Default::default(),
     });
     Ok(Router::new()
         .route("/api/whoami", get(api::whoami::whoami))

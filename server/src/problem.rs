@@ -67,6 +67,11 @@ impl Problem {
         )
     }
 
+    /// A bound on how much may be asked was reached (a quota, jobs in flight).
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many", "Too many requests", detail)
+    }
+
     /// The body is larger than allowed; it was not read whole.
     pub fn too_large(limit_bytes: u64) -> Self {
         Problem::new(

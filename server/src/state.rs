@@ -28,6 +28,12 @@ pub(crate) struct AppState {
     pub(crate) inflight: Mutex<BTreeMap<String, InFlight>>,
     /// The largest component accepted, in bytes.
     pub(crate) module_limit: u64,
+    /// Jobs one organization may have queued or running (twice the domain's
+    /// job slots); the domain as a whole holds twice as many again.
+    pub(crate) inflight_per_organization: usize,
+    /// Held across storing a new access policy and putting it in force, so
+    /// the policy in force is always the last one stored.
+    pub(crate) policy_change: tokio::sync::Mutex<()>,
 }
 
 pub(crate) type Shared = Arc<AppState>;

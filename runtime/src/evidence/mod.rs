@@ -26,6 +26,13 @@ impl Evidence {
         Evidence { inner }
     }
 
+    /// The keyed digest the ledger names a text or content hash by, for
+    /// those inside the domain to match a job's SQL, error or output to its
+    /// entries (the key never leaves the domain).
+    pub fn digest_of(&self, text: &str) -> String {
+        crate::events::TextDigest::of_domain(&self.inner.domain).of(text)
+    }
+
     /// The evidence ledger, when the runtime records into one.
     pub fn ledger(&self) -> Option<Arc<EventLedger>> {
         self.inner.ledger.clone()

@@ -42,6 +42,13 @@ impl Jobs {
         self.run_with_id(Jobs::new_id(), request).await
     }
 
+    /// Why a grant may run no more jobs now (its quota is spent), if so:
+    /// asked before a job is queued, without counting it.
+    pub fn quota_spent(&self, grant: &str) -> Result<Option<String>> {
+        let grant = governance::grant(&self.inner.domain, grant)?;
+        quota::spent(&self.inner.domain.state, &grant, Date::today())
+    }
+
     /// Checks a component before it is queued: a component (not a core
     /// module) of the `inland:job` world whose imports are all allowed. This
     /// depends on the component alone, never on data, so the submitter may be
@@ -188,7 +195,7 @@ impl Jobs {
                 inner.events.record(Event::OutputEmitted {
                     job_id: id.clone(),
                     output_id: o.id.clone(),
-                    sha256: o.sha256.clone(),
+                    content_digest: TextDigest::of_domain(&inner.domain).of(&o.sha256),
                     rows: o.rows,
                 })?;
                 if let Some(report) = &o.gate {
@@ -378,7 +385,7 @@ impl Jobs {
             }
             o.destroyed = true;
             inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
-            outputs_destroyed.push((o.id, o.sha256));
+            outputs_destroyed.push((o.id, TextDigest::of_domain(&inner.domain).of(&o.sha256)));
         }
         let event = Event::GrantTerminated {
             grant: id.to_string(),

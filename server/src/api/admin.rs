@@ -126,6 +126,7 @@ pub(crate) async fn set_access_policy(
         ));
     }
     let by = who.name.clone();
+    let _one_at_a_time = s.policy_change.lock().await;
     let stored = s
         .blocking(move |rt| rt.access().set_access_policy(&text, &by))
         .await?

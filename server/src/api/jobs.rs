@@ -162,6 +162,7 @@ fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>)
         (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/wasm", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a component of the inland:job world, or it imports a denied capability", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The grant's job quota is spent, or too many jobs are in flight", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn submit(
@@ -236,6 +237,35 @@ async fn admit(
     };
     s.authorize(who, Action::SubmitJob, resource).await?;
     let organization = who.operator.clone().ok_or_else(Problem::internal)?;
+    // Bounds before the body is read: jobs waiting for a slot hold memory
+    // and a thread, so one organization (or all) may only have so many in
+    // flight, and a grant whose quota is spent takes no more.
+    let inflight = s.inflight();
+    let waiting = |org: Option<&str>| {
+        inflight
+            .values()
+            .filter(|f| !f.lost && org.is_none_or(|o| f.organization == o))
+            .count()
+    };
+    if waiting(Some(&organization)) >= s.inflight_per_organization {
+        return Err(Problem::too_many(format!(
+            "your organization has {} jobs queued or running; submit more when some have ended",
+            s.inflight_per_organization
+        )));
+    }
+    if waiting(None) >= 2 * s.inflight_per_organization {
+        return Err(Problem::too_many(
+            "the domain is running as many jobs as it queues; try again later",
+        ));
+    }
+    let g = grant.clone();
+    if let Some(reason) = s
+        .blocking(move |rt| rt.jobs().quota_spent(&g))
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?
+    {
+        return Err(Problem::too_many(reason));
+    }
     let wasm_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -325,6 +355,7 @@ pub(crate) async fn list(
     query: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<JobPage>, Problem> {
     let Query(page) = query.map_err(query_problem)?;
+    page.check()?;
     let scope = match (&page.operator, who.role) {
         (Some(o), _) => Some(o.clone()),
         (None, Role::Operator) => who.operator.clone(),

@@ -213,6 +213,11 @@ pub(crate) async fn vote(
     let id = output_id(&job, &name)?;
     let (record, resource) = described(&s, &id).await?;
     s.authorize(&who, Action::Vote, resource).await?;
+    // Only a reviewer's token votes, as that reviewer, whatever a policy
+    // permits: an admin's token named like a reviewer is not one.
+    if who.role != inland_runtime::Role::Reviewer {
+        return Err(Problem::forbidden(Action::Vote.name()));
+    }
     let Json(body) = body.map_err(json_problem)?;
     if record.is_none() {
         return Err(Problem::not_found("output"));

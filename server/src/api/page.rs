@@ -13,6 +13,7 @@ const DEFAULT_LIMIT: u32 = 50;
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// Items per page (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub(crate) cursor: Option<String>,
@@ -21,6 +22,16 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
+    /// Refuses a limit outside 1 to [`MAX_LIMIT`], naming the range.
+    pub(crate) fn check(&self) -> Result<(), crate::problem::Problem> {
+        match self.limit {
+            Some(n) if !(1..=MAX_LIMIT).contains(&n) => Err(crate::problem::Problem::bad_request(format!(
+                "`limit` must be 1 to {MAX_LIMIT}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The items after the cursor, at most `limit` of them, and the next cursor.
     pub(crate) fn cut<T>(&self, mut items: Vec<(String, T)>) -> (Vec<T>, Option<String>) {
         items.sort_by(|a, b| a.0.cmp(&b.0));

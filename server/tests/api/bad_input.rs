@@ -152,3 +152,34 @@ async fn bad_votes_and_unknown_ids_get_a_problem_and_count_no_vote() {
         .await
         .assert_problem(405);
 }
+
+/// Issue #19: a grant whose job quota is spent takes no more submissions:
+/// 429 with the quota named, before the job is queued, and no job recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_quota_refuses_submissions_before_they_queue() {
+    let f = crate::support::fixture();
+    let today = inland_runtime::Date::today();
+    let grant =
+        f.rt.governance()
+            .issue_grant(inland_runtime::GrantRequest {
+                operator: crate::support::ORG_A.into(),
+                datasets: vec!["residents".into()],
+                purpose: "testing".into(),
+                scenario: "tests".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: inland_runtime::JobQuota {
+                    per_day: None,
+                    per_term: Some(1),
+                },
+            })
+            .unwrap()
+            .id;
+    let (_, view) = crate::support::run(&f.op_a, &grant, "noop", &[]).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    let refused = crate::support::submit(&f.op_a, &grant, "noop", &[]).await;
+    let p = refused.assert_problem(429);
+    assert!(p["detail"].as_str().unwrap().contains("all 1 jobs of its term"), "{p}");
+    assert!(p.get("job_id").is_none(), "no job was queued: {p}");
+}
