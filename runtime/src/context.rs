@@ -33,6 +33,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// How the ledger names texts and content a job chose.
+    pub(crate) fn text_digest(&self) -> crate::events::TextDigest {
+        crate::events::TextDigest::new(&self.domain.derived_key(crate::events::TextDigest::PURPOSE))
+    }
+
     /// Signs a ledger checkpoint, if the domain records into a ledger.
     pub(crate) fn checkpoint(&self) -> Result<()> {
         if let Some(l) = &self.ledger {

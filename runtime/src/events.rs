@@ -2,7 +2,7 @@
 //! reported done. One sink takes them all; the evidence ledger is such a sink.
 
 use crate::error::{Error, Result};
-use crate::jobs::quota::JobQuota;
+use crate::quota::JobQuota;
 use inland_policies::Label;
 use inland_sandbox::JobError;
 use serde::{Deserialize, Serialize};
@@ -390,12 +390,12 @@ impl std::fmt::Display for JobOutcome {
 pub(crate) struct TextDigest(ring::hmac::Key);
 
 impl TextDigest {
-    /// The domain's digest key.
-    pub(crate) fn of_domain(domain: &crate::domain::Domain) -> TextDigest {
-        TextDigest(ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            &domain.derived_key("ledger-text-digest"),
-        ))
+    /// What the domain's key for these digests is derived for.
+    pub(crate) const PURPOSE: &'static str = "ledger-text-digest";
+
+    /// A digest under `key` (the domain's key derived for [`Self::PURPOSE`]).
+    pub(crate) fn new(key: &[u8; 32]) -> TextDigest {
+        TextDigest(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key))
     }
 
     /// The digest of `text`, in hex.

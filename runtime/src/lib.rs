@@ -65,6 +65,7 @@ mod governance;
 mod jobs;
 mod keys;
 pub mod ledger;
+mod quota;
 mod release;
 mod runtime;
 mod state;
@@ -93,9 +94,9 @@ pub use inland_query::{
     ReadOnlyGuard,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
-pub use jobs::quota::JobQuota;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
+pub use quota::JobQuota;
 pub use release::export::{ExportCheck, Manifest, ManifestFile, verify_bundle};
 pub use release::output::{ExportRecord, OutputRecord, QueryRecord, Release};
 pub use release::review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};

@@ -30,6 +30,7 @@ pub mod authz;
 mod openapi;
 mod problem;
 mod state;
+pub mod tls;
 
 pub use api::evidence::NDJSON;
 pub use api::jobs::{JobPage, JobState, JobView, Submitted};
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// The access policy did not load.
     #[error(transparent)]
     Policy(#[from] AuthzError),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The domain could not be read.
     #[error(transparent)]
     Domain(#[from] inland_runtime::Error),
@@ -129,6 +133,22 @@ pub async fn serve(
     let app = router(runtime)?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the domain");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// Serves the API over TLS on `listener` until `shutdown` completes.
+pub async fn serve_tls(
+    runtime: Runtime,
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = router(runtime)?;
+    let listener = tls::TlsListener::new(listener, acceptor)?;
+    if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
+        tracing::info!(%addr, "serving the domain over TLS");
     }
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())

@@ -44,7 +44,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(cmd) => report::run(&open(domain)?, cmd)?,
         Command::Ledger(cmd) => return ledger::run(domain, cmd),
         Command::Token(cmd) => token::run(&open(domain)?, cmd)?,
-        Command::Serve { listen } => serve::run(domain, listen)?,
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => serve::run(domain, listen, tls_cert.zip(tls_key))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -30,7 +30,7 @@ impl Evidence {
     /// those inside the domain to match a job's SQL, error or output to its
     /// entries (the key never leaves the domain).
     pub fn digest_of(&self, text: &str) -> String {
-        crate::events::TextDigest::of_domain(&self.inner.domain).of(text)
+        self.inner.text_digest().of(text)
     }
 
     /// The evidence ledger, when the runtime records into one.

@@ -11,7 +11,7 @@ pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
 use crate::context::Inner;
 use crate::date::Date;
 use crate::error::{Error, Result};
-use crate::events::{Event, JobOutcome, TextDigest};
+use crate::events::{Event, JobOutcome};
 use crate::governance::catalog::{self, DatasetRecord, DatasetStatus};
 use crate::governance::operators::{self as governance, GrantStatus, TerminationReason};
 use crate::governance::policy_store;
@@ -142,7 +142,7 @@ impl Jobs {
             scope.clone(),
             &listed,
             inner.events.clone(),
-            TextDigest::of_domain(&inner.domain),
+            inner.text_digest(),
         ));
         let run = inner
             .sandbox
@@ -195,7 +195,7 @@ impl Jobs {
                 inner.events.record(Event::OutputEmitted {
                     job_id: id.clone(),
                     output_id: o.id.clone(),
-                    content_digest: TextDigest::of_domain(&inner.domain).of(&o.sha256),
+                    content_digest: inner.text_digest().of(&o.sha256),
                     rows: o.rows,
                 })?;
                 if let Some(report) = &o.gate {
@@ -220,7 +220,7 @@ impl Jobs {
 
         inner.events.record(Event::JobFinished {
             job_id: id.clone(),
-            outcome: JobOutcome::of_run(&outcome, &TextDigest::of_domain(&inner.domain)),
+            outcome: JobOutcome::of_run(&outcome, &inner.text_digest()),
         })?;
         let record = JobRecord {
             id: id.clone(),
@@ -248,10 +248,7 @@ impl Jobs {
         self.inner.checkpoint()?;
         // The log is a channel out of the domain too: the outcome as the
         // ledger has it, never the job's own text.
-        match JobOutcome::of_run(
-            &record.error.clone().map_or(Ok(()), Err),
-            &TextDigest::of_domain(&self.inner.domain),
-        ) {
+        match JobOutcome::of_run(&record.error.clone().map_or(Ok(()), Err), &self.inner.text_digest()) {
             JobOutcome::Succeeded => tracing::info!(outputs = outputs.len(), "job succeeded"),
             JobOutcome::Failed(why) => tracing::info!(outcome = %why, "job did not succeed"),
         }
@@ -385,7 +382,7 @@ impl Jobs {
             }
             o.destroyed = true;
             inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
-            outputs_destroyed.push((o.id, TextDigest::of_domain(&inner.domain).of(&o.sha256)));
+            outputs_destroyed.push((o.id, inner.text_digest().of(&o.sha256)));
         }
         let event = Event::GrantTerminated {
             grant: id.to_string(),

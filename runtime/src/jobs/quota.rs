@@ -5,26 +5,9 @@
 use crate::date::Date;
 use crate::error::Result;
 use crate::governance::operators::Grant;
+use crate::quota::JobQuota;
 use crate::state::{QUOTA_USE, State};
 use serde::{Deserialize, Serialize};
-
-/// How many jobs a grant may run (none: no limit).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobQuota {
-    /// Jobs per calendar day (UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_day: Option<u32>,
-    /// Jobs over the whole term.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_term: Option<u32>,
-}
-
-impl JobQuota {
-    /// Whether the quota sets no limit.
-    pub fn is_unlimited(&self) -> bool {
-        self.per_day.is_none() && self.per_term.is_none()
-    }
-}
 
 /// Jobs a grant has run so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

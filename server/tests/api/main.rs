@@ -11,4 +11,5 @@ mod isolation;
 mod leaks;
 mod review;
 mod roles;
+mod tls;
 mod tokens;
