@@ -39,6 +39,7 @@ pub fn grant(rt: &Runtime, datasets: &[&str], purpose: &str) -> String {
             until: today.add_years(1),
             products: vec![],
             quota: Default::default(),
+            approved_components_only: false,
         })
         .unwrap()
         .id

@@ -98,6 +98,7 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         until: today.add_years(2),
         products: vec!["district-dashboard".into()],
         quota: Default::default(),
+        approved_components_only: false,
     })?;
     w(
         out,

@@ -58,6 +58,9 @@ pub enum Event {
         /// recorded before quotas).
         #[serde(default, skip_serializing_if = "JobQuota::is_unlimited")]
         quota: JobQuota,
+        /// Whether its jobs must run approved components only.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        approved_components_only: bool,
     },
     /// A grant was terminated and everything derived under it destroyed (clause 8.6).
     GrantTerminated {
@@ -272,6 +275,13 @@ pub enum Event {
         operator: Option<String>,
         /// When it expires (ms since the Unix epoch).
         expires_at_ms: u64,
+    },
+    /// A component was approved by hash to run under grants that require approval.
+    ComponentApproved {
+        /// SHA-256 of the component.
+        sha256: String,
+        /// Who approved it.
+        by: String,
     },
     /// An admin replaced the server's access policy.
     AccessPolicySet {

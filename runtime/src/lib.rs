@@ -81,6 +81,7 @@ pub use evidence::publication::{ComplianceLine, UsageReport};
 pub use governance::catalog::{
     CatalogInfo, DatasetMeta, DatasetRecord, DatasetStatus, Feedback, Grade, validate_name as validate_dataset_name,
 };
+pub use governance::components::ComponentApproval;
 pub use governance::operators::{
     Grant, GrantRequest, GrantStatus, MAX_TERM_YEARS, Operator, OperatorStatus, OperatorType, Qualification,
     TerminationReason,

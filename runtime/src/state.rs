@@ -31,6 +31,8 @@ pub(crate) const AUTHORS: Table = TableDefinition::new("authors");
 
 /// Versions of the server's access policy, by zero-padded version number.
 pub(crate) const ACCESS_POLICIES: Table = TableDefinition::new("access-policies");
+/// Components approved by hash, for grants that require approval.
+pub(crate) const COMPONENTS: Table = TableDefinition::new("components");
 /// Jobs each grant has run, for its quota, by grant id.
 pub(crate) const QUOTA_USE: Table = TableDefinition::new("quota-use");
 /// The rows each approved output released, with their entity sketches, by
@@ -96,6 +98,7 @@ impl State {
             AUTHORS,
             ACCESS_POLICIES,
             QUOTA_USE,
+            COMPONENTS,
         ] {
             txn.open_table(t).map_err(storage)?;
         }

@@ -66,6 +66,8 @@ pub enum Action {
     ManageAccessPolicy,
     /// List the domain's datasets, operators and grants.
     ViewDomain,
+    /// Approve a component by hash for grants that require approval.
+    ApproveComponent,
 }
 
 impl Action {
@@ -86,6 +88,7 @@ impl Action {
             Action::ManageTokens => "ManageTokens",
             Action::ManageAccessPolicy => "ManageAccessPolicy",
             Action::ViewDomain => "ViewDomain",
+            Action::ApproveComponent => "ApproveComponent",
         }
     }
 }

@@ -116,6 +116,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
             axum::routing::delete(api::admin::revoke_token),
         )
         .route("/api/admin/domain", get(api::admin::domain))
+        .route("/api/components/{sha256}/approval", post(api::components::approve))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(trace))
         .fallback(not_found)

@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         api::admin::issue_token,
         api::admin::revoke_token,
         api::admin::domain,
+        api::components::approve,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),

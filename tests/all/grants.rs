@@ -234,6 +234,7 @@ async fn a_grant_runs_no_more_jobs_than_its_quota() {
                 until: today.add_years(1),
                 products: vec![],
                 quota: inland_runtime::JobQuota { per_day, per_term },
+                approved_components_only: false,
             })
             .unwrap()
             .id
@@ -266,4 +267,64 @@ async fn a_grant_runs_no_more_jobs_than_its_quota() {
             if *grant == daily && quota.per_day == Some(2) && quota.per_term.is_none())
     });
     assert!(recorded, "the quota is recorded with the grant");
+}
+
+/// Issue #19: a grant may require that its jobs run only components an
+/// admin or reviewer approved by hash; an unapproved one is refused at
+/// admission, naming its hash, and runs once approved. Approvals are recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_requiring_approved_components_runs_only_those() {
+    let d = new_domain(test_limits());
+    let today = Date::today();
+    let grant =
+        d.rt.governance()
+            .issue_grant(inland_runtime::GrantRequest {
+                operator: OPERATOR.into(),
+                datasets: vec!["residents".into()],
+                purpose: "testing".into(),
+                scenario: "tests".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: Default::default(),
+                approved_components_only: true,
+            })
+            .unwrap()
+            .id;
+    let noop = wasm("noop");
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&noop))
+    };
+    let why = refusal(&run_as(&d.rt, OPERATOR, &grant, noop.clone(), &[]).await);
+    assert!(why.contains(&sha) && why.contains("not approved"), "{why}");
+
+    // Bad hashes and second approvals change nothing.
+    let governance = d.rt.governance();
+    assert!(matches!(
+        governance.approve_component("not-a-hash", "chen", "read it"),
+        Err(Error::Invalid(_))
+    ));
+    governance.approve_component(&sha, "chen", "read its source").unwrap();
+    assert!(matches!(
+        governance.approve_component(&sha, "wang", "again"),
+        Err(Error::Exists(_))
+    ));
+    assert_eq!(
+        governance.component_approval(&sha).unwrap().unwrap().approved_by,
+        "chen"
+    );
+
+    let ok = run_as(&d.rt, OPERATOR, &grant, noop, &[]).await;
+    assert_eq!(ok.job.status, JobStatus::Succeeded, "{:?}", ok.job.error);
+    // Another component is still refused.
+    let other = refusal(&run_as(&d.rt, OPERATOR, &grant, wasm("district-stats"), &[]).await);
+    assert!(other.contains("not approved"), "{other}");
+
+    let events = d.rt.evidence().ledger().unwrap().entries().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.event, Event::ComponentApproved { sha256, by } if *sha256 == sha && by == "chen"))
+    );
 }

@@ -43,6 +43,7 @@ pub fn issue(
             until,
             products: vec![],
             quota: Default::default(),
+            approved_components_only: false,
         })
         .map(|g| g.id)
 }

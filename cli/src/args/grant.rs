@@ -35,6 +35,9 @@ pub enum GrantCmd {
         /// The most jobs the grant may run over its term.
         #[arg(long)]
         jobs_per_term: Option<u32>,
+        /// Jobs run only components an admin or reviewer approved by hash (through the server: POST /api/components/SHA256/approval).
+        #[arg(long)]
+        approved_components_only: bool,
     },
     /// List grants.
     List,

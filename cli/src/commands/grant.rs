@@ -20,6 +20,7 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
             products,
             jobs_per_day,
             jobs_per_term,
+            approved_components_only,
         } => {
             let g = governance
                 .issue_grant(GrantRequest {
@@ -34,6 +35,7 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
                         per_day: jobs_per_day,
                         per_term: jobs_per_term,
                     },
+                    approved_components_only,
                 })
                 .context("the grant was refused")?;
             println!(

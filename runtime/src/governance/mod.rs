@@ -3,6 +3,7 @@
 //! policy with every version kept.
 
 pub(crate) mod catalog;
+pub(crate) mod components;
 pub(crate) mod id_index;
 pub(crate) mod operators;
 pub(crate) mod policy_store;
@@ -196,6 +197,17 @@ impl Governance {
     /// One grant.
     pub fn grant(&self, id: &str) -> Result<Grant> {
         operators::grant(&self.inner.domain, id)
+    }
+
+    /// Approves a component by the SHA-256 of its bytes, so it may run under
+    /// grants that require approved components; each hash is approved once.
+    pub fn approve_component(&self, sha256: &str, by: &str, note: &str) -> Result<components::ComponentApproval> {
+        components::approve(&self.inner.domain, self.inner.events.as_ref(), sha256, by, note)
+    }
+
+    /// The approval of a component, if it has one.
+    pub fn component_approval(&self, sha256: &str) -> Result<Option<components::ComponentApproval>> {
+        components::approval(&self.inner.domain, sha256)
     }
 
     /// Every grant.

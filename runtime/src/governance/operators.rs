@@ -125,6 +125,9 @@ pub struct Grant {
     /// How many jobs it may run (grants from before quotas have none).
     #[serde(default)]
     pub quota: JobQuota,
+    /// Whether its jobs may run only components approved by hash.
+    #[serde(default)]
+    pub approved_components_only: bool,
 }
 
 /// What `grant issue` asks for.
@@ -146,6 +149,8 @@ pub struct GrantRequest {
     pub products: Vec<String>,
     /// How many jobs it may run, per day and over the term.
     pub quota: JobQuota,
+    /// Whether its jobs may run only components an admin or reviewer approved by hash.
+    pub approved_components_only: bool,
 }
 
 fn validate_operator_name(name: &str) -> Result<()> {
@@ -271,6 +276,7 @@ pub(crate) fn issue_grant(
         products: req.products,
         status: GrantStatus::Active,
         quota: req.quota,
+        approved_components_only: req.approved_components_only,
     };
     // The key first: a grant never exists without the key its data is sealed with.
     keys.create_grant_key(&grant.id)?;
@@ -286,6 +292,7 @@ pub(crate) fn issue_grant(
         from: grant.from.to_string(),
         until: grant.until.to_string(),
         quota: grant.quota,
+        approved_components_only: grant.approved_components_only,
     })?;
     Ok(grant)
 }

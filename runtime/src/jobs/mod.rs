@@ -13,6 +13,7 @@ use crate::date::Date;
 use crate::error::{Error, Result};
 use crate::events::{Event, JobOutcome};
 use crate::governance::catalog::{self, DatasetRecord, DatasetStatus};
+use crate::governance::components;
 use crate::governance::operators::{self as governance, GrantStatus, TerminationReason};
 use crate::governance::policy_store;
 use crate::release::Reviews;
@@ -79,6 +80,14 @@ impl Jobs {
             Ok(a) => a,
             Err(e) => return self.refuse(id, started_at_ms, request, e),
         };
+        if grant.approved_components_only && components::approval(&inner.domain, &module_sha256)?.is_none() {
+            let reason = format!(
+                "grant `{}` runs approved components only, and component {module_sha256} is not approved: \
+                 ask an admin or a reviewer to approve it",
+                grant.id
+            );
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
 
         let _slot = inner
             .slots

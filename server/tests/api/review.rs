@@ -63,3 +63,29 @@ async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_o
     let after = get(&format!("/api/jobs/{job}"), &f.op_a).await.json();
     assert_eq!(after["released_outputs"], json!([id]));
 }
+
+/// Issue #19: reviewers (and admins) approve a component by hash through the
+/// API; operators and auditors may not; a second approval and a malformed
+/// hash are refused with a problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviewers_approve_components_by_hash() {
+    let f = fixture();
+    let sha = "ab".repeat(32);
+    let path = format!("/api/components/{sha}/approval");
+    let body = || {
+        Some((
+            "application/json",
+            br#"{"note":"read its source and its queries"}"#.to_vec(),
+        ))
+    };
+    for who in [&f.op_a, &f.auditor] {
+        call("POST", &path, Some(who), body()).await.assert_problem(403);
+    }
+    let approved = call("POST", &path, Some(&f.rev_free), body()).await;
+    assert_eq!(approved.status, 201, "{}", approved.body);
+    assert_eq!(approved.json()["approved_by"], "chen");
+    call("POST", &path, Some(&f.admin), body()).await.assert_problem(409);
+    call("POST", "/api/components/XYZ/approval", Some(&f.admin), body())
+        .await
+        .assert_problem(422);
+}

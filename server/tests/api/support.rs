@@ -65,6 +65,7 @@ fn grant(rt: &Runtime, operator: &str) -> String {
             until: today.add_years(1),
             products: vec![],
             quota: Default::default(),
+            approved_components_only: false,
         })
         .unwrap()
         .id
