@@ -275,6 +275,10 @@ pub enum Event {
         operator: Option<String>,
         /// When it expires (ms since the Unix epoch).
         expires_at_ms: u64,
+        /// The admin who issued it through the server (absent: issued from
+        /// the domain directory, at bootstrap).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A component was approved by hash to run under grants that require approval.
     ComponentApproved {

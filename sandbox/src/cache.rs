@@ -1,6 +1,8 @@
 //! The compiled-component cache: each component is compiled once, keyed by
-//! its SHA-256, and kept on disk with an HMAC under the domain's secret, so
-//! an artifact is loaded only if this domain wrote it.
+//! its SHA-256, and kept on disk with an HMAC under the domain's secret over
+//! the file's name and bytes, so an artifact is loaded only if this domain
+//! wrote it for that component (a valid artifact renamed to another
+//! component's hash, say an approved one, does not verify).
 
 use ring::hmac;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,6 +14,11 @@ use wasmtime::component::Component;
 pub(crate) struct CompileCache {
     dir: PathBuf,
     key: hmac::Key,
+}
+
+/// Constant-time comparison of two tags.
+fn ring_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn wasm_err(e: wasmtime::Error) -> String {
@@ -37,12 +44,26 @@ impl CompileCache {
         )
     }
 
+    /// The tag of an artifact: its file name (component hash and engine) and its bytes.
+    fn tag(&self, art: &std::path::Path, bytes: &[u8]) -> hmac::Tag {
+        let name = art
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(&(name.len() as u64).to_le_bytes());
+        ctx.update(name.as_bytes());
+        ctx.update(bytes);
+        ctx.sign()
+    }
+
     /// Loads a compiled artifact from the cache if its keyed hash proves this domain wrote it.
     pub(crate) fn load(&self, engine: &Engine, sha: &str) -> Option<Component> {
         let (art, mac) = self.paths(engine, sha);
         let bytes = std::fs::read(&art).ok()?;
         let tag = hex::decode(std::fs::read_to_string(&mac).ok()?.trim()).ok()?;
-        if hmac::verify(&self.key, &bytes, &tag).is_err() {
+        let expected = self.tag(&art, &bytes);
+        if !ring_eq(expected.as_ref(), &tag) {
             tracing::warn!(artifact = %art.display(), "cached artifact failed its integrity check; recompiling");
             let _ = std::fs::remove_file(&art);
             let _ = std::fs::remove_file(&mac);
@@ -60,7 +81,7 @@ impl CompileCache {
     pub(crate) fn store(&self, engine: &Engine, sha: &str, component: &Component) {
         let (art, mac) = self.paths(engine, sha);
         let result = component.serialize().map_err(wasm_err).and_then(|bytes| {
-            let tag = hmac::sign(&self.key, &bytes);
+            let tag = self.tag(&art, &bytes);
             inland_files::write_atomic(&art, &bytes)
                 .and_then(|_| inland_files::write_atomic(&mac, hex::encode(tag.as_ref()).as_bytes()))
                 .map_err(|e| e.to_string())

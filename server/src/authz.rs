@@ -373,6 +373,10 @@ mod tests {
         assert!(!p.allows(&reviewer, Action::ManageAccessPolicy, &Resource::Domain)?);
         assert!(!p.allows(&auditor, Action::Vote, &output("org-b", None))?);
         assert!(!p.allows(&auditor, Action::ManageTokens, &Resource::Domain)?);
+        assert!(!p.allows(&reviewer, Action::ApproveComponent, &Resource::Domain)?);
+        assert!(!p.allows(&op, Action::ApproveComponent, &Resource::Domain)?);
+        let independent = who(Role::Reviewer, "zhao", None);
+        assert!(p.allows(&independent, Action::ApproveComponent, &Resource::Domain)?);
         // What the invariants leave to the policy, it permits.
         assert!(p.allows(&reviewer, Action::Vote, &output("org-b", None))?);
         assert!(p.allows(&admin, Action::ManageAccessPolicy, &Resource::Domain)?);

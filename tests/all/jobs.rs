@@ -307,6 +307,49 @@ async fn a_tampered_compiled_artifact_is_never_loaded() {
     );
 }
 
+/// Issue #19, from a hostile review: a valid artifact renamed to another
+/// component's hash (say an approved one) is not loaded for it: the cache's
+/// HMAC covers the name as well as the bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compiled_artifact_renamed_to_another_component_is_never_loaded() {
+    let d = new_domain(test_limits());
+    assert_eq!(run(&d, "hostile-env", &[]).await.job.status, JobStatus::Succeeded);
+    let noop = run(&d, "noop", &[]).await;
+    assert_eq!(noop.job.status, JobStatus::Succeeded);
+    let cache = d.root.join("cache");
+    let named = |sha: &str, ext: &str| {
+        files_under(&cache)
+            .into_iter()
+            .find(|p| p.to_string_lossy().starts_with(sha) && p.extension().is_some_and(|e| e == ext))
+            .unwrap()
+    };
+    let env_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(wasm("hostile-env")))
+    };
+    let noop_sha = noop.job.module_sha256.clone();
+    // hostile-env's artifact and tag, under noop's names.
+    for ext in ["cwasm", "mac"] {
+        let from = cache.join(named(&env_sha, ext));
+        let to = cache.join(named(&noop_sha, ext));
+        std::fs::copy(&from, &to).unwrap();
+    }
+    let crate::support::TestDomain {
+        rt,
+        root,
+        _dir,
+        operator,
+        grant,
+        ..
+    } = d;
+    drop(rt);
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    let again = run_as(&rt, &operator, &grant, wasm("noop"), &[]).await;
+    assert_eq!(again.job.status, JobStatus::Succeeded, "{:?}", again.job);
+    // hostile-env logs what it finds in its environment; noop logs nothing.
+    assert_eq!(again.job.log, noop.job.log, "the renamed artifact ran");
+}
+
 /// Issue #19: a job that writes what it read into every text it controls —
 /// log, stdout, stderr, the SQL of a query that runs and of one that is
 /// refused, and its returned error. The ledger, and the audit export a

@@ -126,6 +126,9 @@ pub enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<std::path::PathBuf>,
+        /// Serve plain HTTP on an address beyond loopback (tokens would cross the network in clear text).
+        #[arg(long, conflicts_with = "tls_cert")]
+        insecure_http: bool,
     },
 }
 

@@ -48,7 +48,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             tls_cert,
             tls_key,
-        } => serve::run(domain, listen, tls_cert.zip(tls_key))?,
+            insecure_http,
+        } => serve::run(domain, listen, tls_cert.zip(tls_key), insecure_http)?,
     }
     Ok(ExitCode::SUCCESS)
 }

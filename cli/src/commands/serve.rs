@@ -7,13 +7,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Opens the domain and serves its API on `listen`, over TLS with `tls`
-/// (certificate chain, key).
-pub fn run(domain: &Path, listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Result<()> {
-    if tls.is_none() && !listen.ip().is_loopback() {
-        eprintln!(
-            "warning: no TLS: bearer tokens sent to {listen} cross the network in clear text; \
-             give --tls-cert and --tls-key"
-        );
+/// (certificate chain, key); plain HTTP beyond loopback only with `insecure_http`.
+pub fn run(domain: &Path, listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>, insecure_http: bool) -> Result<()> {
+    let loopback = match listen.ip() {
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
+    };
+    if tls.is_none() && !loopback {
+        if !insecure_http {
+            anyhow::bail!(
+                "{listen} is beyond loopback: bearer tokens would cross the network in clear text; \
+                 give --tls-cert and --tls-key (or --insecure-http to accept that)"
+            );
+        }
+        eprintln!("warning: no TLS: bearer tokens sent to {listen} cross the network in clear text");
     }
     let acceptor = match &tls {
         Some((cert, key)) => Some(inland_server::tls::acceptor(cert, key).context("setting up TLS")?),

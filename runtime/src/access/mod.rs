@@ -159,6 +159,20 @@ impl Access {
     /// registered reviewers (the organization they work for comes from that
     /// record); admins and auditors name none.
     pub fn issue(&self, role: Role, name: &str, operator: Option<&str>, expires_at_ms: u64) -> Result<IssuedToken> {
+        self.issue_by(role, name, operator, expires_at_ms, None)
+    }
+
+    /// [`Access::issue`] on behalf of `by`, the admin asking through the
+    /// server, who is named in the ledger (`None`: whoever holds the domain
+    /// directory, at bootstrap).
+    pub fn issue_by(
+        &self,
+        role: Role,
+        name: &str,
+        operator: Option<&str>,
+        expires_at_ms: u64,
+        by: Option<&str>,
+    ) -> Result<IssuedToken> {
         validate_person(name)?;
         let domain = &self.inner.domain;
         match (role, operator) {
@@ -205,6 +219,7 @@ impl Access {
             name: record.name.clone(),
             operator: record.operator.clone(),
             expires_at_ms,
+            by: by.map(str::to_string),
         })?;
         self.inner.checkpoint()?;
         tracing::info!(token = %record.id, %role, "token issued");

@@ -254,8 +254,12 @@ pub(crate) async fn issue_token(
         return Err(unprocessable("`expires_in_days` must be 1 to 366".into()));
     }
     let expires = now_ms() + u64::from(req.expires_in_days) * 86_400_000;
+    let by = who.name.clone();
     let issued = s
-        .blocking(move |rt| rt.access().issue(role, &req.name, req.organization.as_deref(), expires))
+        .blocking(move |rt| {
+            rt.access()
+                .issue_by(role, &req.name, req.organization.as_deref(), expires, Some(&by))
+        })
         .await?
         .map_err(|e| match e {
             inland_runtime::Error::Invalid(why) | inland_runtime::Error::NotFound(why) => unprocessable(why),

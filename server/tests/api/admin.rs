@@ -128,6 +128,11 @@ async fn an_admin_issues_lists_and_revokes_tokens_and_reads_the_domain() {
         v["token"].as_str().unwrap().to_string(),
     );
     let base = &fixture().base;
+    // The ledger names the admin who issued it.
+    let named = crate::support::ledger_events()
+        .into_iter()
+        .any(|e| matches!(e, Event::TokenIssued { id: t, by: Some(by), .. } if t == id && by == "root"));
+    assert!(named, "the issuing admin is recorded");
     let me = call_at(base, "GET", "/api/whoami", Some(&secret), None).await;
     assert_eq!(me.json()["name"], "inspector");
     let list = get("/api/admin/tokens", &f.admin).await;
