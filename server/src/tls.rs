@@ -1,6 +1,7 @@
 //! TLS for the server: rustls (with ring), the certificate chain and key
 //! read from PEM files. Handshakes run concurrently, each bounded in time,
-//! so a client that stalls its handshake holds up no one else.
+//! so a client that stalls its handshake holds up no one else, and at most
+//! [`MAX_CONNECTIONS`] connections are open at once.
 
 use crate::ServerError;
 use axum::serve::Listener;
@@ -8,10 +9,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -19,6 +23,9 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Handshakes done and not yet taken by the server.
 const READY: usize = 64;
+/// Connections open at once, handshaking or served; past this the listener
+/// waits before accepting more (a flood of connects holds no more sockets).
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// The server's TLS configuration from a PEM certificate chain and a PEM
 /// private key; an error names the file and what is wrong with it.
@@ -44,39 +51,75 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
 
 /// A listener whose connections have completed a TLS handshake.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(Counted, SocketAddr)>,
     local: SocketAddr,
+}
+
+/// A served connection, holding its place among [`MAX_CONNECTIONS`].
+pub struct Counted {
+    stream: TlsStream<TcpStream>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 impl TlsListener {
     /// Accepts TCP connections on `tcp` and shakes hands with each in a task
-    /// of its own (call from within a tokio runtime).
+    /// of its own (call from within a tokio runtime). Accepting stops when
+    /// the server drops the listener.
     pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(READY);
+        let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
+                let place = tokio::select! {
+                    _ = tx.closed() => break,
+                    p = places.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let (stream, peer) = tokio::select! {
+                    _ = tx.closed() => break,
+                    c = tcp.accept() => match c {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accepting a connection failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
                 };
                 let (acceptor, sender) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, peer)).await;
+                        Ok(Ok(stream)) => {
+                            let counted = Counted { stream, _place: place };
+                            let _ = tokio::time::timeout(HANDSHAKE, sender.send((counted, peer))).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    break;
-                }
             }
         });
         Ok(TlsListener { ready, local })
@@ -84,7 +127,7 @@ impl TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = Counted;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
