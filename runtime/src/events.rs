@@ -287,6 +287,15 @@ pub enum Event {
         /// Who approved it.
         by: String,
     },
+    /// A component's approval was withdrawn.
+    ComponentApprovalRevoked {
+        /// SHA-256 of the component.
+        sha256: String,
+        /// Who withdrew it.
+        by: String,
+        /// Why.
+        note: String,
+    },
     /// An admin replaced the server's access policy.
     AccessPolicySet {
         /// The new version.

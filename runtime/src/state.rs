@@ -204,7 +204,6 @@ impl State {
     }
 
     /// Removes a record; whether it was there.
-    #[cfg(test)]
     pub(crate) fn remove(&self, table: Table, key: &str) -> Result<bool> {
         let txn = self.db.begin_write().map_err(storage)?;
         let was = txn

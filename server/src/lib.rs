@@ -116,7 +116,10 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
             axum::routing::delete(api::admin::revoke_token),
         )
         .route("/api/admin/domain", get(api::admin::domain))
-        .route("/api/components/{sha256}/approval", post(api::components::approve))
+        .route(
+            "/api/components/{sha256}/approval",
+            post(api::components::approve).delete(api::components::revoke),
+        )
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(trace))
         .fallback(not_found)

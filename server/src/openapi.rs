@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         api::admin::revoke_token,
         api::admin::domain,
         api::components::approve,
+        api::components::revoke,
     ),
     components(schemas(Problem)),
     modifiers(&BearerAuth),

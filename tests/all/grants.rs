@@ -320,6 +320,12 @@ async fn a_grant_requiring_approved_components_runs_only_those() {
     // Another component is still refused.
     let other = refusal(&run_as(&d.rt, OPERATOR, &grant, wasm("district-stats"), &[]).await);
     assert!(other.contains("not approved"), "{other}");
+    // Withdrawn, the approval holds no more.
+    governance
+        .revoke_component_approval(&sha, "chen", "its source does not build to this hash")
+        .unwrap();
+    let again = refusal(&run_as(&d.rt, OPERATOR, &grant, wasm("noop"), &[]).await);
+    assert!(again.contains("not approved"), "{again}");
 
     let events = d.rt.evidence().ledger().unwrap().entries().unwrap();
     assert!(

@@ -62,3 +62,17 @@ pub(crate) fn approve(
 pub(crate) fn approval(domain: &Domain, sha256: &str) -> Result<Option<ComponentApproval>> {
     domain.state.get(COMPONENTS, sha256)
 }
+
+/// Withdraws a component's approval: grants that require approval run it
+/// no more (admission checks on every job); records who withdrew it and why.
+pub(crate) fn revoke(domain: &Domain, events: &dyn EventSink, sha256: &str, by: &str, note: &str) -> Result<()> {
+    check_hash(sha256)?;
+    if !domain.state.remove(COMPONENTS, sha256)? {
+        return Err(Error::NotFound(format!("an approval of component {sha256}")));
+    }
+    events.record(Event::ComponentApprovalRevoked {
+        sha256: sha256.to_string(),
+        by: by.to_string(),
+        note: note.to_string(),
+    })
+}

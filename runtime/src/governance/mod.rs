@@ -205,6 +205,13 @@ impl Governance {
         components::approve(&self.inner.domain, self.inner.events.as_ref(), sha256, by, note)
     }
 
+    /// Withdraws a component's approval (a bad component found, an
+    /// approver's token stolen): its next job under a grant that requires
+    /// approval is refused.
+    pub fn revoke_component_approval(&self, sha256: &str, by: &str, note: &str) -> Result<()> {
+        components::revoke(&self.inner.domain, self.inner.events.as_ref(), sha256, by, note)
+    }
+
     /// The approval of a component, if it has one.
     pub fn component_approval(&self, sha256: &str) -> Result<Option<components::ComponentApproval>> {
         components::approval(&self.inner.domain, sha256)

@@ -47,6 +47,9 @@ impl From<inland_runtime::ComponentApproval> for ApprovalView {
 }
 
 /// Approves a component by the SHA-256 of its bytes (recorded in the ledger).
+/// An approval covers the bytes, not the parameters a job passes them: a
+/// component that runs SQL or code given as a parameter approves whatever
+/// it is given, so approve one only if anything it could be given may run.
 #[utoipa::path(post, path = "/api/components/{sha256}/approval", tag = "review",
     params(("sha256" = String, Path, description = "SHA-256 of the component, 64 lowercase hex digits")),
     request_body(content = ApprovalBody, content_type = "application/json"),
@@ -94,4 +97,49 @@ pub(crate) async fn approve(
             other => Problem::log_internal(&other),
         })?;
     Ok((StatusCode::CREATED, Json(approval.into())))
+}
+
+/// Withdraws a component's approval (recorded in the ledger with the note):
+/// grants that require approval run it no more.
+#[utoipa::path(delete, path = "/api/components/{sha256}/approval", tag = "review",
+    params(("sha256" = String, Path, description = "SHA-256 of the component, 64 lowercase hex digits")),
+    request_body(content = ApprovalBody, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not approved", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a SHA-256, or no note", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn revoke(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path(sha256): Path<String>,
+    body: Result<Json<ApprovalBody>, JsonRejection>,
+) -> Result<StatusCode, Problem> {
+    s.authorize(&who, Action::ApproveComponent, Resource::Domain).await?;
+    let Json(body) = body.map_err(json_problem)?;
+    let unprocessable = |detail: String| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Invalid request body",
+            detail,
+        )
+    };
+    if body.note.trim().is_empty() {
+        return Err(unprocessable("say in `note` why the approval is withdrawn".into()));
+    }
+    let by = who.name.clone();
+    s.blocking(move |rt| rt.governance().revoke_component_approval(&sha256, &by, &body.note))
+        .await?
+        .map_err(|e| match e {
+            inland_runtime::Error::Invalid(why) => unprocessable(why),
+            inland_runtime::Error::NotFound(_) => Problem::not_found("approval of this component"),
+            other => Problem::log_internal(&other),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
 }

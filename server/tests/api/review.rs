@@ -85,6 +85,12 @@ async fn reviewers_approve_components_by_hash() {
     assert_eq!(approved.status, 201, "{}", approved.body);
     assert_eq!(approved.json()["approved_by"], "chen");
     call("POST", &path, Some(&f.admin), body()).await.assert_problem(409);
+    // Withdrawn, it is approved no more; withdrawing again finds nothing.
+    call("DELETE", &path, Some(&f.op_a), body()).await.assert_problem(403);
+    let withdrawn = call("DELETE", &path, Some(&f.admin), body()).await;
+    assert_eq!(withdrawn.status, 204, "{}", withdrawn.body);
+    assert!(f.rt.governance().component_approval(&sha).unwrap().is_none());
+    call("DELETE", &path, Some(&f.admin), body()).await.assert_problem(404);
     call("POST", "/api/components/XYZ/approval", Some(&f.admin), body())
         .await
         .assert_problem(422);
