@@ -27,6 +27,7 @@
 mod api;
 mod auth;
 pub mod authz;
+pub mod limit;
 mod openapi;
 mod problem;
 mod state;
@@ -138,6 +139,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving the domain");
     }
+    let listener = limit::Limited::new(listener, limit::MAX_CONNECTIONS);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

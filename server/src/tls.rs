@@ -1,21 +1,19 @@
 //! TLS for the server: rustls (with ring), the certificate chain and key
 //! read from PEM files. Handshakes run concurrently, each bounded in time,
 //! so a client that stalls its handshake holds up no one else, and at most
-//! [`MAX_CONNECTIONS`] connections are open at once.
+//! [`MAX_CONNECTIONS`] connections are open at once (handshaking or served).
 
 use crate::ServerError;
+use crate::limit::{Counted, MAX_CONNECTIONS};
 use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -23,9 +21,6 @@ use tokio_rustls::server::TlsStream;
 const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Handshakes done and not yet taken by the server.
 const READY: usize = 64;
-/// Connections open at once, handshaking or served; past this the listener
-/// waits before accepting more (a flood of connects holds no more sockets).
-pub const MAX_CONNECTIONS: usize = 1024;
 
 /// The server's TLS configuration from a PEM certificate chain and a PEM
 /// private key; an error names the file and what is wrong with it.
@@ -51,34 +46,8 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServerError> {
 
 /// A listener whose connections have completed a TLS handshake.
 pub struct TlsListener {
-    ready: mpsc::Receiver<(Counted, SocketAddr)>,
+    ready: mpsc::Receiver<(Counted<TlsStream<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
-}
-
-/// A served connection, holding its place among [`MAX_CONNECTIONS`].
-pub struct Counted {
-    stream: TlsStream<TcpStream>,
-    _place: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
 }
 
 impl TlsListener {
@@ -113,7 +82,7 @@ impl TlsListener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            let counted = Counted { stream, _place: place };
+                            let counted = Counted::new(stream, place);
                             let _ = tokio::time::timeout(HANDSHAKE, sender.send((counted, peer))).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -127,7 +96,7 @@ impl TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = Counted;
+    type Io = Counted<TlsStream<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
