@@ -45,8 +45,19 @@ pub fn any_word(text: &str, mut hit: impl FnMut(&str) -> bool) -> bool {
         if word.len() != normal.len() && hit(word) {
             return true;
         }
-        let bytes = word.as_bytes();
-        let mut i = 0;
+        if digit_runs(word).any(|run| run.len() >= 2 && hit(run)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The runs of digits inside a word (each with a trailing check character
+/// `X`), except a run that is the whole word.
+fn digit_runs(word: &str) -> impl Iterator<Item = &str> {
+    let bytes = word.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
         while i < bytes.len() {
             if !bytes[i].is_ascii_digit() {
                 i += 1;
@@ -61,12 +72,12 @@ pub fn any_word(text: &str, mut hit: impl FnMut(&str) -> bool) -> bool {
             } else {
                 i
             };
-            if end - start >= 2 && (start, end) != (0, bytes.len()) && word.get(start..end).is_some_and(&mut hit) {
-                return true;
+            if (start, end) != (0, bytes.len()) {
+                return word.get(start..end);
             }
         }
-    }
-    false
+        None
+    })
 }
 
 /// Separators a job may put between the digits of an identifier.
@@ -146,27 +157,8 @@ fn find_normalized(text: &str) -> Option<&'static str> {
         }
         // Digits glued to letters ("id110105...X"): look at each run of digits
         // (with a trailing check character X) on its own.
-        let bytes = token.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if !bytes[i].is_ascii_digit() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            let end = if i < bytes.len() && (bytes[i] == b'X' || bytes[i] == b'x') {
-                i + 1
-            } else {
-                i
-            };
-            if (start, end) != (0, bytes.len())
-                && let Some(kind) = token.get(start..end).and_then(token_kind)
-            {
-                return Some(kind);
-            }
+        if let Some(kind) = digit_runs(token).find_map(token_kind) {
+            return Some(kind);
         }
     }
     None

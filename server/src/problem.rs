@@ -67,6 +67,16 @@ impl Problem {
         )
     }
 
+    /// The body is well-formed but asks for something invalid, named in `detail`.
+    pub fn invalid_body(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            "Invalid request body",
+            detail,
+        )
+    }
+
     /// A bound on how much may be asked was reached (a quota, jobs in flight).
     pub fn too_many(detail: impl Into<String>) -> Self {
         Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many", "Too many requests", detail)

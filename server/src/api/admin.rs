@@ -131,12 +131,9 @@ pub(crate) async fn set_access_policy(
         .blocking(move |rt| rt.access().set_access_policy(&text, &by))
         .await?
         .map_err(|e| match e {
-            inland_runtime::Error::Exists(_) => Problem::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "Conflict",
-                "another admin replaced the policy at the same time; read it and try again",
-            ),
+            inland_runtime::Error::Exists(_) => {
+                Problem::conflict("another admin replaced the policy at the same time; read it and try again")
+            }
             inland_runtime::Error::Invalid(why) => invalid_policy(why),
             other => Problem::log_internal(&other),
         })?;
@@ -238,20 +235,12 @@ pub(crate) async fn issue_token(
 ) -> Result<(StatusCode, Json<IssuedTokenView>), Problem> {
     s.authorize(&who, Action::ManageTokens, Resource::Domain).await?;
     let Json(req) = body.map_err(json_problem)?;
-    let unprocessable = |detail: String| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Invalid request body",
-            detail,
-        )
-    };
     let role: Role = req
         .role
         .parse()
-        .map_err(|e: inland_runtime::Error| unprocessable(e.to_string()))?;
+        .map_err(|e: inland_runtime::Error| Problem::invalid_body(e.to_string()))?;
     if !(1..=366).contains(&req.expires_in_days) {
-        return Err(unprocessable("`expires_in_days` must be 1 to 366".into()));
+        return Err(Problem::invalid_body("`expires_in_days` must be 1 to 366"));
     }
     let expires = now_ms() + u64::from(req.expires_in_days) * 86_400_000;
     let by = who.name.clone();
@@ -262,7 +251,7 @@ pub(crate) async fn issue_token(
         })
         .await?
         .map_err(|e| match e {
-            inland_runtime::Error::Invalid(why) | inland_runtime::Error::NotFound(why) => unprocessable(why),
+            inland_runtime::Error::Invalid(why) | inland_runtime::Error::NotFound(why) => Problem::invalid_body(why),
             other => Problem::log_internal(&other),
         })?;
     Ok((
@@ -296,7 +285,7 @@ pub(crate) async fn revoke_token(
         .await?
         .map_err(|e| match e {
             inland_runtime::Error::NotFound(_) => Problem::not_found("token"),
-            inland_runtime::Error::Invalid(why) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", why),
+            inland_runtime::Error::Invalid(why) => Problem::conflict(why),
             other => Problem::log_internal(&other),
         })?;
     Ok(Json(revoked.into()))

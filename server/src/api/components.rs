@@ -71,29 +71,16 @@ pub(crate) async fn approve(
 ) -> Result<(StatusCode, Json<ApprovalView>), Problem> {
     s.authorize(&who, Action::ApproveComponent, Resource::Domain).await?;
     let Json(body) = body.map_err(json_problem)?;
-    let unprocessable = |detail: String| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Invalid request body",
-            detail,
-        )
-    };
     if body.note.trim().is_empty() {
-        return Err(unprocessable("say in `note` what was checked".into()));
+        return Err(Problem::invalid_body("say in `note` what was checked"));
     }
     let by = who.name.clone();
     let approval = s
         .blocking(move |rt| rt.governance().approve_component(&sha256, &by, &body.note))
         .await?
         .map_err(|e| match e {
-            inland_runtime::Error::Invalid(why) => unprocessable(why),
-            inland_runtime::Error::Exists(_) => Problem::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "Conflict",
-                "this component is already approved",
-            ),
+            inland_runtime::Error::Invalid(why) => Problem::invalid_body(why),
+            inland_runtime::Error::Exists(_) => Problem::conflict("this component is already approved"),
             other => Problem::log_internal(&other),
         })?;
     Ok((StatusCode::CREATED, Json(approval.into())))
@@ -122,22 +109,14 @@ pub(crate) async fn revoke(
 ) -> Result<StatusCode, Problem> {
     s.authorize(&who, Action::ApproveComponent, Resource::Domain).await?;
     let Json(body) = body.map_err(json_problem)?;
-    let unprocessable = |detail: String| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Invalid request body",
-            detail,
-        )
-    };
     if body.note.trim().is_empty() {
-        return Err(unprocessable("say in `note` why the approval is withdrawn".into()));
+        return Err(Problem::invalid_body("say in `note` why the approval is withdrawn"));
     }
     let by = who.name.clone();
     s.blocking(move |rt| rt.governance().revoke_component_approval(&sha256, &by, &body.note))
         .await?
         .map_err(|e| match e {
-            inland_runtime::Error::Invalid(why) => unprocessable(why),
+            inland_runtime::Error::Invalid(why) => Problem::invalid_body(why),
             inland_runtime::Error::NotFound(_) => Problem::not_found("approval of this component"),
             other => Problem::log_internal(&other),
         })?;

@@ -25,12 +25,7 @@ pub(crate) fn json_problem(e: JsonRejection) -> Problem {
     match e {
         JsonRejection::MissingJsonContentType(_) => Problem::unsupported_media_type("application/json"),
         JsonRejection::JsonSyntaxError(_) => Problem::bad_request("the body is not valid JSON"),
-        JsonRejection::JsonDataError(e) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            "Invalid request body",
-            e.body_text(),
-        ),
+        JsonRejection::JsonDataError(e) => Problem::invalid_body(e.body_text()),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::too_large(crate::JSON_LIMIT as u64),
         other => Problem::bad_request(other.body_text()),
     }
