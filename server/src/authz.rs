@@ -68,6 +68,8 @@ pub enum Action {
     ViewDomain,
     /// Approve a component by hash for grants that require approval.
     ApproveComponent,
+    /// Download the signed bundle of a released output.
+    DownloadRelease,
 }
 
 impl Action {
@@ -89,6 +91,7 @@ impl Action {
             Action::ManageAccessPolicy => "ManageAccessPolicy",
             Action::ViewDomain => "ViewDomain",
             Action::ApproveComponent => "ApproveComponent",
+            Action::DownloadRelease => "DownloadRelease",
         }
     }
 }
@@ -373,6 +376,7 @@ mod tests {
         assert!(!p.allows(&reviewer, Action::ManageAccessPolicy, &Resource::Domain)?);
         assert!(!p.allows(&auditor, Action::Vote, &output("org-b", None))?);
         assert!(!p.allows(&auditor, Action::ManageTokens, &Resource::Domain)?);
+        assert!(!p.allows(&auditor, Action::DownloadRelease, &output("org-b", None))?);
         assert!(!p.allows(&reviewer, Action::ApproveComponent, &Resource::Domain)?);
         assert!(!p.allows(&op, Action::ApproveComponent, &Resource::Domain)?);
         let independent = who(Role::Reviewer, "zhao", None);
@@ -414,6 +418,16 @@ mod tests {
         assert!(!p.allows(&a, Action::ListJobs, &Resource::Domain)?);
         assert!(!p.allows(&a, Action::ViewOutput, &output("org-a", None))?);
         assert!(!p.allows(&a, Action::ExportLedger, &Resource::Ledger)?);
+        // Released bundles: its own organization's only (the handler describes
+        // an unreleased output as belonging to no one).
+        assert!(p.allows(&a, Action::DownloadRelease, &output("org-a", None))?);
+        assert!(!p.allows(&a, Action::DownloadRelease, &output("org-b", None))?);
+        let unowned = Resource::Output {
+            id: "j/o".into(),
+            organization: None,
+            author: None,
+        };
+        assert!(!p.allows(&a, Action::DownloadRelease, &unowned)?);
         Ok(())
     }
 

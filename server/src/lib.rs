@@ -101,6 +101,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/outputs", get(api::outputs::queue))
         .route("/api/outputs/{job}/{name}", get(api::outputs::view))
         .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))
+        .route("/api/outputs/{job}/{name}/bundle", get(api::outputs::bundle))
         .route("/api/ledger/export", get(api::evidence::export))
         .route("/api/reports/usage", get(api::evidence::usage))
         .route("/api/reports/compliance", get(api::evidence::compliance))

@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         api::outputs::queue,
         api::outputs::view,
         api::outputs::vote,
+        api::outputs::bundle,
         api::evidence::export,
         api::evidence::usage,
         api::evidence::compliance,

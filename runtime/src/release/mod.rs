@@ -246,6 +246,30 @@ impl Reviews {
     /// Writes an approved output's released version to `to` as a signed bundle.
     /// Nothing that is not approved can leave, by this or any other command.
     pub fn export(&self, output_id: &str, to: &Path) -> Result<ExportOutcome> {
+        let to_text = to.display().to_string();
+        self.release_bundle(output_id, &to_text, |files| export::write_bundle(to, files), || {
+            // Unrecorded, it did not happen: take the bundle back.
+            let _ = std::fs::remove_dir_all(to);
+        })
+        .map(|(outcome, _)| outcome)
+    }
+
+    /// An approved output's signed bundle as files in memory, for a server
+    /// to hand to `recipient` (recorded as where the export went). The
+    /// export is recorded before a byte is returned.
+    pub fn export_files(&self, output_id: &str, recipient: &str) -> Result<(ExportOutcome, Vec<(String, Vec<u8>)>)> {
+        self.release_bundle(output_id, recipient, |_| Ok(()), || {})
+    }
+
+    /// Builds the bundle of an approved output, hands it to `write`, and
+    /// records the export; `undo` runs when the record fails.
+    fn release_bundle(
+        &self,
+        output_id: &str,
+        to: &str,
+        write: impl FnOnce(&[(String, Vec<u8>)]) -> Result<()>,
+        undo: impl FnOnce(),
+    ) -> Result<(ExportOutcome, Vec<(String, Vec<u8>)>)> {
         let inner = &self.inner;
         let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
@@ -294,20 +318,19 @@ impl Reviews {
             PUBLIC_KEY.into(),
             format!("{}\n", hex::encode(ledger.public_key())).into_bytes(),
         ));
-        export::write_bundle(to, &files)?;
+        write(&files)?;
         let recorded = inner.events.record(Event::OutputExported {
             output_id: record.id.clone(),
             manifest_sha256: manifest_sha256.clone(),
             files: listed.clone(),
         });
         if let Err(e) = recorded {
-            // Unrecorded, it did not happen: take the bundle back.
-            let _ = std::fs::remove_dir_all(to);
+            undo();
             return Err(e);
         }
         record.exports.push(ExportRecord {
             manifest_sha256: manifest_sha256.clone(),
-            to: to.display().to_string(),
+            to: to.to_string(),
             at_ms: manifest.exported_at_ms,
         });
         if let Some(r) = record.review.as_mut() {
@@ -315,11 +338,14 @@ impl Reviews {
         }
         inner.domain.state.replace(OUTPUTS, &record.id, &record)?;
         self.inner.checkpoint()?;
-        Ok(ExportOutcome {
-            output_id: record.id,
-            manifest_sha256,
-            files: listed,
-        })
+        Ok((
+            ExportOutcome {
+                output_id: record.id,
+                manifest_sha256,
+                files: listed,
+            },
+            files,
+        ))
     }
 }
 

@@ -10,7 +10,9 @@ use crate::state::Shared;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use inland_runtime::{Decision, OutputRecord, VoteRequest, review_view};
+use base64::Engine as _;
+use inland_runtime::{Decision, OutputRecord, ReviewState, VoteRequest, review_view};
+use sha2::Digest as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -73,6 +75,29 @@ pub struct VoteBody {
     pub overrides: Vec<String>,
     /// Required with overrides.
     pub justification: Option<String>,
+}
+
+/// One file of a release bundle.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BundleFile {
+    /// File name inside the bundle (`<output>.parquet`, `manifest.json`, …).
+    pub name: String,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// The bytes, base64 (standard alphabet, padded).
+    pub content_base64: String,
+}
+
+/// The signed bundle of a released output: write the files to one directory
+/// and check it offline with `inland verify-export`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReleaseBundle {
+    /// Output id.
+    pub output_id: String,
+    /// SHA-256 of the signed manifest.
+    pub manifest_sha256: String,
+    /// Every file of the bundle, the manifest and its signature included.
+    pub files: Vec<BundleFile>,
 }
 
 /// Where the review stands after a vote.
@@ -187,6 +212,69 @@ pub(crate) async fn view(
         .await?
         .map_err(|e| Problem::log_internal(&e))?;
     Ok(Json(view))
+}
+
+/// Whether reviewers released `record`: approved (or already exported) and
+/// not destroyed with its grant.
+fn released(record: &OutputRecord) -> bool {
+    let state = record.review.as_ref().map(|r| r.state);
+    !record.destroyed && matches!(state, Some(ReviewState::Approved | ReviewState::Released))
+}
+
+/// The signed bundle of a released output, for its organization. An output
+/// that was not released is described to the policy as belonging to no one:
+/// its organization cannot tell it from a name no job used, so output names
+/// a job chose are no channel out.
+#[utoipa::path(get, path = "/api/outputs/{job}/{name}/bundle", tag = "releases",
+    params(("job" = String, Path, description = "Job id"), ("name" = String, Path, description = "Output name")),
+    responses(
+        (status = 200, description = "The bundle's files", body = ReleaseBundle),
+        (status = 400, description = "Not an output id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a released output of the caller's organization", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No released output with this id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn bundle(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path((job, name)): Path<(String, String)>,
+) -> Result<Json<ReleaseBundle>, Problem> {
+    let id = output_id(&job, &name)?;
+    let (record, resource) = described(&s, &id).await?;
+    let record = record.filter(released);
+    let resource = match (&record, resource) {
+        (Some(_), r) => r,
+        (None, _) => Resource::Output {
+            id: id.clone(),
+            organization: None,
+            author: None,
+        },
+    };
+    s.authorize(&who, Action::DownloadRelease, resource).await?;
+    let record = record.ok_or_else(|| Problem::not_found("released output"))?;
+    let recipient = format!("api: {} (token {})", who.name, who.token_id);
+    let (outcome, files) = s
+        .blocking(move |rt| rt.reviews().export_files(&record.id, &recipient))
+        .await?
+        .map_err(|e| match e {
+            inland_runtime::Error::NotFound(_) | inland_runtime::Error::Refused(_) => {
+                Problem::not_found("released output")
+            }
+            other => Problem::log_internal(&other),
+        })?;
+    Ok(Json(ReleaseBundle {
+        output_id: outcome.output_id,
+        manifest_sha256: outcome.manifest_sha256,
+        files: files
+            .into_iter()
+            .map(|(name, bytes)| BundleFile {
+                sha256: hex::encode(sha2::Sha256::digest(&bytes)),
+                content_base64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                name,
+            })
+            .collect(),
+    }))
 }
 
 /// Casts the caller's vote on an output's release.

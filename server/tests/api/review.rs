@@ -64,6 +64,60 @@ async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_o
     assert_eq!(after["released_outputs"], json!([id]));
 }
 
+/// Issue #19: the operator takes its released output home as the signed
+/// bundle, which verifies offline; before release, and for a name its job
+/// never used, it gets the same refusal, so output names are no channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_downloads_a_released_output_as_a_bundle_that_verifies_offline() {
+    use base64::Engine as _;
+    let f = fixture();
+    let (job, view) = run(&f.op_a, &f.grant_a, "district-stats", &[]).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    let queue = get("/api/outputs", &f.rev_free).await.json();
+    let id = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["job_id"] == job.as_str())
+        .and_then(|o| o["id"].as_str())
+        .unwrap_or_else(|| panic!("no output of {job} in {queue}"))
+        .to_string();
+    let unreleased = get(&format!("/api/outputs/{id}/bundle"), &f.op_a).await.assert_problem(403);
+    let unknown = get(&format!("/api/outputs/{job}/no-such-output/bundle"), &f.op_a)
+        .await
+        .assert_problem(403);
+    assert_eq!(unreleased["detail"], unknown["detail"], "an unreleased name is told apart from an unused one");
+    assert!(denial_recorded(&f.op_a, "DownloadRelease"));
+
+    assert_eq!(vote(&id, &f.rev_free, "approve").await.status, 200);
+    for who in [&f.op_b, &f.auditor, &f.rev_free] {
+        get(&format!("/api/outputs/{id}/bundle"), who).await.assert_problem(403);
+    }
+    let reply = get(&format!("/api/outputs/{id}/bundle"), &f.op_a).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let bundle = reply.json();
+    assert_eq!(bundle["output_id"], id.as_str());
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for file in bundle["files"].as_array().unwrap() {
+        let name = file["name"].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(file["content_base64"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        names.push(name.to_string());
+    }
+    assert!(names.iter().any(|n| n == "manifest.json") && names.iter().any(|n| n.ends_with(".parquet")), "{names:?}");
+    let public_key = hex::encode(inland_runtime::ledger::domain_public_key(f.rt.domain().root()).unwrap());
+    let check = inland_runtime::verify_bundle(dir.path(), Some(&public_key)).unwrap();
+    assert_eq!(check.problem, None);
+    assert_eq!(check.output_id, id);
+    let exported = crate::support::ledger_events().into_iter().any(|e| {
+        matches!(e, inland_runtime::Event::OutputExported { output_id, .. } if output_id == id)
+    });
+    assert!(exported, "the download is recorded as an export");
+}
+
 /// Issue #19: reviewers (and admins) approve a component by hash through the
 /// API; operators and auditors may not; a second approval and a malformed
 /// hash are refused with a problem.
