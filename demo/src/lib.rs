@@ -1,12 +1,18 @@
-//! `inland-demo` (`make demo`): a fresh domain with the example datasets and jobs, showing
-//! what each job produced or why it was stopped.
+//! `inland-demo` (`make demo`): a fresh domain with the example datasets and
+//! jobs, driven the way people use it: bootstrap on the directory (datasets,
+//! operator, grant, reviewers, tokens), then everything else through the
+//! domain server, started in-process on a loopback port. Each job is shown
+//! as its operator sees it and as a reviewer sees it.
+
+mod api;
 
 use anyhow::{Context, Result, anyhow};
-use inland_cli::render::print_report;
+use api::Api;
 use inland_runtime::{
-    Date, Decision, Domain, DomainConfig, Event, GrantRequest, JobReport, JobRequest, Limits, OperatorStatus,
-    OperatorType, OutputRecord, Qualification, Runtime, TerminationReason, VoteRequest, review_view, verify_bundle,
+    Date, Domain, DomainConfig, Event, GrantRequest, IssuedToken, Limits, OperatorStatus, OperatorType, OutputRecord,
+    Qualification, Role, Runtime, TerminationReason, verify_bundle,
 };
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
 
@@ -28,10 +34,10 @@ impl Default for DemoOptions {
     }
 }
 
-/// What the demo did: one report per example job, in the order run.
+/// What the demo did: each example job and the state it ended in, in the order run.
 pub struct DemoSummary {
-    /// (job name, report).
-    pub jobs: Vec<(String, JobReport)>,
+    /// (job name, state as the operator saw it: `succeeded`, `failed`, `refused`).
+    pub jobs: Vec<(String, String)>,
 }
 
 fn w(out: &mut dyn Write, text: std::fmt::Arguments<'_>) -> Result<()> {
@@ -110,6 +116,20 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         ),
     )?;
 
+    // Reviewers, and a token for each person (bootstrap: on the directory).
+    runtime.reviews().add_reviewer("reviewer-li", None)?;
+    runtime.reviews().add_reviewer("reviewer-wang", None)?;
+    runtime.reviews().add_reviewer("ops-zhao", Some(operator))?;
+    let people = People::issue(&runtime, operator)?;
+    let api = Api::start(runtime.clone()).await?;
+    w(
+        out,
+        format_args!(
+            "== Server at {}; tokens issued to li (operator), reviewer-li, reviewer-wang, ops-zhao (works for `{operator}`), regulator (auditor)\n",
+            api.base()
+        ),
+    )?;
+
     let mut summary = DemoSummary { jobs: Vec::new() };
     let names = inland_examples::jobs::USEFUL
         .iter()
@@ -119,17 +139,11 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         let wasm = inland_examples::jobs::wasm(name)
             .ok_or_else(|| anyhow!("example job `{name}` not found"))?
             .to_vec();
-        let report = runtime
-            .jobs()
-            .run(JobRequest {
-                wasm,
-                params: Vec::new(),
-                operator: operator.into(),
-                grant: grant.id.clone(),
-            })
-            .await?;
-        print_report(out, name, &runtime, &report)?;
-        summary.jobs.push((name.to_string(), report));
+        let view = api.run_job(&people.operator, &grant.id, wasm, &[]).await?;
+        show_job(out, &api, &people, name, &view).await?;
+        summary
+            .jobs
+            .push((name.to_string(), view["state"].as_str().unwrap_or("").to_string()));
     }
     // The domain policy: what a job sees of the residents once it is in force.
     let policy_path = sources.path().join("policy.toml");
@@ -175,25 +189,13 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
     ];
     let mut under_policy = Vec::new();
     for (title, wasm, sql) in runs {
-        let params = if sql.is_empty() {
-            vec![]
-        } else {
-            vec![("sql".to_string(), sql.to_string())]
-        };
-        let report = runtime
-            .jobs()
-            .run(JobRequest {
-                wasm,
-                params,
-                operator: operator.into(),
-                grant: grant.id.clone(),
-            })
-            .await?;
-        print_report(out, title, &runtime, &report)?;
-        under_policy.push(report);
+        let params: Vec<(&str, &str)> = if sql.is_empty() { vec![] } else { vec![("sql", sql)] };
+        let view = api.run_job(&people.operator, &grant.id, wasm, &params).await?;
+        show_job(out, &api, &people, title, &view).await?;
+        under_policy.push(view["id"].as_str().unwrap_or("").to_string());
     }
 
-    let exported = release_gate(out, dir, &runtime, operator, &under_policy)?;
+    let exported = release_gate(out, dir, &runtime, &api, &people, &under_policy).await?;
 
     // The agreement ends: the grant is terminated and everything derived under it destroyed.
     let record = runtime
@@ -229,87 +231,207 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
     Ok(summary)
 }
 
-/// The release gate in action: one output approved and exported, one
-/// blocked by the checks, one rejected by a reviewer. Returns the exported output.
-fn release_gate(
+/// The people of the demo, each with a bearer token.
+struct People {
+    operator: IssuedToken,
+    reviewer_li: IssuedToken,
+    reviewer_wang: IssuedToken,
+    ops_zhao: IssuedToken,
+    auditor: IssuedToken,
+}
+
+impl People {
+    fn issue(runtime: &Runtime, operator: &str) -> Result<People> {
+        let until = inland_files::now_ms() + 86_400_000;
+        let access = runtime.access();
+        Ok(People {
+            operator: access.issue(Role::Operator, "li", Some(operator), until)?,
+            reviewer_li: access.issue(Role::Reviewer, "reviewer-li", None, until)?,
+            reviewer_wang: access.issue(Role::Reviewer, "reviewer-wang", None, until)?,
+            ops_zhao: access.issue(Role::Reviewer, "ops-zhao", None, until)?,
+            auditor: access.issue(Role::Auditor, "regulator", None, until)?,
+        })
+    }
+}
+
+/// A finished job as its operator sees it (state, refusal) and then as a
+/// reviewer reads its outputs inside the domain (page, log).
+async fn show_job(out: &mut dyn Write, api: &Api, people: &People, name: &str, view: &Value) -> Result<()> {
+    let id = view["id"].as_str().unwrap_or("");
+    let outcome = match view["state"].as_str().unwrap_or("") {
+        "refused" => format!("REFUSED — {}", view["refusal"].as_str().unwrap_or("")),
+        other => other.to_string(),
+    };
+    w(
+        out,
+        format_args!("\n== Job {name} ({id})\n   the operator sees: {outcome}\n"),
+    )?;
+    let queue = api.get(&people.reviewer_li, "/api/outputs").await?;
+    let mine: Vec<String> = queue
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["job_id"] == id)
+        .filter_map(|o| o["id"].as_str().map(str::to_string))
+        .collect();
+    let mut log_shown = false;
+    for output in &mine {
+        let page = api.get(&people.reviewer_li, &format!("/api/outputs/{output}")).await?;
+        if !log_shown {
+            for line in page.body["job_log"].as_array().into_iter().flatten().take(4) {
+                w(
+                    out,
+                    format_args!(
+                        "   the reviewer reads in its log: [{}] {}\n",
+                        line["level"].as_str().unwrap_or(""),
+                        line["message"].as_str().unwrap_or("")
+                    ),
+                )?;
+            }
+            log_shown = true;
+        }
+        w(out, format_args!("   output {output} -> quarantine, for review\n"))?;
+        for line in page.body["page"].as_str().unwrap_or("").lines().take(14) {
+            w(out, format_args!("     {line}\n"))?;
+        }
+    }
+    if mine.is_empty() && view["state"] == "failed" {
+        w(
+            out,
+            format_args!("   (why it stopped is recorded for the reviewers, not shown to the operator)\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The first output of job `job`, from the reviewers' queue.
+async fn first_output(api: &Api, people: &People, job: &str) -> Result<Option<String>> {
+    let queue = api.get(&people.reviewer_li, "/api/outputs").await?;
+    Ok(queue
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["job_id"] == job)
+        .filter_map(|o| o["id"].as_str().map(str::to_string))
+        .min())
+}
+
+/// Votes through the server as `who`.
+async fn vote(api: &Api, who: &IssuedToken, id: &str, decision: &str, reason: &str) -> Result<api::Reply> {
+    api.post_json(
+        who,
+        &format!("/api/outputs/{id}/votes"),
+        &json!({ "decision": decision, "reason": reason }),
+    )
+    .await
+}
+
+/// The release gate in action, through the server: one output blocked by
+/// the checks, one approved and downloaded by its operator as a signed
+/// bundle, one rejected by a reviewer. Returns the exported output.
+async fn release_gate(
     out: &mut dyn Write,
     dir: &Path,
     runtime: &Runtime,
-    operator: &str,
-    reports: &[JobReport],
+    api: &Api,
+    people: &People,
+    jobs: &[String],
 ) -> Result<Option<OutputRecord>> {
     w(out, format_args!("\n== Release gate\n"))?;
-    runtime.reviews().add_reviewer("reviewer-li", None)?;
-    runtime.reviews().add_reviewer("reviewer-wang", None)?;
-    runtime.reviews().add_reviewer("ops-zhao", Some(operator))?;
-    w(
-        out,
-        format_args!("   reviewers: reviewer-li, reviewer-wang (domain), ops-zhao (works for `{operator}`)\n"),
-    )?;
-    for o in runtime.reviews().queue()? {
-        let state = o.review.as_ref().map(|r| r.state.to_string()).unwrap_or_default();
-        w(out, format_args!("   {:<58} {state}\n", o.id))?;
+    let queue = api.get(&people.reviewer_li, "/api/outputs").await?;
+    for o in queue.body.as_array().into_iter().flatten() {
+        w(
+            out,
+            format_args!(
+                "   {:<58} {}\n",
+                o["id"].as_str().unwrap_or(""),
+                o["state"].as_str().unwrap_or("")
+            ),
+        )?;
     }
-    let output_of = |i: usize| reports.get(i).and_then(|r| r.outputs.first()).cloned();
-    let vote = |id: &str, reviewer: &str, decision, reason: &str| {
-        runtime.reviews().vote(
-            id,
-            VoteRequest {
-                reviewer: reviewer.into(),
-                decision,
-                reason: reason.into(),
-                overrides: vec![],
-                justification: None,
-            },
-        )
-    };
+    let output_of = |i: usize| jobs.get(i).cloned();
 
     // Blocked: the masked view carries (pseudonymous) direct identifiers.
-    if let Some(o) = output_of(0) {
-        let o = runtime.reviews().output(&o.id)?;
+    if let Some(job) = output_of(0)
+        && let Some(id) = first_output(api, people, &job).await?
+    {
+        let o = runtime.reviews().output(&id)?;
         let why = o
             .gate
             .as_ref()
             .map(|g| g.blocked_because().join("; "))
             .unwrap_or_default();
-        w(out, format_args!("\n-- {} is BLOCKED by the checks: {why}\n", o.id))?;
-        if let Err(e) = vote(&o.id, "reviewer-li", Decision::Approve, "looks fine") {
-            w(out, format_args!("   reviewer-li tries to approve it: {e}\n"))?;
-        }
-    }
-
-    // Approved and exported: district statistics.
-    let mut exported = None;
-    if let Some(o) = output_of(2) {
-        w(out, format_args!("\n-- inland review show {}\n", o.id))?;
-        let table = runtime.reviews().output_table(&o.id)?;
-        for line in review_view::render(&runtime.reviews().output(&o.id)?, &table).lines() {
-            w(out, format_args!("   {line}\n"))?;
-        }
-        if let Err(e) = vote(&o.id, "ops-zhao", Decision::Approve, "ours, looks fine") {
-            w(out, format_args!("   ops-zhao tries to approve it: {e}\n"))?;
-        }
-        let approved = vote(
-            &o.id,
-            "reviewer-li",
-            Decision::Approve,
-            "district-level aggregates; small groups suppressed by the host",
-        )?;
-        let state = approved
-            .review
-            .as_ref()
-            .map(|r| r.state.to_string())
-            .unwrap_or_default();
-        w(out, format_args!("   reviewer-li approves: {} is {state}\n", o.id))?;
-        let to = dir.join("exported").join("district_stats");
-        let done = runtime.reviews().export(&o.id, &to)?;
-        w(out, format_args!("   inland export {} --to {}\n", o.id, to.display()))?;
-        for (name, sha) in &done.files {
-            w(out, format_args!("     {name}  sha256 {}\n", &sha[..16]))?;
-        }
+        w(out, format_args!("\n-- {id} is BLOCKED by the checks: {why}\n"))?;
+        let tried = vote(api, &people.reviewer_li, &id, "approve", "looks fine").await?;
         w(
             out,
-            format_args!("     manifest.json  sha256 {} (signed)\n", &done.manifest_sha256[..16]),
+            format_args!(
+                "   reviewer-li tries to approve it: {} {}\n",
+                tried.status,
+                tried.detail()
+            ),
+        )?;
+    }
+
+    // Approved, then downloaded by the operator as a signed bundle.
+    let mut exported = None;
+    if let Some(job) = output_of(2)
+        && let Some(id) = first_output(api, people, &job).await?
+    {
+        let early = api.get(&people.operator, &format!("/api/outputs/{id}/bundle")).await?;
+        w(
+            out,
+            format_args!(
+                "\n-- the operator asks for {id} before review: {} {}\n",
+                early.status,
+                early.detail()
+            ),
+        )?;
+        let tried = vote(api, &people.ops_zhao, &id, "approve", "ours, looks fine").await?;
+        w(
+            out,
+            format_args!(
+                "   ops-zhao (works for the operator) tries to approve it: {} {}\n",
+                tried.status,
+                tried.detail()
+            ),
+        )?;
+        let approved = vote(
+            api,
+            &people.reviewer_li,
+            &id,
+            "approve",
+            "district-level aggregates; small groups suppressed by the host",
+        )
+        .await?;
+        w(
+            out,
+            format_args!(
+                "   reviewer-li approves: {id} is {}\n",
+                approved.body["state"].as_str().unwrap_or("?")
+            ),
+        )?;
+        let to = dir.join("exported").join("district_stats");
+        let bundle = api.get(&people.operator, &format!("/api/outputs/{id}/bundle")).await?;
+        if bundle.status != 200 {
+            return Err(anyhow!("the released bundle was refused: {}", bundle.detail()));
+        }
+        let mut files = Vec::new();
+        for f in bundle.body["files"].as_array().into_iter().flatten() {
+            let name = f["name"].as_str().unwrap_or("").to_string();
+            let bytes = base64_decode(f["content_base64"].as_str().unwrap_or(""))?;
+            w(
+                out,
+                format_args!("     {name}  sha256 {}\n", &f["sha256"].as_str().unwrap_or("")[..16]),
+            )?;
+            files.push((name, bytes));
+        }
+        inland_runtime::write_bundle(&to, &files)?;
+        w(
+            out,
+            format_args!("   inland export {id} --to {} (through the server)\n", to.display()),
         )?;
         let check = verify_bundle(&to, None)?;
         w(
@@ -325,15 +447,14 @@ fn release_gate(
         // A copy with one byte changed no longer verifies.
         let tampered = dir.join("exported").join("tampered");
         std::fs::create_dir_all(&tampered).map_err(io(&tampered))?;
-        for entry in std::fs::read_dir(&to).map_err(io(&to))? {
-            let entry = entry.map_err(io(&to))?;
-            let mut bytes = std::fs::read(entry.path()).map_err(io(entry.path()))?;
-            if entry.file_name().to_string_lossy().ends_with(".csv")
+        for (name, bytes) in &files {
+            let mut bytes = bytes.clone();
+            if name.ends_with(".csv")
                 && let Some(b) = bytes.last_mut()
             {
                 *b ^= 0x01;
             }
-            let target = tampered.join(entry.file_name());
+            let target = tampered.join(name);
             std::fs::write(&target, bytes).map_err(io(&target))?;
         }
         let check = verify_bundle(&tampered, None)?;
@@ -344,31 +465,60 @@ fn release_gate(
                 check.problem.as_deref().unwrap_or("(not detected!)")
             ),
         )?;
-        exported = Some(runtime.reviews().output(&o.id)?);
+        exported = Some(runtime.reviews().output(&id)?);
     }
 
-    // Rejected by a reviewer.
-    if let Some(o) = output_of(3) {
+    // Rejected by a reviewer: its operator gets nothing.
+    if let Some(job) = output_of(3)
+        && let Some(id) = first_output(api, people, &job).await?
+    {
         let rejected = vote(
-            &o.id,
-            "reviewer-wang",
-            Decision::Reject,
+            api,
+            &people.reviewer_wang,
+            &id,
+            "reject",
             "a service-type breakdown is outside the grant's purpose (district statistics)",
-        )?;
-        let state = rejected
-            .review
-            .as_ref()
-            .map(|r| r.state.to_string())
-            .unwrap_or_default();
+        )
+        .await?;
         w(
             out,
-            format_args!("\n-- reviewer-wang rejects {}: it is {state}\n", o.id),
+            format_args!(
+                "\n-- reviewer-wang rejects {id}: it is {}\n",
+                rejected.body["state"].as_str().unwrap_or("?")
+            ),
         )?;
-        if let Err(e) = runtime.reviews().export(&o.id, &dir.join("exported").join("rejected")) {
-            w(out, format_args!("   inland export {}: {e}\n", o.id))?;
-        }
+        let tried = api.get(&people.operator, &format!("/api/outputs/{id}/bundle")).await?;
+        w(
+            out,
+            format_args!("   the operator asks for it: {} {}\n", tried.status, tried.detail()),
+        )?;
     }
+
+    // The regulator's copy of the record, verified offline.
+    let export = api.get(&people.auditor, "/api/ledger/signed-export").await?;
+    let audit = dir.join("audit");
+    std::fs::create_dir_all(&audit).map_err(io(&audit))?;
+    for f in export.body["files"].as_array().into_iter().flatten() {
+        let target = audit.join(f["name"].as_str().unwrap_or("unnamed"));
+        std::fs::write(&target, f["content"].as_str().unwrap_or("")).map_err(io(&target))?;
+    }
+    let offline = inland_runtime::ledger::verify_export(&audit, None)?;
+    w(
+        out,
+        format_args!(
+            "\n-- the regulator's signed ledger export ({} entries): {}\n",
+            offline.entries,
+            offline.problem.as_deref().unwrap_or("verified offline")
+        ),
+    )?;
     Ok(exported)
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .context("a bundle file is not base64")
 }
 
 fn district_stats_wasm() -> Result<Vec<u8>> {

@@ -4,7 +4,6 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use inland_demo::{DemoOptions, run};
-use inland_runtime::JobStatus;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,11 +47,7 @@ fn demo(args: Args) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let summary = runtime.block_on(run(&dir, &options, &mut std::io::stdout()))?;
-    let ok = summary
-        .jobs
-        .iter()
-        .filter(|(_, r)| r.job.status == JobStatus::Succeeded)
-        .count();
+    let ok = summary.jobs.iter().filter(|(_, state)| state == "succeeded").count();
     println!(
         "\n{} example jobs: {ok} succeeded, {} refused or stopped",
         summary.jobs.len(),

@@ -13,10 +13,23 @@ pub const EXPORT_CHECKPOINT: &str = "checkpoint.json";
 /// The domain's Ed25519 public key, hex.
 pub const EXPORT_PUBLIC_KEY: &str = "public.key";
 
+/// The files of an export: (name, bytes), entries first.
+pub type ExportFiles = [(&'static str, Vec<u8>); 3];
+
 impl Ledger {
     /// Writes `entries.jsonl`, a fresh signed `checkpoint.json` and `public.key` into `dir`.
     pub fn export_jsonl(&self, dir: &Path) -> Result<Checkpoint> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let (files, cp) = self.export_files()?;
+        for (name, bytes) in files {
+            write_atomic(&dir.join(name), &bytes)?;
+        }
+        Ok(cp)
+    }
+
+    /// The three files of an export, in memory (for a server to hand out),
+    /// with the fresh checkpoint they are verified against.
+    pub fn export_files(&self) -> Result<(ExportFiles, Checkpoint)> {
         let cp = self.checkpoint()?;
         let raw = self.raw_entries()?;
         let mut out = Vec::new();
@@ -24,14 +37,16 @@ impl Ledger {
             out.extend_from_slice(entry);
             out.push(b'\n');
         }
-        write_atomic(&dir.join(EXPORT_ENTRIES), &out)?;
         let cp_json = serde_json::to_vec_pretty(&cp).map_err(|e| Error::Internal(e.to_string()))?;
-        write_atomic(&dir.join(EXPORT_CHECKPOINT), &cp_json)?;
-        write_atomic(
-            &dir.join(EXPORT_PUBLIC_KEY),
-            format!("{}\n", hex::encode(self.public_key())).as_bytes(),
-        )?;
-        Ok(cp)
+        let key = format!("{}\n", hex::encode(self.public_key())).into_bytes();
+        Ok((
+            [
+                (EXPORT_ENTRIES, out),
+                (EXPORT_CHECKPOINT, cp_json),
+                (EXPORT_PUBLIC_KEY, key),
+            ],
+            cp,
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ mod export;
 pub mod merkle;
 mod store;
 
-pub use export::{EXPORT_CHECKPOINT, EXPORT_ENTRIES, EXPORT_PUBLIC_KEY, OfflineReport, verify_export};
+pub use export::{EXPORT_CHECKPOINT, EXPORT_ENTRIES, EXPORT_PUBLIC_KEY, ExportFiles, OfflineReport, verify_export};
 
 use inland_files::{sync_dir, write_atomic, write_private};
 use merkle::Hash;

@@ -103,6 +103,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))
         .route("/api/outputs/{job}/{name}/bundle", get(api::outputs::bundle))
         .route("/api/ledger/export", get(api::evidence::export))
+        .route("/api/ledger/signed-export", get(api::evidence::signed_export))
         .route("/api/reports/usage", get(api::evidence::usage))
         .route("/api/reports/compliance", get(api::evidence::compliance))
         .route(

@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         api::outputs::vote,
         api::outputs::bundle,
         api::evidence::export,
+        api::evidence::signed_export,
         api::evidence::usage,
         api::evidence::compliance,
         api::admin::access_policy,

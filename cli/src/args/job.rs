@@ -6,24 +6,29 @@ use std::path::PathBuf;
 /// The job subcommands.
 #[derive(Subcommand)]
 pub enum JobCmd {
-    /// Run a job component under a grant and show its log and outputs.
+    /// Submit a job component under one of your grants and wait for it to end.
     Run {
         /// The job's .wasm component.
         wasm: PathBuf,
-        /// The submitting operator.
-        #[arg(long, env = "INLAND_OPERATOR")]
-        operator: String,
         /// The grant the job runs under.
         #[arg(long)]
         grant: String,
         /// A parameter for the job, as key=value (repeatable).
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Print the job id and return without waiting for it to end.
+        #[arg(long)]
+        no_wait: bool,
     },
-    /// List jobs.
+    /// List the jobs you may see.
     List,
-    /// Show one job's record.
+    /// Show one job: its state, refusal and released outputs.
     Show {
+        /// Job id.
+        id: String,
+    },
+    /// Stop a queued or running job.
+    Cancel {
         /// Job id.
         id: String,
     },

@@ -41,9 +41,18 @@ use std::path::PathBuf;
     about = "Trusted-domain runtime: public data stays in, reviewed aggregates come out"
 )]
 pub struct Cli {
-    /// The domain directory.
+    /// The domain directory (bootstrap and recovery commands open it directly).
     #[arg(long, global = true, env = "INLAND_DOMAIN", default_value = "./domain")]
     pub domain: PathBuf,
+    /// The domain server everything people do goes through (the token is read from INLAND_TOKEN).
+    #[arg(long, global = true, env = "INLAND_SERVER")]
+    pub server: Option<String>,
+    /// Read the bearer token from this file instead of INLAND_TOKEN.
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
+    /// Trust this PEM certificate authority for an https:// server (beside the system's roots).
+    #[arg(long, global = true, env = "INLAND_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -69,10 +78,12 @@ pub enum Command {
     /// Issue and inspect grants (authorization agreements).
     #[command(subcommand)]
     Grant(GrantCmd),
-    /// Run and inspect jobs.
+    /// Who the token proves (through the server).
+    Whoami,
+    /// Run, inspect and cancel jobs (through the server).
     #[command(subcommand)]
     Job(JobCmd),
-    /// Inspect outputs held in quarantine.
+    /// Inspect outputs held in quarantine (through the server; reviewers and admins).
     #[command(subcommand)]
     Output(OutputCmd),
     /// Check, apply and show the domain policy.
@@ -81,10 +92,10 @@ pub enum Command {
     /// Register reviewers of the release gate.
     #[command(subcommand)]
     Reviewer(ReviewerCmd),
-    /// Review quarantined outputs: the check report, lineage, votes.
+    /// Review quarantined outputs: the check report, lineage, votes (through the server).
     #[command(subcommand)]
     Review(ReviewCmd),
-    /// Write an approved output to DIR as a signed bundle (Parquet, CSV, manifest).
+    /// Download a released output into DIR as a signed bundle (Parquet, CSV, manifest), through the server.
     Export {
         /// Output id (`<job id>/<name>`).
         id: String,
@@ -204,7 +215,10 @@ mod tests {
             "inland dataset add residents residents.csv --type \"service records\" --grade general",
             "inland dataset add lineitem lineitem.parquet --sort-by l_shipdate",
             "inland grant terminate G --reason breach --note n",
-            "inland review approve ID --reviewer R --reason T --override dominance --justification J",
+            "inland review approve ID --reason T --override dominance --justification J",
+            "inland --server http://127.0.0.1:7878 job run j.wasm --grant G --param k=v",
+            "inland job cancel 0190",
+            "inland whoami",
             "inland ledger export --format jsonl --to ./audit",
             "inland ledger export --format openlineage --to ./lineage",
             "inland ledger export --to ./audit",
@@ -222,7 +236,7 @@ mod tests {
             "inland operator add x --type Domain",
             "inland dataset add d f.csv --grade secret",
             "inland grant terminate G --reason whim --note n",
-            "inland review approve ID --reviewer R --reason T --override identifier-leakage",
+            "inland review approve ID --reason T --override identifier-leakage",
             "inland ledger export --format csv --to d",
         ];
         for line in bad {

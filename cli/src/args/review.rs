@@ -12,13 +12,10 @@ pub enum ReviewCmd {
         /// Output id.
         id: String,
     },
-    /// Approve release. Overriding a failed cell check needs --justification.
+    /// Approve release, as the reviewer your token names. Overriding a failed cell check needs --justification.
     Approve {
         /// Output id.
         id: String,
-        /// Who decides.
-        #[arg(long)]
-        reviewer: String,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -33,9 +30,6 @@ pub enum ReviewCmd {
     Reject {
         /// Output id.
         id: String,
-        /// Who decides.
-        #[arg(long)]
-        reviewer: String,
         /// Why.
         #[arg(long)]
         reason: String,
@@ -44,9 +38,6 @@ pub enum ReviewCmd {
     Return {
         /// Output id.
         id: String,
-        /// Who decides.
-        #[arg(long)]
-        reviewer: String,
         /// What to change.
         #[arg(long)]
         reason: String,

@@ -1,25 +1,48 @@
-//! `inland export` and `inland verify-export`: write an approved output as a
-//! signed bundle, and check a bundle offline.
+//! `inland export` and `inland verify-export`: download a released output
+//! as its signed bundle through the server, and check a bundle offline.
 
+use crate::client::{Client, text};
+use crate::commands::review::output_path;
 use crate::exit;
-use anyhow::{Context, Result};
-use inland_runtime::{Runtime, verify_bundle};
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use inland_runtime::{verify_bundle, write_bundle};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Writes the approved output `id` to `to` as a signed bundle and lists its files.
-pub fn export(rt: &Runtime, id: &str, to: &Path) -> Result<()> {
-    let done = rt
-        .reviews()
-        .export(id, to)
-        .with_context(|| format!("exporting `{id}`"))?;
-    println!("exported `{}` to {}", done.output_id, to.display());
-    for (name, sha) in &done.files {
-        println!("  {name}  sha256 {sha}");
+/// Downloads the released output `id` into `to` (new or empty), checks it
+/// against its own signature, and lists its files.
+pub fn export(client: &Client, id: &str, to: &Path) -> Result<()> {
+    let mut path = output_path(id)?;
+    path.push("bundle");
+    let bundle = client.get(&path, &[]).with_context(|| format!("downloading `{id}`"))?;
+    let mut files = Vec::new();
+    for f in bundle["files"].as_array().into_iter().flatten() {
+        let name = text(f, "name");
+        // The names become paths here: one plain file name each.
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            bail!("the server sent a bundle file named `{name}`; nothing was written");
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text(f, "content_base64"))
+            .with_context(|| format!("bundle file `{name}` is not base64"))?;
+        files.push((name.to_string(), bytes));
+    }
+    write_bundle(to, &files).with_context(|| format!("writing the bundle to {}", to.display()))?;
+    let check = verify_bundle(to, None).with_context(|| format!("checking the bundle in {}", to.display()))?;
+    if let Some(p) = check.problem {
+        let _ = std::fs::remove_dir_all(to);
+        bail!(
+            "the downloaded bundle does not verify ({p}); nothing was kept in {}",
+            to.display()
+        );
+    }
+    println!("exported `{}` to {}", text(&bundle, "output_id"), to.display());
+    for f in bundle["files"].as_array().into_iter().flatten() {
+        println!("  {}  sha256 {}", text(f, "name"), text(f, "sha256"));
     }
     println!(
-        "  manifest.json  sha256 {} (signed: manifest.sig)",
-        done.manifest_sha256
+        "signature checked with the bundle's public.key; check who signed it with `inland verify-export DIR --public-key HEX`"
     );
     Ok(())
 }

@@ -1,57 +1,102 @@
-//! `inland job`: run a job component under a grant, and inspect jobs.
+//! `inland job`: submit a component under a grant, follow it, list, show and
+//! cancel jobs, all through the server. What the server shows an operator
+//! depends on no data: the state, the admission refusal, released outputs.
 
-use super::async_runtime;
 use crate::args::JobCmd;
+use crate::client::{Client, text};
 use crate::exit;
-use crate::render::{print_json, print_report, short};
+use crate::render::print_json;
 use anyhow::{Context, Result};
-use inland_runtime::{JobRequest, JobStatus, Runtime};
-use std::io::stdout;
+use reqwest::Method;
+use serde_json::Value;
 use std::process::ExitCode;
 
+/// How often a running job is asked after, in milliseconds.
+const POLL_MS: u64 = 250;
+
 /// Runs one job subcommand; `job run` exits 3 when the job did not succeed.
-pub fn run(rt: &Runtime, cmd: JobCmd) -> Result<ExitCode> {
-    let jobs = rt.jobs();
+pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
     match cmd {
         JobCmd::Run {
             wasm,
-            operator,
             grant,
             params,
+            no_wait,
         } => {
             let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
-            let report = async_runtime()?.block_on(jobs.run(JobRequest {
-                wasm: bytes,
-                params,
-                operator,
-                grant,
-            }))?;
-            let name = wasm
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            print_report(&mut stdout(), &name, rt, &report)?;
-            if report.job.status != JobStatus::Succeeded {
+            let pairs: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut query = vec![("grant", grant.as_str())];
+            query.extend(pairs.iter().map(|p| ("param", p.as_str())));
+            let submitted = client
+                .post_bytes(&["api", "jobs"], &query, "application/wasm", bytes)
+                .with_context(|| format!("submitting {}", wasm.display()))?;
+            let id = text(&submitted, "job_id").to_string();
+            if no_wait {
+                println!("{id}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("job {id} submitted under {grant}");
+            let view = follow(client, &id)?;
+            print_view(&view);
+            if text(&view, "state") != "succeeded" {
                 return Ok(ExitCode::from(exit::JOB_NOT_SUCCEEDED));
             }
         }
         JobCmd::List => {
-            for j in jobs.list()? {
-                let outcome = j
-                    .error
-                    .as_ref()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "succeeded".into());
-                println!(
-                    "{}  {}  {:>2} outputs  {}",
-                    j.id,
-                    short(&j.module_sha256, 12),
-                    j.outputs.len(),
-                    outcome
-                );
+            let mut cursor: Option<String> = None;
+            loop {
+                let query: Vec<(&str, &str)> = cursor.iter().map(|c| ("cursor", c.as_str())).collect();
+                let page = client.get(&["api", "jobs"], &query)?;
+                for j in page["items"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {:<10} {:<24} {:>2} released",
+                        text(j, "id"),
+                        text(j, "state"),
+                        text(j, "grant"),
+                        j["released_outputs"].as_array().map_or(0, Vec::len)
+                    );
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => break,
+                }
             }
         }
-        JobCmd::Show { id } => print_json(&jobs.get(&id)?)?,
+        JobCmd::Show { id } => print_json(&client.get(&["api", "jobs", &id], &[])?)?,
+        JobCmd::Cancel { id } => {
+            let view = client.call(Method::POST, &["api", "jobs", &id, "cancel"])?;
+            println!("job {id} is {}", text(&view, "state"));
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks after job `id` until it ends, saying on stderr when its state changes.
+fn follow(client: &Client, id: &str) -> Result<Value> {
+    let mut last = String::new();
+    loop {
+        let view = client.get(&["api", "jobs", id], &[])?;
+        let state = text(&view, "state").to_string();
+        if !matches!(state.as_str(), "queued" | "running") {
+            return Ok(view);
+        }
+        if state != last {
+            eprintln!("  {state}…");
+            last = state;
+        }
+        client.pause(POLL_MS);
+    }
+}
+
+/// A finished job as its operator sees it.
+fn print_view(view: &Value) {
+    let id = text(view, "id");
+    match text(view, "state") {
+        "succeeded" => println!("job {id} succeeded; its outputs wait in quarantine for review"),
+        "refused" => println!("job {id} REFUSED — {}", text(view, "refusal")),
+        other => println!("job {id} {other} (why is recorded for the reviewers)"),
+    }
+    for o in view["released_outputs"].as_array().into_iter().flatten() {
+        println!("  released: {}", o.as_str().unwrap_or("-"));
+    }
 }

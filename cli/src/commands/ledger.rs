@@ -34,6 +34,54 @@ pub fn run(domain: &Path, cmd: LedgerCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `inland ledger export` through the server (auditors, admins): the signed
+/// export, written to `to` and verified against its own key before it is
+/// reported. The other ledger commands work on the directory (recovery).
+pub fn run_remote(client: &crate::client::Client, cmd: LedgerCmd) -> Result<ExitCode> {
+    match cmd {
+        LedgerCmd::Export {
+            format: LedgerFormat::Jsonl,
+            to,
+        } => {
+            let export = client.get(&["api", "ledger", "signed-export"], &[])?;
+            let mut files = Vec::new();
+            for f in export["files"].as_array().into_iter().flatten() {
+                let name = crate::client::text(f, "name");
+                if ![
+                    inland_runtime::ledger::EXPORT_ENTRIES,
+                    inland_runtime::ledger::EXPORT_CHECKPOINT,
+                    inland_runtime::ledger::EXPORT_PUBLIC_KEY,
+                ]
+                .contains(&name)
+                {
+                    anyhow::bail!("the server sent an export file named `{name}`; nothing was written");
+                }
+                files.push((name.to_string(), crate::client::text(f, "content").to_string()));
+            }
+            std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+            for (name, content) in &files {
+                inland_files::write_atomic(&to.join(name), content.as_bytes())?;
+            }
+            let report = verify_export(&to, None)?;
+            if let Some(p) = report.problem {
+                println!("the downloaded export does NOT verify: {p}");
+                return Ok(ExitCode::from(exit::TAMPERED));
+            }
+            println!(
+                "exported {} entries with a signed checkpoint to {} (verified with its public.key)",
+                report.tree_size,
+                to.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCmd::VerifyExport { dir, public_key } => verify_offline(&dir, public_key.as_deref()),
+        _ => anyhow::bail!(
+            "this ledger command reads the domain directory on the domain host; through the server, \
+             auditors use `inland ledger export --to DIR` and verify it offline"
+        ),
+    }
+}
+
 /// Opens the domain and its ledger.
 fn open_ledger(domain: &Path) -> Result<(Runtime, Arc<EventLedger>)> {
     let rt = open(domain)?;

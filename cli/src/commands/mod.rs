@@ -10,7 +10,6 @@ pub mod init;
 pub mod job;
 pub mod ledger;
 pub mod operator;
-pub mod output;
 pub mod policy;
 pub mod report;
 pub mod review;
@@ -19,39 +18,116 @@ pub mod serve;
 pub mod token;
 
 use crate::args::{Cli, Command};
-use anyhow::{Context, Result};
+use crate::client::{Client, text};
+use anyhow::{Context, Result, bail};
 use inland_runtime::Runtime;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs one parsed command line; the exit code says how it went (see [`crate::exit`]).
+///
+/// With `--server` (or `INLAND_SERVER`), what people do goes through the
+/// server as the token's holder. Without it, only bootstrap, recovery and
+/// the domain host's own registry work open the directory; the commands
+/// that run jobs, read quarantine or decide on releases refuse, because on
+/// the directory anyone could claim to be anyone.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let domain = cli.domain.as_path();
-    match cli.command {
-        Command::Init { dir, name } => init::run(dir.as_deref().unwrap_or(domain), &name)?,
-        Command::Dataset(cmd) => dataset::run(&open(domain)?, cmd)?,
-        Command::Operator(cmd) => operator::run(&open(domain)?, cmd)?,
-        Command::Grant(cmd) => grant::run(&open(domain)?, cmd)?,
-        Command::Job(cmd) => return job::run(&open(domain)?, cmd),
-        Command::Output(cmd) => output::run(&open(domain)?, cmd)?,
-        Command::Policy(cmd) => policy::run(&open(domain)?, cmd)?,
-        Command::Reviewer(cmd) => reviewer::run(&open(domain)?, cmd)?,
-        Command::Review(cmd) => review::run(&open(domain)?, cmd)?,
-        Command::Export { id, to } => export::export(&open(domain)?, &id, &to)?,
-        Command::VerifyExport { dir, public_key } => return export::verify(&dir, public_key),
-        Command::Feedback(cmd) => feedback::run(&open(domain)?, cmd)?,
-        Command::Catalog(cmd) => catalog::run(&open(domain)?, cmd)?,
-        Command::Report(cmd) => report::run(&open(domain)?, cmd)?,
-        Command::Ledger(cmd) => return ledger::run(domain, cmd),
-        Command::Token(cmd) => token::run(&open(domain)?, cmd)?,
-        Command::Serve {
-            listen,
-            tls_cert,
-            tls_key,
-            insecure_http,
-        } => serve::run(domain, listen, tls_cert.zip(tls_key), insecure_http)?,
+    let client = match &cli.server {
+        Some(server) => Some(Client::connect(
+            server,
+            cli.token_file.as_deref(),
+            cli.ca_cert.as_deref(),
+        )?),
+        None => None,
+    };
+    match (cli.command, client.as_ref()) {
+        (Command::Whoami, Some(c)) => {
+            let me = c.get(&["api", "whoami"], &[])?;
+            println!(
+                "{} ({}{}) with token {}",
+                text(&me, "name"),
+                text(&me, "role"),
+                me["organization"]
+                    .as_str()
+                    .map(|o| format!(" of {o}"))
+                    .unwrap_or_default(),
+                text(&me, "token_id")
+            );
+        }
+        (Command::Job(cmd), Some(c)) => return job::run(c, cmd),
+        (Command::Output(cmd), Some(c)) => review::run_output(c, cmd)?,
+        (Command::Review(cmd), Some(c)) => review::run(c, cmd)?,
+        (Command::Export { id, to }, Some(c)) => export::export(c, &id, &to)?,
+        (Command::Report(cmd), Some(c)) => report::run_remote(c, cmd)?,
+        (Command::Ledger(cmd), Some(c)) => return ledger::run_remote(c, cmd),
+        (Command::Token(cmd), Some(c)) => token::run_remote(c, cmd)?,
+        (Command::VerifyExport { dir, public_key }, _) => return export::verify(&dir, public_key),
+        (
+            command @ (Command::Whoami
+            | Command::Job(_)
+            | Command::Output(_)
+            | Command::Review(_)
+            | Command::Export { .. }),
+            None,
+        ) => {
+            bail!(
+                "`inland {}` goes through the domain server: pass --server URL (or set INLAND_SERVER) \
+                 with your token in INLAND_TOKEN. Only bootstrap and recovery open the domain directory.",
+                noun(&command)
+            )
+        }
+        (Command::Init { dir, name }, None) => init::run(dir.as_deref().unwrap_or(domain), &name)?,
+        (Command::Dataset(cmd), None) => dataset::run(&open(domain)?, cmd)?,
+        (Command::Operator(cmd), None) => operator::run(&open(domain)?, cmd)?,
+        (Command::Grant(cmd), None) => grant::run(&open(domain)?, cmd)?,
+        (Command::Policy(cmd), None) => policy::run(&open(domain)?, cmd)?,
+        (Command::Reviewer(cmd), None) => reviewer::run(&open(domain)?, cmd)?,
+        (Command::Feedback(cmd), None) => feedback::run(&open(domain)?, cmd)?,
+        (Command::Catalog(cmd), None) => catalog::run(&open(domain)?, cmd)?,
+        (Command::Report(cmd), None) => report::run(&open(domain)?, cmd)?,
+        (Command::Ledger(cmd), None) => return ledger::run(domain, cmd),
+        (Command::Token(cmd), None) => token::run(&open(domain)?, cmd)?,
+        (
+            Command::Serve {
+                listen,
+                tls_cert,
+                tls_key,
+                insecure_http,
+            },
+            None,
+        ) => serve::run(domain, listen, tls_cert.zip(tls_key), insecure_http)?,
+        (command, Some(_)) => bail!(
+            "`inland {}` works on the domain directory on the domain host (with the server stopped); \
+             the server does not offer it. Run it there without --server.",
+            noun(&command)
+        ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command's noun as typed, for messages.
+fn noun(command: &Command) -> &'static str {
+    match command {
+        Command::Init { .. } => "init",
+        Command::Dataset(_) => "dataset",
+        Command::Operator(_) => "operator",
+        Command::Grant(_) => "grant",
+        Command::Whoami => "whoami",
+        Command::Job(_) => "job",
+        Command::Output(_) => "output",
+        Command::Policy(_) => "policy",
+        Command::Reviewer(_) => "reviewer",
+        Command::Review(_) => "review",
+        Command::Export { .. } => "export",
+        Command::VerifyExport { .. } => "verify-export",
+        Command::Feedback(_) => "feedback",
+        Command::Catalog(_) => "catalog",
+        Command::Report(_) => "report",
+        Command::Ledger(_) => "ledger",
+        Command::Token(_) => "token",
+        Command::Serve { .. } => "serve",
+    }
 }
 
 /// Opens the domain at `domain`, saying where when it cannot.

@@ -1,87 +1,107 @@
-//! `inland review`: the release queue, one output's review view, and votes.
+//! `inland review` and `inland output`: the release queue, one output's
+//! review view, and votes, through the server. The reviewer is the token's
+//! holder; no flag names them.
 
-use crate::args::ReviewCmd;
-use anyhow::Result;
-use inland_runtime::{Decision, OutputRecord, Reviews, Runtime, VoteRequest, review_view};
+use crate::args::{OutputCmd, ReviewCmd};
+use crate::client::{Client, text};
+use crate::render::print_json;
+use anyhow::{Context, Result};
+use reqwest::Method;
+use serde_json::{Value, json};
 
 /// Runs one review subcommand.
-pub fn run(rt: &Runtime, cmd: ReviewCmd) -> Result<()> {
-    let reviews = rt.reviews();
+pub fn run(client: &Client, cmd: ReviewCmd) -> Result<()> {
     match cmd {
-        ReviewCmd::List => {
-            for o in reviews.queue()? {
-                println!("{}", queue_line(&o));
-            }
-        }
-        ReviewCmd::Show { id } => {
-            let o = reviews.output(&id)?;
-            let table = reviews.output_table(&id).unwrap_or_default();
-            print!("{}", review_view::render(&o, &table));
-        }
+        ReviewCmd::List => list(client)?,
+        ReviewCmd::Show { id } => show(client, &id)?,
         ReviewCmd::Approve {
             id,
-            reviewer,
             reason,
             overrides,
             justification,
-        } => vote(
-            &reviews,
-            &id,
-            VoteRequest {
-                reviewer,
-                decision: Decision::Approve,
-                reason,
-                overrides: overrides.into_iter().map(|o| o.as_str().to_string()).collect(),
-                justification,
-            },
-        )?,
-        ReviewCmd::Reject { id, reviewer, reason } => vote(&reviews, &id, plain(reviewer, Decision::Reject, reason))?,
-        ReviewCmd::Return { id, reviewer, reason } => vote(&reviews, &id, plain(reviewer, Decision::Return, reason))?,
-    }
-    Ok(())
-}
-
-/// A vote without overrides (rejections and returns).
-fn plain(reviewer: String, decision: Decision, reason: String) -> VoteRequest {
-    VoteRequest {
-        reviewer,
-        decision,
-        reason,
-        overrides: vec![],
-        justification: None,
-    }
-}
-
-/// Casts a vote and says which state the review is in now.
-fn vote(reviews: &Reviews, id: &str, request: VoteRequest) -> Result<()> {
-    let o = reviews.vote(id, request)?;
-    let state = o.review.map(|r| r.state.to_string()).unwrap_or_default();
-    println!("recorded; `{id}` is now {state}");
-    Ok(())
-}
-
-/// One release request in the queue: state, votes, label and the checks' findings.
-fn queue_line(o: &OutputRecord) -> String {
-    let r = o.review.as_ref();
-    let findings = o
-        .gate
-        .as_ref()
-        .map(|g| g.findings().map(|c| c.check.clone()).collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
-    format!(
-        "{:<60} {:<19} {}/{} votes  label {:<11} {}",
-        o.id,
-        r.map(|r| r.state.to_string()).unwrap_or_default(),
-        r.map(|r| r.votes.len()).unwrap_or(0),
-        r.map(|r| r.required).unwrap_or(0),
-        o.label
-            .as_ref()
-            .map(|(l, _)| l.to_string())
-            .unwrap_or_else(|| "public".into()),
-        if findings.is_empty() {
-            "checks pass".to_string()
-        } else {
-            format!("findings: {findings}")
+        } => {
+            let overrides: Vec<&str> = overrides.iter().map(|o| o.as_str()).collect();
+            vote(
+                client,
+                &id,
+                json!({ "decision": "approve", "reason": reason, "overrides": overrides, "justification": justification }),
+            )?
         }
-    )
+        ReviewCmd::Reject { id, reason } => vote(client, &id, json!({ "decision": "reject", "reason": reason }))?,
+        ReviewCmd::Return { id, reason } => vote(client, &id, json!({ "decision": "return", "reason": reason }))?,
+    }
+    Ok(())
+}
+
+/// `inland output list | show`: the same queue and view, by their older names.
+pub fn run_output(client: &Client, cmd: OutputCmd) -> Result<()> {
+    match cmd {
+        OutputCmd::List => list(client),
+        OutputCmd::Show { id } => {
+            let view = client.get(&output_path(&id)?, &[])?;
+            print_json(&view["record"])?;
+            print!("{}", text(&view, "page"));
+            Ok(())
+        }
+    }
+}
+
+/// The path segments of output `id` (`<job id>/<name>`).
+pub fn output_path(id: &str) -> Result<Vec<&str>> {
+    let (job, name) = id
+        .split_once('/')
+        .with_context(|| format!("`{id}` is not an output id (`<job id>/<name>`)"))?;
+    Ok(vec!["api", "outputs", job, name])
+}
+
+/// The release queue, one request a line.
+fn list(client: &Client) -> Result<()> {
+    let queue = client.get(&["api", "outputs"], &[])?;
+    for o in queue.as_array().into_iter().flatten() {
+        let findings: Vec<&str> = o["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{:<60} {:<19} {}/{} votes  {}",
+            text(o, "id"),
+            text(o, "state"),
+            o["votes"].as_u64().unwrap_or(0),
+            o["required"].as_u64().unwrap_or(0),
+            if findings.is_empty() {
+                "checks pass".to_string()
+            } else {
+                format!("findings: {}", findings.join(","))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// One output as a reviewer reads it: the page, then the job's log and error.
+fn show(client: &Client, id: &str) -> Result<()> {
+    let view = client.get(&output_path(id)?, &[])?;
+    print!("{}", text(&view, "page"));
+    let log = view["job_log"].as_array().cloned().unwrap_or_default();
+    if !log.is_empty() {
+        println!("\njob log ({} lines):", log.len());
+        for line in &log {
+            println!("  [{}] {}", text(line, "level"), text(line, "message"));
+        }
+    }
+    if let Some(e) = view["job_error"].as_str() {
+        println!("\njob error: {e}");
+    }
+    Ok(())
+}
+
+/// Casts the caller's vote and says which state the review is in now.
+fn vote(client: &Client, id: &str, body: Value) -> Result<()> {
+    let mut path = output_path(id)?;
+    path.push("votes");
+    let done = client.send_json(Method::POST, &path, &body)?;
+    println!("recorded; `{id}` is now {}", text(&done, "state"));
+    Ok(())
 }

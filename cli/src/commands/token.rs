@@ -1,8 +1,13 @@
-//! `inland token`: issue, list and revoke bearer tokens (bootstrap: on the directory).
+//! `inland token`: issue, list and revoke bearer tokens: through the server
+//! with an admin's token, or on the directory for bootstrap (the first admin
+//! token, with the server stopped).
 
 use crate::args::TokenCmd;
+use crate::client::{Client, text};
 use anyhow::Result;
 use inland_runtime::Runtime;
+use reqwest::Method;
+use serde_json::json;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -49,6 +54,67 @@ pub fn run(rt: &Runtime, cmd: TokenCmd) -> Result<()> {
         TokenCmd::Revoke { id } => {
             let t = access.revoke(&id)?;
             println!("token {} of {} revoked", t.id, t.name);
+        }
+    }
+    Ok(())
+}
+
+/// Runs one token subcommand through the server.
+pub fn run_remote(client: &Client, cmd: TokenCmd) -> Result<()> {
+    match cmd {
+        TokenCmd::Issue {
+            role,
+            name,
+            operator,
+            expires_in,
+        } => {
+            let role = inland_runtime::Role::from(role).to_string();
+            let body = json!({
+                "role": role,
+                "name": name,
+                "organization": operator,
+                "expires_in_days": expires_in,
+            });
+            let issued = client.send_json(Method::POST, &["api", "admin", "tokens"], &body)?;
+            let record = &issued["record"];
+            eprintln!(
+                "token {} issued to {} ({}); it is shown only now:",
+                text(record, "id"),
+                text(record, "name"),
+                text(record, "role")
+            );
+            println!("{}", text(&issued, "token"));
+        }
+        TokenCmd::List { json } => {
+            for t in client
+                .get(&["api", "admin", "tokens"], &[])?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if json {
+                    println!("{}", serde_json::to_string(t)?);
+                    continue;
+                }
+                let state = if !t["revoked_at_ms"].is_null() {
+                    "revoked"
+                } else if t["expires_at_ms"].as_u64().unwrap_or(0) <= now_ms() {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<14} {:<9} {:<24} {:<24} {state}",
+                    text(t, "id"),
+                    text(t, "role"),
+                    text(t, "name"),
+                    text(t, "organization")
+                );
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            let t = client.call(Method::DELETE, &["api", "admin", "tokens", &id])?;
+            println!("token {} of {} revoked", text(&t, "id"), text(&t, "name"));
         }
     }
     Ok(())

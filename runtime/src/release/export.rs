@@ -143,7 +143,8 @@ fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
 
 /// Writes a bundle into `to` (absent or empty) all at once: the files go to a
 /// staging directory beside it, which is renamed into place when complete.
-pub(crate) fn write_bundle(to: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
+/// Also how a client stores a bundle it downloaded.
+pub fn write_bundle(to: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
     if to.exists() {
         let empty = std::fs::read_dir(to).map_err(|e| Error::io(to, e))?.next().is_none();
         if !empty {

@@ -25,6 +25,9 @@ use inland_policies::{Name, NameKind};
 use review::{ReviewState, Reviewer, VoteRequest};
 use std::path::Path;
 
+/// A bundle's files: (name, bytes), the manifest and its signature last.
+pub type BundleFiles = Vec<(String, Vec<u8>)>;
+
 /// What an export wrote.
 #[derive(Debug, Clone)]
 pub struct ExportOutcome {
@@ -247,17 +250,22 @@ impl Reviews {
     /// Nothing that is not approved can leave, by this or any other command.
     pub fn export(&self, output_id: &str, to: &Path) -> Result<ExportOutcome> {
         let to_text = to.display().to_string();
-        self.release_bundle(output_id, &to_text, |files| export::write_bundle(to, files), || {
-            // Unrecorded, it did not happen: take the bundle back.
-            let _ = std::fs::remove_dir_all(to);
-        })
+        self.release_bundle(
+            output_id,
+            &to_text,
+            |files| export::write_bundle(to, files),
+            || {
+                // Unrecorded, it did not happen: take the bundle back.
+                let _ = std::fs::remove_dir_all(to);
+            },
+        )
         .map(|(outcome, _)| outcome)
     }
 
     /// An approved output's signed bundle as files in memory, for a server
     /// to hand to `recipient` (recorded as where the export went). The
     /// export is recorded before a byte is returned.
-    pub fn export_files(&self, output_id: &str, recipient: &str) -> Result<(ExportOutcome, Vec<(String, Vec<u8>)>)> {
+    pub fn export_files(&self, output_id: &str, recipient: &str) -> Result<(ExportOutcome, BundleFiles)> {
         self.release_bundle(output_id, recipient, |_| Ok(()), || {})
     }
 
@@ -269,7 +277,7 @@ impl Reviews {
         to: &str,
         write: impl FnOnce(&[(String, Vec<u8>)]) -> Result<()>,
         undo: impl FnOnce(),
-    ) -> Result<(ExportOutcome, Vec<(String, Vec<u8>)>)> {
+    ) -> Result<(ExportOutcome, BundleFiles)> {
         let inner = &self.inner;
         let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;

@@ -12,8 +12,8 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use inland_runtime::Date;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// The media type of the ledger export: one JSON entry per line.
 pub const NDJSON: &str = "application/x-ndjson";
@@ -44,6 +44,61 @@ pub(crate) async fn export(State(s): State<Shared>, Caller(who): Caller) -> Resu
         .await?
         .map_err(|e| Problem::log_internal(&e))?;
     Ok(([(header::CONTENT_TYPE, NDJSON)], body).into_response())
+}
+
+/// One text file of a signed ledger export.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportFile {
+    /// `entries.jsonl`, `checkpoint.json` or `public.key`.
+    pub name: String,
+    /// The file's text, exactly as hashed and signed.
+    pub content: String,
+}
+
+/// A ledger export a regulator verifies offline: the entries exactly as
+/// hashed, a fresh signed checkpoint over them, and the domain's public key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SignedExport {
+    /// Entries covered by the checkpoint.
+    pub tree_size: u64,
+    /// The three files; write them to one directory and run `inland ledger verify-export`.
+    pub files: Vec<ExportFile>,
+}
+
+/// The ledger as a signed export: what `inland ledger export` writes.
+#[utoipa::path(get, path = "/api/ledger/signed-export", tag = "evidence",
+    responses(
+        (status = 200, description = "Entries, a signed checkpoint and the public key", body = SignedExport),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn signed_export(State(s): State<Shared>, Caller(who): Caller) -> Result<Json<SignedExport>, Problem> {
+    s.authorize(&who, Action::ExportLedger, Resource::Ledger).await?;
+    let export = s
+        .blocking(|rt| -> inland_runtime::Result<SignedExport> {
+            let ledger = rt
+                .evidence()
+                .ledger()
+                .ok_or_else(|| inland_runtime::Error::Invalid("this domain records into no ledger".into()))?;
+            let (files, checkpoint) = ledger.export_files()?;
+            let mut out = Vec::new();
+            for (name, bytes) in files {
+                let content = String::from_utf8(bytes)
+                    .map_err(|_| inland_runtime::Error::Internal(format!("{name} is not UTF-8")))?;
+                out.push(ExportFile {
+                    name: name.to_string(),
+                    content,
+                });
+            }
+            Ok(SignedExport {
+                tree_size: checkpoint.tree_size,
+                files: out,
+            })
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    Ok(Json(export))
 }
 
 /// The period of a report, and optionally one organization.

@@ -12,8 +12,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use base64::Engine as _;
 use inland_runtime::{Decision, OutputRecord, ReviewState, VoteRequest, review_view};
-use sha2::Digest as _;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use utoipa::ToSchema;
 
 /// A release request in the queue.

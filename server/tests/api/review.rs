@@ -82,11 +82,16 @@ async fn the_operator_downloads_a_released_output_as_a_bundle_that_verifies_offl
         .and_then(|o| o["id"].as_str())
         .unwrap_or_else(|| panic!("no output of {job} in {queue}"))
         .to_string();
-    let unreleased = get(&format!("/api/outputs/{id}/bundle"), &f.op_a).await.assert_problem(403);
+    let unreleased = get(&format!("/api/outputs/{id}/bundle"), &f.op_a)
+        .await
+        .assert_problem(403);
     let unknown = get(&format!("/api/outputs/{job}/no-such-output/bundle"), &f.op_a)
         .await
         .assert_problem(403);
-    assert_eq!(unreleased["detail"], unknown["detail"], "an unreleased name is told apart from an unused one");
+    assert_eq!(
+        unreleased["detail"], unknown["detail"],
+        "an unreleased name is told apart from an unused one"
+    );
     assert!(denial_recorded(&f.op_a, "DownloadRelease"));
 
     assert_eq!(vote(&id, &f.rev_free, "approve").await.status, 200);
@@ -107,14 +112,17 @@ async fn the_operator_downloads_a_released_output_as_a_bundle_that_verifies_offl
         std::fs::write(dir.path().join(name), bytes).unwrap();
         names.push(name.to_string());
     }
-    assert!(names.iter().any(|n| n == "manifest.json") && names.iter().any(|n| n.ends_with(".parquet")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "manifest.json") && names.iter().any(|n| n.ends_with(".parquet")),
+        "{names:?}"
+    );
     let public_key = hex::encode(inland_runtime::ledger::domain_public_key(f.rt.domain().root()).unwrap());
     let check = inland_runtime::verify_bundle(dir.path(), Some(&public_key)).unwrap();
     assert_eq!(check.problem, None);
     assert_eq!(check.output_id, id);
-    let exported = crate::support::ledger_events().into_iter().any(|e| {
-        matches!(e, inland_runtime::Event::OutputExported { output_id, .. } if output_id == id)
-    });
+    let exported = crate::support::ledger_events()
+        .into_iter()
+        .any(|e| matches!(e, inland_runtime::Event::OutputExported { output_id, .. } if output_id == id));
     assert!(exported, "the download is recorded as an export");
 }
 
