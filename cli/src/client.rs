@@ -51,7 +51,10 @@ impl Client {
             bail!("the token is empty or has spaces in it; it is one word, as `inland token issue` printed it");
         }
         if base.scheme() == "http" && !loopback(&base) {
-            eprintln!("warning: {server} is plain HTTP beyond loopback: your token crosses the network in clear text");
+            bail!(
+                "{server} is plain HTTP beyond this host: your token would cross the network in clear text; \
+                 use the server's https:// address (or an SSH tunnel to its loopback port)"
+            );
         }
         let mut http = reqwest::Client::builder().user_agent(concat!("inland-cli/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_cert {

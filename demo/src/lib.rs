@@ -574,10 +574,9 @@ fn print_evidence(out: &mut dyn Write, runtime: &Runtime, exported: Option<&Outp
             Event::OutputEmitted {
                 output_id,
                 content_digest,
-                rows,
                 ..
             } if *output_id == output.id => {
-                format!("output quarantined: {rows} rows, digest {}", &content_digest[..16])
+                format!("output quarantined, digest {}", &content_digest[..16])
             }
             Event::JobFinished { job_id, outcome } if *job_id == output.job_id => {
                 format!("job finished: {outcome}")

@@ -195,8 +195,11 @@ pub enum Event {
         /// hash under `sha256`.
         #[serde(alias = "sha256")]
         content_digest: String,
-        /// Row count.
-        rows: u64,
+        /// Row count, in entries from before counts were kept out: how many
+        /// rows a job emitted is its choice after reading data (the job
+        /// record inside the domain keeps it for reviewers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<u64>,
     },
     /// The gate's automated checks ran on an output.
     OutputChecked {
@@ -204,12 +207,16 @@ pub enum Event {
         output_id: String,
         /// `review` or `blocked`.
         verdict: String,
-        /// Checks that failed or need review, with their cell counts.
+        /// Checks that failed or need review, with their status (entries
+        /// from before counts were kept out also give their cell counts).
         findings: Vec<String>,
-        /// Cells traced to host facts, and cells not traced.
-        traced_cells: u64,
-        /// Cells the host could not trace.
-        untraced_cells: u64,
+        /// Cells traced to host facts (old entries only: a count that
+        /// depends on the data; the output record keeps it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traced_cells: Option<u64>,
+        /// Cells the host could not trace (old entries only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        untraced_cells: Option<u64>,
     },
     /// A reviewer voted on an output's release.
     ReviewVoted {

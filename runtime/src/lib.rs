@@ -98,7 +98,9 @@ pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use quota::JobQuota;
-pub use release::export::{ExportCheck, Manifest, ManifestFile, verify_bundle, write_bundle};
+pub use release::export::{
+    Approval, CheckSummary, ExportCheck, Manifest, ManifestFile, TABLE_CSV, TABLE_PARQUET, verify_bundle, write_bundle,
+};
 pub use release::output::{ExportRecord, OutputRecord, QueryRecord, Release};
 pub use release::review::{Decision, Review, ReviewState, Reviewer, Vote, VoteRequest, visible_votes};
 pub use release::review_view;

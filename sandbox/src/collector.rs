@@ -3,11 +3,12 @@
 //! and a table keeps the schema it was first emitted with.
 
 use crate::error::JobError;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::record_batch::RecordBatch;
 use inland_policies::{Name, NameKind};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Output tables one job may emit.
 const MAX_TABLES: usize = 64;
@@ -17,6 +18,72 @@ pub fn validate_output_name(name: &str) -> Result<(), String> {
     Name::parse(NameKind::Output, name)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The schema a table is kept with: the job's column names and types and
+/// nothing else. Metadata (on the schema or any field), a list's item name
+/// and time-zone names are text the job chose that no check or reviewer
+/// reads, carried into the exported Parquet: a channel out. Metadata and
+/// item names are dropped; types that carry names (time zones, structs,
+/// maps, unions) are refused.
+pub fn plain_schema(schema: &Schema) -> Result<SchemaRef, String> {
+    let fields: Result<Vec<Field>, String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Ok(Field::new(
+                f.name(),
+                plain_type(f.name(), f.data_type())?,
+                f.is_nullable(),
+            ))
+        })
+        .collect();
+    Ok(Arc::new(Schema::new(fields?)))
+}
+
+fn plain_type(column: &str, t: &DataType) -> Result<DataType, String> {
+    let refused = |why: &str| Err(format!("column `{column}` is {t}: {why}"));
+    Ok(match t {
+        DataType::Timestamp(_, Some(_)) => return refused("store timestamps without a time zone (as UTC)"),
+        DataType::List(item) => DataType::List(Arc::new(Field::new(
+            "item",
+            plain_type(column, item.data_type())?,
+            item.is_nullable(),
+        ))),
+        DataType::LargeList(item) => DataType::LargeList(Arc::new(Field::new(
+            "item",
+            plain_type(column, item.data_type())?,
+            item.is_nullable(),
+        ))),
+        DataType::Struct(_)
+        | DataType::Map(..)
+        | DataType::Union(..)
+        | DataType::Dictionary(..)
+        | DataType::RunEndEncoded(..)
+        | DataType::FixedSizeList(..)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_) => {
+            return refused("outputs hold flat columns: numbers, text, dates, times and lists of them");
+        }
+        other => other.clone(),
+    })
+}
+
+/// `batch` under the plain `schema` (lists cast to the plain item name).
+fn plain_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, String> {
+    let columns: Result<Vec<_>, String> = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), columns?).map_err(|e| e.to_string())
 }
 
 /// One emitted table: its schema and every batch emitted under its name.
@@ -60,10 +127,14 @@ impl OutputCollector {
             Ok(r) => r,
             Err(e) => return Ok(Err(format!("output `{name}` is not an Arrow IPC stream: {e}"))),
         };
-        let schema = reader.schema();
+        let schema = match plain_schema(&reader.schema()) {
+            Ok(s) => s,
+            Err(m) => return Ok(Err(format!("output `{name}`: {m}"))),
+        };
         let mut batches = Vec::new();
         for b in reader {
-            match b {
+            let plain = b.map_err(|e| e.to_string()).and_then(|b| plain_batch(&schema, &b));
+            match plain {
                 Ok(b) => batches.push(b),
                 Err(e) => return Ok(Err(format!("output `{name}` has a malformed batch: {e}"))),
             }
@@ -101,5 +172,64 @@ impl IntoIterator for OutputCollector {
     /// The tables in name order.
     fn into_iter(self) -> Self::IntoIter {
         self.tables.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, ListArray, StringArray, TimestampSecondArray};
+    use arrow::datatypes::Int64Type;
+    use std::collections::HashMap;
+
+    fn ipc(batch: &RecordBatch) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).unwrap();
+        w.write(batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        out
+    }
+
+    /// A column's metadata, the schema's and a list's item name are text the
+    /// job chose after reading data: none of it is kept.
+    #[test]
+    fn metadata_and_item_names_a_job_wrote_are_not_kept() {
+        let secret: HashMap<String, String> = [("x".to_string(), "4711.25 income of one person".to_string())].into();
+        let list = ListArray::from_iter_primitive::<Int64Type, _, _>(vec![Some(vec![Some(1)])]);
+        let item = Field::new("planted-4711", DataType::Int64, true);
+        let list_type = DataType::List(Arc::new(item));
+        let list = arrow::compute::cast(&list, &list_type).unwrap();
+        let schema = Schema::new(vec![
+            Field::new("n", DataType::Int64, false).with_metadata(secret.clone()),
+            Field::new("l", list_type, true),
+        ])
+        .with_metadata(secret);
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![3])), list];
+        let batch = RecordBatch::try_new(Arc::new(schema), columns).unwrap();
+        let mut c = OutputCollector::new(1 << 20);
+        assert_eq!(c.add("t", &ipc(&batch)).unwrap(), Ok(()));
+        let (_, table) = c.into_iter().next().unwrap();
+        let kept = format!("{:?} {:?}", table.schema, table.batches[0].schema());
+        assert!(!kept.contains("4711"), "{kept}");
+        assert!(table.schema.metadata().is_empty());
+        assert_eq!(table.batches[0].schema(), table.schema);
+    }
+
+    #[test]
+    fn types_that_carry_names_are_refused() {
+        let tz = TimestampSecondArray::from(vec![1]).with_timezone("Asia/Shanghai");
+        let batch = RecordBatch::try_from_iter(vec![("t", Arc::new(tz) as ArrayRef)]).unwrap();
+        let mut c = OutputCollector::new(1 << 20);
+        let refused = c.add("t", &ipc(&batch)).unwrap().unwrap_err();
+        assert!(refused.contains("time zone"), "{refused}");
+        let s = arrow::array::StructArray::from(vec![(
+            Arc::new(Field::new("planted", DataType::Utf8, false)),
+            Arc::new(StringArray::from(vec!["a"])) as ArrayRef,
+        )]);
+        let batch = RecordBatch::try_from_iter(vec![("s", Arc::new(s) as ArrayRef)]).unwrap();
+        let refused = c.add("s", &ipc(&batch)).unwrap().unwrap_err();
+        assert!(refused.contains("flat columns"), "{refused}");
+        assert!(c.is_empty());
     }
 }

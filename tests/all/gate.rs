@@ -53,6 +53,88 @@ fn failing(o: &OutputRecord, check: &str) -> Vec<(u32, String)> {
     c.cells.iter().map(|c| (c.row, c.column.clone())).collect()
 }
 
+/// Issue #19: a released bundle carries nothing the job wrote or chose
+/// beyond the released table: not its query texts (which may hold values it
+/// read) nor digests of them, not the output's name (the files have fixed
+/// names), not the quarantined table's hash (which would test guesses of
+/// the cells suppressed in the release), not the reviewers' free text.
+/// Auditors find the queries in the ledger by the job id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_carries_the_released_table_and_its_provenance_and_nothing_the_job_wrote() {
+    let d = with_policy();
+    let marker = "MARKER-4711-planted";
+    let sql =
+        format!("SELECT district, count(*) AS residents FROM residents WHERE district <> '{marker}' GROUP BY district");
+    let report = run_as(
+        &d.rt,
+        OPERATOR,
+        &d.grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql.as_str())],
+    )
+    .await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job.error);
+    let id = report.outputs[0].id.clone();
+    let reason = "approved: the 4711 residents of one district are fine";
+    d.rt.reviews()
+        .vote(
+            &id,
+            VoteRequest {
+                reviewer: "li".into(),
+                decision: Decision::Approve,
+                reason: reason.into(),
+                overrides: vec![],
+                justification: None,
+            },
+        )
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("bundle");
+    d.rt.reviews().export(&id, &bundle).unwrap();
+    assert_eq!(verify_bundle(&bundle, None).unwrap().problem, None);
+
+    let record = d.rt.reviews().output(&id).unwrap();
+    assert!(record.name.is_empty(), "the stored record names the output");
+    assert_eq!(report.outputs[0].name, "result");
+    let mut names: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "manifest.json",
+            "manifest.sig",
+            "public.key",
+            "table.csv",
+            "table.parquet"
+        ]
+    );
+    let label_reason = record.label.as_ref().map(|(_, why)| why.clone()).unwrap_or_default();
+    assert!(!label_reason.is_empty());
+    for name in &names {
+        let text = String::from_utf8_lossy(&std::fs::read(bundle.join(name)).unwrap()).into_owned();
+        for planted in [
+            marker,
+            "WHERE",
+            &record.sha256,
+            &report.outputs[0].name,
+            reason,
+            &label_reason,
+        ] {
+            assert!(!text.contains(planted), "{name} carries `{planted}`");
+        }
+    }
+    let manifest: inland_runtime::Manifest =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest.format, "inland-export/2");
+    assert_eq!(manifest.job_id, report.job.id, "the auditor's key into the ledger");
+    assert_eq!(manifest.approvals.len(), 1);
+    assert_eq!(manifest.approvals[0].reviewer, "li");
+    assert_eq!(manifest.checks.unwrap().verdict, Verdict::Review);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects_tampering() {
     let d = with_policy();
@@ -99,7 +181,7 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
         ReviewState::Released
     );
     // The CSV holds the released table.
-    let csv = std::fs::read_to_string(bundle.join("district_stats.csv")).unwrap();
+    let csv = std::fs::read_to_string(bundle.join(inland_runtime::TABLE_CSV)).unwrap();
     assert!(csv.starts_with("district,residents,avg_age,avg_income"), "{csv}");
 
     // With the domain's real key it verifies; with another key it does not.
@@ -115,7 +197,11 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
     );
 
     // Any one byte changed, in a table or in the manifest, fails verification.
-    for file in ["district_stats.parquet", "district_stats.csv", "manifest.json"] {
+    for file in [
+        inland_runtime::TABLE_PARQUET,
+        inland_runtime::TABLE_CSV,
+        "manifest.json",
+    ] {
         let copy = out.path().join(format!("copy-{file}"));
         std::fs::create_dir_all(&copy).unwrap();
         for e in std::fs::read_dir(&bundle).unwrap() {
@@ -168,7 +254,7 @@ async fn an_approved_aggregate_is_exported_as_a_bundle_that_verifies_and_detects
         panic!("unexpected {record:?}")
     };
     assert_eq!(released, vec![format!("{id} (manifest {})", done.manifest_sha256)]);
-    assert!(bundle.join("district_stats.csv").exists());
+    assert!(bundle.join(inland_runtime::TABLE_CSV).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,11 @@ pub fn export(client: &Client, id: &str, to: &Path) -> Result<()> {
     let mut files = Vec::new();
     for f in bundle["files"].as_array().into_iter().flatten() {
         let name = text(f, "name");
-        // The names become paths here: one plain file name each.
-        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+        // The names become paths here: one plain file name each, on any system.
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if name.is_empty() || name.len() > 64 || name.starts_with('.') || !plain {
             bail!("the server sent a bundle file named `{name}`; nothing was written");
         }
         let bytes = base64::engine::general_purpose::STANDARD

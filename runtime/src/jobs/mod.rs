@@ -5,6 +5,7 @@
 mod queries;
 pub(crate) mod quota;
 mod run;
+mod texts;
 
 pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
 
@@ -187,7 +188,6 @@ impl Jobs {
                 grant: &grant.id,
                 module_sha256: &module_sha256,
                 datasets: scope.datasets.iter().cloned().collect(),
-                queries: &trail.queries,
                 label: trail.label.clone(),
             };
             let key = inner.keys.grant_key(&grant.id)?;
@@ -205,7 +205,7 @@ impl Jobs {
                     job_id: id.clone(),
                     output_id: o.id.clone(),
                     content_digest: inner.text_digest().of(&o.sha256),
-                    rows: o.rows,
+                    rows: None,
                 })?;
                 if let Some(report) = &o.gate {
                     inner.events.record(Event::OutputChecked {
@@ -214,12 +214,9 @@ impl Jobs {
                             inland_gate::Verdict::Blocked => "blocked".into(),
                             inland_gate::Verdict::Review => "review".into(),
                         },
-                        findings: report
-                            .findings()
-                            .map(|c| format!("{} {} ({} cells)", c.check, c.status, c.cell_count))
-                            .collect(),
-                        traced_cells: report.traced_cells,
-                        untraced_cells: report.untraced_cells,
+                        findings: report.findings().map(|c| format!("{} {}", c.check, c.status)).collect(),
+                        traced_cells: None,
+                        untraced_cells: None,
                     })?;
                 }
             }
@@ -231,6 +228,7 @@ impl Jobs {
             job_id: id.clone(),
             outcome: JobOutcome::of_run(&outcome, &inner.text_digest()),
         })?;
+        let output_names = outputs.iter().map(|o| (o.id.clone(), o.name.clone())).collect();
         let record = JobRecord {
             id: id.clone(),
             operator: request.operator,
@@ -252,8 +250,12 @@ impl Jobs {
             log,
             log_dropped: run.log_dropped,
             label: trail.label.clone(),
+            sealed_texts: None,
         };
-        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        inner
+            .domain
+            .state
+            .insert_new(JOBS, &id, &texts::seal(inner, &record, output_names)?, "job")?;
         self.inner.checkpoint()?;
         // The log is a channel out of the domain too: the outcome as the
         // ledger has it, never the job's own text.
@@ -291,6 +293,7 @@ impl Jobs {
             log: Vec::new(),
             log_dropped: 0,
             label: None,
+            sealed_texts: None,
         };
         inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
         self.inner.checkpoint()?;
@@ -303,7 +306,20 @@ impl Jobs {
 
     /// Every job record, oldest first.
     pub fn list(&self) -> Result<Vec<JobRecord>> {
-        self.inner.domain.state.list(JOBS)
+        let stored: Vec<JobRecord> = self.inner.domain.state.list(JOBS)?;
+        Ok(stored.into_iter().map(|r| texts::open(&self.inner, r)).collect())
+    }
+
+    /// One job record and the names the job gave its outputs (output id,
+    /// name), opened with the grant's key: for reviewers, inside the domain.
+    pub fn get_with_output_names(&self, id: &str) -> Result<(JobRecord, Vec<(String, String)>)> {
+        let stored: JobRecord = self
+            .inner
+            .domain
+            .state
+            .get(JOBS, id)?
+            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))?;
+        Ok(texts::open_with_names(&self.inner, stored))
     }
 
     /// One job record.
@@ -312,6 +328,7 @@ impl Jobs {
             .domain
             .state
             .get(JOBS, id)?
+            .map(|r| texts::open(&self.inner, r))
             .ok_or_else(|| Error::NotFound(format!("job `{id}`")))
     }
 

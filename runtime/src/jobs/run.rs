@@ -68,6 +68,10 @@ pub struct JobRecord {
     /// The job's label — the highest label of anything it read — and why.
     #[serde(default)]
     pub label: Option<(Label, String)>,
+    /// In the stored record only: the log, error, queries and label reason,
+    /// sealed with the grant's key (hex); [`crate::Jobs::get`] opens them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_texts: Option<String>,
 }
 
 /// A job's record and its outputs, as returned to the submitter.

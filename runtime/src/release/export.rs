@@ -5,8 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::governance::catalog;
-use crate::release::output::QueryRecord;
-use crate::release::review::Vote;
+use crate::release::review::{Decision, Vote};
 use arrow::record_batch::RecordBatch;
 use inland_gate::GateReport;
 use inland_policies::Label;
@@ -19,7 +18,15 @@ pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
 /// The domain's public key, hex (a convenience: check with the key you trust).
 pub const PUBLIC_KEY: &str = "public.key";
-const FORMAT: &str = "inland-export/1";
+/// The manifest format written now: the release's provenance without
+/// anything the job wrote or chose beyond the released table (no query
+/// texts or digests of them, no output name, no label reason, no check
+/// details, no reviewers' free text). Auditors find the rest in the ledger
+/// by the job id.
+pub(crate) const FORMAT: &str = "inland-export/2";
+/// The first format: still verified, never written (it carried the job's
+/// query texts, errors and row counts, and the gate's cell details).
+const FORMAT_V1: &str = "inland-export/1";
 
 /// One file of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +42,7 @@ pub struct ManifestFile {
 /// What a bundle says about itself; signed by the domain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Always `inland-export/1`.
+    /// `inland-export/2` (`/1` bundles still verify).
     pub format: String,
     /// The domain that released it.
     pub domain: String,
@@ -49,28 +56,94 @@ pub struct Manifest {
     pub grant: String,
     /// SHA-256 of the job's component.
     pub module_sha256: String,
-    /// The output's label and why.
-    pub label: Option<(Label, String)>,
+    /// The output's label (its level; the reason names the job's columns and
+    /// stays in the domain).
+    #[serde(default, deserialize_with = "label_level")]
+    pub label: Option<Label>,
     /// Datasets the job could read.
     pub datasets: Vec<String>,
-    /// Every query the job ran: text, plan hash, label.
-    pub queries: Vec<QueryRecord>,
-    /// SHA-256 of the table as the job emitted it (kept in quarantine).
-    pub quarantined_sha256: String,
     /// SHA-256 of the released version (after suppression, totals, rounding).
     pub release_sha256: String,
     /// The files of the bundle.
     pub files: Vec<ManifestFile>,
-    /// The gate's final report.
-    pub report: GateReport,
-    /// The reviewers' votes.
-    pub approvals: Vec<Vote>,
+    /// The gate's verdict and the checks reviewers overrode (absent in
+    /// `inland-export/1` bundles, which carried the gate's whole report).
+    #[serde(default)]
+    pub checks: Option<CheckSummary>,
+    /// Who approved, and when.
+    pub approvals: Vec<Approval>,
     /// When it was exported (ms since the Unix epoch).
     pub exported_at_ms: u64,
 }
 
+/// A reviewer's approval as a bundle states it: not their reason or
+/// justification, free text that may quote cells of the quarantined table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The reviewer.
+    pub reviewer: String,
+    /// Their decision.
+    pub decision: Decision,
+    /// Checks they overrode.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+impl From<&Vote> for Approval {
+    fn from(v: &Vote) -> Self {
+        Approval {
+            reviewer: v.reviewer.clone(),
+            decision: v.decision,
+            overrides: v.overrides.clone(),
+            at_ms: v.at_ms,
+        }
+    }
+}
+
+/// A label as `/2` writes it (the level) or `/1` wrote it (level, reason).
+fn label_level<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Label>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    let level = match value {
+        Some(serde_json::Value::Array(mut pair)) if !pair.is_empty() => pair.swap_remove(0),
+        Some(v) => v,
+        None => return Ok(None),
+    };
+    serde_json::from_value(level)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// What the checks concluded: the verdict and the checks reviewers
+/// overrode. Not each check's status or cells: those describe the table
+/// before suppression.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSummary {
+    /// The gate's verdict.
+    pub verdict: inland_gate::Verdict,
+    /// Checks reviewers overrode.
+    pub overrides: Vec<String>,
+}
+
+impl CheckSummary {
+    /// The summary of `report`.
+    pub(crate) fn of(report: &GateReport) -> Self {
+        CheckSummary {
+            verdict: report.verdict,
+            overrides: report.overrides.clone(),
+        }
+    }
+}
+
 /// The files of a bundle, ready to write.
-pub(crate) fn table_files(name: &str, batches: &[RecordBatch]) -> Result<Vec<(String, Vec<u8>)>> {
+/// The table's file names in a bundle: fixed, because the output's name is
+/// the job's choice, made after reading data, and no reviewer reads it.
+pub const TABLE_PARQUET: &str = "table.parquet";
+/// The CSV copy of the table.
+pub const TABLE_CSV: &str = "table.csv";
+
+pub(crate) fn table_files(batches: &[RecordBatch]) -> Result<Vec<(String, Vec<u8>)>> {
     let schema = batches
         .first()
         .map(|b| b.schema())
@@ -99,8 +172,8 @@ pub(crate) fn table_files(name: &str, batches: &[RecordBatch]) -> Result<Vec<(St
         }
     }
     Ok(vec![
-        (format!("{name}.parquet"), parquet_bytes),
-        (format!("{name}.csv"), csv_bytes),
+        (TABLE_PARQUET.to_string(), parquet_bytes),
+        (TABLE_CSV.to_string(), csv_bytes),
     ])
 }
 
@@ -218,7 +291,7 @@ pub fn verify_bundle(dir: &Path, public_key_hex: Option<&str>) -> Result<ExportC
         check.problem = Some(format!("{MANIFEST} is signed but not a manifest"));
         return Ok(check);
     };
-    if manifest.format != FORMAT {
+    if manifest.format != FORMAT && manifest.format != FORMAT_V1 {
         check.problem = Some(format!("unknown bundle format `{}`", manifest.format));
         return Ok(check);
     }

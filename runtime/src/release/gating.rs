@@ -180,13 +180,21 @@ pub(crate) fn quarantine(
     let label = origin.label.as_ref().map(|(l, _)| *l).unwrap_or(Label::Public);
     let qdir = GrantDir::open(domain, origin.grant)?;
     let mut records = Vec::new();
-    // Ids number the outputs in name order: the job chose the names, maybe
-    // after reading data, and ids travel further than the sealed record
-    // (the ledger, its export, the operator's view).
-    for (n, (name, table)) in collected.into_iter().enumerate() {
+    // Ids are random: the job chose the names, maybe after reading data,
+    // and ids travel further than the sealed record (the ledger, its
+    // export, the operator's view, a bundle). Numbering them would tell how
+    // many outputs the job emitted before a released one.
+    let mut ids = std::collections::HashSet::new();
+    for (name, table) in collected {
         let (sha256, stored_bytes) = qdir.seal_table(key, &table.schema, &table.batches)?;
+        let id = loop {
+            let id = output_id(origin.job_id)?;
+            if ids.insert(id.clone()) {
+                break id;
+            }
+        };
         let record = OutputRecord {
-            id: format!("{}/{}", origin.job_id, n + 1),
+            id,
             name,
             job_id: origin.job_id.to_string(),
             operator: origin.operator.to_string(),
@@ -197,7 +205,9 @@ pub(crate) fn quarantine(
             bytes: stored_bytes,
             columns: ColumnInfo::of(&table.schema),
             datasets: origin.datasets.clone(),
-            queries: origin.queries.to_vec(),
+            // The job's queries are in its record, sealed with the grant's
+            // key; the server shows them to reviewers from there.
+            queries: Vec::new(),
             created_at_ms: inland_files::now_ms(),
             label: origin.label.clone(),
             destroyed: false,
@@ -219,9 +229,22 @@ pub(crate) fn quarantine(
             votes: Vec::new(),
         });
         record.gate = Some(report);
-        domain.state.insert_new(OUTPUTS, &record.id, &record, "output")?;
+        // The name the job chose is sealed with the job's texts, not stored here.
+        let stored = OutputRecord {
+            name: String::new(),
+            ..record.clone()
+        };
+        domain.state.insert_new(OUTPUTS, &record.id, &stored, "output")?;
         records.push(record);
     }
     qdir.sync()?;
     Ok(records)
+}
+
+/// A fresh output id, `<job id>/<12 random hex digits>`.
+fn output_id(job_id: &str) -> Result<String> {
+    let mut bytes = [0u8; 6];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::Internal("no randomness for an output id".into()))?;
+    Ok(format!("{job_id}/{}", hex::encode(bytes)))
 }

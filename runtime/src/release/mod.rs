@@ -25,6 +25,10 @@ use inland_policies::{Name, NameKind};
 use review::{ReviewState, Reviewer, VoteRequest};
 use std::path::Path;
 
+/// Exports of one output at most: each builds, signs and records a bundle
+/// under the review lock, so unbounded downloads would hold up reviews.
+pub const MAX_EXPORTS: usize = 16;
+
 /// A bundle's files: (name, bytes), the manifest and its signature last.
 pub type BundleFiles = Vec<(String, Vec<u8>)>;
 
@@ -287,19 +291,23 @@ impl Reviews {
         })?;
         let key = inner.keys.grant_key(&record.grant)?;
         let table = vault::read_sealed_table(&inner.domain, &key, &record.grant, &release.sha256)?;
-        let mut files = export::table_files(&record.name, &table)?;
+        if record.exports.len() >= MAX_EXPORTS {
+            return Err(Error::Refused(format!(
+                "output `{}` was exported {MAX_EXPORTS} times already; ask an admin for its bundle",
+                record.id
+            )));
+        }
+        let mut files = export::table_files(&table)?;
         let manifest = Manifest {
-            format: "inland-export/1".into(),
+            format: export::FORMAT.into(),
             domain: inner.domain.config().name.clone(),
             output_id: record.id.clone(),
             job_id: record.job_id.clone(),
             operator: record.operator.clone(),
             grant: record.grant.clone(),
             module_sha256: record.module_sha256.clone(),
-            label: record.label.clone(),
+            label: record.label.as_ref().map(|(level, _)| *level),
             datasets: record.datasets.clone(),
-            queries: record.queries.clone(),
-            quarantined_sha256: record.sha256.clone(),
             release_sha256: release.sha256.clone(),
             files: files
                 .iter()
@@ -309,8 +317,18 @@ impl Reviews {
                     bytes: bytes.len() as u64,
                 })
                 .collect(),
-            report: release.report.clone(),
-            approvals: record.review.as_ref().map(|r| r.votes.clone()).unwrap_or_default(),
+            checks: Some(export::CheckSummary::of(&release.report)),
+            approvals: record
+                .review
+                .as_ref()
+                .map(|r| {
+                    r.votes
+                        .iter()
+                        .filter(|v| v.decision == review::Decision::Approve)
+                        .map(export::Approval::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
             exported_at_ms: inland_files::now_ms(),
         };
         let (manifest_bytes, signature) = export::sign(&manifest, ledger)?;

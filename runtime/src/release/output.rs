@@ -119,7 +119,6 @@ pub(crate) struct OutputOrigin<'a> {
     pub(crate) grant: &'a str,
     pub(crate) module_sha256: &'a str,
     pub(crate) datasets: Vec<String>,
-    pub(crate) queries: &'a [QueryRecord],
     pub(crate) label: Option<(Label, String)>,
 }
 

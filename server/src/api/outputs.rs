@@ -201,7 +201,14 @@ pub(crate) async fn view(
     let view = s
         .blocking(move |rt| -> inland_runtime::Result<OutputView> {
             let table = rt.reviews().output_table(&record.id).unwrap_or_default();
-            let job = rt.jobs().get(&record.job_id)?;
+            let (job, names) = rt.jobs().get_with_output_names(&record.job_id)?;
+            // The lineage's queries and the output's name, from the job's
+            // sealed record (this copy is only shown, never stored).
+            let mut record = record;
+            record.queries = job.queries.clone();
+            if let Some((_, name)) = names.into_iter().find(|(id, _)| *id == record.id) {
+                record.name = name;
+            }
             Ok(OutputView {
                 page: review_view::render(&record, &table),
                 record: serde_json::to_value(&record)?,
