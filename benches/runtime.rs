@@ -94,6 +94,7 @@ impl Bench {
                 params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 operator: OPERATOR.into(),
                 grant: self.grant.clone(),
+                source_sha256: None,
             }))
             .unwrap();
         assert_eq!(
@@ -516,6 +517,7 @@ fn load(c: &mut Criterion, b: &Bench) {
                             params: vec![],
                             operator: OPERATOR.into(),
                             grant: b.grant.clone(),
+                            source_sha256: None,
                         };
                         tokio::spawn(async move { rt.jobs().run(request).await })
                     })

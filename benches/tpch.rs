@@ -293,6 +293,7 @@ fn main() {
                 params: vec![("sql".into(), sql.to_string())],
                 operator: OPERATOR.into(),
                 grant: grant.clone(),
+                source_sha256: None,
             }))
             .unwrap();
         (t.elapsed(), report)

@@ -141,6 +141,12 @@ impl Client {
         serde_json::from_slice(&answer).context("the server's answer is not JSON")
     }
 
+    /// Sends raw `bytes` of `content_type` with `method` and parses the JSON answer.
+    pub fn post_like(&self, method: Method, segments: &[&str], content_type: &str, bytes: Vec<u8>) -> Result<Value> {
+        let answer = self.send(method, self.url(segments, &[])?, Some((content_type, bytes)))?;
+        serde_json::from_slice(&answer).context("the server's answer is not JSON")
+    }
+
     /// POSTs raw `bytes` of `content_type` and parses the JSON answer.
     pub fn post_bytes(
         &self,

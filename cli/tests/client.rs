@@ -21,6 +21,7 @@ struct Fixture {
     operator: IssuedToken,
     reviewer: IssuedToken,
     auditor: IssuedToken,
+    admin: IssuedToken,
 }
 
 fn fixture() -> &'static Fixture {
@@ -84,6 +85,7 @@ fn build() -> Fixture {
     let operator = access.issue(Role::Operator, "li", Some(ORG), until).unwrap();
     let reviewer = access.issue(Role::Reviewer, "chen", None, until).unwrap();
     let auditor = access.issue(Role::Auditor, "regulator", None, until).unwrap();
+    let admin = access.issue(Role::Admin, "root", None, until).unwrap();
     for job in ["district-stats", inland_examples::jobs::LEAK] {
         std::fs::write(
             dir.path().join(format!("{job}.wasm")),
@@ -100,6 +102,7 @@ fn build() -> Fixture {
         operator,
         reviewer,
         auditor,
+        admin,
     }
 }
 
@@ -171,6 +174,7 @@ fn a_job_goes_from_the_operators_terminal_through_review_to_a_verified_bundle() 
     assert!(me.status.success(), "{}", everything(&me));
     assert!(stdout(&me).starts_with("li (operator of org-a)"), "{}", stdout(&me));
 
+    std::fs::write(f.dir.path().join("src.tar.gz"), b"\x1f\x8b the job's sources").unwrap();
     let run = inland(
         Some(&f.operator),
         true,
@@ -180,6 +184,8 @@ fn a_job_goes_from_the_operators_terminal_through_review_to_a_verified_bundle() 
             wasm("district-stats").to_str().unwrap(),
             "--grant",
             &f.grant,
+            "--source",
+            "src.tar.gz",
         ],
     );
     assert_eq!(run.status.code(), Some(0), "{}", everything(&run));
@@ -207,6 +213,18 @@ fn a_job_goes_from_the_operators_terminal_through_review_to_a_verified_bundle() 
     assert!(
         !f.dir.path().join("early").exists(),
         "a refused export wrote a directory"
+    );
+
+    // The reviewer reads the sources that came with the job.
+    let source = inland(
+        Some(&f.reviewer),
+        true,
+        &["job", "source", &job, "--to", "fetched.tar.gz"],
+    );
+    assert!(source.status.success(), "{}", everything(&source));
+    assert_eq!(
+        std::fs::read(f.dir.path().join("fetched.tar.gz")).unwrap(),
+        b"\x1f\x8b the job's sources"
     );
 
     let queue = inland(Some(&f.reviewer), true, &["review", "list"]);
@@ -307,4 +325,69 @@ fn without_a_server_the_people_commands_refuse_and_change_nothing() {
     let o = inland(None, true, &["job", "list"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(everything(&o).contains("INLAND_TOKEN"), "{}", everything(&o));
+}
+
+/// An admin keeps the registry through the server while it runs; an
+/// operator's token may not.
+#[test]
+fn an_admin_registers_an_operator_and_issues_it_a_grant_through_the_server() {
+    let f = fixture();
+    std::fs::write(f.dir.path().join("cert.pdf"), b"certificate").unwrap();
+    let add = [
+        "operator",
+        "add",
+        "org-cli",
+        "--type",
+        "scenario",
+        "--qualification",
+        "ISO 27001",
+        "--evidence",
+        "cert.pdf",
+    ];
+    let refused = inland(Some(&f.operator), true, &add);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(everything(&refused).contains("403"), "{}", everything(&refused));
+    for args in [
+        add.as_slice(),
+        &["operator", "approve", "org-cli"],
+        &["reviewer", "add", "rev-cli"],
+    ] {
+        let o = inland(Some(&f.admin), true, args);
+        assert!(o.status.success(), "{args:?}: {}", everything(&o));
+    }
+    let today = Date::today();
+    let (from, until) = (today.to_string(), today.add_years(1).to_string());
+    let issue = inland(
+        Some(&f.admin),
+        true,
+        &[
+            "grant",
+            "issue",
+            "--operator",
+            "org-cli",
+            "--datasets",
+            "residents",
+            "--purpose",
+            "p",
+            "--scenario",
+            "s",
+            "--from",
+            &from,
+            "--until",
+            &until,
+        ],
+    );
+    assert!(issue.status.success(), "{}", everything(&issue));
+    let listed = inland(Some(&f.admin), true, &["grant", "list"]);
+    assert!(stdout(&listed).contains("org-cli"), "{}", everything(&listed));
+    let ops = inland(Some(&f.admin), true, &["operator", "list"]);
+    assert!(
+        stdout(&ops).contains("org-cli") && stdout(&ops).contains("approved"),
+        "{}",
+        stdout(&ops)
+    );
+    // Host-only work says so.
+    let rotate = inland(Some(&f.admin), true, &["grant", "rotate-master-key"]);
+    assert_eq!(rotate.status.code(), Some(1));
+    assert!(everything(&rotate).contains("domain host"), "{}", everything(&rotate));
 }

@@ -138,6 +138,20 @@ pub enum Event {
         params: Vec<(String, String)>,
         /// Datasets the job may read (its inputs, for lineage).
         datasets: Vec<String>,
+        /// SHA-256 of the source archive submitted with the component.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_sha256: Option<String>,
+    },
+    /// An organization submitted a source archive (code accountability).
+    SourceSubmitted {
+        /// SHA-256 of the archive.
+        sha256: String,
+        /// The organization.
+        organization: String,
+        /// The person who submitted it.
+        by: String,
+        /// Its size.
+        bytes: u64,
     },
     /// A job was refused before running.
     JobRefused {

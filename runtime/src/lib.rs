@@ -46,7 +46,7 @@
 //! let runtime = Runtime::open(dir)?;
 //! runtime.catalog().register("residents", "residents.csv".as_ref(), "residents")?;
 //! let wasm = std::fs::read("district_stats.wasm").map_err(|e| inland_runtime::Error::Invalid(e.to_string()))?;
-//! let request = JobRequest { wasm, params: vec![], operator: "city-data-ops".into(), grant: "g-1234".into() };
+//! let request = JobRequest { wasm, params: vec![], operator: "city-data-ops".into(), grant: "g-1234".into(), source_sha256: None };
 //! let report = runtime.jobs().run(request).await?;
 //! println!("{:?}", report.job.status);
 //! # Ok(()) }
@@ -95,6 +95,7 @@ pub use inland_query::{
     ReadOnlyGuard,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
+pub use jobs::sources::SourceRecord;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use quota::JobQuota;

@@ -35,6 +35,8 @@ pub(crate) const ACCESS_POLICIES: Table = TableDefinition::new("access-policies"
 pub(crate) const COMPONENTS: Table = TableDefinition::new("components");
 /// Jobs each grant has run, for its quota, by grant id.
 pub(crate) const QUOTA_USE: Table = TableDefinition::new("quota-use");
+/// Source archives submitted with components: SHA-256 → record.
+pub(crate) const SOURCES: Table = TableDefinition::new("sources");
 /// The rows each approved output released, with their entity sketches, by
 /// `grant NUL output id`: the domain's differencing history, read whole
 /// (a release is public whoever made it) without reading every output.
@@ -98,6 +100,7 @@ impl State {
             AUTHORS,
             ACCESS_POLICIES,
             QUOTA_USE,
+            SOURCES,
             COMPONENTS,
         ] {
             txn.open_table(t).map_err(storage)?;

@@ -70,6 +70,12 @@ pub enum Action {
     ApproveComponent,
     /// Download the signed bundle of a released output.
     DownloadRelease,
+    /// Submit a source archive for the organization's components.
+    SubmitSource,
+    /// Read the source archive submitted with a job.
+    ViewSource,
+    /// Keep the registry: operators, grants, reviewers, the domain policy.
+    ManageDomain,
 }
 
 impl Action {
@@ -92,6 +98,9 @@ impl Action {
             Action::ViewDomain => "ViewDomain",
             Action::ApproveComponent => "ApproveComponent",
             Action::DownloadRelease => "DownloadRelease",
+            Action::SubmitSource => "SubmitSource",
+            Action::ViewSource => "ViewSource",
+            Action::ManageDomain => "ManageDomain",
         }
     }
 }

@@ -98,6 +98,8 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/jobs", get(api::jobs::list).post(api::jobs::submit))
         .route("/api/jobs/{id}", get(api::jobs::view))
         .route("/api/jobs/{id}/cancel", post(api::jobs::cancel))
+        .route("/api/jobs/{id}/source", get(api::sources::job_source))
+        .route("/api/sources", post(api::sources::submit))
         .route("/api/outputs", get(api::outputs::queue))
         .route("/api/outputs/{job}/{name}", get(api::outputs::view))
         .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))
@@ -119,6 +121,21 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
             axum::routing::delete(api::admin::revoke_token),
         )
         .route("/api/admin/domain", get(api::admin::domain))
+        .route("/api/admin/operators", post(api::registry::add_operator))
+        .route(
+            "/api/admin/operators/{name}/status",
+            post(api::registry::operator_status),
+        )
+        .route("/api/admin/grants", post(api::registry::issue_grant))
+        .route(
+            "/api/admin/grants/{id}/termination",
+            post(api::registry::terminate_grant),
+        )
+        .route("/api/admin/reviewers", post(api::registry::add_reviewer))
+        .route(
+            "/api/admin/domain-policy",
+            axum::routing::put(api::registry::apply_policy),
+        )
         .route(
             "/api/components/{sha256}/approval",
             post(api::components::approve).delete(api::components::revoke),

@@ -204,6 +204,7 @@ async fn malformed_and_foreign_modules_are_refused_with_a_clear_error() {
                 params: vec![],
                 operator: shared().operator.clone(),
                 grant: shared().grant.clone(),
+                source_sha256: None,
             })
             .await
             .unwrap();

@@ -180,6 +180,7 @@ pub async fn run_as(rt: &Runtime, operator: &str, grant: &str, wasm: Vec<u8>, pa
             grant: grant.into(),
             wasm,
             params,
+            source_sha256: None,
         })
         .await
         .unwrap()

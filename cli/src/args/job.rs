@@ -16,6 +16,9 @@ pub enum JobCmd {
         /// A parameter for the job, as key=value (repeatable).
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// The component's source archive (tar.gz, tar or zip): reviewers read it with the outputs.
+        #[arg(long)]
+        source: Option<PathBuf>,
         /// Print the job id and return without waiting for it to end.
         #[arg(long)]
         no_wait: bool,
@@ -26,6 +29,14 @@ pub enum JobCmd {
     Show {
         /// Job id.
         id: String,
+    },
+    /// Save the source archive submitted with a job (reviewers).
+    Source {
+        /// Job id.
+        id: String,
+        /// Where to write it.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Stop a queued or running job.
     Cancel {

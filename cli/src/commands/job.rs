@@ -21,12 +21,24 @@ pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
             wasm,
             grant,
             params,
+            source,
             no_wait,
         } => {
             let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            let source_sha = match &source {
+                Some(path) => {
+                    let archive = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                    let stored = client
+                        .post_bytes(&["api", "sources"], &[], archive_type(path), archive)
+                        .with_context(|| format!("submitting the source archive {}", path.display()))?;
+                    Some(text(&stored, "sha256").to_string())
+                }
+                None => None,
+            };
             let pairs: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let mut query = vec![("grant", grant.as_str())];
             query.extend(pairs.iter().map(|p| ("param", p.as_str())));
+            query.extend(source_sha.as_deref().map(|s| ("source", s)));
             let submitted = client
                 .post_bytes(&["api", "jobs"], &query, "application/wasm", bytes)
                 .with_context(|| format!("submitting {}", wasm.display()))?;
@@ -63,12 +75,35 @@ pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
             }
         }
         JobCmd::Show { id } => print_json(&client.get(&["api", "jobs", &id], &[])?)?,
+        JobCmd::Source { id, to } => {
+            let bytes = client.get_bytes(&["api", "jobs", &id, "source"])?;
+            std::fs::write(&to, &bytes).with_context(|| format!("writing {}", to.display()))?;
+            println!(
+                "source archive of job {id} ({} bytes) written to {}",
+                bytes.len(),
+                to.display()
+            );
+        }
         JobCmd::Cancel { id } => {
             let view = client.call(Method::POST, &["api", "jobs", &id, "cancel"])?;
             println!("job {id} is {}", text(&view, "state"));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The media type to send an archive as, from its file name.
+fn archive_type(path: &std::path::Path) -> &'static str {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".zip") {
+        "application/zip"
+    } else if name.ends_with(".tar") {
+        "application/x-tar"
+    } else if name.ends_with(".gz") || name.ends_with(".tgz") {
+        "application/gzip"
+    } else {
+        "application/octet-stream"
+    }
 }
 
 /// Asks after job `id` until it ends, saying on stderr when its state changes.

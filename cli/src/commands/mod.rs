@@ -11,6 +11,7 @@ pub mod job;
 pub mod ledger;
 pub mod operator;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod review;
 pub mod reviewer;
@@ -62,6 +63,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         (Command::Report(cmd), Some(c)) => report::run_remote(c, cmd)?,
         (Command::Ledger(cmd), Some(c)) => return ledger::run_remote(c, cmd),
         (Command::Token(cmd), Some(c)) => token::run_remote(c, cmd)?,
+        (Command::Operator(cmd), Some(c)) => registry::operator(c, cmd)?,
+        (Command::Grant(cmd), Some(c)) => registry::grant(c, cmd)?,
+        (Command::Reviewer(cmd), Some(c)) => registry::reviewer(c, cmd)?,
+        (Command::Policy(cmd), Some(c)) => registry::policy(c, cmd)?,
         (Command::VerifyExport { dir, public_key }, _) => return export::verify(&dir, public_key),
         (
             command @ (Command::Whoami

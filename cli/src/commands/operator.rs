@@ -46,7 +46,7 @@ pub fn run(rt: &Runtime, cmd: OperatorCmd) -> Result<()> {
 
 /// Pairs each `--qualification` with the `--evidence` file at the same
 /// position; the record keeps the file's SHA-256, not the file.
-fn qualifications(statements: Vec<String>, evidence: Vec<PathBuf>) -> Result<Vec<Qualification>> {
+pub(crate) fn qualifications(statements: Vec<String>, evidence: Vec<PathBuf>) -> Result<Vec<Qualification>> {
     if statements.len() != evidence.len() {
         bail!(
             "give one --evidence file for each --qualification ({} and {})",

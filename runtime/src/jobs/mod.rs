@@ -5,6 +5,7 @@
 mod queries;
 pub(crate) mod quota;
 mod run;
+pub(crate) mod sources;
 mod texts;
 
 pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
@@ -60,6 +61,33 @@ impl Jobs {
         self.inner.sandbox.prepare(wasm).map(|_| ())
     }
 
+    /// Stores a source archive submitted by `by` of `organization`; a job of
+    /// that organization may then name it by hash.
+    pub fn store_source(&self, organization: &str, by: &str, archive: &[u8]) -> Result<sources::SourceRecord> {
+        let record = sources::store(
+            &self.inner.domain,
+            self.inner.events.as_ref(),
+            organization,
+            by,
+            archive,
+        )?;
+        self.inner.checkpoint()?;
+        Ok(record)
+    }
+
+    /// Why `organization` may not name source archive `sha256` for a job, if
+    /// it may not (not a hash, not stored, or another organization's).
+    pub fn source_refusal(&self, organization: &str, sha256: &str) -> Result<Option<String>> {
+        sources::refusal(&self.inner.domain, organization, sha256)
+    }
+
+    /// A stored source archive: its record and bytes.
+    pub fn source(&self, sha256: &str) -> Result<(sources::SourceRecord, Vec<u8>)> {
+        let record = sources::record(&self.inner.domain, sha256)?
+            .ok_or_else(|| Error::NotFound(format!("source archive {sha256}")))?;
+        Ok((record, sources::read(&self.inner.domain, sha256)?))
+    }
+
     /// A fresh job id (time-ordered), for callers that answer before the job ends.
     pub fn new_id() -> String {
         uuid::Uuid::now_v7().to_string()
@@ -81,6 +109,11 @@ impl Jobs {
             Ok(a) => a,
             Err(e) => return self.refuse(id, started_at_ms, request, e),
         };
+        if let Some(sha) = &request.source_sha256
+            && let Some(reason) = sources::refusal(&inner.domain, &request.operator, sha)?
+        {
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
         if grant.approved_components_only && components::approval(&inner.domain, &module_sha256)?.is_none() {
             let reason = format!(
                 "grant `{}` runs approved components only, and component {module_sha256} is not approved: \
@@ -124,6 +157,7 @@ impl Jobs {
             module_sha256: module_sha256.clone(),
             params: request.params.clone(),
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
+            source_sha256: request.source_sha256.clone(),
         })?;
         // The policy that chose the datasets above is the one the queries run under.
         let policy = in_force;
@@ -234,6 +268,7 @@ impl Jobs {
             operator: request.operator,
             grant: grant.id.clone(),
             module_sha256,
+            source_sha256: request.source_sha256,
             params: request.params,
             status: if outcome.is_ok() {
                 JobStatus::Succeeded
@@ -281,6 +316,7 @@ impl Jobs {
             operator: request.operator,
             grant: request.grant,
             module_sha256,
+            source_sha256: request.source_sha256,
             params: request.params,
             status: JobStatus::Refused,
             error: Some(e),

@@ -17,6 +17,9 @@ pub struct JobRequest {
     pub operator: String,
     /// The grant the job runs under.
     pub grant: String,
+    /// SHA-256 of the component's source archive, stored before
+    /// ([`crate::Jobs::store_source`]) by the same organization.
+    pub source_sha256: Option<String>,
 }
 
 /// How a job ended.
@@ -42,6 +45,9 @@ pub struct JobRecord {
     pub grant: String,
     /// SHA-256 of the component.
     pub module_sha256: String,
+    /// SHA-256 of its source archive, when one was submitted with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
     /// Submission parameters.
     pub params: Vec<(String, String)>,
     /// How it ended.

@@ -119,14 +119,25 @@ fn view_in_flight(id: &str, f: &InFlight, running: &HashSet<String>) -> JobView 
     }
 }
 
-/// The grant and parameters of a submission, from `?grant=G&param=k=v&param=…`.
-fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>), Problem> {
+/// What a submission's query names.
+struct Submission {
+    grant: String,
+    params: Vec<(String, String)>,
+    source: Option<String>,
+}
+
+/// The grant, parameters and source archive of a submission, from
+/// `?grant=G&param=k=v&param=…&source=SHA256`.
+fn submission_query(raw: Option<&str>) -> Result<Submission, Problem> {
     let mut grant = None;
+    let mut source = None;
     let mut params = Vec::new();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         match &*k {
             "grant" if grant.is_none() => grant = Some(v.into_owned()),
             "grant" => return Err(Problem::bad_request("name one `grant`")),
+            "source" if source.is_none() => source = Some(v.into_owned()),
+            "source" => return Err(Problem::bad_request("name one `source`")),
             "param" => {
                 let (key, value) = v
                     .split_once('=')
@@ -134,13 +145,17 @@ fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>)
                     .ok_or_else(|| Problem::bad_request("each `param` is `key=value`"))?;
                 params.push((key.to_string(), value.to_string()));
             }
-            _ => return Err(Problem::bad_request("unknown query parameter; use `grant` and `param`")),
+            _ => {
+                return Err(Problem::bad_request(
+                    "unknown query parameter; use `grant`, `param` and `source`",
+                ));
+            }
         }
     }
     let grant = grant
         .filter(|g| !g.is_empty() && g.len() <= 64)
         .ok_or_else(|| Problem::bad_request("name the grant to run under: `?grant=g-…`"))?;
-    Ok((grant, params))
+    Ok(Submission { grant, params, source })
 }
 
 /// Submits a component to run under one of the caller's grants. The body
@@ -152,6 +167,7 @@ fn submission_query(raw: Option<&str>) -> Result<(String, Vec<(String, String)>)
     params(
         ("grant" = String, Query, description = "The grant to run under"),
         ("param" = Option<Vec<String>>, Query, description = "A job parameter, `key=value`; repeat for more"),
+        ("source" = Option<String>, Query, description = "SHA-256 of the component's source archive, submitted before (POST /api/sources)"),
     ),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
     responses(
@@ -180,7 +196,7 @@ pub(crate) async fn submit(
         // Refused before a byte of the body is read.
         return Err(Problem::too_large(s.module_limit));
     }
-    let (grant, params, organization) = match admit(&s, &who, raw.as_deref(), &headers).await {
+    let (submission, organization) = match admit(&s, &who, raw.as_deref(), &headers).await {
         Ok(admitted) => admitted,
         Err(problem) => {
             // Read what the client is sending (within the limit) so it hears the answer.
@@ -210,7 +226,7 @@ pub(crate) async fn submit(
             why,
         ));
     }
-    start(&s, &who, grant, params, organization, wasm).await
+    start(&s, &who, submission, organization, wasm).await
 }
 
 /// Everything a submission is checked for before its body is read: the
@@ -220,8 +236,9 @@ async fn admit(
     who: &inland_runtime::Principal,
     raw: Option<&str>,
     headers: &HeaderMap,
-) -> Result<(String, Vec<(String, String)>, String), Problem> {
-    let (grant, params) = submission_query(raw)?;
+) -> Result<(Submission, String), Problem> {
+    let submission = submission_query(raw)?;
+    let grant = submission.grant.clone();
     let g = grant.clone();
     let holder = s
         .blocking(move |rt| match rt.governance().grant(&g) {
@@ -237,6 +254,21 @@ async fn admit(
     };
     s.authorize(who, Action::SubmitJob, resource).await?;
     let organization = who.operator.clone().ok_or_else(Problem::internal)?;
+    if let Some(sha) = submission.source.clone() {
+        let org = organization.clone();
+        if let Some(why) = s
+            .blocking(move |rt| rt.jobs().source_refusal(&org, &sha))
+            .await?
+            .map_err(|e| Problem::log_internal(&e))?
+        {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-source",
+                "The source archive cannot be used",
+                why,
+            ));
+        }
+    }
     // Bounds before the body is read: jobs waiting for a slot hold memory
     // and a thread, so one organization (or all) may only have so many in
     // flight, and a grant whose quota is spent takes no more.
@@ -273,18 +305,18 @@ async fn admit(
     if !wasm_type {
         return Err(Problem::unsupported_media_type("application/wasm"));
     }
-    Ok((grant, params, organization))
+    Ok((submission, organization))
 }
 
 /// Records who submitted the job and starts it in the background.
 async fn start(
     s: &Shared,
     who: &inland_runtime::Principal,
-    grant: String,
-    params: Vec<(String, String)>,
+    submission: Submission,
     organization: String,
     wasm: Vec<u8>,
 ) -> Result<Response, Problem> {
+    let Submission { grant, params, source } = submission;
     let id = Jobs::new_id();
     let (job, author) = (id.clone(), who.name.clone());
     s.blocking(move |rt| rt.access().record_author(&job, &author))
@@ -305,6 +337,7 @@ async fn start(
         params,
         operator: organization,
         grant,
+        source_sha256: source,
     };
     let (state, job) = (s.clone(), id.clone());
     let handle = tokio::runtime::Handle::current();

@@ -9,6 +9,8 @@ pub(crate) mod evidence;
 pub(crate) mod jobs;
 pub(crate) mod outputs;
 pub(crate) mod page;
+pub(crate) mod registry;
+pub(crate) mod sources;
 pub(crate) mod whoami;
 
 use crate::problem::Problem;

@@ -48,6 +48,9 @@ pub struct OutputView {
     pub job_log: serde_json::Value,
     /// Why the job failed, if it did.
     pub job_error: Option<String>,
+    /// SHA-256 of the component's source archive, if one came with it
+    /// (GET /api/jobs/{id}/source).
+    pub source_sha256: Option<String>,
 }
 
 /// A reviewer's decision.
@@ -214,6 +217,7 @@ pub(crate) async fn view(
                 record: serde_json::to_value(&record)?,
                 job_log: serde_json::to_value(&job.log)?,
                 job_error: job.error.map(|e| e.to_string()),
+                source_sha256: job.source_sha256,
             })
         })
         .await?

@@ -1,0 +1,114 @@
+//! Source archives: the code behind a component, submitted with it so that
+//! reviewers read what ran (code accountability). Stored by SHA-256 under
+//! `sources/`, with the organizations that submitted it; a job names its
+//! archive by hash, and admission checks the archive is its organization's.
+
+use crate::domain::Domain;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink};
+use crate::state::SOURCES;
+use serde::{Deserialize, Serialize};
+
+/// One stored archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// SHA-256 of the archive, hex.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
+    /// The organizations that submitted it.
+    pub organizations: Vec<String>,
+    /// When it was first stored (ms since the Unix epoch).
+    pub stored_at_ms: u64,
+}
+
+/// Whether `sha256` is 64 lowercase hex digits (it becomes a file name).
+pub(crate) fn check_hash(sha256: &str) -> Result<()> {
+    if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "`{sha256}` is not a source archive hash: give the 64 lowercase hex digits of its SHA-256"
+        )))
+    }
+}
+
+/// Stores `archive` for `organization` (once per content), recording who
+/// submitted it; returns its record.
+pub(crate) fn store(
+    domain: &Domain,
+    events: &dyn EventSink,
+    organization: &str,
+    by: &str,
+    archive: &[u8],
+) -> Result<SourceRecord> {
+    if archive.is_empty() {
+        return Err(Error::Invalid("the source archive is empty".into()));
+    }
+    let sha256 = inland_files::sha256_hex(archive);
+    let dir = domain.dir("sources");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let path = dir.join(&sha256);
+    if !path.exists() {
+        inland_files::write_atomic(&path, archive)?;
+    }
+    // One transaction: two organizations storing the same bytes at once both stay listed.
+    let mut record = None;
+    let added = domain.state.update(SOURCES, &sha256, |old: Option<SourceRecord>| {
+        let mut r = old.unwrap_or_else(|| SourceRecord {
+            sha256: sha256.clone(),
+            bytes: archive.len() as u64,
+            organizations: Vec::new(),
+            stored_at_ms: inland_files::now_ms(),
+        });
+        if r.organizations.iter().any(|o| o == organization) {
+            record = Some(r);
+            return Err(());
+        }
+        r.organizations.push(organization.to_string());
+        record = Some(r.clone());
+        Ok(r)
+    })?;
+    let record = record.ok_or_else(|| Error::Internal("a source record was not read".into()))?;
+    if added.is_ok() {
+        events.record(Event::SourceSubmitted {
+            sha256: sha256.clone(),
+            organization: organization.to_string(),
+            by: by.to_string(),
+            bytes: record.bytes,
+        })?;
+    }
+    Ok(record)
+}
+
+/// The record of archive `sha256`, if it is stored.
+pub(crate) fn record(domain: &Domain, sha256: &str) -> Result<Option<SourceRecord>> {
+    check_hash(sha256)?;
+    domain.state.get(SOURCES, sha256)
+}
+
+/// The archive's bytes, checked against its hash.
+pub(crate) fn read(domain: &Domain, sha256: &str) -> Result<Vec<u8>> {
+    check_hash(sha256)?;
+    let path = domain.dir("sources").join(sha256);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    if inland_files::sha256_hex(&bytes) != sha256 {
+        return Err(Error::Internal(format!(
+            "source archive {sha256} does not match its hash"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Why `organization` may not name `sha256` as its job's source, if not.
+pub(crate) fn refusal(domain: &Domain, organization: &str, sha256: &str) -> Result<Option<String>> {
+    if check_hash(sha256).is_err() {
+        return Ok(Some(format!("`{sha256}` is not a source archive hash")));
+    }
+    Ok(match record(domain, sha256)? {
+        Some(r) if r.organizations.iter().any(|o| o == organization) => None,
+        _ => Some(format!(
+            "source archive {sha256} was not submitted by `{organization}`: submit it first (POST /api/sources)"
+        )),
+    })
+}
