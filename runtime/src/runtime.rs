@@ -26,6 +26,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The shared context, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn inner_for_tests(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
     /// Opens the domain at `root`, recording every event in its evidence ledger.
     pub fn open(root: &Path) -> Result<Runtime> {
         let domain = Domain::open(root)?;

@@ -73,6 +73,9 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// Source archives read at once, server-wide.
+const UPLOADS_AT_ONCE: usize = 4;
+
 /// The API over `runtime`, with the default access policy; for [`serve`]
 /// and for tests that drive it in-process.
 pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
@@ -92,6 +95,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         module_limit,
         inflight_per_organization,
         policy_change: Default::default(),
+        uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
     });
     Ok(Router::new()
         .route("/api/whoami", get(api::whoami::whoami))

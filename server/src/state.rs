@@ -34,6 +34,9 @@ pub(crate) struct AppState {
     /// Held across storing a new access policy and putting it in force, so
     /// the policy in force is always the last one stored.
     pub(crate) policy_change: tokio::sync::Mutex<()>,
+    /// Source archives being read at once: each may hold the component
+    /// limit in memory, so only a few are read at a time.
+    pub(crate) uploads: tokio::sync::Semaphore,
 }
 
 pub(crate) type Shared = Arc<AppState>;

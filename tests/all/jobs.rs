@@ -464,4 +464,10 @@ async fn what_a_job_writes_after_reading_data_never_reaches_the_ledger() {
         assert!(!after.contains(p), "`{p}` outlived the grant: {after}");
     }
     assert!(after.contains("no longer opens it"), "{after}");
+    // The output's record keeps no column names or per-cell findings either.
+    let output = d.rt.reviews().output(&kept.outputs[0].id).unwrap();
+    assert!(
+        output.destroyed && output.columns.is_empty() && output.gate.is_none(),
+        "{output:?}"
+    );
 }

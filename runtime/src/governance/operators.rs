@@ -329,15 +329,16 @@ impl std::str::FromStr for TerminationReason {
     }
 }
 
-/// Marks a grant terminated, so that no new job is admitted under it.
-pub(crate) fn mark_terminated(domain: &Domain, id: &str) -> Result<Grant> {
+/// Marks a grant terminated, so that no new job is admitted under it;
+/// `Ok(false)` when it was terminated already (its cleanup may still be due).
+pub(crate) fn mark_terminated(domain: &Domain, id: &str) -> Result<bool> {
     let mut g = grant(domain, id)?;
     if g.status == GrantStatus::Terminated {
-        return Err(Error::Invalid(format!("grant `{id}` is already terminated")));
+        return Ok(false);
     }
     g.status = GrantStatus::Terminated;
     domain.state.replace(GRANTS, id, &g)?;
-    Ok(g)
+    Ok(true)
 }
 
 pub(crate) fn grant(domain: &Domain, id: &str) -> Result<Grant> {

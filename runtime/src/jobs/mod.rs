@@ -290,7 +290,7 @@ impl Jobs {
         inner
             .domain
             .state
-            .insert_new(JOBS, &id, &texts::seal(inner, &record, output_names)?, "job")?;
+            .insert_new(JOBS, &id, &texts::seal_or_drop(inner, &record, output_names), "job")?;
         self.inner.checkpoint()?;
         // The log is a channel out of the domain too: the outcome as the
         // ledger has it, never the job's own text.
@@ -346,6 +346,21 @@ impl Jobs {
         Ok(stored.into_iter().map(|r| texts::open(&self.inner, r)).collect())
     }
 
+    /// Every job record as stored, its texts sealed (empty here): for views
+    /// that show none of them, without opening every job's texts.
+    pub fn list_stored(&self) -> Result<Vec<JobRecord>> {
+        self.inner.domain.state.list(JOBS)
+    }
+
+    /// One job record as stored (see [`Jobs::list_stored`]).
+    pub fn get_stored(&self, id: &str) -> Result<JobRecord> {
+        self.inner
+            .domain
+            .state
+            .get(JOBS, id)?
+            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))
+    }
+
     /// One job record and the names the job gave its outputs (output id,
     /// name), opened with the grant's key: for reviewers, inside the domain.
     pub fn get_with_output_names(&self, id: &str) -> Result<(JobRecord, Vec<(String, String)>)> {
@@ -392,9 +407,15 @@ impl Jobs {
     /// Terminates a grant (clause 8.6): new jobs are refused, running ones
     /// stopped, its data key destroyed and its files deleted; the destruction
     /// record goes to the evidence ledger and is returned.
+    ///
+    /// A termination cut short (the process stopped, a disk filled) is
+    /// finished by terminating again: the grant stays terminated, and what
+    /// is left of its key, files and outputs is destroyed then.
     pub async fn terminate_grant(&self, id: &str, reason: TerminationReason, note: &str) -> Result<Event> {
         let inner = &self.inner;
-        governance::mark_terminated(&inner.domain, id)?;
+        if !governance::mark_terminated(&inner.domain, id)? && !self.termination_unfinished(id)? {
+            return Err(Error::Invalid(format!("grant `{id}` is already terminated")));
+        }
         let mut jobs_stopped = Vec::new();
         loop {
             let still: Vec<String> = {
@@ -442,7 +463,17 @@ impl Jobs {
             for e in &o.exports {
                 released.push(format!("{} (manifest {})", o.id, e.manifest_sha256));
             }
+            // What the record says of the content goes with it: the job's
+            // column names, the label's reason, the gate's per-cell findings
+            // (which may quote group keys of protected data).
             o.destroyed = true;
+            o.columns.clear();
+            o.gate = None;
+            o.queries.clear();
+            o.name.clear();
+            if let Some((_, why)) = o.label.as_mut() {
+                why.clear();
+            }
             inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
             outputs_destroyed.push((o.id, inner.text_digest().of(&o.sha256)));
         }
@@ -461,6 +492,20 @@ impl Jobs {
         self.inner.checkpoint()?;
         tracing::info!(grant = id, files_deleted, "grant terminated");
         Ok(event)
+    }
+}
+
+impl Jobs {
+    /// Whether a terminated grant still has a key, files or live outputs.
+    fn termination_unfinished(&self, id: &str) -> Result<bool> {
+        let inner = &self.inner;
+        if inner.keys.grant_key(id).is_ok() || inner.domain.dir("quarantine").join(id).exists() {
+            return Ok(true);
+        }
+        Ok(Reviews::new(inner.clone())
+            .outputs()?
+            .iter()
+            .any(|o| o.grant == id && !o.destroyed))
     }
 }
 
@@ -485,5 +530,82 @@ impl Drop for RunningGuard<'_> {
         if let Ok(mut running) = self.inner.running.lock() {
             running.remove(&self.id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{Error, Result};
+    use crate::{Date, Domain, Event, GrantRequest, OperatorStatus, OperatorType, Runtime, TerminationReason};
+
+    /// A termination cut short after the grant was marked (a crash, a full
+    /// disk) is finished by terminating again; once finished, it is refused.
+    #[tokio::test]
+    async fn a_termination_cut_short_is_finished_by_terminating_again() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
+        let root = dir.path().join("domain");
+        Domain::init(&root, "t")?;
+        let rt = Runtime::open(&root)?;
+        let csv = dir.path().join("d.csv");
+        std::fs::write(&csv, "a\n1\n2\n").map_err(|e| Error::Internal(e.to_string()))?;
+        rt.catalog().register("d", &csv, "")?;
+        rt.governance().add_operator("org", OperatorType::Scenario, vec![])?;
+        rt.governance()
+            .set_operator_status("org", OperatorStatus::Approved, None)?;
+        let today = Date::today();
+        let grant = rt
+            .governance()
+            .issue_grant(GrantRequest {
+                operator: "org".into(),
+                datasets: vec!["d".into()],
+                purpose: "p".into(),
+                scenario: "s".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: Default::default(),
+                approved_components_only: false,
+            })?
+            .id;
+        // The first step only: marked, its key still there.
+        let inner = rt.inner_for_tests();
+        assert!(crate::governance::operators::mark_terminated(&inner.domain, &grant)?);
+        assert!(inner.keys.grant_key(&grant).is_ok());
+        let event = rt
+            .jobs()
+            .terminate_grant(&grant, TerminationReason::Breach, "again")
+            .await?;
+        assert!(
+            matches!(
+                event,
+                Event::GrantTerminated {
+                    key_destroyed: true,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        assert!(inner.keys.grant_key(&grant).is_err());
+        let again = rt
+            .jobs()
+            .terminate_grant(&grant, TerminationReason::Breach, "once more")
+            .await;
+        assert!(
+            matches!(&again, Err(Error::Invalid(m)) if m.contains("already terminated")),
+            "{again:?}"
+        );
+
+        // Source archives: an operator not approved (here, a new one) stores none.
+        rt.governance()
+            .add_operator("newcomer", OperatorType::Scenario, vec![])?;
+        let refused = rt.jobs().store_source("newcomer", "li", b"src");
+        assert!(
+            matches!(&refused, Err(Error::Refused(m)) if m.contains("pending")),
+            "{refused:?}"
+        );
+        let stored = rt.jobs().store_source("org", "li", b"src")?;
+        assert_eq!(rt.jobs().source(&stored.sha256)?.1, b"src");
+        assert!(rt.jobs().source_refusal("newcomer", &stored.sha256)?.is_some());
+        Ok(())
     }
 }

@@ -2,12 +2,20 @@
 //! reviewers read what ran (code accountability). Stored by SHA-256 under
 //! `sources/`, with the organizations that submitted it; a job names its
 //! archive by hash, and admission checks the archive is its organization's.
+//! An archive is the operator's claim of what the component was built
+//! from: nothing ties its bytes to the component's, so reviewers read it as
+//! that claim (a reproducible build would make it a proof).
 
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
 use crate::state::SOURCES;
 use serde::{Deserialize, Serialize};
+
+/// Archives one organization may hold: uploads are bounded like jobs are.
+pub const MAX_PER_ORGANIZATION: usize = 256;
+/// Bytes of archives one organization may hold (2 GiB).
+pub const MAX_BYTES_PER_ORGANIZATION: u64 = 2 << 30;
 
 /// One stored archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,13 +53,33 @@ pub(crate) fn store(
     if archive.is_empty() {
         return Err(Error::Invalid("the source archive is empty".into()));
     }
+    let operator = crate::governance::operators::operator(domain, organization)?;
+    if operator.status != crate::governance::operators::OperatorStatus::Approved {
+        return Err(Error::Refused(format!(
+            "operator `{organization}` is {}: only an approved operator submits sources",
+            operator.status.as_str()
+        )));
+    }
+    let mine: Vec<SourceRecord> = domain
+        .state
+        .list::<SourceRecord>(SOURCES)?
+        .into_iter()
+        .filter(|r| r.organizations.iter().any(|o| o == organization))
+        .collect();
+    let held: u64 = mine.iter().map(|r| r.bytes).sum();
+    if mine.len() >= MAX_PER_ORGANIZATION || held.saturating_add(archive.len() as u64) > MAX_BYTES_PER_ORGANIZATION {
+        return Err(Error::Refused(format!(
+            "`{organization}` holds {} source archives ({held} bytes); at most {MAX_PER_ORGANIZATION} and \
+             {MAX_BYTES_PER_ORGANIZATION} bytes: ask an admin to clear old ones",
+            mine.len()
+        )));
+    }
     let sha256 = inland_files::sha256_hex(archive);
     let dir = domain.dir("sources");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let path = dir.join(&sha256);
-    if !path.exists() {
-        inland_files::write_atomic(&path, archive)?;
-    }
+    // Written every time, stored or not: how long an upload takes must not
+    // tell whether another organization stored the same bytes.
+    inland_files::write_atomic(&dir.join(&sha256), archive)?;
     // One transaction: two organizations storing the same bytes at once both stay listed.
     let mut record = None;
     let added = domain.state.update(SOURCES, &sha256, |old: Option<SourceRecord>| {

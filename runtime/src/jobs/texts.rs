@@ -50,6 +50,30 @@ pub(crate) fn seal(inner: &Inner, record: &JobRecord, output_names: Vec<(String,
     Ok(stored)
 }
 
+/// [`seal`], or, when the texts cannot be sealed (the grant's key is gone
+/// or unreadable), the record without them: the job's outputs and its
+/// ledger entries exist already, so its record must too, and the texts
+/// never go to the database in clear.
+pub(crate) fn seal_or_drop(inner: &Inner, record: &JobRecord, output_names: Vec<(String, String)>) -> JobRecord {
+    match seal(inner, record, output_names) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::error!(error = %e, "a job's texts could not be sealed; they are dropped");
+            let mut stored = record.clone();
+            stored.log = vec![LogLine {
+                level: "info".into(),
+                message: "what this job wrote could not be sealed with its grant's key and was dropped".into(),
+            }];
+            stored.error = None;
+            stored.queries.clear();
+            if let Some((_, why)) = stored.label.as_mut() {
+                why.clear();
+            }
+            stored
+        }
+    }
+}
+
 /// The record as read inside the domain: the texts opened with the grant's
 /// key, or, once the key is destroyed, a note that they are gone.
 pub(crate) fn open(inner: &Inner, stored: JobRecord) -> JobRecord {

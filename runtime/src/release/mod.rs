@@ -286,17 +286,17 @@ impl Reviews {
         let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
         let release = approved_release(&record)?.clone();
-        let ledger = inner.ledger.as_ref().ok_or_else(|| {
-            Error::Invalid("exports are signed with the domain's ledger key; open the domain with its ledger".into())
-        })?;
-        let key = inner.keys.grant_key(&record.grant)?;
-        let table = vault::read_sealed_table(&inner.domain, &key, &record.grant, &release.sha256)?;
         if record.exports.len() >= MAX_EXPORTS {
             return Err(Error::Refused(format!(
                 "output `{}` was exported {MAX_EXPORTS} times already; ask an admin for its bundle",
                 record.id
             )));
         }
+        let ledger = inner.ledger.as_ref().ok_or_else(|| {
+            Error::Invalid("exports are signed with the domain's ledger key; open the domain with its ledger".into())
+        })?;
+        let key = inner.keys.grant_key(&record.grant)?;
+        let table = vault::read_sealed_table(&inner.domain, &key, &record.grant, &release.sha256)?;
         let mut files = export::table_files(&table)?;
         let manifest = Manifest {
             format: export::FORMAT.into(),

@@ -406,7 +406,7 @@ pub(crate) async fn list(
             let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
             let mut out = Vec::new();
             let mut recorded = HashSet::new();
-            for r in rt.jobs().list()?.iter().filter(|r| mine(&r.operator)) {
+            for r in rt.jobs().list_stored()?.iter().filter(|r| mine(&r.operator)) {
                 recorded.insert(r.id.clone());
                 out.push((r.id.clone(), view_of(&rt, r)?));
             }
@@ -432,7 +432,7 @@ async fn find(s: &Shared, id: &str) -> Result<Option<JobView>, Problem> {
     let inflight = s.inflight().get(id).cloned();
     let job = id.to_string();
     s.blocking(move |rt| -> inland_runtime::Result<Option<JobView>> {
-        match rt.jobs().get(&job) {
+        match rt.jobs().get_stored(&job) {
             Ok(r) => view_of(&rt, &r).map(Some),
             Err(inland_runtime::Error::NotFound(_)) => {
                 let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();

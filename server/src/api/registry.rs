@@ -268,10 +268,13 @@ pub(crate) async fn terminate_grant(
         .reason
         .parse()
         .map_err(|e: inland_runtime::Error| unprocessable(e.to_string()))?;
+    // Its own task: a client that goes away does not cut the destruction
+    // short (and one cut short by a crash is finished by asking again).
     let jobs = s.runtime.jobs();
-    let record = jobs
-        .terminate_grant(&id, reason, &b.note)
+    let note = b.note;
+    let record = tokio::spawn(async move { jobs.terminate_grant(&id, reason, &note).await })
         .await
+        .map_err(|e| Problem::log_internal(&e))?
         .map_err(Problem::from_runtime_for_insider)?;
     to_json(StatusCode::OK, &record)
 }
@@ -383,7 +386,12 @@ pub(crate) async fn apply_policy(
 
 /// A fresh private directory for one policy file (the runtime checks files).
 fn tempfile_dir() -> inland_runtime::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
     let dir = std::env::temp_dir().join(format!("inland-policy-{}", inland_runtime::Jobs::new_id()));
-    std::fs::create_dir(&dir).map_err(|e| inland_runtime::Error::Internal(e.to_string()))?;
+    // Private, and new: create fails rather than follow anything already there.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| inland_runtime::Error::Internal(e.to_string()))?;
     Ok(dir)
 }

@@ -41,8 +41,10 @@ pub struct SourceView {
         (status = 400, description = "Empty", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The operator is not approved, or holds as many archives as it may", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not an archive type", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many archives being received at once", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn submit(
@@ -74,6 +76,10 @@ pub(crate) async fn submit(
     if !ARCHIVE_TYPES.contains(&media) {
         return Err(Problem::unsupported_media_type(&ARCHIVE_TYPES.join(", ")));
     }
+    let _reading = s
+        .uploads
+        .try_acquire()
+        .map_err(|_| Problem::too_many("other source archives are being received; try again shortly"))?;
     let bytes = axum::body::to_bytes(body, s.module_limit as usize)
         .await
         .map_err(|_| Problem::too_large(s.module_limit))?;
@@ -84,7 +90,12 @@ pub(crate) async fn submit(
     let record = s
         .blocking(move |rt| rt.jobs().store_source(&organization, &by, &bytes))
         .await?
-        .map_err(|e| Problem::log_internal(&e))?;
+        .map_err(|e| match e {
+            // About the operator's own standing and quota, not about data.
+            inland_runtime::Error::Refused(m) => Problem::conflict(m),
+            inland_runtime::Error::Invalid(m) => Problem::invalid_body(m),
+            other => Problem::log_internal(&other),
+        })?;
     let view = SourceView {
         sha256: record.sha256,
         bytes: record.bytes,
@@ -93,7 +104,8 @@ pub(crate) async fn submit(
 }
 
 /// The source archive submitted with a job's component: for reviewers (and
-/// the job's own organization), as it was stored.
+/// the job's own organization), as it was stored. It is the operator's
+/// claim of what the component was built from; nothing ties the two.
 #[utoipa::path(get, path = "/api/jobs/{id}/source", tag = "review",
     params(("id" = String, Path, description = "Job id")),
     responses(
@@ -114,7 +126,7 @@ pub(crate) async fn job_source(
     }
     let job = id.clone();
     let found = s
-        .blocking(move |rt| match rt.jobs().get(&job) {
+        .blocking(move |rt| match rt.jobs().get_stored(&job) {
             Ok(r) => Ok(Some((r.operator, r.source_sha256))),
             Err(inland_runtime::Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -126,13 +138,16 @@ pub(crate) async fn job_source(
         organization: found.as_ref().map(|(o, _)| o.clone()),
     };
     s.authorize(&who, Action::ViewSource, resource).await?;
-    let sha = found
-        .and_then(|(_, sha)| sha)
+    let (found_org, sha) = found
+        .and_then(|(org, sha)| sha.map(|s| (org, s)))
         .ok_or_else(|| Problem::not_found("source archive of this job"))?;
-    let bytes = s
+    let organization = found_org;
+    let (record, bytes) = s
         .blocking(move |rt| rt.jobs().source(&sha))
         .await?
-        .map_err(|e| Problem::log_internal(&e))?
-        .1;
+        .map_err(|e| Problem::log_internal(&e))?;
+    if !record.organizations.contains(&organization) {
+        return Err(Problem::not_found("source archive of this job"));
+    }
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
