@@ -227,6 +227,11 @@ fn a_job_goes_from_the_operators_terminal_through_review_to_a_verified_bundle() 
         b"\x1f\x8b the job's sources"
     );
 
+    let rows = inland(Some(&f.reviewer), true, &["review", "rows", &output]);
+    assert!(rows.status.success(), "{}", everything(&rows));
+    assert!(stdout(&rows).starts_with("district\t"), "{}", stdout(&rows));
+    assert!(stdout(&rows).lines().count() > 5, "{}", stdout(&rows));
+
     let queue = inland(Some(&f.reviewer), true, &["review", "list"]);
     assert!(stdout(&queue).contains(&output), "{}", everything(&queue));
     let approve = inland(

@@ -108,6 +108,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/outputs/{job}/{name}", get(api::outputs::view))
         .route("/api/outputs/{job}/{name}/votes", post(api::outputs::vote))
         .route("/api/outputs/{job}/{name}/bundle", get(api::outputs::bundle))
+        .route("/api/outputs/{job}/{name}/rows", get(api::outputs::rows))
         .route("/api/ledger/export", get(api::evidence::export))
         .route("/api/ledger/signed-export", get(api::evidence::signed_export))
         .route("/api/reports/usage", get(api::evidence::usage))

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         api::outputs::view,
         api::outputs::vote,
         api::outputs::bundle,
+        api::outputs::rows,
         api::evidence::export,
         api::evidence::signed_export,
         api::evidence::usage,

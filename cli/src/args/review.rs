@@ -12,6 +12,11 @@ pub enum ReviewCmd {
         /// Output id.
         id: String,
     },
+    /// Every row of an output, tab-separated, page by page (the review page shows the first 30).
+    Rows {
+        /// Output id.
+        id: String,
+    },
     /// Approve release, as the reviewer your token names. Overriding a failed cell check needs --justification.
     Approve {
         /// Output id.

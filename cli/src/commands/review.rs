@@ -14,6 +14,7 @@ pub fn run(client: &Client, cmd: ReviewCmd) -> Result<()> {
     match cmd {
         ReviewCmd::List => list(client)?,
         ReviewCmd::Show { id } => show(client, &id)?,
+        ReviewCmd::Rows { id } => rows(client, &id)?,
         ReviewCmd::Approve {
             id,
             reason,
@@ -95,6 +96,39 @@ fn show(client: &Client, id: &str) -> Result<()> {
         println!("\njob error: {e}");
     }
     Ok(())
+}
+
+/// Every row of output `id`, tab-separated, with a header line.
+fn rows(client: &Client, id: &str) -> Result<()> {
+    let mut path = output_path(id)?;
+    path.push("rows");
+    let mut offset = 0u64;
+    loop {
+        let from = offset.to_string();
+        let page = client.get(&path, &[("offset", &from), ("limit", "1000")])?;
+        if offset == 0 {
+            let names: Vec<&str> = page["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            println!("{}", names.join("\t"));
+        }
+        for row in page["rows"].as_array().into_iter().flatten() {
+            let cells: Vec<&str> = row
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c.as_str().unwrap_or("∅"))
+                .collect();
+            println!("{}", cells.join("\t"));
+        }
+        match page["next_offset"].as_u64() {
+            Some(next) => offset = next,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Casts the caller's vote and says which state the review is in now.

@@ -178,3 +178,48 @@ fn marked_table(table: &[RecordBatch], flagged: &BTreeMap<(u32, String), &'stati
     s.push('\n');
     s
 }
+
+/// One page of an output's rows, every cell as text (`None` for a null):
+/// the review page shows the first rows, and reviewers page through the
+/// rest, since every row is released when they approve.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowsPage {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// The rows from `offset`, at most `limit` of them.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows in the whole output.
+    pub total: u64,
+}
+
+/// Rows `offset..offset + limit` of `table`, as text.
+pub fn rows(table: &[RecordBatch], offset: usize, limit: usize) -> crate::error::Result<RowsPage> {
+    let Some(first) = table.first() else {
+        return Ok(RowsPage {
+            columns: Vec::new(),
+            rows: Vec::new(),
+            total: 0,
+        });
+    };
+    let whole = arrow::compute::concat_batches(&first.schema(), table)
+        .map_err(|e| crate::error::Error::Internal(format!("reading the output: {e}")))?;
+    let total = whole.num_rows();
+    let start = offset.min(total);
+    let page = whole.slice(start, limit.min(total - start));
+    let mut columns = Vec::new();
+    let mut cells: Vec<Vec<Option<String>>> = Vec::new();
+    for (c, f) in page.schema().fields().iter().enumerate() {
+        columns.push(f.name().clone());
+        let text = canon::column(page.column(c))
+            .map_err(|e| crate::error::Error::Internal(format!("reading column `{}`: {e}", f.name())))?;
+        cells.push(text);
+    }
+    let rows = (0..page.num_rows())
+        .map(|r| cells.iter().map(|col| col.get(r).cloned().flatten()).collect())
+        .collect();
+    Ok(RowsPage {
+        columns,
+        rows,
+        total: total as u64,
+    })
+}

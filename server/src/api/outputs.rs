@@ -8,13 +8,13 @@ use crate::authz::{Action, Resource};
 use crate::problem::Problem;
 use crate::state::Shared;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use base64::Engine as _;
 use inland_runtime::{Decision, OutputRecord, ReviewState, VoteRequest, review_view};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// A release request in the queue.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -223,6 +223,73 @@ pub(crate) async fn view(
         .await?
         .map_err(|e| Problem::log_internal(&e))?;
     Ok(Json(view))
+}
+
+/// Which rows of an output to read.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RowsQuery {
+    /// First row (0-based); default 0.
+    offset: Option<u64>,
+    /// Rows to return, 1 to 1000; default 100.
+    limit: Option<u64>,
+}
+
+/// One page of an output's rows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RowsView {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows from `offset`, each cell as text (null for a null).
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows in the whole output.
+    pub total: u64,
+    /// Pass as `offset` for the next page; absent on the last.
+    pub next_offset: Option<u64>,
+}
+
+/// Every row of an output, page by page: the review page shows the first
+/// rows, and every row is released on approval, so reviewers read them all.
+#[utoipa::path(get, path = "/api/outputs/{job}/{name}/rows", tag = "review",
+    params(("job" = String, Path, description = "Job id"), ("name" = String, Path, description = "Output name"), RowsQuery),
+    responses(
+        (status = 200, description = "A page of rows", body = RowsView),
+        (status = 400, description = "Not an output id, or a bad page", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such output", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn rows(
+    State(s): State<Shared>,
+    Caller(who): Caller,
+    Path((job, name)): Path<(String, String)>,
+    query: Result<Query<RowsQuery>, QueryRejection>,
+) -> Result<Json<RowsView>, Problem> {
+    let id = output_id(&job, &name)?;
+    let (record, resource) = described(&s, &id).await?;
+    s.authorize(&who, Action::ViewOutput, resource).await?;
+    let Query(q) = query.map_err(crate::api::query_problem)?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("`limit` is 1 to 1000"));
+    }
+    let record = record.ok_or_else(|| Problem::not_found("output"))?;
+    let page = s
+        .blocking(move |rt| -> inland_runtime::Result<review_view::RowsPage> {
+            let table = rt.reviews().output_table(&record.id)?;
+            review_view::rows(&table, usize::try_from(offset).unwrap_or(usize::MAX), limit as usize)
+        })
+        .await?
+        .map_err(Problem::from_runtime_for_insider)?;
+    let end = offset.saturating_add(page.rows.len() as u64);
+    Ok(Json(RowsView {
+        next_offset: (end < page.total).then_some(end),
+        columns: page.columns,
+        rows: page.rows,
+        total: page.total,
+    }))
 }
 
 /// Whether reviewers released `record`: approved (or already exported) and

@@ -62,6 +62,31 @@ async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_o
 
     let after = get(&format!("/api/jobs/{job}"), &f.op_a).await.json();
     assert_eq!(after["released_outputs"], json!([id]));
+
+    // Every row, page by page, for the reviewer; nothing for the operator.
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = get(&format!("/api/outputs/{id}/rows?offset={offset}&limit=5"), &f.rev_free).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        assert_eq!(page["columns"][0], "district");
+        seen.extend(page["rows"].as_array().unwrap().clone());
+        match page["next_offset"].as_u64() {
+            Some(next) => offset = next,
+            None => {
+                assert_eq!(seen.len() as u64, page["total"].as_u64().unwrap());
+                break;
+            }
+        }
+    }
+    assert!(seen.len() > 5, "{} rows", seen.len());
+    get(&format!("/api/outputs/{id}/rows"), &f.op_a)
+        .await
+        .assert_problem(403);
+    get(&format!("/api/outputs/{id}/rows?limit=0"), &f.rev_free)
+        .await
+        .assert_problem(400);
 }
 
 /// Issue #19: the operator takes its released output home as the signed
