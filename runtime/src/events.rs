@@ -246,6 +246,10 @@ pub enum Event {
         overrides: Vec<String>,
         /// The written justification for the overrides.
         justification: Option<String>,
+        /// The id of the bearer token the vote came with, through the server:
+        /// which credential decided, should one be stolen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An output's review reached its final state.
     ReviewDecided {

@@ -137,6 +137,11 @@ impl Reviews {
     /// the checks run again (with the overrides every approver agreed to, and
     /// the grant's releases so far) and the released version is sealed.
     pub fn vote(&self, output_id: &str, request: VoteRequest) -> Result<OutputRecord> {
+        self.vote_with_token(output_id, request, None)
+    }
+
+    /// [`Reviews::vote`], recording the id of the bearer token it came with.
+    pub fn vote_with_token(&self, output_id: &str, request: VoteRequest, token: Option<&str>) -> Result<OutputRecord> {
         let inner = &self.inner;
         let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
@@ -177,6 +182,7 @@ impl Reviews {
             reason: request.reason.trim().to_string(),
             overrides: request.overrides.clone(),
             justification: request.justification.clone(),
+            token: token.map(str::to_string),
         })?;
         if !next.state.open() {
             inner.events.record(Event::ReviewDecided {

@@ -401,7 +401,7 @@ pub(crate) async fn vote(
     };
     let output = id.clone();
     let record = s
-        .blocking(move |rt| rt.reviews().vote(&output, request))
+        .blocking(move |rt| rt.reviews().vote_with_token(&output, request, Some(&who.token_id)))
         .await?
         .map_err(Problem::from_runtime_for_insider)?;
     Ok(Json(VoteResult {

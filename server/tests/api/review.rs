@@ -62,6 +62,12 @@ async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_o
 
     let after = get(&format!("/api/jobs/{job}"), &f.op_a).await.json();
     assert_eq!(after["released_outputs"], json!([id]));
+    // The ledger names the credential the vote came with.
+    let voted = crate::support::ledger_events().into_iter().any(|e| {
+        matches!(e, inland_runtime::Event::ReviewVoted { output_id, token: Some(t), .. }
+            if output_id == id && t == f.rev_free.record.id)
+    });
+    assert!(voted, "the vote's token is not recorded");
 
     // Every row, page by page, for the reviewer; nothing for the operator.
     let mut seen = Vec::new();
