@@ -132,6 +132,12 @@ pub struct Sandbox {
     linker: Linker<JobState>,
     cache: CompileCache,
     compiled: Mutex<HashMap<String, Prepared>>,
+    /// One lock per component being prepared: submissions of the same new
+    /// component wait for the first compile instead of each compiling it
+    /// (50 at once held the cores for seconds; an operator could repeat that).
+    preparing: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Components compiled (not loaded from the cache), for metrics and tests.
+    compiles: std::sync::atomic::AtomicU64,
     limits: Limits,
     _ticker: Ticker,
 }
@@ -172,6 +178,8 @@ impl Sandbox {
             linker,
             cache: CompileCache::new(cache_dir, cache_key),
             compiled: Mutex::new(HashMap::new()),
+            preparing: Mutex::new(HashMap::new()),
+            compiles: std::sync::atomic::AtomicU64::new(0),
             limits: limits.clone(),
             _ticker: ticker,
         })
@@ -190,6 +198,30 @@ impl Sandbox {
         if let Some(pre) = self.compiled.lock().ok().and_then(|m| m.get(&sha).cloned()) {
             return Ok((sha, pre));
         }
+        let lock = self
+            .preparing
+            .lock()
+            .map(|mut m| m.entry(sha.clone()).or_default().clone())
+            .unwrap_or_default();
+        let _one_at_a_time = lock.lock();
+        // Whoever held the lock may have prepared it meanwhile.
+        if let Some(pre) = self.compiled.lock().ok().and_then(|m| m.get(&sha).cloned()) {
+            return Ok((sha, pre));
+        }
+        let prepared = self.prepare_new(wasm, &sha);
+        if let Ok(mut m) = self.preparing.lock() {
+            m.remove(&sha);
+        }
+        prepared.map(|pre| (sha, pre))
+    }
+
+    /// How many components this sandbox compiled rather than loaded from its cache.
+    pub fn compiles(&self) -> u64 {
+        self.compiles.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Checks, compiles (or loads) and links a component not prepared yet.
+    fn prepare_new(&self, wasm: &[u8], sha: &str) -> Result<Prepared, JobError> {
         if !wasm.starts_with(b"\0asm") {
             return Err(JobError::InvalidModule {
                 message: "not a WebAssembly file (it does not start with \\0asm)".into(),
@@ -200,7 +232,7 @@ impl Sandbox {
                 message: "this is a core WebAssembly module, not a component: build the job for wasm32-wasip2".into(),
             });
         }
-        let component = match self.cache.load(&self.engine, &sha) {
+        let component = match self.cache.load(&self.engine, sha) {
             Some(c) => c,
             None => {
                 let started = Instant::now();
@@ -208,7 +240,8 @@ impl Sandbox {
                     message: format!("not a valid component: {}", wasm_err(e)),
                 })?;
                 tracing::info!(module = %&sha[..12], ms = started.elapsed().as_millis() as u64, "compiled component");
-                self.cache.store(&self.engine, &sha, &c);
+                self.compiles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.cache.store(&self.engine, sha, &c);
                 c
             }
         };
@@ -235,9 +268,9 @@ impl Sandbox {
         })?;
         let pre = Prepared(pre);
         if let Ok(mut m) = self.compiled.lock() {
-            m.insert(sha.clone(), pre.clone());
+            m.insert(sha.to_string(), pre.clone());
         }
-        Ok((sha, pre))
+        Ok(pre)
     }
 
     /// Runs a prepared job to completion or until a limit stops it, with a

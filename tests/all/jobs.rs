@@ -471,3 +471,19 @@ async fn what_a_job_writes_after_reading_data_never_reaches_the_ledger() {
         "{output:?}"
     );
 }
+
+/// Submissions of the same new component at once compile it once: the
+/// others wait for that compile (50 at once used to hold both cores for
+/// seconds, and an operator could repeat it at will).
+#[test]
+fn a_new_component_submitted_many_times_at_once_is_compiled_once() {
+    let d = new_domain(test_limits());
+    let noop = inland_examples::jobs::wasm("noop").unwrap();
+    assert_eq!(d.rt.jobs().components_compiled(), 0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| d.rt.jobs().check_component(noop).unwrap());
+        }
+    });
+    assert_eq!(d.rt.jobs().components_compiled(), 1);
+}

@@ -88,6 +88,12 @@ impl Jobs {
         Ok((record, sources::read(&self.inner.domain, sha256)?))
     }
 
+    /// How many components this domain compiled since it was opened (not
+    /// loaded from its compile cache): for metrics and tests.
+    pub fn components_compiled(&self) -> u64 {
+        self.inner.sandbox.compiles()
+    }
+
     /// A fresh job id (time-ordered), for callers that answer before the job ends.
     pub fn new_id() -> String {
         uuid::Uuid::now_v7().to_string()
