@@ -386,6 +386,13 @@ mod tests {
         assert!(!p.allows(&auditor, Action::Vote, &output("org-b", None))?);
         assert!(!p.allows(&auditor, Action::ManageTokens, &Resource::Domain)?);
         assert!(!p.allows(&auditor, Action::DownloadRelease, &output("org-b", None))?);
+        assert!(!p.allows(&auditor, Action::ViewOutput, &output("org-b", None))?);
+        assert!(!p.allows(&auditor, Action::ListOutputs, &Resource::Domain)?);
+        let job = Resource::Job {
+            id: "j".into(),
+            organization: Some("org-b".into()),
+        };
+        assert!(!p.allows(&auditor, Action::ViewSource, &job)?);
         assert!(!p.allows(&reviewer, Action::ApproveComponent, &Resource::Domain)?);
         assert!(!p.allows(&op, Action::ApproveComponent, &Resource::Domain)?);
         let independent = who(Role::Reviewer, "zhao", None);
