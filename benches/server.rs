@@ -9,7 +9,7 @@
 //! a check that nothing is lost.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use inland_runtime::{Event, IssuedToken, Limits, Role, Runtime};
+use inland_runtime::{Event, IssuedToken, Limits, Role};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,24 +32,6 @@ struct Counts {
     too_many: AtomicU64,
     server_errors: AtomicU64,
     other: AtomicU64,
-}
-
-fn start_server(rt: Runtime) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            inland_server::serve(rt, listener, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
 }
 
 /// Submits one `noop` and follows it to its end; returns (job id, latency).
@@ -151,7 +133,7 @@ fn main() {
             .issue(Role::Operator, "loader", Some(common::OPERATOR), until)
             .unwrap(),
     );
-    let base = Arc::new(start_server(rt.clone()));
+    let base = Arc::new(inland_server::spawn_on_loopback(rt.clone()).unwrap());
     let wasm: Arc<[u8]> = inland_examples::jobs::wasm("noop").unwrap().into();
     let grant = Arc::new(grant);
     let counts = Arc::new(Counts::default());

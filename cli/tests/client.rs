@@ -93,7 +93,7 @@ fn build() -> Fixture {
         )
         .unwrap();
     }
-    let server = start_server(rt.clone());
+    let server = inland_server::spawn_on_loopback(rt.clone()).unwrap();
     Fixture {
         dir,
         rt,
@@ -104,25 +104,6 @@ fn build() -> Fixture {
         auditor,
         admin,
     }
-}
-
-fn start_server(rt: Runtime) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            inland_server::serve(rt, listener, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
 }
 
 /// Runs `inland ARGS` against the fixture's server as `token`'s holder

@@ -30,18 +30,10 @@ impl Reply {
 impl Api {
     /// Starts the domain server over `runtime` on a free loopback port; it
     /// serves until the process ends.
-    pub async fn start(runtime: Runtime) -> Result<Api> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding a loopback port for the server")?;
-        let addr = listener.local_addr().context("reading the server's address")?;
-        tokio::spawn(async move {
-            if let Err(e) = inland_server::serve(runtime, listener, std::future::pending()).await {
-                eprintln!("the demo server stopped: {e}");
-            }
-        });
+    pub fn start(runtime: Runtime) -> Result<Api> {
+        let base = inland_server::spawn_on_loopback(runtime).context("starting the demo server")?;
         Ok(Api {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::new(),
         })
     }

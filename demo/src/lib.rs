@@ -121,7 +121,7 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
     runtime.reviews().add_reviewer("reviewer-wang", None)?;
     runtime.reviews().add_reviewer("ops-zhao", Some(operator))?;
     let people = People::issue(&runtime, operator)?;
-    let api = Api::start(runtime.clone()).await?;
+    let api = Api::start(runtime.clone())?;
     w(
         out,
         format_args!(

@@ -168,6 +168,28 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves `runtime` on a free loopback port from a thread and async runtime
+/// of its own, until the process ends; returns the base URL. For the demo,
+/// tests and benchmarks that drive a real server in-process.
+pub fn spawn_on_loopback(runtime: Runtime) -> Result<String, ServerError> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let tokio_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    std::thread::spawn(move || {
+        tokio_runtime.block_on(async move {
+            let served = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(listener) => serve(runtime, listener, std::future::pending()).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the in-process server stopped");
+            }
+        });
+    });
+    Ok(format!("http://{addr}"))
+}
+
 /// Serves the API over TLS on `listener` until `shutdown` completes.
 pub async fn serve_tls(
     runtime: Runtime,

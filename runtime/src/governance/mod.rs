@@ -253,6 +253,12 @@ impl Policies {
         policy_store::apply(&self.inner.domain, self.inner.events.as_ref(), path)
     }
 
+    /// Applies policy `text` (named `name` in its problems) if it is valid,
+    /// as [`Policies::apply`] does a file: for a policy sent to the server.
+    pub fn apply_text(&self, text: &str, name: &str) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
+        policy_store::apply_text(&self.inner.domain, self.inner.events.as_ref(), text, name)
+    }
+
     /// Every applied policy version, oldest first, and the text of the one in force.
     pub fn versions(&self) -> Result<(Vec<PolicyVersion>, Option<String>)> {
         let versions = policy_store::versions(&self.inner.domain)?;

@@ -36,8 +36,12 @@ fn catalog_view(datasets: &[DatasetRecord]) -> CatalogView {
 /// Parses and validates a policy file against the catalog.
 pub(crate) fn check(domain: &Domain, path: &Path) -> Result<std::result::Result<Policy, Vec<Diagnostic>>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let name = path.display().to_string();
-    Ok(Policy::load(&text, &name, &catalog_view(&catalog::list(domain)?)))
+    check_text(domain, &text, &path.display().to_string())
+}
+
+/// Parses and validates policy `text` (named `name` in problems) against the catalog.
+fn check_text(domain: &Domain, text: &str, name: &str) -> Result<std::result::Result<Policy, Vec<Diagnostic>>> {
+    Ok(Policy::load(text, name, &catalog_view(&catalog::list(domain)?)))
 }
 
 /// Applies a policy file if it is valid; otherwise returns its problems and changes nothing.
@@ -46,18 +50,30 @@ pub(crate) fn apply(
     events: &dyn EventSink,
     path: &Path,
 ) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
-    let policy = match check(domain, path)? {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    apply_text(domain, events, &text, &path.display().to_string())
+}
+
+/// Applies policy `text` (named `name` in problems) if it is valid;
+/// otherwise returns its problems and changes nothing.
+pub(crate) fn apply_text(
+    domain: &Domain,
+    events: &dyn EventSink,
+    text: &str,
+    name: &str,
+) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
+    let policy = match check_text(domain, text, name)? {
         Ok(p) => p,
         Err(problems) => return Ok(Err(problems)),
     };
     // The gate's identifier index follows the policy's identifier columns.
     let indexed = id_index::rebuild(domain, &policy)?;
     tracing::info!(values = indexed, "identifier index rebuilt");
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let sha256 = inland_files::sha256_hex(&bytes);
+    let bytes = text.as_bytes();
+    let sha256 = inland_files::sha256_hex(bytes);
     let version = current(domain)?.map(|v| v.version + 1).unwrap_or(1);
     let file = format!("policies/v{version}-{}.toml", &sha256[..12]);
-    inland_files::write_atomic(&domain.root().join(&file), &bytes)?;
+    inland_files::write_atomic(&domain.root().join(&file), bytes)?;
     let record = PolicyVersion {
         version,
         sha256: sha256.clone(),

@@ -358,13 +358,9 @@ impl Jobs {
         self.inner.domain.state.list(JOBS)
     }
 
-    /// One job record as stored (see [`Jobs::list_stored`]).
-    pub fn get_stored(&self, id: &str) -> Result<JobRecord> {
-        self.inner
-            .domain
-            .state
-            .get(JOBS, id)?
-            .ok_or_else(|| Error::NotFound(format!("job `{id}`")))
+    /// One job record as stored (see [`Jobs::list_stored`]), if there is one.
+    pub fn find_stored(&self, id: &str) -> Result<Option<JobRecord>> {
+        self.inner.domain.state.get(JOBS, id)
     }
 
     /// One job record and the names the job gave its outputs (output id,

@@ -432,13 +432,12 @@ async fn find(s: &Shared, id: &str) -> Result<Option<JobView>, Problem> {
     let inflight = s.inflight().get(id).cloned();
     let job = id.to_string();
     s.blocking(move |rt| -> inland_runtime::Result<Option<JobView>> {
-        match rt.jobs().get_stored(&job) {
-            Ok(r) => view_of(&rt, &r).map(Some),
-            Err(inland_runtime::Error::NotFound(_)) => {
+        match rt.jobs().find_stored(&job)? {
+            Some(r) => view_of(&rt, &r).map(Some),
+            None => {
                 let running: HashSet<String> = rt.jobs().running().into_iter().map(|(id, _)| id).collect();
                 Ok(inflight.map(|f| view_in_flight(&job, &f, &running)))
             }
-            Err(e) => Err(e),
         }
     })
     .await?

@@ -101,10 +101,6 @@ pub struct ReviewerBody {
     pub operator: Option<String>,
 }
 
-fn unprocessable(detail: String) -> Problem {
-    Problem::invalid_body(detail)
-}
-
 async fn authorized(s: &Shared, who: &inland_runtime::Principal) -> Result<(), Problem> {
     s.authorize(who, Action::ManageDomain, Resource::Domain).await
 }
@@ -137,7 +133,7 @@ pub(crate) async fn add_operator(
     let kind: inland_runtime::OperatorType = body
         .kind
         .parse()
-        .map_err(|e: inland_runtime::Error| unprocessable(e.to_string()))?;
+        .map_err(|e: inland_runtime::Error| Problem::invalid_body(e.to_string()))?;
     let qualifications = body
         .qualifications
         .into_iter()
@@ -179,9 +175,9 @@ pub(crate) async fn operator_status(
     let status = match body.status.as_str() {
         "approved" => OperatorStatus::Approved,
         "suspended" if body.reason.as_deref().is_some_and(|r| !r.trim().is_empty()) => OperatorStatus::Suspended,
-        "suspended" => return Err(unprocessable("a suspension needs a `reason`".into())),
+        "suspended" => return Err(Problem::invalid_body("a suspension needs a `reason`")),
         other => {
-            return Err(unprocessable(format!(
+            return Err(Problem::invalid_body(format!(
                 "`{other}` is not a status: approved or suspended"
             )));
         }
@@ -217,7 +213,7 @@ pub(crate) async fn issue_grant(
     authorized(&s, &who).await?;
     let Json(b) = body.map_err(json_problem)?;
     let date = |d: &str, field: &str| {
-        Date::parse(d).map_err(|_| unprocessable(format!("`{field}` is not a date (YYYY-MM-DD)")))
+        Date::parse(d).map_err(|_| Problem::invalid_body(format!("`{field}` is not a date (YYYY-MM-DD)")))
     };
     let request = GrantRequest {
         from: date(&b.from, "from")?,
@@ -267,7 +263,7 @@ pub(crate) async fn terminate_grant(
     let reason: inland_runtime::TerminationReason = b
         .reason
         .parse()
-        .map_err(|e: inland_runtime::Error| unprocessable(e.to_string()))?;
+        .map_err(|e: inland_runtime::Error| Problem::invalid_body(e.to_string()))?;
     // Its own task: a client that goes away does not cut the destruction
     // short (and one cut short by a crash is finished by asking again).
     let jobs = s.runtime.jobs();
@@ -349,14 +345,7 @@ pub(crate) async fn apply_policy(
     let bytes = body.map_err(|_| Problem::too_large(crate::JSON_LIMIT as u64))?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| Problem::bad_request("the policy is not UTF-8"))?;
     let applied = s
-        .blocking(move |rt| -> inland_runtime::Result<_> {
-            let dir = tempfile_dir()?;
-            let path = dir.join("policy.toml");
-            std::fs::write(&path, &text).map_err(|e| inland_runtime::Error::Internal(e.to_string()))?;
-            let result = rt.policies().apply(&path);
-            let _ = std::fs::remove_dir_all(&dir);
-            result
-        })
+        .blocking(move |rt| rt.policies().apply_text(&text, "domain-policy.toml"))
         .await?
         .map_err(Problem::from_runtime_for_insider)?;
     match applied {
@@ -382,16 +371,4 @@ pub(crate) async fn apply_policy(
             Ok(response)
         }
     }
-}
-
-/// A fresh private directory for one policy file (the runtime checks files).
-fn tempfile_dir() -> inland_runtime::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("inland-policy-{}", inland_runtime::Jobs::new_id()));
-    // Private, and new: create fails rather than follow anything already there.
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| inland_runtime::Error::Internal(e.to_string()))?;
-    Ok(dir)
 }

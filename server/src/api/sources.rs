@@ -126,10 +126,10 @@ pub(crate) async fn job_source(
     }
     let job = id.clone();
     let found = s
-        .blocking(move |rt| match rt.jobs().get_stored(&job) {
-            Ok(r) => Ok(Some((r.operator, r.source_sha256))),
-            Err(inland_runtime::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
+        .blocking(move |rt| {
+            rt.jobs()
+                .find_stored(&job)
+                .map(|r| r.map(|r| (r.operator, r.source_sha256)))
         })
         .await?
         .map_err(|e| Problem::log_internal(&e))?;

@@ -79,9 +79,11 @@ async fn values_a_job_read_reach_neither_its_operator_nor_the_auditors_export() 
             "{sql}: {planted}"
         );
         operator_never_sees(&job, &[&planted]).await;
-        let export = get("/api/ledger/export", &f.auditor).await;
-        assert_eq!(export.status, 200, "{}", export.body);
-        assert!(export.body.contains(&job), "the export covers the job");
-        assert!(!export.body.contains(&planted), "{sql}: the export carries `{planted}`");
+        for path in ["/api/ledger/export", "/api/ledger/signed-export"] {
+            let export = get(path, &f.auditor).await;
+            assert_eq!(export.status, 200, "{}", export.body);
+            assert!(export.body.contains(&job), "{path} covers the job");
+            assert!(!export.body.contains(&planted), "{sql}: {path} carries `{planted}`");
+        }
     }
 }

@@ -150,23 +150,7 @@ fn build() -> Fixture {
 /// Starts a server of its own over `rt` (with the access policy stored in
 /// the domain, or the default); returns its base URL.
 pub fn start_server(rt: Runtime) -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    // The server gets its own async runtime: each test has one of its own, which ends with it.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            inland_server::serve(rt, listener, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    format!("http://{}", rx.recv().unwrap())
+    inland_server::spawn_on_loopback(rt).unwrap()
 }
 
 /// An answer from the server.
