@@ -13,4 +13,4 @@ pub mod budget;
 pub mod noise;
 
 pub use budget::{Budget, Exhausted, epsilon_of, rho_of};
-pub use noise::{Mechanism, NoiseError, add_noise, scale_for};
+pub use noise::{Mechanism, NoiseError, add_noise, scale_for, sigma};

@@ -60,6 +60,13 @@ pub fn scale_for(sensitivity: u64, mechanism: Mechanism) -> Result<RBig, NoiseEr
     })
 }
 
+/// The standard deviation of the discrete Gaussian drawn for L2
+/// `sensitivity` at cost `rho` (what thresholds and people reason with),
+/// with the same margin as [`scale_for`].
+pub fn sigma(sensitivity: u64, rho: f64) -> f64 {
+    sensitivity as f64 / (2.0 * rho).sqrt() * 1.000_001
+}
+
 /// `value` plus noise calibrated to `sensitivity` under `mechanism`.
 pub fn add_noise(value: i64, sensitivity: u64, mechanism: Mechanism) -> Result<i64, NoiseError> {
     let scale = scale_for(sensitivity, mechanism)?;

@@ -160,6 +160,14 @@ pub struct ColumnPolicy {
     /// Row-level values of this column may leave through the gate (with two reviewers).
     #[serde(default)]
     pub release_row_level: bool,
+    /// In the `dp` privacy mode, values summed or averaged are clamped to
+    /// `[low, high]`: the bound is what one row can move a noisy total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp_bounds: Option<[f64; 2]>,
+    /// The column's published values: in the `dp` mode a histogram by it
+    /// lists every one of them, so a group's absence reveals nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_values: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +205,8 @@ struct RawColumn {
     override_reason: Option<String>,
     #[serde(default)]
     release_row_level: bool,
+    dp_bounds: Option<[f64; 2]>,
+    public_values: Option<Vec<String>>,
 }
 
 impl TryFrom<RawColumn> for ColumnPolicy {
@@ -236,11 +246,35 @@ impl TryFrom<RawColumn> for ColumnPolicy {
             (AccessKind::Plaintext, _) => Access::Plaintext,
             (AccessKind::Mask, None) => return Err("access = \"mask\" needs a method".into()),
         };
+        if let Some([low, high]) = r.dp_bounds
+            && !(low.is_finite() && high.is_finite() && low < high)
+        {
+            return Err(format!(
+                "dp_bounds = [{low}, {high}] must be two finite numbers, the lower first"
+            ));
+        }
+        if r.dp_bounds.is_some() && matches!(access, Access::Deny | Access::Mask { .. } | Access::JoinKeyOnly) {
+            return Err("dp_bounds are for columns jobs aggregate (aggregate-only, dimension or plaintext)".into());
+        }
+        if let Some(values) = &r.public_values {
+            if !matches!(access, Access::Dimension | Access::Plaintext) {
+                return Err("public_values are for dimension or plaintext columns".into());
+            }
+            if values.is_empty() || values.len() > MAX_PUBLIC_VALUES {
+                return Err(format!("public_values lists 1 to {MAX_PUBLIC_VALUES} values"));
+            }
+            let distinct: std::collections::BTreeSet<&String> = values.iter().collect();
+            if distinct.len() != values.len() {
+                return Err("public_values lists a value twice".into());
+            }
+        }
         Ok(ColumnPolicy {
             class: r.class,
             access,
             override_reason: r.override_reason,
             release_row_level: r.release_row_level,
+            dp_bounds: r.dp_bounds,
+            public_values: r.public_values,
         })
     }
 }
@@ -265,6 +299,11 @@ pub struct DatasetPolicy {
     pub allow_core: bool,
     /// The column that identifies the person or enterprise behind each row.
     pub entity: Spanned<String>,
+    /// In the `dp` privacy mode, the most rows of one entity an aggregate
+    /// counts; rows beyond it are dropped by a keyed-random choice. Not
+    /// needed where registration proved the entity column unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows_per_entity: Option<Spanned<u32>>,
     /// Column policies by name.
     pub columns: BTreeMap<Spanned<String>, Spanned<ColumnPolicy>>,
 }
@@ -307,6 +346,9 @@ impl Default for DomainRules {
         }
     }
 }
+
+/// The most values a column's `public_values` may list.
+pub const MAX_PUBLIC_VALUES: usize = 1000;
 
 /// The aggregates allowed by default: they never return a single contributor's raw value.
 pub const DEFAULT_AGGREGATES: [&str; 6] = ["count", "count_distinct", "sum", "avg", "variance", "stddev"];
@@ -523,6 +565,11 @@ impl Policy {
                     ),
                 ));
             }
+            if let Some(m) = &d.max_rows_per_entity
+                && *m.get_ref() == 0
+            {
+                problems.push(at(m.span().start, "max_rows_per_entity must be at least 1".into()));
+            }
             for (col, p) in &d.columns {
                 if !columns.contains(col.get_ref()) {
                     problems.push(at(
@@ -637,6 +684,14 @@ impl Policy {
             .collect()
     }
 
+    /// The most rows per entity a `dp` aggregate over a dataset counts, if set.
+    pub fn max_rows_per_entity(&self, dataset: &str) -> Option<u32> {
+        self.datasets
+            .iter()
+            .find(|(n, _)| n.get_ref() == dataset)
+            .and_then(|(_, d)| d.max_rows_per_entity.as_ref().map(|m| *m.get_ref()))
+    }
+
     /// A column's policy; `None` means the column is denied.
     pub fn column(&self, dataset: &str, column: &str) -> Option<&ColumnPolicy> {
         let (_, d) = self.datasets.iter().find(|(n, _)| n.get_ref() == dataset)?;
@@ -695,6 +750,52 @@ birth = { class = "quasi-identifier", access = "mask", method = "date-trunc", un
             p.column("residents", "unlisted").is_none(),
             "unlisted columns are denied"
         );
+    }
+
+    #[test]
+    fn dp_settings_load_and_bad_ones_are_named() {
+        let text = GOOD
+            .replace(
+                "entity = \"resident_id\"",
+                "entity = \"resident_id\"\nmax_rows_per_entity = 3",
+            )
+            .replace(
+                "access = \"dimension\" }",
+                "access = \"dimension\", public_values = [\"a\", \"b\"] }",
+            )
+            .replace(
+                "access = \"aggregate-only\" }",
+                "access = \"aggregate-only\", dp_bounds = [0, 200000] }",
+            );
+        let p = Policy::load(&text, "p.toml", &catalog()).unwrap();
+        assert_eq!(p.max_rows_per_entity("residents"), Some(3));
+        assert_eq!(
+            p.column("residents", "income").unwrap().dp_bounds,
+            Some([0.0, 200000.0])
+        );
+        assert_eq!(
+            p.column("residents", "district").unwrap().public_values.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
+        for (bad, why) in [
+            ("dp_bounds = [5, 1]", "the lower first"),
+            ("dp_bounds = [0, inf]", "finite"),
+            ("public_values = []", "1 to 1000"),
+            ("public_values = [\"x\", \"x\"]", "twice"),
+        ] {
+            let text = GOOD.replace("access = \"dimension\" }", &format!("access = \"dimension\", {bad} }}"));
+            let errs = Policy::load(&text, "p.toml", &catalog()).unwrap_err();
+            assert!(errs[0].message.contains(why), "{bad}: {errs:?}");
+            assert_eq!(errs[0].line, 13, "{errs:?}");
+        }
+        let text = GOOD.replace("access = \"deny\" }", "access = \"deny\", public_values = [\"x\"] }");
+        assert!(Policy::load(&text, "p.toml", &catalog()).is_err());
+        let text = GOOD.replace(
+            "entity = \"resident_id\"",
+            "entity = \"resident_id\"\nmax_rows_per_entity = 0",
+        );
+        let errs = Policy::load(&text, "p.toml", &catalog()).unwrap_err();
+        assert!(errs[0].message.contains("at least 1"), "{errs:?}");
     }
 
     #[test]

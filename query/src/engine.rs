@@ -6,7 +6,7 @@ use crate::aggregate_rule::AggregateGuard;
 use crate::cell::CellPlan;
 use crate::decimal_arith::DecimalArithRule;
 use crate::function_rule::FunctionGuard;
-use crate::guard::{QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
+use crate::guard::{PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 use crate::keep::JobQueryPlanner;
 use crate::policy_table::{PolicyKeys, PolicyTable};
 use crate::source::DatasetSource;
@@ -60,6 +60,8 @@ pub struct PlannedQuery {
     pub cells: Option<CellPlan>,
     /// The result's label and why.
     pub label: Option<(Label, String)>,
+    /// What it costs in the `dp` mode; charged before it runs.
+    pub privacy: Option<PrivacyCost>,
 }
 
 /// Plans and runs queries for jobs, under the domain's guards and one shared,
@@ -201,6 +203,7 @@ impl QueryEngine {
         let mut suppressed = None;
         let mut cells = None;
         let mut label: Option<(Label, String)> = None;
+        let mut privacy = None;
         for guard in &self.guards {
             let guarded = guard.check(plan, scope)?;
             plan = guarded.plan;
@@ -208,6 +211,7 @@ impl QueryEngine {
             suppress_below = suppress_below.or(guarded.suppress_below);
             suppressed = suppressed.or(guarded.suppressed);
             cells = cells.or(guarded.cells);
+            privacy = privacy.or(guarded.privacy);
             if let Some(l) = guarded.label
                 && label.as_ref().is_none_or(|(have, _)| l.0 > *have)
             {
@@ -223,6 +227,7 @@ impl QueryEngine {
             suppressed,
             cells,
             label,
+            privacy,
         })
     }
 

@@ -164,6 +164,33 @@ pub struct QueryScope {
     /// lookup joined to a protected dataset on one of them cannot repeat a
     /// protected row.
     pub unique_columns: BTreeMap<String, BTreeSet<String>>,
+    /// The grant's `dp` privacy mode, when it has chosen it.
+    pub dp: Option<DpScope>,
+    /// Clamping bounds for noisy sums: (dataset, column) → [low, high].
+    pub dp_bounds: BTreeMap<(String, String), [f64; 2]>,
+    /// Published values of group columns: (dataset, column) → values.
+    pub public_values: BTreeMap<(String, String), Vec<String>>,
+    /// The most rows per entity a noisy aggregate counts, per dataset.
+    pub max_rows_per_entity: BTreeMap<String, u32>,
+}
+
+/// The `dp` privacy mode as the query path needs it: what a query costs,
+/// and the secret that keys which of an entity's rows beyond the cap count.
+#[derive(Debug, Clone)]
+pub struct DpScope {
+    /// ρ (zCDP) each query over protected data costs.
+    pub rho_per_query: f64,
+    /// Keys the choice of rows; never shown.
+    pub row_key: String,
+}
+
+/// What a query's noisy release costs, known before it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrivacyCost {
+    /// ρ (zCDP).
+    pub rho: f64,
+    /// The protected datasets it reads.
+    pub datasets: Vec<String>,
 }
 
 impl QueryScope {
@@ -177,6 +204,19 @@ impl QueryScope {
         scope.allowed_aggregates = p.domain.allowed_aggregates.get_ref().clone();
         scope.min_group_size = *p.domain.min_group_size.get_ref();
         for (name, d) in &p.datasets {
+            let dataset = name.get_ref();
+            if let Some(m) = &d.max_rows_per_entity {
+                scope.max_rows_per_entity.insert(dataset.clone(), *m.get_ref());
+            }
+            for (column, cp) in &d.columns {
+                let key = (dataset.clone(), column.get_ref().clone());
+                if let Some(b) = cp.get_ref().dp_bounds {
+                    scope.dp_bounds.insert(key.clone(), b);
+                }
+                if let Some(v) = &cp.get_ref().public_values {
+                    scope.public_values.insert(key, v.clone());
+                }
+            }
             let classes = d
                 .columns
                 .iter()
@@ -280,6 +320,8 @@ pub struct Guarded {
     pub cells: Option<CellPlan>,
     /// The result's label and why, when the guard decides it.
     pub label: Option<(Label, String)>,
+    /// What the query's noisy release costs, in the `dp` mode.
+    pub privacy: Option<PrivacyCost>,
 }
 
 impl Guarded {
@@ -292,6 +334,7 @@ impl Guarded {
             suppressed: None,
             cells: None,
             label: None,
+            privacy: None,
         }
     }
 

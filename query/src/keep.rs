@@ -162,9 +162,12 @@ impl datafusion::execution::context::QueryPlanner for JobQueryPlanner {
         plan: &LogicalPlan,
         session: &dyn datafusion::catalog::Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(KeepPlanner)])
-            .create_physical_plan(plan, session)
-            .await
+        DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(KeepPlanner),
+            Arc::new(crate::dp_release::NoisyPlanner),
+        ])
+        .create_physical_plan(plan, session)
+        .await
     }
 }
 

@@ -20,6 +20,7 @@
 //! - `cell`: the roles of an aggregate result's columns, for the gate's facts.
 //! - `hidden`: names of the columns the host adds and never shows.
 //! - `answer`: suppression of what the plan's filter let through, and cell facts.
+//! - `dp_release`: the `dp` mode's noisy release of one aggregation.
 //! - `decimal_arith`: unchecked decimal arithmetic where no value can overflow.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -29,6 +30,7 @@ mod answer;
 mod cell;
 mod contrib;
 mod decimal_arith;
+mod dp_release;
 mod engine;
 mod function_rule;
 mod guard;
@@ -41,9 +43,10 @@ mod source;
 pub use aggregate_rule::AggregateGuard;
 pub use answer::suppress;
 pub use cell::{CellPlan, CellRole};
+pub use dp_release::KEY_DELTA;
 pub use engine::{PlannedQuery, QueryEngine};
 pub use function_rule::{ALLOWED_SCALAR, FunctionGuard};
-pub use guard::{Guarded, QueryError, QueryGuard, QueryScope, ReadOnlyGuard, RunError};
+pub use guard::{DpScope, Guarded, PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard, RunError};
 pub use policy_table::{PolicyKeys, PolicyTable, visible_columns};
 pub use source::{ColumnInfo, DatasetSource};
 

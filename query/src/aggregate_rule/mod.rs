@@ -21,6 +21,7 @@
 
 mod analysis;
 mod cells;
+mod dp;
 mod joins;
 mod lineage;
 mod rewrite;
@@ -111,6 +112,22 @@ impl QueryGuard for AggregateGuard {
                 "aggregate-only columns reach a result only through {}",
                 scope.allowed_aggregates.join(", ")
             )));
+        }
+        if scope.dp.is_some() && facts.protected {
+            let dp = dp::plan(&plan, scope)?;
+            if label.0 < Label::Aggregate {
+                label = (
+                    Label::Aggregate,
+                    "aggregate: released by the host with noise (dp)".into(),
+                );
+            }
+            return Ok(Guarded {
+                privacy: Some(crate::guard::PrivacyCost {
+                    rho: dp.rho,
+                    datasets: dp.datasets,
+                }),
+                ..Guarded::labelled(dp.plan, label)
+            });
         }
         match facts.aggregations {
             0 => Ok(Guarded::labelled(without_entity(plan)?, label)),

@@ -1,0 +1,406 @@
+//! The `dp` privacy mode's rule: a query over protected data is one
+//! aggregation the host can bound (count, sum and avg of a column with
+//! `dp_bounds`, count of distinct values), with only post-processing above
+//! it. The aggregation is replaced by a noisy release ([`NoisyNode`]) over
+//! exact figures computed with each entity's rows capped and each summed
+//! value clamped, so that what one entity can move is known before the query
+//! runs, and with it the noise and the cost.
+
+use super::lineage::unalias;
+use super::rewrite::{one_row_per_entity, reads_protected, rewrite_error, thread_entity};
+use crate::dp_release::{Figure, Keys, NoisyNode, Out, Release};
+use crate::guard::{QueryError, QueryScope};
+use crate::hidden::ENTITY;
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, JoinType};
+use datafusion::functions::expr_fn::{concat_ws, digest};
+use datafusion::functions_aggregate::expr_fn::{count, count_distinct, sum};
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Cast, Expr, ExprFunctionExt, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, lit, when,
+};
+use std::sync::Arc;
+
+/// The rule's name in refusals.
+pub(crate) const RULE: &str = "dp";
+
+/// The most groups a release by published values may list.
+const MAX_PUBLISHED_GROUPS: usize = 10_000;
+
+fn refuse(message: impl Into<String>) -> QueryError {
+    QueryError::refused(RULE, message)
+}
+
+/// What the rule decided for one query.
+pub(crate) struct DpPlan {
+    /// The plan, its aggregation replaced by the noisy release.
+    pub(crate) plan: LogicalPlan,
+    /// ρ the query costs.
+    pub(crate) rho: f64,
+    /// The protected datasets it reads (charged to their budgets).
+    pub(crate) datasets: Vec<String>,
+}
+
+/// Checks a plan over protected data in the `dp` mode and puts the noisy release in.
+pub(crate) fn plan(plan: &LogicalPlan, scope: &QueryScope) -> Result<DpPlan, QueryError> {
+    let Some(dp) = &scope.dp else {
+        return Err(QueryError::Internal("the dp rule ran outside the dp mode".into()));
+    };
+    let (rebuilt, datasets) = replace(plan, scope, dp.rho_per_query, &dp.row_key)?;
+    Ok(DpPlan {
+        plan: rebuilt,
+        rho: dp.rho_per_query,
+        datasets,
+    })
+}
+
+/// Walks down from the root to the aggregation over protected data; every
+/// node above it has one input and reads nothing else.
+fn replace(
+    node: &LogicalPlan,
+    scope: &QueryScope,
+    rho: f64,
+    row_key: &str,
+) -> Result<(LogicalPlan, Vec<String>), QueryError> {
+    if let LogicalPlan::Aggregate(a) = node
+        && reads_protected(&a.input, scope)
+    {
+        return noisy(a, scope, rho, row_key);
+    }
+    let inputs = node.inputs();
+    let [input] = inputs.as_slice() else {
+        return Err(refuse(
+            "in the dp mode a query over protected data is one aggregation with only reshaping of its \
+             result above it (no joins, unions or subqueries over its result)",
+        ));
+    };
+    if node.expressions().iter().any(has_subquery) {
+        return Err(refuse(
+            "in the dp mode nothing above the aggregation may run a subquery",
+        ));
+    }
+    if matches!(node, LogicalPlan::TableScan(_) | LogicalPlan::Extension(_)) || !reads_protected(input, scope) {
+        return Err(refuse(
+            "in the dp mode protected datasets are read only through count, sum, avg or count(DISTINCT …), \
+             which the host releases with noise",
+        ));
+    }
+    let (child, datasets) = replace(input, scope, rho, row_key)?;
+    let rebuilt = node
+        .with_new_exprs(node.expressions(), vec![child])
+        .map_err(rewrite_error)?;
+    Ok((rebuilt, datasets))
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    e.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+        ))
+    })
+    .unwrap_or(true)
+}
+
+/// The input of the aggregation: row-level nodes only, nothing that ranks,
+/// limits or aggregates rows (each row must be one entity's).
+fn check_input(input: &LogicalPlan) -> Result<(), QueryError> {
+    let mut problem: Option<&'static str> = None;
+    input
+        .apply_with_subqueries(|n| {
+            problem = match n {
+                LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => {
+                    Some("an aggregation below the released one (its result would carry many entities per row)")
+                }
+                LogicalPlan::Window(_) => Some("a window function over protected rows"),
+                LogicalPlan::Limit(_) => {
+                    Some("LIMIT or OFFSET below the aggregation (which rows count would depend on other rows)")
+                }
+                LogicalPlan::Union(_) | LogicalPlan::RecursiveQuery(_) => Some("a union below the aggregation"),
+                LogicalPlan::Extension(_) | LogicalPlan::Subquery(_) => Some("a subquery below the aggregation"),
+                LogicalPlan::Join(j) if matches!(j.join_type, JoinType::LeftMark | JoinType::RightMark) => {
+                    Some("a subquery below the aggregation")
+                }
+                _ if n.expressions().iter().any(has_subquery) => Some("a subquery below the aggregation"),
+                _ => None,
+            };
+            Ok(if problem.is_some() {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })
+        .map_err(QueryError::from)?;
+    match problem {
+        Some(p) => Err(refuse(format!("in the dp mode the host cannot bound {p}"))),
+        None => Ok(()),
+    }
+}
+
+/// The dataset column a column of `plan` carries unchanged, if any.
+fn source(plan: &LogicalPlan, column: &Column) -> Option<(String, String)> {
+    let i = plan.schema().index_of_column(column).ok()?;
+    source_at(plan, i)
+}
+
+fn source_at(plan: &LogicalPlan, i: usize) -> Option<(String, String)> {
+    let below = |p: &LogicalPlan, j: usize| source_at(p, j);
+    match plan {
+        LogicalPlan::TableScan(t) => Some((
+            t.table_name.table().to_string(),
+            t.projected_schema.field(i).name().clone(),
+        )),
+        LogicalPlan::Projection(p) => match strip(p.expr.get(i)?) {
+            Expr::Column(c) => source(&p.input, c),
+            _ => None,
+        },
+        LogicalPlan::Filter(f) => below(&f.input, i),
+        LogicalPlan::Sort(s) => below(&s.input, i),
+        LogicalPlan::SubqueryAlias(a) => below(&a.input, i),
+        LogicalPlan::Join(j) => match j.join_type {
+            JoinType::RightSemi | JoinType::RightAnti => below(&j.right, i),
+            JoinType::LeftSemi | JoinType::LeftAnti => below(&j.left, i),
+            _ => {
+                let left = j.left.schema().fields().len();
+                if i < left {
+                    below(&j.left, i)
+                } else {
+                    below(&j.right, i - left)
+                }
+            }
+        },
+        _ => None,
+    }
+}
+
+/// An expression without aliases and casts.
+fn strip(e: &Expr) -> &Expr {
+    match unalias(e) {
+        Expr::Cast(Cast { expr, .. }) => strip(expr),
+        other => other,
+    }
+}
+
+/// The protected datasets a plan scans.
+fn protected_scans(plan: &LogicalPlan, scope: &QueryScope) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = plan.apply_with_subqueries(|n| {
+        if let LogicalPlan::TableScan(t) = n
+            && !scope.unrestricted.contains(t.table_name.table())
+        {
+            out.push(t.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The aggregation replaced by a noisy release of bounded figures.
+fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(LogicalPlan, Vec<String>), QueryError> {
+    check_input(&a.input)?;
+    let datasets = protected_scans(&a.input, scope);
+    // How many rows one entity may bring: proven one, or the policy's cap.
+    let one_row = one_row_per_entity(&a.input, scope);
+    let mut cap = 1u32;
+    if !one_row {
+        for d in &datasets {
+            let m = scope
+                .max_rows_per_entity
+                .get(d)
+                .copied()
+                .or_else(|| scope.unique_entities.contains(d).then_some(1));
+            let Some(m) = m else {
+                return Err(refuse(format!(
+                    "dataset `{d}` sets no max_rows_per_entity in the policy, so the host cannot bound what one \
+                     entity adds to an aggregate"
+                )));
+            };
+            cap = cap.max(m);
+        }
+    }
+    // The figures each aggregate needs, and how each output column is made of them.
+    let mut figures = vec![Figure::Rows];
+    let mut noised = vec![false];
+    let mut args: Vec<Expr> = Vec::new();
+    let mut outputs = Vec::new();
+    let mut figure = |f: Figure, arg: Option<Expr>, figures: &mut Vec<Figure>, noised: &mut Vec<bool>| -> usize {
+        match arg {
+            None => {
+                noised[0] = true;
+                0
+            }
+            Some(e) => {
+                args.push(e);
+                figures.push(f);
+                noised.push(true);
+                figures.len() - 1
+            }
+        }
+    };
+    for e in &a.aggr_expr {
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
+            return Err(refuse("in the dp mode every value of the aggregation is an aggregate"));
+        };
+        let name = func.name().to_ascii_lowercase();
+        if params.filter.is_some() || !params.order_by.is_empty() {
+            return Err(refuse(format!(
+                "{name}() with FILTER or ORDER BY has no noisy form in the dp mode"
+            )));
+        }
+        let out = match (name.as_str(), params.distinct, params.args.as_slice()) {
+            ("count", false, []) => Out::Count(figure(Figure::Rows, None, &mut figures, &mut noised)),
+            ("count", false, [Expr::Literal(v, _)]) if !v.is_null() => {
+                Out::Count(figure(Figure::Rows, None, &mut figures, &mut noised))
+            }
+            ("count", false, [arg]) => Out::Count(figure(Figure::Count, Some(arg.clone()), &mut figures, &mut noised)),
+            ("count", true, [arg]) => {
+                Out::Count(figure(Figure::Distinct, Some(arg.clone()), &mut figures, &mut noised))
+            }
+            ("sum" | "avg" | "mean", false, [arg]) => {
+                let bounds = match strip(arg) {
+                    Expr::Column(c) => source(&a.input, c).and_then(|(d, c)| scope.dp_bounds.get(&(d, c)).copied()),
+                    _ => None,
+                };
+                let Some([low, high]) = bounds else {
+                    return Err(refuse(format!(
+                        "{name}() in the dp mode takes a column the policy gives dp_bounds, itself (not an \
+                         expression of it): the host clamps each value to the bounds to know what one row can add"
+                    )));
+                };
+                let value = cast(arg.clone(), DataType::Float64);
+                let clamped = when(value.clone().lt(lit(low)), lit(low))
+                    .when(value.clone().gt(lit(high)), lit(high))
+                    .otherwise(value)
+                    .map_err(rewrite_error)?;
+                let s = figure(Figure::Sum { low, high }, Some(clamped), &mut figures, &mut noised);
+                if name == "sum" {
+                    Out::Sum(s)
+                } else {
+                    let c = figure(Figure::Count, Some(arg.clone()), &mut figures, &mut noised);
+                    Out::Mean {
+                        sum: s,
+                        count: c,
+                        low,
+                        high,
+                    }
+                }
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "{name}() has no noisy form in the dp mode: use count, sum, avg or count(DISTINCT …)"
+                )));
+            }
+        };
+        outputs.push(out);
+    }
+    // Which groups are released.
+    let mut published = Vec::new();
+    for g in &a.group_expr {
+        let list = match strip(g) {
+            Expr::Column(c) => source(&a.input, c).and_then(|(d, c)| scope.public_values.get(&(d, c)).cloned()),
+            Expr::GroupingSet(_) => {
+                return Err(refuse(
+                    "GROUPING SETS, CUBE and ROLLUP have no noisy form in the dp mode",
+                ));
+            }
+            _ => None,
+        };
+        published.push(list);
+    }
+    let groups = if a.group_expr.is_empty() {
+        Keys::Global
+    } else if published.iter().all(Option::is_some) {
+        let lists: Vec<Vec<String>> = published.into_iter().flatten().collect();
+        let combinations = lists.iter().try_fold(1usize, |n, l| n.checked_mul(l.len()));
+        if combinations.is_none_or(|n| n > MAX_PUBLISHED_GROUPS) {
+            return Err(refuse(format!(
+                "the published values of these group columns make more than {MAX_PUBLISHED_GROUPS} groups"
+            )));
+        }
+        Keys::Published(lists)
+    } else {
+        noised[0] = true;
+        Keys::Threshold
+    };
+    // The exact figures: keys, the entity, each figure's argument; each
+    // entity's rows capped by a keyed-random choice; then per group.
+    let threaded = thread_entity(&a.input, scope)?;
+    let mut exprs: Vec<Expr> = a
+        .group_expr
+        .iter()
+        .enumerate()
+        .map(|(i, g)| g.clone().alias(format!("__inland_k{i}")))
+        .collect();
+    exprs.push(Expr::Column(Column::from_name(ENTITY)).alias("__inland_e"));
+    exprs.extend(
+        args.iter()
+            .enumerate()
+            .map(|(j, e)| e.clone().alias(format!("__inland_v{j}"))),
+    );
+    let mut rows = LogicalPlanBuilder::from(threaded)
+        .project(exprs)
+        .map_err(rewrite_error)?;
+    if !one_row {
+        let mut parts = vec![lit(row_key.to_string()), cast(col("__inland_e"), DataType::Utf8)];
+        parts.extend((0..a.group_expr.len()).map(|i| cast(col(&format!("__inland_k{i}")), DataType::Utf8)));
+        parts.extend((0..args.len()).map(|j| cast(col(&format!("__inland_v{j}")), DataType::Utf8)));
+        let order = digest(concat_ws(lit("\u{1f}"), parts), lit("sha256"));
+        let rank = row_number()
+            .partition_by(vec![col("__inland_e")])
+            .order_by(vec![SortExpr::new(order, true, false)])
+            .build()
+            .map_err(rewrite_error)?
+            .alias("__inland_rank");
+        rows = rows
+            .window(vec![rank])
+            .map_err(rewrite_error)?
+            .filter(col("__inland_rank").lt_eq(lit(u64::from(cap))))
+            .map_err(rewrite_error)?;
+    }
+    let mut aggregates = vec![count(lit(1i64)).alias("__inland_rows")];
+    for (j, f) in figures.iter().enumerate().skip(1) {
+        let v = col(&format!("__inland_v{}", j - 1));
+        aggregates.push(
+            match f {
+                Figure::Sum { .. } => sum(v),
+                Figure::Distinct => count_distinct(v),
+                Figure::Rows | Figure::Count => count(v),
+            }
+            .alias(format!("__inland_f{j}")),
+        );
+    }
+    let keys: Vec<Expr> = (0..a.group_expr.len())
+        .map(|i| col(&format!("__inland_k{i}")))
+        .collect();
+    let exact = rows
+        .aggregate(keys, aggregates)
+        .map_err(rewrite_error)?
+        .build()
+        .map_err(rewrite_error)?;
+    let release = Release {
+        keys: a.group_expr.len(),
+        groups,
+        figures,
+        noised,
+        outputs,
+        rows_per_entity: cap,
+        rho,
+    };
+    let node = LogicalPlan::Extension(Extension {
+        node: Arc::new(NoisyNode {
+            input: exact,
+            schema: a.schema.clone(),
+            release: Arc::new(release),
+        }),
+    });
+    Ok((node, datasets))
+}
+
+/// An unqualified column of the rewritten plan.
+fn col(name: &str) -> Expr {
+    Expr::Column(Column::from_name(name))
+}
