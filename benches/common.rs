@@ -40,6 +40,7 @@ pub fn grant(rt: &Runtime, datasets: &[&str], purpose: &str) -> String {
             products: vec![],
             quota: Default::default(),
             approved_components_only: false,
+            privacy: Default::default(),
         })
         .unwrap()
         .id

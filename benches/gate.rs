@@ -92,6 +92,7 @@ fn gate(c: &mut Criterion) {
     g.bench_function("all-checks-1M-cells", |b| {
         b.iter(|| {
             let o = check(&GateInput {
+                dp: false,
                 table: &table,
                 facts: &facts,
                 label: Label::Aggregate,
@@ -230,6 +231,7 @@ fn audit(c: &mut Criterion) {
     g.bench_function("check-100-rows-against-1000-tables", |b| {
         b.iter(|| {
             let o = check(&GateInput {
+                dp: false,
                 table: &table,
                 facts: &facts,
                 label: Label::Aggregate,

@@ -72,6 +72,7 @@ fn build() -> Fixture {
             products: vec![],
             quota: Default::default(),
             approved_components_only: false,
+            privacy: Default::default(),
         })
         .unwrap()
         .id;

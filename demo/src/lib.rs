@@ -105,6 +105,7 @@ pub async fn run(dir: &Path, options: &DemoOptions, out: &mut dyn Write) -> Resu
         products: vec!["district-dashboard".into()],
         quota: Default::default(),
         approved_components_only: false,
+        privacy: Default::default(),
     })?;
     w(
         out,

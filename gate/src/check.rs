@@ -57,7 +57,28 @@ pub struct GateInput<'a> {
     pub released: &'a ReleaseHistory,
     /// Checks a reviewer overrides.
     pub overrides: &'a [String],
+    /// The job ran in the `dp` mode: every aggregate of protected data it
+    /// read was released by the host with noise, so the rules about exact
+    /// cells ([`DP_MOOT`]) are not run.
+    pub dp: bool,
 }
+
+/// Checks that noise makes moot: they protect exact cells (small counts,
+/// dominant contributors, differences between releases, values computed from
+/// exact aggregates), and a `dp` job never saw one. Label, size, identifier
+/// leakage and rounding still run, and reviewers still decide.
+pub const DP_MOOT: [&str; 10] = [
+    "min-cell-count",
+    "dominance",
+    "p-percent",
+    "negative-or-missing",
+    "differencing",
+    "zero-cells",
+    "untraced",
+    "computed-values",
+    "selection",
+    "totals",
+];
 
 /// The gate's report, the released version's plan, and the traced rows the
 /// release would add to the domain's differencing history.
@@ -753,6 +774,10 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
         |r| (0..ncols).filter_map(|c| fact_at(r, c)).filter_map(|f| f.at).collect(),
     ));
 
+    if input.dp {
+        // Nothing is suppressed for exact-cell rules; totals need no adjusting.
+        suppressed.clear();
+    }
     // Values the release plan works on.
     let values: Vec<Vec<Option<f64>>> = (0..ncols)
         .map(|c| {
@@ -902,6 +927,18 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
         )),
     }
 
+    if input.dp {
+        for c in checks.iter_mut().filter(|c| DP_MOOT.contains(&c.check.as_str())) {
+            *c = result(
+                &c.check,
+                "dp".into(),
+                Status::Pass,
+                Remedy::None,
+                "not run: the job read protected data only through the host's noisy releases".into(),
+            );
+        }
+        blocked = checks.iter().any(|c| c.remedy == Remedy::Blocked);
+    }
     let mut changes: Vec<(u32, u32, CellChange)> = suppressed
         .iter()
         .map(|&(r, c)| (r as u32, c as u32, CellChange::Suppress))

@@ -17,7 +17,7 @@ pub mod leak;
 pub mod report;
 pub mod sketch;
 
-pub use check::{GateError, GateInput, GateOutcome, OVERRIDABLE, check};
+pub use check::{DP_MOOT, GateError, GateInput, GateOutcome, OVERRIDABLE, check};
 pub use facts::{CellFact, Contributions, FactIndex, MeasureKind, RowAt};
 pub use history::{ReleaseHistory, ReleasedCell};
 pub use index::{KeyedIndex, StoredIndex};

@@ -124,6 +124,7 @@ impl Default for Run<'_> {
 impl Run<'_> {
     fn go(&self, t: &RecordBatch, f: &FactIndex) -> GateOutcome {
         check(&GateInput {
+            dp: false,
             table: t,
             facts: f,
             label: self.label,
@@ -599,6 +600,7 @@ fn rounding_set_by_policy_is_applied_to_counts() {
 fn only_cell_rules_can_be_overridden() {
     let (t, f) = good();
     let r = check(&GateInput {
+        dp: false,
         table: &t,
         facts: &f,
         label: Label::Aggregate,

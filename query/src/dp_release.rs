@@ -12,7 +12,7 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, concat_batches, take};
-use arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use arrow::datatypes::{DataType, Decimal128Type, Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchemaRef, DataFusionError, Result as DfResult, internal_err};
@@ -118,8 +118,9 @@ impl Release {
         let m = u64::from(self.rows_per_entity);
         match figure {
             Figure::Rows | Figure::Count | Figure::Distinct => m,
-            // One more for the rounding of the exact sum to an integer.
-            Figure::Sum { low, high } => (m as f64 * low.abs().max(high.abs())).ceil() as u64 + 1,
+            // Whole numbers in [low, high] (the rule floors and ceils the
+            // bounds and keeps m·max(|low|, |high|) within 2^52).
+            Figure::Sum { low, high } => (m as f64 * low.abs().max(high.abs())).ceil().clamp(1.0, 4.5e15) as u64,
         }
     }
 
@@ -134,13 +135,22 @@ impl Release {
     #[allow(clippy::needless_range_loop)]
     pub(crate) fn apply(&self, input: &SchemaRef, batches: &[RecordBatch], out: &SchemaRef) -> DfResult<RecordBatch> {
         let batch = concat_batches(input, batches)?;
-        let exact: Vec<Vec<f64>> = (0..self.figures.len())
+        // Exact figures as integers: counts, and sums of whole numbers
+        // (a wide decimal, saturated to 64 bits: a 1-Lipschitz map).
+        let exact: Vec<Vec<i64>> = (0..self.figures.len())
             .map(|j| {
-                let c = cast(batch.column(self.keys + j), &DataType::Float64)?;
-                Ok(c.as_primitive::<Float64Type>()
-                    .iter()
-                    .map(|v| v.unwrap_or(0.0))
-                    .collect())
+                let column = batch.column(self.keys + j);
+                Ok(match column.as_primitive_opt::<Decimal128Type>() {
+                    Some(d) => d
+                        .iter()
+                        .map(|v| v.unwrap_or(0).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+                        .collect(),
+                    None => cast(column, &DataType::Int64)?
+                        .as_primitive::<Int64Type>()
+                        .iter()
+                        .map(|v| v.unwrap_or(0))
+                        .collect(),
+                })
             })
             .collect::<DfResult<_>>()?;
         // The groups released: a row of the input, or a published key with no rows.
@@ -179,7 +189,7 @@ impl Release {
             }
             let sensitivity = self.sensitivity(*figure);
             for row in &rows {
-                let value = row.map(|r| exact[j][r as usize]).unwrap_or(0.0).round() as i64;
+                let value = row.map(|r| exact[j][r as usize]).unwrap_or(0);
                 let drawn = inland_dp::add_noise(value, sensitivity, Mechanism::Gaussian { rho })
                     .map_err(|e| DataFusionError::Execution(format!("noisy release: {e}")))?;
                 noisy[j].push(drawn as f64);
@@ -420,6 +430,7 @@ impl ExecutionPlan for NoisyExec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::Float64Type;
     use arrow::datatypes::{Field, Schema};
 
     fn exact(keys: Vec<&str>, rows: Vec<i64>, sums: Vec<f64>) -> (SchemaRef, RecordBatch) {

@@ -2,6 +2,7 @@
 //! reported done. One sink takes them all; the evidence ledger is such a sink.
 
 use crate::error::{Error, Result};
+use crate::privacy::Privacy;
 use crate::quota::JobQuota;
 use inland_policies::Label;
 use inland_sandbox::JobError;
@@ -61,6 +62,9 @@ pub enum Event {
         /// Whether its jobs must run approved components only.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         approved_components_only: bool,
+        /// Its privacy mode and budget (absent: exact).
+        #[serde(default, skip_serializing_if = "Privacy::is_exact")]
+        privacy: Privacy,
     },
     /// A grant was terminated and everything derived under it destroyed (clause 8.6).
     GrantTerminated {
@@ -195,6 +199,19 @@ pub enum Event {
         /// quote names the job wrote.
         #[serde(default)]
         message_hmac: String,
+    },
+    /// A `dp` query's cost was charged to its grant's budget, before it ran.
+    PrivacyCharged {
+        /// Job id.
+        job_id: String,
+        /// The grant charged.
+        grant: String,
+        /// ρ (zCDP) of the query.
+        rho: f64,
+        /// The protected datasets it read.
+        datasets: Vec<String>,
+        /// ρ the grant has spent, this query included.
+        spent_rho: f64,
     },
     /// An output table entered quarantine.
     OutputEmitted {

@@ -65,6 +65,7 @@ mod governance;
 mod jobs;
 mod keys;
 pub mod ledger;
+mod privacy;
 mod quota;
 mod release;
 mod runtime;
@@ -88,16 +89,18 @@ pub use governance::operators::{
 };
 pub use governance::policy_store::PolicyVersion;
 pub use governance::{Catalog, Governance, Policies};
-pub use inland_gate::{CheckResult, GateReport, Remedy, Status, Verdict};
+pub use inland_gate::{CheckResult, DP_MOOT, GateReport, Remedy, Status, Verdict};
 pub use inland_policies::{Diagnostic, Label, Policy};
 pub use inland_query::{
     ColumnInfo, DatasetSource, Guarded, PlannedQuery, PolicyKeys, QueryEngine, QueryError, QueryGuard, QueryScope,
     ReadOnlyGuard,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
+pub use jobs::budget::spent_per_grant;
 pub use jobs::sources::SourceRecord;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
+pub use privacy::{BudgetView, DISPLAY_DELTA, DpBudget, Privacy};
 pub use quota::JobQuota;
 pub use release::export::{
     Approval, CheckSummary, ExportCheck, Manifest, ManifestFile, TABLE_CSV, TABLE_PARQUET, verify_bundle, write_bundle,

@@ -35,6 +35,8 @@ pub(crate) const ACCESS_POLICIES: Table = TableDefinition::new("access-policies"
 pub(crate) const COMPONENTS: Table = TableDefinition::new("components");
 /// Jobs each grant has run, for its quota, by grant id.
 pub(crate) const QUOTA_USE: Table = TableDefinition::new("quota-use");
+/// ρ each `dp` grant has spent, by grant id.
+pub(crate) const PRIVACY_SPENT: Table = TableDefinition::new("privacy-spent");
 /// Source archives submitted with components: SHA-256 → record.
 pub(crate) const SOURCES: Table = TableDefinition::new("sources");
 /// The rows each approved output released, with their entity sketches, by
@@ -100,6 +102,7 @@ impl State {
             AUTHORS,
             ACCESS_POLICIES,
             QUOTA_USE,
+            PRIVACY_SPENT,
             SOURCES,
             COMPONENTS,
         ] {

@@ -76,6 +76,8 @@ pub enum Action {
     ViewSource,
     /// Keep the registry: operators, grants, reviewers, the domain policy.
     ManageDomain,
+    /// Read a `dp` grant's privacy budget, spent and left.
+    ViewBudget,
 }
 
 impl Action {
@@ -101,6 +103,7 @@ impl Action {
             Action::SubmitSource => "SubmitSource",
             Action::ViewSource => "ViewSource",
             Action::ManageDomain => "ManageDomain",
+            Action::ViewBudget => "ViewBudget",
         }
     }
 }

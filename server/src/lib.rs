@@ -102,6 +102,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         .route("/api/jobs", get(api::jobs::list).post(api::jobs::submit))
         .route("/api/jobs/{id}", get(api::jobs::view))
         .route("/api/jobs/{id}/cancel", post(api::jobs::cancel))
+        .route("/api/grants/{id}/budget", get(api::budget::budget))
         .route("/api/jobs/{id}/source", get(api::sources::job_source))
         .route("/api/sources", post(api::sources::submit))
         .route("/api/outputs", get(api::outputs::queue))

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         api::jobs::list,
         api::jobs::view,
         api::jobs::cancel,
+        api::budget::budget,
         api::sources::submit,
         api::sources::job_source,
         api::outputs::queue,

@@ -235,6 +235,7 @@ async fn a_grant_runs_no_more_jobs_than_its_quota() {
                 products: vec![],
                 quota: inland_runtime::JobQuota { per_day, per_term },
                 approved_components_only: false,
+                privacy: Default::default(),
             })
             .unwrap()
             .id
@@ -288,6 +289,7 @@ async fn a_grant_requiring_approved_components_runs_only_those() {
                 products: vec![],
                 quota: Default::default(),
                 approved_components_only: true,
+                privacy: Default::default(),
             })
             .unwrap()
             .id;

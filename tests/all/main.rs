@@ -8,6 +8,7 @@ mod grants;
 mod jobs;
 mod ledger;
 mod policy;
+mod privacy;
 mod publication;
 mod query;
 mod support;

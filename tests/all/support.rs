@@ -44,6 +44,7 @@ pub fn issue(
             products: vec![],
             quota: Default::default(),
             approved_components_only: false,
+            privacy: Default::default(),
         })
         .map(|g| g.id)
 }

@@ -1,7 +1,7 @@
 //! `inland grant`: issue, inspect and terminate grants; rotate the master key.
 
 use clap::{Subcommand, ValueEnum};
-use inland_runtime::TerminationReason;
+use inland_runtime::{DpBudget, Privacy, TerminationReason};
 
 /// The grant subcommands.
 #[derive(Subcommand)]
@@ -38,6 +38,9 @@ pub enum GrantCmd {
         /// Jobs run only components an admin or reviewer approved by hash (through the server: POST /api/components/SHA256/approval).
         #[arg(long)]
         approved_components_only: bool,
+        /// The privacy mode and budget: exact unless a dp budget is given.
+        #[command(flatten)]
+        dp: DpArgs,
     },
     /// List grants.
     List,
@@ -59,6 +62,41 @@ pub enum GrantCmd {
     },
     /// Replace the domain master key, re-wrapping every grant key under the new one.
     RotateMasterKey,
+}
+
+/// The `dp` privacy mode of a new grant. Budgets are in ρ (zCDP); the
+/// grant's view shows them as (ε, δ = 1e-6) too.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DpArgs {
+    /// Issue a `dp` grant with this privacy budget (ρ, zCDP) over its term: every aggregate of protected data reaches its jobs with noise.
+    #[arg(long, requires = "dp_query_rho")]
+    pub dp_budget_rho: Option<f64>,
+    /// What each query over protected data costs (ρ); needs --dp-budget-rho.
+    #[arg(long, requires = "dp_budget_rho")]
+    pub dp_query_rho: Option<f64>,
+    /// A budget of one dataset within the whole, as NAME=RHO (repeatable); needs --dp-budget-rho.
+    #[arg(long = "dp-dataset-budget", value_parser = dataset_budget, requires = "dp_budget_rho")]
+    pub dp_dataset_budgets: Vec<(String, f64)>,
+}
+
+fn dataset_budget(s: &str) -> Result<(String, f64), String> {
+    let (name, rho) = s.split_once('=').ok_or("expected NAME=RHO, e.g. residents=0.5")?;
+    let rho: f64 = rho.parse().map_err(|_| format!("`{rho}` is not a number"))?;
+    Ok((name.to_string(), rho))
+}
+
+impl DpArgs {
+    /// The privacy mode these arguments ask for.
+    pub fn privacy(&self) -> Privacy {
+        match (self.dp_budget_rho, self.dp_query_rho) {
+            (Some(budget_rho), Some(query_rho)) => Privacy::Dp(DpBudget {
+                budget_rho,
+                query_rho,
+                datasets: self.dp_dataset_budgets.iter().cloned().collect(),
+            }),
+            _ => Privacy::Exact,
+        }
+    }
 }
 
 /// `--reason` of `grant terminate`: the runtime's [`TerminationReason`], in the words its records use.

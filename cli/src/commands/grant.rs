@@ -21,6 +21,7 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
             jobs_per_day,
             jobs_per_term,
             approved_components_only,
+            dp,
         } => {
             let g = governance
                 .issue_grant(GrantRequest {
@@ -36,6 +37,7 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
                         per_term: jobs_per_term,
                     },
                     approved_components_only,
+                    privacy: dp.privacy(),
                 })
                 .context("the grant was refused")?;
             println!(
@@ -60,7 +62,21 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
                 );
             }
         }
-        GrantCmd::Show { id } => print_json(&governance.grant(&id)?)?,
+        GrantCmd::Show { id } => {
+            print_json(&governance.grant(&id)?)?;
+            if let Some(b) = rt.jobs().privacy_budget(&id)? {
+                println!(
+                    "privacy budget: ρ {:.6} spent of {} ({:.6} left; ε {:.3} of {:.3} at δ = 1e-6), {} queries at ρ {}",
+                    b.spent_rho,
+                    b.budget_rho,
+                    b.remaining_rho,
+                    b.spent_epsilon,
+                    b.budget_epsilon,
+                    b.queries,
+                    b.query_rho
+                );
+            }
+        }
         GrantCmd::Terminate { id, reason, note } => {
             let record = async_runtime()?.block_on(rt.jobs().terminate_grant(&id, reason.into(), &note))?;
             println!(

@@ -80,11 +80,19 @@ pub fn grant(client: &Client, cmd: GrantCmd) -> Result<()> {
             jobs_per_day,
             jobs_per_term,
             approved_components_only,
+            dp,
         } => {
+            let budgets: serde_json::Map<String, serde_json::Value> = dp
+                .dp_dataset_budgets
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             let body = json!({
                 "operator": operator, "datasets": datasets, "purpose": purpose, "scenario": scenario,
                 "from": from, "until": until, "products": products, "jobs_per_day": jobs_per_day,
                 "jobs_per_term": jobs_per_term, "approved_components_only": approved_components_only,
+                "dp_budget_rho": dp.dp_budget_rho, "dp_query_rho": dp.dp_query_rho,
+                "dp_dataset_budgets": budgets,
             });
             let g = client
                 .send_json(Method::POST, &["api", "admin", "grants"], &body)

@@ -13,8 +13,8 @@ use crate::guard::{QueryError, QueryScope};
 use crate::hidden::ENTITY;
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, JoinType};
-use datafusion::functions::expr_fn::{concat_ws, digest};
+use datafusion::common::{Column, DFSchema, JoinType};
+use datafusion::functions::expr_fn::{concat_ws, digest, round};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, sum};
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -25,6 +25,9 @@ use std::sync::Arc;
 
 /// The rule's name in refusals.
 pub(crate) const RULE: &str = "dp";
+
+/// The most one entity may move a sum by (2^52: exact in f64 and i64).
+const MAX_SENSITIVITY: f64 = 4_503_599_627_370_496.0;
 
 /// The most groups a release by published values may list.
 const MAX_PUBLISHED_GROUPS: usize = 10_000;
@@ -133,10 +136,161 @@ fn check_input(input: &LogicalPlan) -> Result<(), QueryError> {
             })
         })
         .map_err(QueryError::from)?;
-    match problem {
-        Some(p) => Err(refuse(format!("in the dp mode the host cannot bound {p}"))),
+    if let Some(p) = problem {
+        return Err(refuse(format!("in the dp mode the host cannot bound {p}")));
+    }
+    // Every expression evaluated over protected rows must be total: an
+    // error raised by one row (a division by zero, a failing cast) would
+    // tell the job, exactly and without noise, that such a row exists.
+    let mut partial: Option<String> = None;
+    input
+        .apply(|n| {
+            let schema = expression_schema(n);
+            for e in n.expressions() {
+                if let Err(what) = total(&e, schema.as_ref()) {
+                    partial = Some(what);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .map_err(QueryError::from)?;
+    match partial {
+        Some(what) => Err(partial_refusal(&what)),
         None => Ok(()),
     }
+}
+
+fn partial_refusal(what: &str) -> QueryError {
+    refuse(format!(
+        "in the dp mode expressions over protected rows must never fail, and {what} can (an error from one \
+         row would reveal that the row exists): use comparisons, CASE, IN, LIKE, IS NULL, TRY_CAST and \
+         lower/upper/trim/concat/coalesce/length"
+    ))
+}
+
+/// The schema a node's expressions are evaluated over, when it can be named.
+fn expression_schema(n: &LogicalPlan) -> Option<DFSchema> {
+    match n {
+        LogicalPlan::Join(j) => j.left.schema().join(j.right.schema()).ok(),
+        LogicalPlan::TableScan(t) => DFSchema::try_from_qualified_schema(t.table_name.clone(), &t.source.schema()).ok(),
+        _ => n.inputs().first().map(|i| i.schema().as_ref().clone()),
+    }
+}
+
+/// Scalar functions that return a value for every input.
+const TOTAL_FUNCTIONS: [&str; 16] = [
+    "lower",
+    "upper",
+    "btrim",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "coalesce",
+    "nullif",
+    "nvl",
+    "concat",
+    "concat_ws",
+    "character_length",
+    "char_length",
+    "length",
+    "starts_with",
+    "ends_with",
+];
+
+/// Whether `e` evaluates without error on every row; if not, what can fail.
+fn total(e: &Expr, schema: Option<&DFSchema>) -> Result<(), String> {
+    use datafusion::logical_expr::{ExprSchemable, Operator};
+    let all = |es: &[&Expr]| es.iter().try_for_each(|x| total(x, schema));
+    match e {
+        Expr::Column(_) | Expr::Literal(..) => Ok(()),
+        Expr::Alias(a) => total(&a.expr, schema),
+        Expr::Not(x)
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsUnknown(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsNotFalse(x)
+        | Expr::IsNotUnknown(x)
+        | Expr::TryCast(datafusion::logical_expr::TryCast { expr: x, .. }) => total(x, schema),
+        Expr::Between(b) => all(&[&b.expr, &b.low, &b.high]),
+        Expr::InList(l) => {
+            total(&l.expr, schema)?;
+            l.list.iter().try_for_each(|x| total(x, schema))
+        }
+        Expr::Like(l) => {
+            let literal = matches!(l.pattern.as_ref(), Expr::Literal(v, _) if !v.to_string().contains('\\'));
+            if l.escape_char.is_some() || !literal {
+                return Err("a LIKE pattern that is not a plain literal".into());
+            }
+            total(&l.expr, schema)
+        }
+        Expr::BinaryExpr(b) => match b.op {
+            Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+            | Operator::And
+            | Operator::Or
+            | Operator::IsDistinctFrom
+            | Operator::IsNotDistinctFrom => all(&[&b.left, &b.right]),
+            op => Err(format!("the operator `{op}` (overflow, division by zero)")),
+        },
+        Expr::Case(c) => {
+            if let Some(x) = &c.expr {
+                total(x, schema)?;
+            }
+            for (w, t) in &c.when_then_expr {
+                all(&[w, t])?;
+            }
+            match &c.else_expr {
+                Some(x) => total(x, schema),
+                None => Ok(()),
+            }
+        }
+        Expr::Cast(Cast { expr, field }) => {
+            let from = schema.and_then(|s| expr.get_type(s).ok());
+            if !cast_total(from.as_ref(), field.data_type()) {
+                return Err(format!("a cast to {}", field.data_type()));
+            }
+            total(expr, schema)
+        }
+        Expr::ScalarFunction(f) => {
+            let name = f.name().to_ascii_lowercase();
+            if !TOTAL_FUNCTIONS.contains(&name.as_str()) {
+                return Err(format!("{name}()"));
+            }
+            f.args.iter().try_for_each(|x| total(x, schema))
+        }
+        other => Err(format!("`{}`", other.schema_name())),
+    }
+}
+
+/// Casts that cannot fail: to text, to a type the value already has, or a
+/// numeric widening to Int64 or Float64.
+fn cast_total(from: Option<&DataType>, to: &DataType) -> bool {
+    if matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return true;
+    }
+    let Some(from) = from else { return false };
+    from == to
+        || match to {
+            DataType::Int64 => matches!(
+                from,
+                DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::UInt8
+                    | DataType::UInt16
+                    | DataType::UInt32
+            ),
+            DataType::Float64 => from.is_integer() || from.is_floating() || matches!(from, DataType::Decimal128(..)),
+            _ => false,
+        }
 }
 
 /// The dataset column a column of `plan` carries unchanged, if any.
@@ -241,11 +395,18 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
             }
         }
     };
+    let input_schema = a.input.schema().as_ref().clone();
+    for g in &a.group_expr {
+        total(g, Some(&input_schema)).map_err(|what| partial_refusal(&what))?;
+    }
     for e in &a.aggr_expr {
         let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
             return Err(refuse("in the dp mode every value of the aggregation is an aggregate"));
         };
         let name = func.name().to_ascii_lowercase();
+        for arg in &params.args {
+            total(arg, Some(&input_schema)).map_err(|what| partial_refusal(&what))?;
+        }
         if params.filter.is_some() || !params.order_by.is_empty() {
             return Err(refuse(format!(
                 "{name}() with FILTER or ORDER BY has no noisy form in the dp mode"
@@ -271,11 +432,16 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
                          expression of it): the host clamps each value to the bounds to know what one row can add"
                     )));
                 };
+                // Summed as whole numbers in a wide decimal: exact, whatever
+                // the order of the rows (a floating-point sum is not, and its
+                // rounding can move a total by more than one row's bound).
+                let (low, high) = (low.floor(), high.ceil());
                 let value = cast(arg.clone(), DataType::Float64);
                 let clamped = when(value.clone().lt(lit(low)), lit(low))
                     .when(value.clone().gt(lit(high)), lit(high))
                     .otherwise(value)
                     .map_err(rewrite_error)?;
+                let clamped = cast(round(vec![clamped]), DataType::Decimal128(38, 0));
                 let s = figure(Figure::Sum { low, high }, Some(clamped), &mut figures, &mut noised);
                 if name == "sum" {
                     Out::Sum(s)
@@ -341,8 +507,12 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
             .enumerate()
             .map(|(j, e)| e.clone().alias(format!("__inland_v{j}"))),
     );
+    // Rows without an entity (an outer join's unmatched side, a missing
+    // identifier) belong to no one the cap could bound: they do not count.
     let mut rows = LogicalPlanBuilder::from(threaded)
         .project(exprs)
+        .map_err(rewrite_error)?
+        .filter(col("__inland_e").is_not_null())
         .map_err(rewrite_error)?;
     if !one_row {
         let mut parts = vec![lit(row_key.to_string()), cast(col("__inland_e"), DataType::Utf8)];
@@ -381,6 +551,16 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
         .map_err(rewrite_error)?
         .build()
         .map_err(rewrite_error)?;
+    // What one entity moves a sum by must be an exact integer well inside 64 bits.
+    for f in &figures {
+        if let Figure::Sum { low, high } = f
+            && f64::from(cap) * low.abs().max(high.abs()) > MAX_SENSITIVITY
+        {
+            return Err(refuse(format!(
+                "dp_bounds [{low}, {high}] with {cap} rows per entity let one entity move a sum by more than 2^52"
+            )));
+        }
+    }
     let release = Release {
         keys: a.group_expr.len(),
         groups,

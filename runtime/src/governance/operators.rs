@@ -9,6 +9,7 @@ use crate::events::{Event, EventSink};
 use crate::governance::catalog::DatasetRecord;
 use crate::governance::catalog::{DatasetStatus, Grade};
 use crate::keys::KeyStore;
+use crate::privacy::Privacy;
 use crate::quota::JobQuota;
 use crate::state::{DATASETS, GRANTS, OPERATORS};
 use inland_policies::{Name, NameKind};
@@ -102,7 +103,7 @@ pub enum GrantStatus {
 }
 
 /// An authorization agreement: one operator, its datasets, purpose, scenario and term.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// Grant id.
     pub id: String,
@@ -128,6 +129,9 @@ pub struct Grant {
     /// Whether its jobs may run only components approved by hash.
     #[serde(default)]
     pub approved_components_only: bool,
+    /// Exact aggregates under review, or noisy ones under a privacy budget.
+    #[serde(default)]
+    pub privacy: Privacy,
 }
 
 /// What `grant issue` asks for.
@@ -151,6 +155,8 @@ pub struct GrantRequest {
     pub quota: JobQuota,
     /// Whether its jobs may run only components an admin or reviewer approved by hash.
     pub approved_components_only: bool,
+    /// Its privacy mode.
+    pub privacy: Privacy,
 }
 
 fn validate_operator_name(name: &str) -> Result<()> {
@@ -242,6 +248,7 @@ pub(crate) fn issue_grant(
     if req.purpose.trim().is_empty() || req.scenario.trim().is_empty() {
         return Err(Error::Invalid("a grant states its purpose and scenario".into()));
     }
+    req.privacy.validate(&req.datasets)?;
     let mut datasets = BTreeSet::new();
     for name in &req.datasets {
         let d: DatasetRecord = domain
@@ -277,6 +284,7 @@ pub(crate) fn issue_grant(
         status: GrantStatus::Active,
         quota: req.quota,
         approved_components_only: req.approved_components_only,
+        privacy: req.privacy,
     };
     // The key first: a grant never exists without the key its data is sealed with.
     keys.create_grant_key(&grant.id)?;
@@ -293,6 +301,7 @@ pub(crate) fn issue_grant(
         until: grant.until.to_string(),
         quota: grant.quota,
         approved_components_only: grant.approved_components_only,
+        privacy: grant.privacy.clone(),
     })?;
     Ok(grant)
 }

@@ -2,6 +2,7 @@
 //! sandbox with the query side the domain hands it, what is kept
 //! afterwards, and stopping every job of a grant when it ends (clause 8.6).
 
+pub(crate) mod budget;
 mod queries;
 pub(crate) mod quota;
 mod run;
@@ -25,6 +26,7 @@ use crate::state::{JOBS, OUTPUTS};
 use inland_query::{DatasetSource, QueryScope, visible_columns};
 use inland_sandbox::{EPOCH_TICK, JobError, JobSetup};
 use queries::JobQueries;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,6 +52,15 @@ impl Jobs {
     pub fn quota_spent(&self, grant: &str) -> Result<Option<String>> {
         let grant = governance::grant(&self.inner.domain, grant)?;
         quota::spent(&self.inner.domain.state, &grant, Date::today())
+    }
+
+    /// A `dp` grant's privacy budget, spent and left (`None` for an exact grant).
+    pub fn privacy_budget(&self, grant: &str) -> Result<Option<crate::privacy::BudgetView>> {
+        let grant = governance::grant(&self.inner.domain, grant)?;
+        match grant.privacy.budget() {
+            Some(b) => Ok(Some(budget::view(&self.inner.domain.state, &grant, b)?)),
+            None => Ok(None),
+        }
     }
 
     /// Checks a component before it is queued: a component (not a core
@@ -137,6 +148,14 @@ impl Jobs {
         // Only the grant's datasets exist for the job: in listings, queries and errors.
         // Under a policy, only those it makes readable, with only the columns it lets through.
         let in_force = policy_store::load_current(&inner.domain)?;
+        if !grant.privacy.is_exact() && in_force.is_none() {
+            // Without a policy nothing is protected, so nothing would get noise.
+            let reason = format!(
+                "grant `{}` is in the dp mode, and its jobs run only under a domain policy: none is in force",
+                grant.id
+            );
+            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        }
         let datasets: Vec<DatasetRecord> = catalog::list(&inner.domain)?
             .into_iter()
             .filter(|d| grant.datasets.contains(&d.name) && d.status == DatasetStatus::Approved)
@@ -173,8 +192,21 @@ impl Jobs {
             entity: inner.keys.entity_key()?,
         };
         let session = inner.engine.session(&sources, policy_ref.map(|p| (p, keys))).await?;
-        let scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
+        let mut scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
             .with_unique_entities(policy_ref, &sources);
+        let account = grant.privacy.budget().map(|budget| queries::Account {
+            inner: inner.clone(),
+            grant: grant.clone(),
+            budget: budget.clone(),
+        });
+        if let Some(budget) = grant.privacy.budget() {
+            scope.dp = Some(inland_query::DpScope {
+                rho_per_query: budget.query_rho,
+                // Keyed per grant, from a key never shown: which of an
+                // entity's rows count cannot be steered by the job.
+                row_key: hex::encode(Sha256::digest([b"inland dp rows".as_slice(), &keys.pseudonym].concat())),
+            });
+        }
         let listed: Vec<(DatasetSource, String)> = sources
             .into_iter()
             .zip(&datasets)
@@ -185,15 +217,18 @@ impl Jobs {
                 (s, d.description.clone())
             })
             .collect();
-        let queries = Arc::new(JobQueries::new(
-            id.clone(),
-            inner.engine.clone(),
-            session,
-            scope.clone(),
-            &listed,
-            inner.events.clone(),
-            inner.text_digest(),
-        ));
+        let queries = Arc::new(
+            JobQueries::new(
+                id.clone(),
+                inner.engine.clone(),
+                session,
+                scope.clone(),
+                &listed,
+                inner.events.clone(),
+                inner.text_digest(),
+            )
+            .with_account(account),
+        );
         let run = inner
             .sandbox
             .run(
@@ -567,6 +602,7 @@ mod tests {
                 products: vec![],
                 quota: Default::default(),
                 approved_components_only: false,
+                privacy: Default::default(),
             })?
             .id;
         // The first step only: marked, its key still there.

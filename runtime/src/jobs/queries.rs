@@ -11,7 +11,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use inland_gate::FactIndex;
 use inland_policies::Label;
-use inland_query::{DatasetSource, QueryEngine, QueryError, QueryScope, RunError};
+use inland_query::{DatasetSource, PrivacyCost, QueryEngine, QueryError, QueryScope, RunError};
 use inland_sandbox::{Answer, DatasetListing, QueryBackend, QueryFailure};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,6 +39,33 @@ fn lock(trail: &Mutex<QueryTrail>) -> MutexGuard<'_, QueryTrail> {
     trail.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A `dp` grant's budget, charged by the job's queries.
+pub(crate) struct Account {
+    pub(crate) inner: Arc<crate::context::Inner>,
+    pub(crate) grant: crate::governance::operators::Grant,
+    pub(crate) budget: crate::privacy::DpBudget,
+}
+
+impl Account {
+    /// Charges a planned query's cost, or refuses it naming what is left.
+    fn charge(&self, job_id: &str, cost: &PrivacyCost) -> Result<(), QueryError> {
+        match super::budget::charge(
+            &self.inner.domain.state,
+            self.inner.events.as_ref(),
+            &self.grant,
+            &self.budget,
+            job_id,
+            cost,
+        ) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(QueryError::refused("privacy-budget", why)),
+            Err(e) => Err(QueryError::Internal(format!(
+                "the privacy budget could not be charged: {e}"
+            ))),
+        }
+    }
+}
+
 /// One job's queries against the engine, under its grant's scope.
 pub(crate) struct JobQueries {
     job_id: String,
@@ -50,6 +77,8 @@ pub(crate) struct JobQueries {
     /// Names the job's texts in the events.
     digest: TextDigest,
     trail: Arc<Mutex<QueryTrail>>,
+    /// The grant's budget, in the `dp` mode.
+    account: Option<Arc<Account>>,
 }
 
 impl JobQueries {
@@ -83,7 +112,14 @@ impl JobQueries {
             events,
             digest,
             trail: Arc::new(Mutex::new(QueryTrail::default())),
+            account: None,
         }
+    }
+
+    /// Charges `dp` queries to the grant's budget before they run.
+    pub(crate) fn with_account(mut self, account: Option<Account>) -> Self {
+        self.account = account.map(Arc::new);
+        self
     }
 
     fn trail(&self) -> MutexGuard<'_, QueryTrail> {
@@ -124,9 +160,21 @@ impl QueryBackend for JobQueries {
             self.scope.clone(),
             sql.to_string(),
         );
+        let (account, job_id) = (self.account.clone(), self.job_id.clone());
         let outcome = SpawnedTask::spawn(async move {
             // Planning reads no data: its errors name the SQL and the rules.
             let planned = engine.plan(&session, &scope, &text).await.map_err(Failed::Plan)?;
+            // A noisy release is paid for before it runs; one the budget
+            // cannot cover is refused and costs nothing.
+            match (&planned.privacy, &account) {
+                (Some(cost), Some(account)) => account.charge(&job_id, cost).map_err(Failed::Plan)?,
+                (Some(_), None) => {
+                    return Err(Failed::Plan(QueryError::Internal(
+                        "a dp query without a budget to charge".into(),
+                    )));
+                }
+                _ => {}
+            }
             // From here on the engine touches data, and its messages may quote it.
             let stream = engine.execute(&session, &planned).await.map_err(|e| {
                 Failed::Run(RunError {
@@ -189,6 +237,7 @@ impl QueryBackend for JobQueries {
                     rows: 0,
                     error: None,
                     label: planned.label.as_ref().map(|(l, _)| *l),
+                    rho: planned.privacy.as_ref().map(|c| c.rho),
                 });
                 let index = trail.queries.len() - 1;
                 let schema = stream.schema();
@@ -239,6 +288,7 @@ impl QueryBackend for JobQueries {
                     rows: 0,
                     error: Some(e.to_string()),
                     label: None,
+                    rho: None,
                 });
                 Ok(Err(Self::failure(e)))
             }

@@ -27,6 +27,8 @@ pub(crate) struct GateContext {
     source_rows: Option<u64>,
     index: Option<KeyedIndex>,
     released: ReleaseHistory,
+    /// The grant is in the `dp` mode.
+    dp: bool,
 }
 
 impl GateContext {
@@ -61,6 +63,8 @@ impl GateContext {
             source_rows,
             index: id_index::load(domain)?,
             released,
+            // Unknown grants are judged as exact: every rule runs.
+            dp: crate::governance::operators::grant(domain, grant).is_ok_and(|g| !g.privacy.is_exact()),
         })
     }
 
@@ -82,6 +86,7 @@ impl GateContext {
             identifiers: self.index.as_ref(),
             released: &self.released,
             overrides,
+            dp: self.dp,
         })
         .map_err(|e| match e {
             inland_gate::GateError::NotOverridable(_) => Error::Invalid(e.to_string()),

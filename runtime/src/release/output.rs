@@ -14,7 +14,7 @@ use inland_query::ColumnInfo;
 use serde::{Deserialize, Serialize};
 
 /// A query as the job ran it, for the job record and the output's lineage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueryRecord {
     /// The SQL text.
     pub sql: String,
@@ -27,6 +27,9 @@ pub struct QueryRecord {
     /// The result's label, decided by the host from the plan.
     #[serde(default)]
     pub label: Option<Label>,
+    /// ρ (zCDP) charged for it, in the `dp` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
 }
 
 /// An output in quarantine: where it came from and what it holds.

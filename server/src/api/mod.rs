@@ -4,6 +4,7 @@
 //! policy, calls the domain's service and shapes the answer.
 
 pub(crate) mod admin;
+pub(crate) mod budget;
 pub(crate) mod components;
 pub(crate) mod evidence;
 pub(crate) mod jobs;

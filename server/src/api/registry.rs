@@ -14,7 +14,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use inland_runtime::{Date, GrantRequest, JobQuota, OperatorStatus, Qualification};
+use inland_runtime::{Date, DpBudget, GrantRequest, JobQuota, OperatorStatus, Privacy, Qualification};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -79,6 +79,13 @@ pub struct GrantBody {
     /// Run only components approved by hash.
     #[serde(default)]
     pub approved_components_only: bool,
+    /// A `dp` grant: its privacy budget over the term (ρ, zCDP). Absent: exact.
+    pub dp_budget_rho: Option<f64>,
+    /// A `dp` grant: what each query over protected data costs (ρ).
+    pub dp_query_rho: Option<f64>,
+    /// A `dp` grant: budgets of single datasets within the whole (ρ).
+    #[serde(default)]
+    pub dp_dataset_budgets: std::collections::BTreeMap<String, f64>,
 }
 
 /// Why a grant ends.
@@ -228,6 +235,19 @@ pub(crate) async fn issue_grant(
             per_term: b.jobs_per_term,
         },
         approved_components_only: b.approved_components_only,
+        privacy: match (b.dp_budget_rho, b.dp_query_rho) {
+            (Some(budget_rho), Some(query_rho)) => Privacy::Dp(DpBudget {
+                budget_rho,
+                query_rho,
+                datasets: b.dp_dataset_budgets,
+            }),
+            (None, None) if b.dp_dataset_budgets.is_empty() => Privacy::Exact,
+            _ => {
+                return Err(Problem::invalid_body(
+                    "a dp grant gives both dp_budget_rho and dp_query_rho (and dataset budgets only with them)",
+                ));
+            }
+        },
     };
     let grant = s
         .blocking(move |rt| rt.governance().issue_grant(request))

@@ -174,6 +174,7 @@ async fn a_spent_quota_refuses_submissions_before_they_queue() {
                     per_term: Some(1),
                 },
                 approved_components_only: false,
+                privacy: Default::default(),
             })
             .unwrap()
             .id;

@@ -66,6 +66,7 @@ fn grant(rt: &Runtime, operator: &str) -> String {
             products: vec![],
             quota: Default::default(),
             approved_components_only: false,
+            privacy: Default::default(),
         })
         .unwrap()
         .id

@@ -1,0 +1,223 @@
+//! The `dp` privacy mode end to end (#20): a grant with a budget, jobs whose
+//! aggregates reach them with noise, each query charged before it runs, the
+//! gate's exact-cell rules stood down, and the ledger able to prove the spend.
+
+use crate::support::{OPERATOR, TestDomain, new_domain, run_as, test_limits, wasm};
+use inland_runtime::{
+    Date, DpBudget, Event, GrantRequest, JobStatus, Privacy, Remedy, Status, Verdict, spent_per_grant,
+};
+use std::collections::BTreeMap;
+
+/// The example policy with clamping bounds for income and the published
+/// list of districts (every district of the example data, 延庆区 included).
+fn dp_policy(d: &TestDomain) {
+    let districts: Vec<String> = inland_examples::generate::DISTRICTS
+        .iter()
+        .map(|(name, _, _)| format!("\"{name}\""))
+        .collect();
+    let text = inland_examples::POLICY
+        .replace(
+            r#"income = { class = "sensitive", access = "aggregate-only" }"#,
+            r#"income = { class = "sensitive", access = "aggregate-only", dp_bounds = [0, 200000] }"#,
+        )
+        .replace(
+            r#"district = { class = "quasi-identifier", access = "dimension" }"#,
+            &format!(
+                r#"district = {{ class = "quasi-identifier", access = "dimension", public_values = [{}] }}"#,
+                districts.join(", ")
+            ),
+        );
+    assert!(
+        text.contains("dp_bounds") && text.contains("public_values"),
+        "the example policy changed"
+    );
+    let path = d.sources.join("dp-policy.toml");
+    std::fs::write(&path, text).unwrap();
+    d.rt.policies().apply(&path).unwrap().unwrap();
+}
+
+fn dp_grant(d: &TestDomain, budget_rho: f64, query_rho: f64) -> String {
+    let today = Date::today();
+    d.rt.governance()
+        .issue_grant(GrantRequest {
+            operator: OPERATOR.into(),
+            datasets: vec!["residents".into()],
+            purpose: "noisy statistics".into(),
+            scenario: "tests".into(),
+            from: today,
+            until: today.add_years(1),
+            products: vec![],
+            quota: Default::default(),
+            approved_components_only: false,
+            privacy: Privacy::Dp(DpBudget {
+                budget_rho,
+                query_rho,
+                datasets: BTreeMap::new(),
+            }),
+        })
+        .unwrap()
+        .id
+}
+
+const BY_DISTRICT: &str =
+    "SELECT district, count(*) AS residents, avg(income) AS mean_income FROM residents GROUP BY district";
+
+fn charged(d: &TestDomain) -> Vec<(String, f64)> {
+    d.rt.evidence()
+        .ledger()
+        .unwrap()
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::PrivacyCharged { job_id, rho, .. } => Some((job_id, rho)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_spend_is_proven() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 1.0, 0.1);
+    let r = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", BY_DISTRICT)],
+    )
+    .await;
+    assert_eq!(r.job.status, JobStatus::Succeeded, "{:?}", r.job.error);
+    assert_eq!(r.job.queries[0].rho, Some(0.1), "the query's cost is in its record");
+    let output = &r.outputs[0];
+    let gate = output.gate.as_ref().unwrap();
+    // Every published district is there, the empty 延庆区 included.
+    assert_eq!(output.rows, inland_examples::generate::DISTRICTS.len() as u64);
+    for moot in inland_runtime::DP_MOOT {
+        let c = gate.check(moot).unwrap();
+        assert_eq!(
+            (c.status, c.remedy),
+            (Status::Pass, Remedy::None),
+            "{moot} ran on a dp output"
+        );
+    }
+    assert_eq!(gate.verdict, Verdict::Review, "reviewers still decide");
+    assert_ne!(gate.check("label").unwrap().remedy, Remedy::Blocked);
+    // The budget: one query charged, in the store and in the ledger alike.
+    let view = d.rt.jobs().privacy_budget(&grant).unwrap().unwrap();
+    assert_eq!((view.spent_rho, view.queries, view.remaining_rho), (0.1, 1, 0.9));
+    assert!(view.spent_epsilon > 0.0 && view.spent_epsilon < view.budget_epsilon);
+    let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
+    assert_eq!(spent_per_grant(&entries).get(&grant).copied(), Some(view.spent_rho));
+    // An exact grant has no budget, and its queries charge nothing.
+    assert!(d.rt.jobs().privacy_budget(&d.grant).unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_beyond_the_budget_is_refused_with_what_is_left_and_costs_nothing() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 0.25, 0.1);
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    for _ in 0..2 {
+        let r = run_as(&d.rt, OPERATOR, &grant, probe.clone(), &[("sql", BY_DISTRICT)]).await;
+        assert_eq!(r.job.status, JobStatus::Succeeded, "{:?}", r.job.error);
+    }
+    let r = run_as(&d.rt, OPERATOR, &grant, probe, &[("sql", BY_DISTRICT)]).await;
+    assert_ne!(r.job.status, JobStatus::Succeeded);
+    let refusal = r.job.queries[0].error.clone().unwrap();
+    assert!(refusal.contains("privacy-budget"), "{refusal}");
+    assert!(refusal.contains("ρ = 0.050000 left of 0.25"), "{refusal}");
+    let view = d.rt.jobs().privacy_budget(&grant).unwrap().unwrap();
+    assert!((view.spent_rho - 0.2).abs() < 1e-12, "a refused query spent: {view:?}");
+    assert_eq!(view.queries, 2);
+    assert_eq!(charged(&d).len(), 2);
+    let refused = d.rt.evidence().ledger().unwrap().entries().unwrap().into_iter().any(|e| {
+        matches!(&e.event, Event::QueryRefused { job_id, rule, .. } if *job_id == r.job.id && rule == "privacy-budget")
+    });
+    assert!(refused, "the refusal is in the ledger");
+}
+
+/// Thirty-two jobs race for a budget with room for five queries: exactly
+/// five are charged, the budget is spent and never overspent, and the ledger's
+/// sum is the stored figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_jobs_never_overspend_a_budget() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 0.5, 0.1);
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    let runs = (0..32).map(|_| run_as(&d.rt, OPERATOR, &grant, probe.clone(), &[("sql", BY_DISTRICT)]));
+    let reports = futures::future::join_all(runs).await;
+    let succeeded = reports.iter().filter(|r| r.job.status == JobStatus::Succeeded).count();
+    assert_eq!(succeeded, 5, "five queries fit the budget");
+    for r in reports.iter().filter(|r| r.job.status != JobStatus::Succeeded) {
+        let e = r.job.queries[0].error.clone().unwrap_or_default();
+        assert!(e.contains("privacy-budget"), "a job failed for another reason: {e}");
+    }
+    let view = d.rt.jobs().privacy_budget(&grant).unwrap().unwrap();
+    assert!(view.spent_rho <= 0.5 + 1e-9, "overspent: {view:?}");
+    assert_eq!(view.queries, 5);
+    let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
+    let from_ledger = spent_per_grant(&entries).get(&grant).copied().unwrap();
+    assert_eq!(from_ledger, view.spent_rho, "the ledger and the store disagree");
+    assert_eq!(charged(&d).len(), 5);
+}
+
+/// Without a policy nothing is protected, so nothing would get noise: a dp
+/// grant's jobs are refused until one is in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_grant_runs_nothing_without_a_policy() {
+    let d = new_domain(test_limits());
+    let grant = dp_grant(&d, 1.0, 0.1);
+    let r = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", BY_DISTRICT)],
+    )
+    .await;
+    assert_eq!(r.job.status, JobStatus::Refused);
+    assert!(
+        format!("{:?}", r.job.error).contains("only under a domain policy"),
+        "{:?}",
+        r.job.error
+    );
+    assert!(charged(&d).is_empty());
+}
+
+#[test]
+fn a_budget_that_cannot_work_is_refused_when_the_grant_is_issued() {
+    let d = new_domain(test_limits());
+    let today = Date::today();
+    for (budget, query, datasets, why) in [
+        (0.0, 0.1, vec![], "positive"),
+        (1.0, 2.0, vec![], "more than the whole budget"),
+        (1.0, 0.1, vec![("enterprises", 0.5)], "does not cover"),
+        (1.0, 0.1, vec![("residents", 5.0)], "no larger than"),
+    ] {
+        let e =
+            d.rt.governance()
+                .issue_grant(GrantRequest {
+                    operator: OPERATOR.into(),
+                    datasets: vec!["residents".into()],
+                    purpose: "p".into(),
+                    scenario: "s".into(),
+                    from: today,
+                    until: today.add_years(1),
+                    products: vec![],
+                    quota: Default::default(),
+                    approved_components_only: false,
+                    privacy: Privacy::Dp(DpBudget {
+                        budget_rho: budget,
+                        query_rho: query,
+                        datasets: datasets.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    }),
+                })
+                .unwrap_err();
+        assert!(e.to_string().contains(why), "{e}");
+    }
+}
