@@ -105,6 +105,12 @@ async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_sp
     }
     assert_eq!(gate.verdict, Verdict::Review, "reviewers still decide");
     assert_ne!(gate.check("label").unwrap().remedy, Remedy::Blocked);
+    // The reviewer's view shows what the output cost.
+    // (as the server shows it: the lineage's queries from the job's sealed record)
+    let mut record = d.rt.reviews().output(&output.id).unwrap();
+    record.queries = d.rt.jobs().get(&r.job.id).unwrap().queries;
+    let page = inland_runtime::review_view::render(&record, &d.rt.reviews().output_table(&output.id).unwrap());
+    assert!(page.contains("privacy  dp: the job's queries cost ρ = 0.1"), "{page}");
     // The budget: one query charged, in the store and in the ledger alike.
     let view = d.rt.jobs().privacy_budget(&grant).unwrap().unwrap();
     assert_eq!((view.spent_rho, view.queries, view.remaining_rho), (0.1, 1, 0.9));

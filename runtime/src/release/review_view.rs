@@ -40,8 +40,20 @@ pub fn render(record: &OutputRecord, table: &[RecordBatch]) -> String {
         &record.module_sha256[..record.module_sha256.len().min(16)]
     );
     let _ = writeln!(out, "         datasets: {}", record.datasets.join(", "));
+    let rho: f64 = record.queries.iter().filter_map(|q| q.rho).sum();
+    if rho > 0.0 {
+        let _ = writeln!(
+            out,
+            "privacy  dp: the job's queries cost ρ = {rho} (ε = {:.3} at δ = 1e-6); every aggregate it read had noise",
+            inland_dp::epsilon_of(rho, crate::privacy::DISPLAY_DELTA)
+        );
+    }
     for q in &record.queries {
         let label = q.label.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+        let label = match q.rho {
+            Some(r) => format!("{label}, ρ {r}"),
+            None => label,
+        };
         let plan = q
             .plan_hash
             .as_deref()
