@@ -134,3 +134,46 @@ async fn a_domain_policy_with_problems_changes_nothing_and_says_where() {
     assert_eq!(same.status, 200, "{}", same.body);
     assert_eq!(f.rt.policies().versions().unwrap().0.len(), before + 1);
 }
+
+/// A dp grant through the server (#20): issued with its budget by an admin,
+/// read by the operator that holds it, hidden from other organizations (an
+/// unknown grant looks the same to them); half a dp budget is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_grant_is_issued_through_the_server_and_its_holder_reads_the_budget() {
+    let f = fixture();
+    let today = inland_runtime::Date::today();
+    let grant = json!({ "operator": crate::support::ORG_A, "datasets": ["residents"], "purpose": "p",
+        "scenario": "s", "from": today.to_string(), "until": today.add_years(1).to_string(),
+        "dp_budget_rho": 2.0, "dp_query_rho": 0.1, "dp_dataset_budgets": { "residents": 1.5 } });
+    let issued = post("/api/admin/grants", &f.admin, grant.clone()).await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let id = issued.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(issued.json()["privacy"]["mode"], "dp");
+
+    let budget = get(&format!("/api/grants/{id}/budget"), &f.op_a).await;
+    assert_eq!(budget.status, 200, "{}", budget.body);
+    let b = budget.json();
+    assert_eq!(
+        (b["mode"].clone(), b["budget_rho"].clone(), b["spent_rho"].clone()),
+        (json!("dp"), json!(2.0), json!(0.0))
+    );
+    assert_eq!(b["datasets"]["residents"], json!([1.5, 0.0]));
+    assert_eq!(get(&format!("/api/grants/{id}/budget"), &f.rev_free).await.status, 200);
+    // Another organization: 403, the same as for a grant that does not exist.
+    get(&format!("/api/grants/{id}/budget"), &f.op_b)
+        .await
+        .assert_problem(403);
+    get("/api/grants/g-000000000000/budget", &f.op_b)
+        .await
+        .assert_problem(403);
+    get(&format!("/api/grants/{id}/budget"), &f.auditor)
+        .await
+        .assert_problem(403);
+    // An exact grant says so.
+    let exact = get(&format!("/api/grants/{}/budget", f.grant_a), &f.op_a).await;
+    assert_eq!(exact.json()["mode"], "exact");
+
+    let mut half = grant;
+    half.as_object_mut().unwrap().remove("dp_query_rho");
+    post("/api/admin/grants", &f.admin, half).await.assert_problem(422);
+}
