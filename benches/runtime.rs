@@ -460,6 +460,59 @@ fn policy(c: &mut Criterion, b: &Bench) {
             );
         }
     }
+
+    // #20: the dp mode against the exact mode, same session and queries.
+    // `dp` is the fast path (each resident is one row, proven at
+    // registration); `dp-capped` treats residents as if a person could have
+    // several rows, so each entity's rows are ranked and capped (at 1).
+    let mut scope_dp = scope_with.clone();
+    scope_dp
+        .dp_bounds
+        .insert(("residents".into(), "income".into()), [0.0, 200_000.0]);
+    scope_dp.dp = Some(inland_runtime::DpScope {
+        rho_per_query: 0.1,
+        row_key: "bench".into(),
+    });
+    let mut scope_capped = scope_dp.clone();
+    scope_capped.unique_entities.clear();
+    scope_capped.max_rows_per_entity.insert("residents".into(), 1);
+    let mut g = c.benchmark_group("dp-aggregate-1M");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.bench_function("exact", |bench| bench.iter(|| run(&with, &scope_with)));
+    g.bench_function("dp", |bench| bench.iter(|| run(&with, &scope_dp)));
+    g.bench_function("dp-capped", |bench| bench.iter(|| run(&with, &scope_capped)));
+    g.finish();
+    for (name, sql) in PAIRED.iter().take(2) {
+        for (mode, scope) in [("dp", &scope_dp), ("dp-capped", &scope_capped)] {
+            let mut ratios = Vec::with_capacity(pairs);
+            let mut totals: [Vec<f64>; 2] = Default::default();
+            for i in 0..pairs {
+                let whole = |s: &QueryScope| run_sql(&with, s, sql).iter().sum::<f64>();
+                let (d, e) = if i % 2 == 0 {
+                    let d = whole(scope);
+                    (d, whole(&scope_with))
+                } else {
+                    let e = whole(&scope_with);
+                    (whole(scope), e)
+                };
+                ratios.push(d / e);
+                totals[0].push(d * 1e3);
+                totals[1].push(e * 1e3);
+            }
+            ratios.sort_by(f64::total_cmp);
+            for t in totals.iter_mut() {
+                t.sort_by(f64::total_cmp);
+            }
+            eprintln!(
+                "dp-aggregate-1M {name}: {mode}/exact, median of {pairs} paired runs: {:.3} (quartiles {:.3}-{:.3}); medians {:.2} ms {mode}, {:.2} ms exact",
+                ratios[pairs / 2],
+                ratios[pairs / 4],
+                ratios[3 * pairs / 4],
+                totals[0][pairs / 2],
+                totals[1][pairs / 2]
+            );
+        }
+    }
 }
 
 /// Aggregate queries over every resident whose overhead the paired loop

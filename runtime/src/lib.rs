@@ -92,8 +92,8 @@ pub use governance::{Catalog, Governance, Policies};
 pub use inland_gate::{CheckResult, DP_MOOT, GateReport, Remedy, Status, Verdict};
 pub use inland_policies::{Diagnostic, Label, Policy};
 pub use inland_query::{
-    ColumnInfo, DatasetSource, Guarded, PlannedQuery, PolicyKeys, QueryEngine, QueryError, QueryGuard, QueryScope,
-    ReadOnlyGuard,
+    ColumnInfo, DatasetSource, DpScope, Guarded, PlannedQuery, PolicyKeys, PrivacyCost, QueryEngine, QueryError,
+    QueryGuard, QueryScope, ReadOnlyGuard,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::budget::spent_per_grant;
