@@ -227,3 +227,73 @@ fn a_budget_that_cannot_work_is_refused_when_the_grant_is_issued() {
         assert!(e.to_string().contains(why), "{e}");
     }
 }
+
+/// The attack that recovers exact totals in the exact mode, done inside the
+/// job: it asks for the total income and the total without the four
+/// residents of 延庆区, and could difference the two. Whatever it computes
+/// is a function of the noisy answers it got; over 30 jobs the difference
+/// misses the truth by the noise of two releases, not less.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_differencing_two_aggregates_gets_an_estimate_no_better_than_the_noise() {
+    use arrow::array::AsArray;
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let query_rho = 0.1;
+    let grant = dp_grant(&d, 10.0, query_rho);
+    // The truth, from the generated data the domain registered.
+    let residents = inland_examples::generate::residents(crate::support::ROWS, crate::support::SEED);
+    let schema = residents.schema();
+    let district = arrow::compute::cast(
+        residents.column(schema.index_of("district").unwrap()),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let income = arrow::compute::cast(
+        residents.column(schema.index_of("income").unwrap()),
+        &arrow::datatypes::DataType::Float64,
+    )
+    .unwrap();
+    let truth: f64 = (0..residents.num_rows())
+        .filter(|&i| district.as_string::<i32>().value(i) == "延庆区")
+        .map(|i| {
+            income
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .value(i)
+                .clamp(0.0, 200_000.0)
+        })
+        .sum();
+    let probe = wasm(inland_examples::jobs::SQL_PROBE);
+    let params = [
+        ("sql", "SELECT sum(income) AS s FROM residents"),
+        (
+            "also",
+            "SELECT sum(income) AS s FROM residents WHERE district <> '延庆区'",
+        ),
+    ];
+    let trials = 30;
+    let mut squared = 0.0;
+    for _ in 0..trials {
+        let r = run_as(&d.rt, OPERATOR, &grant, probe.clone(), &params).await;
+        assert_eq!(r.job.status, JobStatus::Succeeded, "{:?}", r.job.error);
+        let table = d.rt.reviews().output_table(&r.outputs[0].id).unwrap();
+        let values: Vec<f64> = table
+            .iter()
+            .flat_map(|b| {
+                let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Float64).unwrap();
+                c.as_primitive::<arrow::datatypes::Float64Type>()
+                    .iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let [all, rest] = values[..] else {
+            panic!("two totals expected: {values:?}")
+        };
+        squared += (all - rest - truth).powi(2);
+    }
+    let rms = (squared / f64::from(trials)).sqrt();
+    // Each total has σ = 200,000/√(2ρ); their difference √2 σ. Below 0.3 of
+    // that over 30 tries: a χ²(30) below 2.7, probability about 1e-12.
+    let implied = 2f64.sqrt() * inland_dp::sigma(200_000, query_rho);
+    assert!(rms > 0.3 * implied, "rms error {rms}, implied noise {implied}");
+}
