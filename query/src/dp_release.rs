@@ -64,7 +64,7 @@ pub(crate) enum Out {
     Count(usize),
     /// A sum: the noisy figure.
     Sum(usize),
-    /// A mean: noisy sum over noisy count, clamped to the bounds.
+    /// A mean: noisy sum over noisy count, clamped to the bounds, to two decimals.
     Mean {
         /// The sum's figure.
         sum: usize,
@@ -228,7 +228,9 @@ impl Release {
                 Out::Sum(j) => Arc::new(kept.iter().map(|&g| noisy[j][g]).collect::<Float64Array>()),
                 Out::Mean { sum, count, low, high } => Arc::new(
                     kept.iter()
-                        .map(|&g| (noisy[sum][g] / noisy[count][g].max(1.0)).clamp(low, high))
+                        // Two decimals: far finer than the noise, and no long
+                        // runs of digits for the identifier check to trip on.
+                        .map(|&g| ((noisy[sum][g] / noisy[count][g].max(1.0)).clamp(low, high) * 100.0).round() / 100.0)
                         .collect::<Float64Array>(),
                 ),
             };

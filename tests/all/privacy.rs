@@ -103,7 +103,8 @@ async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_sp
             "{moot} ran on a dp output"
         );
     }
-    assert_eq!(gate.verdict, Verdict::Review, "reviewers still decide");
+    let blocking: Vec<_> = gate.checks.iter().filter(|c| c.remedy == Remedy::Blocked).collect();
+    assert_eq!(gate.verdict, Verdict::Review, "reviewers still decide: {blocking:#?}");
     assert_ne!(gate.check("label").unwrap().remedy, Remedy::Blocked);
     // The reviewer's view shows what the output cost.
     // (as the server shows it: the lineage's queries from the job's sealed record)
@@ -117,6 +118,10 @@ async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_sp
     assert!(view.spent_epsilon > 0.0 && view.spent_epsilon < view.budget_epsilon);
     let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
     assert_eq!(spent_per_grant(&entries).get(&grant).copied(), Some(view.spent_rho));
+    // Auditors see the same figure in the usage report.
+    let today = Date::today();
+    let usage = d.rt.evidence().usage_report(None, today, today).unwrap();
+    assert_eq!(usage.privacy_rho.get(&grant).copied(), Some(view.spent_rho));
     // An exact grant has no budget, and its queries charge nothing.
     assert!(d.rt.jobs().privacy_budget(&d.grant).unwrap().is_none());
 }

@@ -80,7 +80,7 @@ pub(crate) fn write_catalog(datasets: &[DatasetRecord], domain_name: &str, dir: 
 }
 
 /// Usage of the domain over a period, from the ledger.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageReport {
     /// First day covered.
     pub from: String,
@@ -102,6 +102,9 @@ pub struct UsageReport {
     pub outputs_quarantined: u64,
     /// Grants terminated.
     pub grants_terminated: u64,
+    /// ρ (zCDP) charged in the period per `dp` grant, from `privacy_charged` events.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub privacy_rho: BTreeMap<String, f64>,
 }
 
 fn in_period(e: &EventRecord, from: Date, until: Date) -> bool {
@@ -138,6 +141,9 @@ pub(crate) fn usage(entries: &[EventRecord], operator: Option<&str>, from: Date,
                 r.jobs_succeeded += 1
             }
             Event::QueryRefused { job_id, .. } if jobs.contains(job_id.as_str()) => r.queries_refused += 1,
+            Event::PrivacyCharged { job_id, grant, rho, .. } if jobs.contains(job_id.as_str()) => {
+                *r.privacy_rho.entry(grant.clone()).or_default() += rho;
+            }
             Event::OutputEmitted { job_id, .. } if jobs.contains(job_id.as_str()) => r.outputs_quarantined += 1,
             Event::GrantTerminated { .. } if operator.is_none() => r.grants_terminated += 1,
             _ => {}
