@@ -365,6 +365,67 @@ fn an_admin_registers_an_operator_and_issues_it_a_grant_through_the_server() {
         ],
     );
     assert!(issue.status.success(), "{}", everything(&issue));
+    // A dp grant (#20), and its budget read back.
+    let dp = inland(
+        Some(&f.admin),
+        true,
+        &[
+            "grant",
+            "issue",
+            "--operator",
+            "org-cli",
+            "--datasets",
+            "residents",
+            "--purpose",
+            "p",
+            "--scenario",
+            "s",
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--dp-budget-rho",
+            "1.5",
+            "--dp-query-rho",
+            "0.1",
+        ],
+    );
+    assert!(dp.status.success(), "{}", everything(&dp));
+    let id = stdout(&dp).split_whitespace().nth(2).unwrap_or_default().to_string();
+    let budget = inland(Some(&f.admin), true, &["grant", "budget", &id]);
+    assert!(
+        stdout(&budget).contains("dp, ρ 0.0 spent of 1.5"),
+        "{}",
+        everything(&budget)
+    );
+    let half = inland(
+        Some(&f.admin),
+        true,
+        &[
+            "grant",
+            "issue",
+            "--operator",
+            "org-cli",
+            "--datasets",
+            "residents",
+            "--purpose",
+            "p",
+            "--scenario",
+            "s",
+            "--from",
+            &from,
+            "--until",
+            &until,
+            "--dp-budget-rho",
+            "1.5",
+        ],
+    );
+    assert_eq!(
+        half.status.code(),
+        Some(2),
+        "clap refuses half a budget: {}",
+        everything(&half)
+    );
     let listed = inland(Some(&f.admin), true, &["grant", "list"]);
     assert!(stdout(&listed).contains("org-cli"), "{}", everything(&listed));
     let ops = inland(Some(&f.admin), true, &["operator", "list"]);

@@ -64,18 +64,18 @@ pub struct GateInput<'a> {
 }
 
 /// Checks that noise makes moot: they protect exact cells (small counts,
-/// dominant contributors, differences between releases, values computed from
-/// exact aggregates), and a `dp` job never saw one. Label, size, identifier
-/// leakage and rounding still run, and reviewers still decide.
-pub const DP_MOOT: [&str; 10] = [
+/// dominant contributors, differences between releases, a choice of rows),
+/// and a `dp` job never saw one. Label, size, identifier leakage, rounding,
+/// untraced and computed values still run (a value the host did not release
+/// is something the job made: it could carry a bit learnt another way), and
+/// reviewers still decide.
+pub const DP_MOOT: [&str; 8] = [
     "min-cell-count",
     "dominance",
     "p-percent",
     "negative-or-missing",
     "differencing",
     "zero-cells",
-    "untraced",
-    "computed-values",
     "selection",
     "totals",
 ];
@@ -949,9 +949,11 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
             .map(|(&(r, c), &v)| (r as u32, c as u32, CellChange::Set(v))),
     );
     changes.sort_by_key(|(r, c, _)| (*r, *c));
+    // Noisy cells carry no entity sets: they join no differencing history.
     let traced = entries
         .iter()
         .zip(&entry_cells)
+        .filter(|_| !input.dp)
         .filter_map(|(e, cells)| {
             let f = fact_at(e.row, *cells.first()?)?;
             let mut keys = f.keys.clone();

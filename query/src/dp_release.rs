@@ -10,6 +10,7 @@
 //! released only if its noisy row count clears a threshold that a group made
 //! by one entity's rows clears with probability below [`KEY_DELTA`].
 
+use crate::guard::NoisyFacts;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{cast, concat_batches, take};
 use arrow::datatypes::{DataType, Decimal128Type, Int64Type, SchemaRef};
@@ -28,6 +29,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::TryStreamExt;
 use inland_dp::Mechanism;
+use inland_gate::{CellFact, MeasureKind, canon};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -240,6 +242,45 @@ impl Release {
     }
 }
 
+impl Release {
+    /// The facts behind each value of a noisy table: its row's keys, and a
+    /// kind. Nothing about entities: the values are noisy, and the gate's
+    /// exact-cell rules do not apply to them.
+    fn facts(&self, noisy: &RecordBatch) -> DfResult<Vec<(String, CellFact)>> {
+        let text: Vec<Vec<Option<String>>> = noisy
+            .columns()
+            .iter()
+            .map(canon::column)
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for r in 0..noisy.num_rows() {
+            let keys: Vec<String> = text[..self.keys].iter().filter_map(|c| c[r].clone()).collect();
+            for (k, o) in self.outputs.iter().enumerate() {
+                let Some(value) = text[self.keys + k][r].clone() else {
+                    continue;
+                };
+                let kind = match o {
+                    Out::Count(_) => MeasureKind::Frequency,
+                    Out::Sum(_) | Out::Mean { .. } => MeasureKind::Magnitude,
+                };
+                out.push((
+                    value,
+                    CellFact {
+                        source: format!("dp:{}", noisy.schema().field(self.keys + k).name()),
+                        kind,
+                        keys: keys.clone(),
+                        entities: u64::MAX,
+                        contributions: None,
+                        sketch: None,
+                        at: None,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Every combination of one value from each list, in list order.
 fn product(lists: &[Vec<String>]) -> Vec<Vec<String>> {
     lists.iter().fold(vec![Vec::new()], |acc, list| {
@@ -262,6 +303,7 @@ pub(crate) struct NoisyNode {
     pub(crate) input: LogicalPlan,
     pub(crate) schema: DFSchemaRef,
     pub(crate) release: Arc<Release>,
+    pub(crate) facts: NoisyFacts,
 }
 
 // Two nodes are the same only if they share a release.
@@ -315,6 +357,7 @@ impl UserDefinedLogicalNodeCore for NoisyNode {
             input,
             schema: self.schema.clone(),
             release: self.release.clone(),
+            facts: self.facts.clone(),
         })
     }
 }
@@ -344,6 +387,7 @@ impl ExtensionPlanner for NoisyPlanner {
             Arc::new(CoalescePartitionsExec::new(input.clone())),
             schema,
             node.release.clone(),
+            node.facts.clone(),
         ))))
     }
 }
@@ -354,11 +398,12 @@ pub(crate) struct NoisyExec {
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
     release: Arc<Release>,
+    facts: NoisyFacts,
     properties: Arc<PlanProperties>,
 }
 
 impl NoisyExec {
-    fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, release: Arc<Release>) -> Self {
+    fn new(input: Arc<dyn ExecutionPlan>, schema: SchemaRef, release: Arc<Release>, facts: NoisyFacts) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -369,6 +414,7 @@ impl NoisyExec {
             input,
             schema,
             release,
+            facts,
             properties,
         }
     }
@@ -407,6 +453,7 @@ impl ExecutionPlan for NoisyExec {
             input,
             self.schema.clone(),
             self.release.clone(),
+            self.facts.clone(),
         )))
     }
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
@@ -418,12 +465,15 @@ impl ExecutionPlan for NoisyExec {
             .map(|p| self.input.execute(p, context.clone()))
             .collect::<DfResult<Vec<_>>>()?;
         let (in_schema, out, release) = (self.input.schema(), self.schema.clone(), self.release.clone());
+        let facts = self.facts.clone();
         let released = futures::stream::once(async move {
             let mut batches: Vec<RecordBatch> = Vec::new();
             for input in inputs {
                 batches.extend(input.try_collect::<Vec<_>>().await?);
             }
-            release.apply(&in_schema, &batches, &out)
+            let noisy = release.apply(&in_schema, &batches, &out)?;
+            facts.extend(release.facts(&noisy)?);
+            Ok(noisy)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), released)))
     }

@@ -191,6 +191,31 @@ pub struct PrivacyCost {
     pub rho: f64,
     /// The protected datasets it reads.
     pub datasets: Vec<String>,
+    /// The values the release gave, recorded as it runs, so the gate can
+    /// tell them from numbers the job made up.
+    pub facts: NoisyFacts,
+}
+
+/// The facts behind the values of one noisy release, filled when it runs.
+#[derive(Debug, Clone, Default)]
+pub struct NoisyFacts(Arc<std::sync::Mutex<Vec<(String, inland_gate::CellFact)>>>);
+
+// Two are the same only if they are one.
+impl PartialEq for NoisyFacts {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl NoisyFacts {
+    /// Takes what has been recorded.
+    pub fn take(&self) -> Vec<(String, inland_gate::CellFact)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(crate) fn extend(&self, facts: Vec<(String, inland_gate::CellFact)>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(facts);
+    }
 }
 
 impl QueryScope {

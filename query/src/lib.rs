@@ -46,7 +46,9 @@ pub use cell::{CellPlan, CellRole};
 pub use dp_release::KEY_DELTA;
 pub use engine::{PlannedQuery, QueryEngine};
 pub use function_rule::{ALLOWED_SCALAR, FunctionGuard};
-pub use guard::{DpScope, Guarded, PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard, RunError};
+pub use guard::{
+    DpScope, Guarded, NoisyFacts, PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard, RunError,
+};
 pub use policy_table::{PolicyKeys, PolicyTable, visible_columns};
 pub use source::{ColumnInfo, DatasetSource};
 

@@ -234,8 +234,10 @@ fn visible_expr(
 ) -> Option<(Expr, DataType)> {
     let column = col(format!("\"{name}\""));
     let masked = |mode: Mode, input: Expr, output: DataType| Some((mask_expr(mode, input, output.clone()), output));
+    // A cast that cannot fail (bytes that are not UTF-8 become NULL): a
+    // failure at the scan would tell the job a row with such a value exists.
     let as_text = || {
-        Expr::Cast(datafusion::logical_expr::Cast::new(
+        Expr::TryCast(datafusion::logical_expr::TryCast::new(
             Box::new(column.clone()),
             DataType::Utf8,
         ))

@@ -103,6 +103,9 @@ async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_sp
             "{moot} ran on a dp output"
         );
     }
+    // Every value is one the host released: traced, nothing made up.
+    assert_eq!(gate.untraced_cells, 0, "{:#?}", gate.checks);
+    assert!(gate.traced_cells > 0);
     let blocking: Vec<_> = gate.checks.iter().filter(|c| c.remedy == Remedy::Blocked).collect();
     assert_eq!(gate.verdict, Verdict::Review, "reviewers still decide: {blocking:#?}");
     assert_ne!(gate.check("label").unwrap().remedy, Remedy::Blocked);
@@ -175,6 +178,26 @@ async fn racing_jobs_never_overspend_a_budget() {
     let from_ledger = spent_per_grant(&entries).get(&grant).copied().unwrap();
     assert_eq!(from_ledger, view.spent_rho, "the ledger and the store disagree");
     assert_eq!(charged(&d).len(), 5);
+}
+
+/// A number the host did not release is blocked, as in the exact mode: it
+/// could carry a bit the job learnt some other way. Here the first row is a
+/// noisy total the host released, the second one computed from it in SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_job_cannot_release_a_number_it_made_up() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 1.0, 0.1);
+    let params = [
+        ("sql", "SELECT sum(income) AS s FROM residents"),
+        ("also", "SELECT sum(income) * 2 AS s FROM residents"),
+    ];
+    let r = run_as(&d.rt, OPERATOR, &grant, wasm(inland_examples::jobs::SQL_PROBE), &params).await;
+    assert_eq!(r.job.status, JobStatus::Succeeded, "{:?}", r.job.error);
+    let gate = r.outputs[0].gate.as_ref().unwrap();
+    assert_eq!(gate.verdict, Verdict::Blocked);
+    let computed = gate.check("computed-values").unwrap();
+    assert_eq!((computed.cell_count, computed.cells[0].row), (1, 1), "{computed:#?}");
 }
 
 /// Without a policy nothing is protected, so nothing would get noise: a dp

@@ -44,6 +44,11 @@ pub enum GrantCmd {
     },
     /// List grants.
     List,
+    /// A dp grant's privacy budget, spent and left (operators: their own grants, with --server).
+    Budget {
+        /// Grant id.
+        id: String,
+    },
     /// Show one grant.
     Show {
         /// Grant id.

@@ -62,6 +62,13 @@ pub fn run(rt: &Runtime, cmd: GrantCmd) -> Result<()> {
                 );
             }
         }
+        GrantCmd::Budget { id } => match rt.jobs().privacy_budget(&id)? {
+            Some(b) => println!(
+                "grant {id}: dp, ρ {:.6} spent of {} ({:.6} left; ε {:.3} of {:.3} at δ = 1e-6), {} queries at ρ {}",
+                b.spent_rho, b.budget_rho, b.remaining_rho, b.spent_epsilon, b.budget_epsilon, b.queries, b.query_rho
+            ),
+            None => println!("grant {id}: exact (no privacy budget)"),
+        },
         GrantCmd::Show { id } => {
             print_json(&governance.grant(&id)?)?;
             if let Some(b) = rt.jobs().privacy_budget(&id)? {

@@ -127,6 +127,22 @@ pub fn grant(client: &Client, cmd: GrantCmd) -> Result<()> {
                 .with_context(|| format!("no grant `{id}`"))?;
             print_json(g)?;
         }
+        GrantCmd::Budget { id } => {
+            let b = client.get(&["api", "grants", &id, "budget"], &[])?;
+            match b["mode"].as_str() {
+                Some("dp") => println!(
+                    "grant {id}: dp, ρ {} spent of {} ({} left; ε {:.3} of {:.3} at δ = 1e-6), {} queries at ρ {}",
+                    b["spent_rho"],
+                    b["budget_rho"],
+                    b["remaining_rho"],
+                    b["spent_epsilon"].as_f64().unwrap_or(0.0),
+                    b["budget_epsilon"].as_f64().unwrap_or(0.0),
+                    b["queries"],
+                    b["query_rho"]
+                ),
+                _ => println!("grant {id}: exact (no privacy budget)"),
+            }
+        }
         GrantCmd::Terminate { id, reason, note } => {
             let reason = word(inland_runtime::TerminationReason::from(reason))?;
             let body = json!({ "reason": reason, "note": note });

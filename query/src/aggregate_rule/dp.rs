@@ -9,7 +9,7 @@
 use super::lineage::unalias;
 use super::rewrite::{one_row_per_entity, reads_protected, rewrite_error, thread_entity};
 use crate::dp_release::{Figure, Keys, NoisyNode, Out, Release};
-use crate::guard::{QueryError, QueryScope};
+use crate::guard::{NoisyFacts, QueryError, QueryScope};
 use crate::hidden::ENTITY;
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
@@ -17,9 +17,11 @@ use datafusion::common::{Column, DFSchema, JoinType};
 use datafusion::functions::expr_fn::{concat_ws, digest, round};
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, sum};
 use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Cast, Expr, ExprFunctionExt, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, lit, when,
+    Aggregate, Cast, Expr, ExprFunctionExt, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr, TryCast, cast, lit,
+    when,
 };
 use std::sync::Arc;
 
@@ -44,6 +46,8 @@ pub(crate) struct DpPlan {
     pub(crate) rho: f64,
     /// The protected datasets it reads (charged to their budgets).
     pub(crate) datasets: Vec<String>,
+    /// Where the release records the values it gave.
+    pub(crate) facts: NoisyFacts,
 }
 
 /// Checks a plan over protected data in the `dp` mode and puts the noisy release in.
@@ -51,11 +55,13 @@ pub(crate) fn plan(plan: &LogicalPlan, scope: &QueryScope) -> Result<DpPlan, Que
     let Some(dp) = &scope.dp else {
         return Err(QueryError::Internal("the dp rule ran outside the dp mode".into()));
     };
-    let (rebuilt, datasets) = replace(plan, scope, dp.rho_per_query, &dp.row_key)?;
+    let facts = NoisyFacts::default();
+    let (rebuilt, datasets) = replace(plan, scope, dp.rho_per_query, &dp.row_key, &facts)?;
     Ok(DpPlan {
         plan: rebuilt,
         rho: dp.rho_per_query,
         datasets,
+        facts,
     })
 }
 
@@ -66,11 +72,12 @@ fn replace(
     scope: &QueryScope,
     rho: f64,
     row_key: &str,
+    facts: &NoisyFacts,
 ) -> Result<(LogicalPlan, Vec<String>), QueryError> {
     if let LogicalPlan::Aggregate(a) = node
         && reads_protected(&a.input, scope)
     {
-        return noisy(a, scope, rho, row_key);
+        return noisy(a, scope, rho, row_key, facts);
     }
     let inputs = node.inputs();
     let [input] = inputs.as_slice() else {
@@ -90,7 +97,7 @@ fn replace(
              which the host releases with noise",
         ));
     }
-    let (child, datasets) = replace(input, scope, rho, row_key)?;
+    let (child, datasets) = replace(input, scope, rho, row_key, facts)?;
     let rebuilt = node
         .with_new_exprs(node.expressions(), vec![child])
         .map_err(rewrite_error)?;
@@ -165,7 +172,7 @@ fn partial_refusal(what: &str) -> QueryError {
     refuse(format!(
         "in the dp mode expressions over protected rows must never fail, and {what} can (an error from one \
          row would reveal that the row exists): use comparisons, CASE, IN, LIKE, IS NULL, TRY_CAST and \
-         lower/upper/trim/concat/coalesce/length"
+         lower/upper/trim/coalesce/length"
     ))
 }
 
@@ -178,8 +185,10 @@ fn expression_schema(n: &LogicalPlan) -> Option<DFSchema> {
     }
 }
 
-/// Scalar functions that return a value for every input.
-const TOTAL_FUNCTIONS: [&str; 16] = [
+/// Scalar functions that return a value for every input, and one no larger
+/// than a small multiple of it (concat could double a string per nesting
+/// until memory runs out, which would be an error only some rows cause).
+const TOTAL_FUNCTIONS: [&str; 14] = [
     "lower",
     "upper",
     "btrim",
@@ -189,8 +198,6 @@ const TOTAL_FUNCTIONS: [&str; 16] = [
     "coalesce",
     "nullif",
     "nvl",
-    "concat",
-    "concat_ws",
     "character_length",
     "char_length",
     "length",
@@ -200,7 +207,7 @@ const TOTAL_FUNCTIONS: [&str; 16] = [
 
 /// Whether `e` evaluates without error on every row; if not, what can fail.
 fn total(e: &Expr, schema: Option<&DFSchema>) -> Result<(), String> {
-    use datafusion::logical_expr::{ExprSchemable, Operator};
+    use datafusion::logical_expr::Operator;
     let all = |es: &[&Expr]| es.iter().try_for_each(|x| total(x, schema));
     match e {
         Expr::Column(_) | Expr::Literal(..) => Ok(()),
@@ -221,9 +228,14 @@ fn total(e: &Expr, schema: Option<&DFSchema>) -> Result<(), String> {
             l.list.iter().try_for_each(|x| total(x, schema))
         }
         Expr::Like(l) => {
-            let literal = matches!(l.pattern.as_ref(), Expr::Literal(v, _) if !v.to_string().contains('\\'));
+            // Short and plain: a long pattern's regex can fail to build, and
+            // it is built only when some row reaches it.
+            let literal = matches!(l.pattern.as_ref(), Expr::Literal(v, _)
+                if { let p = v.to_string(); !p.contains('\\') && p.chars().count() <= MAX_LIKE_PATTERN });
             if l.escape_char.is_some() || !literal {
-                return Err("a LIKE pattern that is not a plain literal".into());
+                return Err(format!(
+                    "a LIKE pattern that is not a plain literal of at most {MAX_LIKE_PATTERN} characters"
+                ));
             }
             total(&l.expr, schema)
         }
@@ -270,13 +282,21 @@ fn total(e: &Expr, schema: Option<&DFSchema>) -> Result<(), String> {
     }
 }
 
-/// Casts that cannot fail: to text, to a type the value already has, or a
-/// numeric widening to Int64 or Float64.
+/// The longest LIKE pattern allowed over protected rows in the dp mode.
+const MAX_LIKE_PATTERN: usize = 256;
+
+/// Casts that cannot fail: numbers, booleans and text to text (bytes may
+/// not be UTF-8, dates may be out of range), a type to itself, or a numeric
+/// widening to Int64 or Float64.
 fn cast_total(from: Option<&DataType>, to: &DataType) -> bool {
-    if matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-        return true;
-    }
     let Some(from) = from else { return false };
+    if matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return from.is_numeric()
+            || matches!(
+                from,
+                DataType::Boolean | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
+    }
     from == to
         || match to {
             DataType::Int64 => matches!(
@@ -354,7 +374,13 @@ fn protected_scans(plan: &LogicalPlan, scope: &QueryScope) -> Vec<String> {
 }
 
 /// The aggregation replaced by a noisy release of bounded figures.
-fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(LogicalPlan, Vec<String>), QueryError> {
+fn noisy(
+    a: &Aggregate,
+    scope: &QueryScope,
+    rho: f64,
+    row_key: &str,
+    facts: &NoisyFacts,
+) -> Result<(LogicalPlan, Vec<String>), QueryError> {
     check_input(&a.input)?;
     let datasets = protected_scans(&a.input, scope);
     // How many rows one entity may bring: proven one, or the policy's cap.
@@ -436,6 +462,12 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
                 // the order of the rows (a floating-point sum is not, and its
                 // rounding can move a total by more than one row's bound).
                 let (low, high) = (low.floor(), high.ceil());
+                let numeric = arg.get_type(&input_schema).is_ok_and(|t| t.is_numeric());
+                if !numeric {
+                    return Err(refuse(format!(
+                        "{name}() in the dp mode sums numbers; its argument is not a number"
+                    )));
+                }
                 let value = cast(arg.clone(), DataType::Float64);
                 let clamped = when(value.clone().lt(lit(low)), lit(low))
                     .when(value.clone().gt(lit(high)), lit(high))
@@ -515,9 +547,11 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
         .filter(col("__inland_e").is_not_null())
         .map_err(rewrite_error)?;
     if !one_row {
-        let mut parts = vec![lit(row_key.to_string()), cast(col("__inland_e"), DataType::Utf8)];
-        parts.extend((0..a.group_expr.len()).map(|i| cast(col(&format!("__inland_k{i}")), DataType::Utf8)));
-        parts.extend((0..args.len()).map(|j| cast(col(&format!("__inland_v{j}")), DataType::Utf8)));
+        // Casts that cannot fail: what cannot be text hashes as NULL.
+        let text = |name: String| Expr::TryCast(TryCast::new(Box::new(col(&name)), DataType::Utf8));
+        let mut parts = vec![lit(row_key.to_string()), text("__inland_e".into())];
+        parts.extend((0..a.group_expr.len()).map(|i| text(format!("__inland_k{i}"))));
+        parts.extend((0..args.len()).map(|j| text(format!("__inland_v{j}"))));
         let order = digest(concat_ws(lit("\u{1f}"), parts), lit("sha256"));
         let rank = row_number()
             .partition_by(vec![col("__inland_e")])
@@ -575,6 +609,7 @@ fn noisy(a: &Aggregate, scope: &QueryScope, rho: f64, row_key: &str) -> Result<(
             input: exact,
             schema: a.schema.clone(),
             release: Arc::new(release),
+            facts: facts.clone(),
         }),
     });
     Ok((node, datasets))

@@ -7,8 +7,11 @@ use crate::events::{Event, EventSink, TextDigest};
 use crate::release::output::QueryRecord;
 use async_trait::async_trait;
 use datafusion::common::runtime::SpawnedTask;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use inland_gate::FactIndex;
 use inland_policies::Label;
 use inland_query::{DatasetSource, PrivacyCost, QueryEngine, QueryError, QueryScope, RunError};
@@ -187,6 +190,26 @@ impl QueryBackend for JobQueries {
                 })
             })?;
             // The sandbox bounds this whole call by the job's deadline.
+            if let Some(cost) = planned.privacy.clone() {
+                // A noisy release is read whole (it is small) so that its
+                // values are known to the gate before the job sees them; a
+                // failure says nothing about why.
+                let schema = stream.schema();
+                let batches: Vec<_> = stream.try_collect().await.map_err(|e: DataFusionError| {
+                    Failed::Run(RunError {
+                        shown: QueryError::Invalid(
+                            "the query failed while it ran over the data; in the dp mode the host says nothing \
+                             more about why"
+                                .into(),
+                        ),
+                        original: e.to_string(),
+                    })
+                })?;
+                let memory =
+                    MemoryStream::try_new(batches, schema, None).map_err(|e| Failed::Run(RunError::internal(e)))?;
+                let stream: SendableRecordBatchStream = Box::pin(memory);
+                return Ok::<_, Failed>((planned, stream, cost.facts.take()));
+            }
             match planned.suppress_below {
                 Some(k) => {
                     let (stream, notice, facts) =
