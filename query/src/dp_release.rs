@@ -247,11 +247,7 @@ impl Release {
     /// kind. Nothing about entities: the values are noisy, and the gate's
     /// exact-cell rules do not apply to them.
     fn facts(&self, noisy: &RecordBatch) -> DfResult<Vec<(String, CellFact)>> {
-        let text: Vec<Vec<Option<String>>> = noisy
-            .columns()
-            .iter()
-            .map(canon::column)
-            .collect::<Result<_, _>>()?;
+        let text: Vec<Vec<Option<String>>> = noisy.columns().iter().map(canon::column).collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for r in 0..noisy.num_rows() {
             let keys: Vec<String> = text[..self.keys].iter().filter_map(|c| c[r].clone()).collect();

@@ -110,6 +110,9 @@ pub struct JobSetup {
     pub backend: Arc<dyn QueryBackend>,
     /// Set to stop the job at its next epoch tick (grant terminated).
     pub cancel: Arc<AtomicBool>,
+    /// The job sees no time pass (its clocks stand still): for jobs whose
+    /// queries' duration could tell them something about one person.
+    pub frozen_clock: bool,
 }
 
 /// What a job left when it ended.
@@ -282,8 +285,8 @@ impl Sandbox {
         let wasi = wasmtime_wasi::WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .wall_clock(CoarseWallClock)
-            .monotonic_clock(CoarseMonotonicClock::new())
+            .wall_clock(CoarseWallClock::new(setup.frozen_clock))
+            .monotonic_clock(CoarseMonotonicClock::new(setup.frozen_clock))
             .build();
         let state = JobState {
             wasi,

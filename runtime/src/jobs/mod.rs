@@ -238,6 +238,9 @@ impl Jobs {
                     params: request.params.clone(),
                     backend: queries.clone(),
                     cancel,
+                    // In the dp mode, how long a query took over the data
+                    // would be a measurement without noise.
+                    frozen_clock: !grant.privacy.is_exact(),
                 },
             )
             .await;
