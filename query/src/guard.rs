@@ -191,6 +191,9 @@ pub struct PrivacyCost {
     pub rho: f64,
     /// The protected datasets it reads.
     pub datasets: Vec<String>,
+    /// The δ its choice of groups adds: a group that one entity's rows
+    /// alone make may pass the threshold (0 with published keys).
+    pub delta: f64,
     /// The values the release gave, recorded as it runs, so the gate can
     /// tell them from numbers the job made up.
     pub facts: NoisyFacts,

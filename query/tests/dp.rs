@@ -404,5 +404,16 @@ async fn the_cost_is_known_before_the_query_runs() -> TestResult {
         .await?;
     let cost = planned.privacy.ok_or("no cost")?;
     assert_eq!((cost.rho, cost.datasets), (RHO, vec!["visits".to_string()]));
+    assert_eq!(cost.delta, 0.0, "published keys add no δ");
+    // Keys chosen by a threshold add δ: each entity is in at most `cap` groups.
+    let planned = f
+        .engine
+        .plan(
+            &f.ctx,
+            &f.scope,
+            "SELECT service_type, count(*) FROM residents GROUP BY service_type",
+        )
+        .await?;
+    assert_eq!(planned.privacy.ok_or("no cost")?.delta, inland_query::KEY_DELTA);
     Ok(())
 }

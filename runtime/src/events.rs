@@ -212,6 +212,9 @@ pub enum Event {
         datasets: Vec<String>,
         /// ρ the grant has spent, this query included.
         spent_rho: f64,
+        /// δ its choice of groups adds (absent: 0, published keys).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        delta: f64,
     },
     /// An output table entered quarantine.
     OutputEmitted {
@@ -513,4 +516,9 @@ impl EventSink for MemorySink {
         });
         Ok(())
     }
+}
+
+/// Whether a figure is zero, to leave it out of an event.
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }

@@ -100,6 +100,9 @@ pub struct BudgetView {
     pub budget_epsilon: f64,
     /// What was spent as ε at δ = 1e-6.
     pub spent_epsilon: f64,
+    /// The δ of that (ε, δ): 1e-6 for the conversion, plus what choosing
+    /// groups by a threshold added.
+    pub spent_delta: f64,
     /// Per dataset with a budget of its own: (budget, spent), ρ.
     pub datasets: BTreeMap<String, (f64, f64)>,
 }

@@ -119,6 +119,11 @@ async fn a_dp_grant_gets_noisy_tables_its_gate_skips_exact_cell_rules_and_the_sp
     let view = d.rt.jobs().privacy_budget(&grant).unwrap().unwrap();
     assert_eq!((view.spent_rho, view.queries, view.remaining_rho), (0.1, 1, 0.9));
     assert!(view.spent_epsilon > 0.0 && view.spent_epsilon < view.budget_epsilon);
+    assert_eq!(
+        view.spent_delta,
+        inland_runtime::DISPLAY_DELTA,
+        "published keys add no δ"
+    );
     let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
     assert_eq!(spent_per_grant(&entries).get(&grant).copied(), Some(view.spent_rho));
     // Auditors see the same figure in the usage report.

@@ -8,7 +8,7 @@
 
 use super::lineage::unalias;
 use super::rewrite::{one_row_per_entity, reads_protected, rewrite_error, thread_entity};
-use crate::dp_release::{Figure, Keys, NoisyNode, Out, Release};
+use crate::dp_release::{Figure, KEY_DELTA, Keys, NoisyNode, Out, Release};
 use crate::guard::{NoisyFacts, QueryError, QueryScope};
 use crate::hidden::ENTITY;
 use arrow::datatypes::DataType;
@@ -46,6 +46,8 @@ pub(crate) struct DpPlan {
     pub(crate) rho: f64,
     /// The protected datasets it reads (charged to their budgets).
     pub(crate) datasets: Vec<String>,
+    /// The δ its choice of groups adds (0 with published keys).
+    pub(crate) delta: f64,
     /// Where the release records the values it gave.
     pub(crate) facts: NoisyFacts,
 }
@@ -56,11 +58,12 @@ pub(crate) fn plan(plan: &LogicalPlan, scope: &QueryScope) -> Result<DpPlan, Que
         return Err(QueryError::Internal("the dp rule ran outside the dp mode".into()));
     };
     let facts = NoisyFacts::default();
-    let (rebuilt, datasets) = replace(plan, scope, dp.rho_per_query, &dp.row_key, &facts)?;
+    let (rebuilt, datasets, delta) = replace(plan, scope, dp.rho_per_query, &dp.row_key, &facts)?;
     Ok(DpPlan {
         plan: rebuilt,
         rho: dp.rho_per_query,
         datasets,
+        delta,
         facts,
     })
 }
@@ -73,7 +76,7 @@ fn replace(
     rho: f64,
     row_key: &str,
     facts: &NoisyFacts,
-) -> Result<(LogicalPlan, Vec<String>), QueryError> {
+) -> Result<(LogicalPlan, Vec<String>, f64), QueryError> {
     if let LogicalPlan::Aggregate(a) = node
         && reads_protected(&a.input, scope)
     {
@@ -97,11 +100,11 @@ fn replace(
              which the host releases with noise",
         ));
     }
-    let (child, datasets) = replace(input, scope, rho, row_key, facts)?;
+    let (child, datasets, delta) = replace(input, scope, rho, row_key, facts)?;
     let rebuilt = node
         .with_new_exprs(node.expressions(), vec![child])
         .map_err(rewrite_error)?;
-    Ok((rebuilt, datasets))
+    Ok((rebuilt, datasets, delta))
 }
 
 fn has_subquery(e: &Expr) -> bool {
@@ -380,7 +383,7 @@ fn noisy(
     rho: f64,
     row_key: &str,
     facts: &NoisyFacts,
-) -> Result<(LogicalPlan, Vec<String>), QueryError> {
+) -> Result<(LogicalPlan, Vec<String>, f64), QueryError> {
     check_input(&a.input)?;
     let datasets = protected_scans(&a.input, scope);
     // How many rows one entity may bring: proven one, or the policy's cap.
@@ -524,6 +527,7 @@ fn noisy(
         noised[0] = true;
         Keys::Threshold
     };
+    let threshold = groups == Keys::Threshold;
     // The exact figures: keys, the entity, each figure's argument; each
     // entity's rows capped by a keyed-random choice; then per group.
     let threaded = thread_entity(&a.input, scope)?;
@@ -612,7 +616,10 @@ fn noisy(
             facts: facts.clone(),
         }),
     });
-    Ok((node, datasets))
+    // A group that only one entity's rows make passes the threshold with
+    // probability below KEY_DELTA, in each of the at most `cap` groups it is in.
+    let delta = if threshold { f64::from(cap) * KEY_DELTA } else { 0.0 };
+    Ok((node, datasets, delta))
 }
 
 /// An unqualified column of the rewritten plan.

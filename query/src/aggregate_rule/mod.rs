@@ -125,6 +125,7 @@ impl QueryGuard for AggregateGuard {
                 privacy: Some(crate::guard::PrivacyCost {
                     rho: dp.rho,
                     datasets: dp.datasets,
+                    delta: dp.delta,
                     facts: dp.facts,
                 }),
                 ..Guarded::labelled(dp.plan, label)

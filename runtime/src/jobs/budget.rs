@@ -23,6 +23,9 @@ pub(crate) struct Spent {
     pub(crate) datasets: BTreeMap<String, f64>,
     /// Queries charged.
     pub(crate) queries: u64,
+    /// δ added by the queries' choice of groups.
+    #[serde(default)]
+    pub(crate) delta: f64,
 }
 
 /// Why a charge was not made.
@@ -75,6 +78,7 @@ pub(crate) fn charge(
         }
         spent.rho += cost.rho;
         spent.queries += 1;
+        spent.delta += cost.delta;
         for d in &cost.datasets {
             *spent.datasets.entry(d.clone()).or_default() += cost.rho;
         }
@@ -85,6 +89,7 @@ pub(crate) fn charge(
                 rho: cost.rho,
                 datasets: cost.datasets.clone(),
                 spent_rho: spent.rho,
+                delta: cost.delta,
             })
             .map_err(Declined::Ledger)?;
         Ok(spent)
@@ -108,6 +113,11 @@ pub(crate) fn view(state: &State, grant: &Grant, budget: &DpBudget) -> Result<Bu
         budget_epsilon: inland_dp::epsilon_of(budget.budget_rho, DISPLAY_DELTA),
         spent_epsilon: if spent.rho > 0.0 {
             inland_dp::epsilon_of(spent.rho, DISPLAY_DELTA)
+        } else {
+            0.0
+        },
+        spent_delta: if spent.queries > 0 {
+            DISPLAY_DELTA + spent.delta
         } else {
             0.0
         },

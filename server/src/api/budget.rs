@@ -32,6 +32,8 @@ pub struct BudgetAnswer {
     pub budget_epsilon: Option<f64>,
     /// What was spent as ε at δ = 1e-6.
     pub spent_epsilon: Option<f64>,
+    /// The δ of the spent (ε, δ): 1e-6 plus what thresholded groups added.
+    pub spent_delta: Option<f64>,
     /// Datasets with budgets of their own: [budget, spent] (ρ).
     #[serde(default)]
     pub datasets: BTreeMap<String, (f64, f64)>,
@@ -91,6 +93,7 @@ pub(crate) async fn budget(
             queries: None,
             budget_epsilon: None,
             spent_epsilon: None,
+            spent_delta: None,
             datasets: BTreeMap::new(),
         },
         Some(b) => BudgetAnswer {
@@ -103,6 +106,7 @@ pub(crate) async fn budget(
             queries: Some(b.queries),
             budget_epsilon: Some(b.budget_epsilon),
             spent_epsilon: Some(b.spent_epsilon),
+            spent_delta: Some(b.spent_delta),
             datasets: b.datasets,
         },
     }))
