@@ -30,6 +30,36 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What the dp mode lets a job's aggregates over `dataset` use, for its listing.
+fn dp_terms(scope: &QueryScope, dataset: &str) -> String {
+    let mut terms = Vec::new();
+    let rows = if scope.unique_entities.contains(dataset) {
+        Some(1)
+    } else {
+        scope.max_rows_per_entity.get(dataset).copied()
+    };
+    if let Some(m) = rows {
+        terms.push(format!("at most {m} row(s) per entity count"));
+    }
+    for ((d, c), [low, high]) in &scope.dp_bounds {
+        if d == dataset {
+            terms.push(format!("sum/avg of `{c}` clamped to [{low}, {high}]"));
+        }
+    }
+    for ((d, c), values) in &scope.public_values {
+        if d == dataset {
+            terms.push(format!(
+                "`{c}` has {} published values (every group released)",
+                values.len()
+            ));
+        }
+    }
+    if terms.is_empty() {
+        return String::new();
+    }
+    format!(" [dp: {}]", terms.join("; "))
+}
+
 /// Jobs: admission, runs in the sandbox, their records, and stopping them when a grant ends (clause 8.6).
 #[derive(Clone)]
 pub struct Jobs {
@@ -214,7 +244,12 @@ impl Jobs {
                 if let Some(p) = policy_ref {
                     visible_columns(&s.name, &mut s.columns, p);
                 }
-                (s, d.description.clone())
+                // A dp job is told what its noisy aggregates may use.
+                let description = match (&scope.dp, policy_ref) {
+                    (Some(_), Some(_)) => format!("{}{}", d.description, dp_terms(&scope, &s.name)),
+                    _ => d.description.clone(),
+                };
+                (s, description)
             })
             .collect();
         let queries = Arc::new(
@@ -576,6 +611,25 @@ impl Drop for RunningGuard<'_> {
 #[cfg(test)]
 mod tests {
     use crate::error::{Error, Result};
+
+    /// A dp job's listing says what its aggregates may use: the row cap, the
+    /// bounds and the published columns of that dataset, nothing of others.
+    #[test]
+    fn a_dp_listing_names_the_cap_bounds_and_published_columns() {
+        let mut scope = inland_query::QueryScope::default();
+        scope.max_rows_per_entity.insert("visits".into(), 3);
+        scope.dp_bounds.insert(("visits".into(), "amount".into()), [0.0, 200.0]);
+        scope.dp_bounds.insert(("other".into(), "x".into()), [0.0, 1.0]);
+        scope
+            .public_values
+            .insert(("visits".into(), "district".into()), vec!["A".into(), "B".into()]);
+        assert_eq!(
+            super::dp_terms(&scope, "visits"),
+            " [dp: at most 3 row(s) per entity count; sum/avg of `amount` clamped to [0, 200]; \
+             `district` has 2 published values (every group released)]"
+        );
+        assert_eq!(super::dp_terms(&scope, "nothing"), "");
+    }
     use crate::{Date, Domain, Event, GrantRequest, OperatorStatus, OperatorType, Runtime, TerminationReason};
 
     /// A termination cut short after the grant was marked (a crash, a full
