@@ -79,6 +79,7 @@ pub use error::{Error, Result};
 pub use events::{Event, EventRecord, EventSink, JobOutcome, MemorySink};
 pub use evidence::Evidence;
 pub use evidence::publication::{ComplianceLine, UsageReport};
+pub use evidence::state_check::{StateCheck, StateDifference};
 pub use governance::catalog::{
     CatalogInfo, DatasetMeta, DatasetRecord, DatasetStatus, Feedback, Grade, validate_name as validate_dataset_name,
 };

@@ -386,3 +386,64 @@ fn a_new_domains_ledger_verifies() {
     assert_eq!(report.problem, None);
     assert_eq!(report.entries, 0);
 }
+
+/// The state check (#24): after ordinary work the state and the ledger
+/// agree; an event whose state change never happened (a crash between the
+/// two: a job admitted and never recorded, a privacy charge never stored) is
+/// reported by id, and the compliance report says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_check_finds_evidence_without_its_record() {
+    let d = crate::support::new_domain(crate::support::test_limits());
+    let r = crate::support::run(&d, "noop", &[]).await;
+    assert_eq!(r.job.status, inland_runtime::JobStatus::Succeeded);
+    let check = d.rt.evidence().check_state().unwrap();
+    assert!(check.clean(), "{:#?}", check.differences);
+    assert_eq!(check.checked["jobs"], 1);
+    assert_eq!(check.checked["grants"], 1);
+    assert_eq!(check.checked["datasets"], 2);
+
+    let ledger = d.rt.evidence().ledger().unwrap();
+    ledger
+        .append(inland_runtime::Event::JobAdmitted {
+            job_id: "job-lost-in-a-crash".into(),
+            operator: d.operator.clone(),
+            grant: d.grant.clone(),
+            module_sha256: "00".repeat(32),
+            params: vec![],
+            datasets: vec![],
+            source_sha256: None,
+        })
+        .unwrap();
+    ledger
+        .append(inland_runtime::Event::PrivacyCharged {
+            job_id: "job-lost-in-a-crash".into(),
+            grant: d.grant.clone(),
+            rho: 0.25,
+            datasets: vec!["residents".into()],
+            spent_rho: 0.25,
+            delta: 0.0,
+        })
+        .unwrap();
+    let check = d.rt.evidence().check_state().unwrap();
+    let found: Vec<(String, String)> = check
+        .differences
+        .iter()
+        .map(|x| (x.kind.clone(), x.id.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("job".to_string(), "job-lost-in-a-crash".to_string()),
+            ("job".to_string(), "job-lost-in-a-crash".to_string()),
+            ("privacy".to_string(), d.grant.clone()),
+        ],
+        "{:#?}",
+        check.differences
+    );
+    assert!(check.differences[0].problem.contains("no job record"));
+    assert!(check.differences[1].problem.contains("never finished"));
+    let today = inland_runtime::Date::today();
+    let compliance = d.rt.evidence().compliance_report(today, today).unwrap();
+    let last = compliance.last().unwrap();
+    assert!(last.evidence.contains("3 difference(s)"), "{last:?}");
+}

@@ -57,6 +57,8 @@ pub enum LedgerCmd {
         /// The note.
         text: String,
     },
+    /// Compare every job, grant, dataset, output and privacy budget the state holds with the ledger; exit 4 on a difference.
+    CheckState,
 }
 
 /// `--format` of `ledger export`: what an audit system is handed.

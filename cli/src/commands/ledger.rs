@@ -24,6 +24,20 @@ pub fn run(domain: &Path, cmd: LedgerCmd) -> Result<ExitCode> {
             let (rt, ledger) = open_ledger(domain)?;
             export(&rt, &ledger, format, &to)?;
         }
+        LedgerCmd::CheckState => {
+            let check = open(domain)?.evidence().check_state()?;
+            let counts: Vec<String> = check.checked.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!("compared {} with the ledger", counts.join(", "));
+            if check.clean() {
+                println!("the state and the ledger agree");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for d in &check.differences {
+                println!("{} {}: {}", d.kind, d.id, d.problem);
+            }
+            println!("{} difference(s)", check.differences.len());
+            return Ok(ExitCode::from(crate::exit::TAMPERED));
+        }
         LedgerCmd::Note { text } => {
             let ledger = open_ledger(domain)?.1;
             let seq = ledger.append(Event::Note { text })?;

@@ -3,6 +3,7 @@
 //! catalog (names and descriptions, never data).
 
 pub(crate) mod publication;
+pub(crate) mod state_check;
 
 use crate::context::Inner;
 use crate::date::Date;
@@ -49,14 +50,41 @@ impl Evidence {
         Ok(publication::usage(&self.ledger_entries()?, operator, from, until))
     }
 
-    /// Each clause of the standard, its control, and the evidence for the period.
+    /// Each clause of the standard, its control, and the evidence for the
+    /// period; the last line is the state check, run now.
     pub fn compliance_report(&self, from: Date, until: Date) -> Result<Vec<ComplianceLine>> {
         let ok = self
             .ledger()
             .map(|l| l.verify().map(|r| r.problem.is_none()))
             .transpose()?
             .unwrap_or(false);
-        Ok(publication::compliance(&self.ledger_entries()?, from, until, ok))
+        let entries = self.ledger_entries()?;
+        let check = state_check::check(&self.inner.domain.state, &entries)?;
+        let mut lines = publication::compliance(&entries, from, until, ok);
+        lines.push(ComplianceLine {
+            clause: "9.5".into(),
+            requirement: "evidence of the whole process: nothing done without its record".into(),
+            control: "the state check compares every job, grant, dataset, output and privacy budget with the ledger"
+                .into(),
+            evidence: if check.clean() {
+                format!(
+                    "state and ledger agree ({} records compared)",
+                    check.checked.values().sum::<u64>()
+                )
+            } else {
+                format!(
+                    "{} difference(s) between state and ledger: run `inland ledger check-state`",
+                    check.differences.len()
+                )
+            },
+        });
+        Ok(lines)
+    }
+
+    /// Compares the domain's state with its ledger: every record has the
+    /// event that announced it and every announcing event its record.
+    pub fn check_state(&self) -> Result<state_check::StateCheck> {
+        state_check::check(&self.inner.domain.state, &self.ledger_entries()?)
     }
 
     /// Publishes the catalog of operable datasets (JSON and HTML, no data) into `dir`.
