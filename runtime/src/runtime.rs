@@ -54,7 +54,7 @@ impl Runtime {
         let sandbox = Sandbox::new(&limits, domain.dir("cache"), domain.derived_key("component-cache"))?;
         let keys = KeyStore::open(&domain.dir("keys"))?;
         let engine = Arc::new(QueryEngine::new((limits.query_memory_mib << 20) as usize)?);
-        Ok(Runtime {
+        let runtime = Runtime {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(limits.max_concurrent_jobs as usize),
                 domain,
@@ -66,7 +66,10 @@ impl Runtime {
                 running: Default::default(),
                 review_lock: Default::default(),
             }),
-        })
+        };
+        // Jobs a stop cut short are recorded before anything else runs.
+        crate::jobs::recover::interrupted_jobs(&runtime.inner)?;
+        Ok(runtime)
     }
 
     /// The domain.

@@ -447,3 +447,44 @@ async fn the_state_check_finds_evidence_without_its_record() {
     let last = compliance.last().unwrap();
     assert!(last.evidence.contains("3 difference(s)"), "{last:?}");
 }
+
+/// Start-up reconciliation (#24): a job the ledger admitted that never
+/// finished and has no record (the domain was killed while it ran) is
+/// recorded as interrupted on the next start, in the state and the ledger,
+/// and the state check is clean again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cut_short_by_a_stop_is_recorded_as_interrupted_on_the_next_start() {
+    let d = crate::support::new_domain(crate::support::test_limits());
+    d.rt.evidence()
+        .ledger()
+        .unwrap()
+        .append(Event::JobAdmitted {
+            job_id: "job-killed-while-running".into(),
+            operator: d.operator.clone(),
+            grant: d.grant.clone(),
+            module_sha256: "ab".repeat(32),
+            params: vec![("sql".into(), "SELECT 1".into())],
+            datasets: vec!["residents".into()],
+            source_sha256: None,
+        })
+        .unwrap();
+    assert!(!d.rt.evidence().check_state().unwrap().clean());
+    let root = d.root.clone();
+    drop(d.rt);
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    let record = rt.jobs().get("job-killed-while-running").unwrap();
+    assert_eq!(record.status, JobStatus::Failed);
+    assert!(
+        format!("{:?}", record.error).contains("interrupted"),
+        "{:?}",
+        record.error
+    );
+    assert_eq!(record.params, vec![("sql".to_string(), "SELECT 1".to_string())]);
+    let check = rt.evidence().check_state().unwrap();
+    assert!(check.clean(), "{:#?}", check.differences);
+    // Once recorded, a second start changes nothing.
+    let entries = rt.evidence().ledger().unwrap().len();
+    drop(rt);
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    assert_eq!(rt.evidence().ledger().unwrap().len(), entries);
+}

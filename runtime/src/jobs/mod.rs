@@ -5,6 +5,7 @@
 pub(crate) mod budget;
 mod queries;
 pub(crate) mod quota;
+pub(crate) mod recover;
 mod run;
 pub(crate) mod sources;
 mod texts;
