@@ -68,7 +68,7 @@ impl Runtime {
             }),
         };
         // Jobs a stop cut short are recorded before anything else runs.
-        crate::jobs::recover::interrupted_jobs(&runtime.inner)?;
+        crate::jobs::recover::at_start(&runtime.inner)?;
         Ok(runtime)
     }
 

@@ -228,6 +228,37 @@ async fn a_dp_grant_runs_nothing_without_a_policy() {
     assert!(charged(&d).is_empty());
 }
 
+/// A charge the ledger recorded and the state never stored (a stop between
+/// the two: the event is appended inside the transaction, before it
+/// commits) is adopted on the next start: the budget errs on the spent side,
+/// and the state check is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_the_state_missed_is_adopted_on_the_next_start() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 1.0, 0.1);
+    d.rt.evidence()
+        .ledger()
+        .unwrap()
+        .append(Event::PrivacyCharged {
+            job_id: "job-stopped-mid-charge".into(),
+            grant: grant.clone(),
+            rho: 0.1,
+            datasets: vec!["residents".into()],
+            spent_rho: 0.1,
+            delta: 0.0,
+        })
+        .unwrap();
+    assert_eq!(d.rt.jobs().privacy_budget(&grant).unwrap().unwrap().spent_rho, 0.0);
+    let root = d.root.clone();
+    drop(d.rt);
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    let view = rt.jobs().privacy_budget(&grant).unwrap().unwrap();
+    assert_eq!((view.spent_rho, view.queries), (0.1, 1));
+    let check = rt.evidence().check_state().unwrap();
+    assert!(check.clean(), "{:#?}", check.differences);
+}
+
 #[test]
 fn a_budget_that_cannot_work_is_refused_when_the_grant_is_issued() {
     let d = new_domain(test_limits());

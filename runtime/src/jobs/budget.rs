@@ -139,3 +139,42 @@ pub fn spent_per_grant(entries: &[EventRecord]) -> BTreeMap<String, f64> {
     }
     out
 }
+
+/// Adopts the ledger's figure for every grant whose `privacy_charged`
+/// events add up to more than the state holds: a charge is appended inside
+/// its state transaction before that commits, so a stop between the two
+/// leaves the ledger ahead. Returns the grants adjusted.
+pub(crate) fn reconcile(state: &State, entries: &[EventRecord]) -> Result<Vec<String>> {
+    let mut charged: BTreeMap<&str, Spent> = BTreeMap::new();
+    for e in entries {
+        if let Event::PrivacyCharged {
+            grant,
+            rho,
+            datasets,
+            delta,
+            ..
+        } = &e.event
+        {
+            let s = charged.entry(grant).or_default();
+            s.rho += rho;
+            s.queries += 1;
+            s.delta += delta;
+            for d in datasets {
+                *s.datasets.entry(d.clone()).or_default() += rho;
+            }
+        }
+    }
+    let mut adjusted = Vec::new();
+    for (grant, from_ledger) in charged {
+        let stored: Spent = state.get(PRIVACY_SPENT, grant)?.unwrap_or_default();
+        if from_ledger.queries > stored.queries {
+            state.upsert(PRIVACY_SPENT, grant, &from_ledger)?;
+            tracing::warn!(
+                grant,
+                "a privacy charge recorded in the ledger but not stored was adopted"
+            );
+            adjusted.push(grant.to_string());
+        }
+    }
+    Ok(adjusted)
+}

@@ -16,16 +16,24 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What the job's record and `job_finished` say of an interrupted job.
 pub(crate) const INTERRUPTED: &str = "interrupted: the domain stopped while the job ran; recovered at start-up";
 
-/// Records every admitted, unfinished, unrecorded job as interrupted;
-/// returns their ids.
-pub(crate) fn interrupted_jobs(inner: &Inner) -> Result<Vec<String>> {
+/// What a start finds and finishes: interrupted jobs recorded, privacy
+/// charges the state missed adopted. Reads the ledger once.
+pub(crate) fn at_start(inner: &Inner) -> Result<()> {
     let Some(ledger) = &inner.ledger else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let entries = ledger.entries()?;
+    interrupted_jobs(inner, &entries)?;
+    crate::jobs::budget::reconcile(&inner.domain.state, &entries)?;
+    Ok(())
+}
+
+/// Records every admitted, unfinished, unrecorded job as interrupted;
+/// returns their ids.
+fn interrupted_jobs(inner: &Inner, entries: &[crate::events::EventRecord]) -> Result<Vec<String>> {
     let mut admitted: BTreeMap<&str, &crate::events::EventRecord> = BTreeMap::new();
     let mut finished: BTreeSet<&str> = BTreeSet::new();
-    for e in &entries {
+    for e in entries {
         match &e.event {
             Event::JobAdmitted { job_id, .. } => {
                 admitted.insert(job_id, e);
