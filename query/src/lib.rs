@@ -30,6 +30,7 @@ mod answer;
 mod cell;
 mod contrib;
 mod decimal_arith;
+mod dp_order;
 mod dp_release;
 mod engine;
 mod function_rule;

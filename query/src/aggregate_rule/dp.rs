@@ -14,15 +14,15 @@ use crate::hidden::ENTITY;
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, JoinType};
-use datafusion::functions::expr_fn::{concat_ws, digest, round};
+use datafusion::functions::expr_fn::round;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, sum};
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, Cast, Expr, ExprFunctionExt, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr, TryCast, cast, lit,
-    when,
+    Aggregate, Cast, Expr, ExprFunctionExt, Extension, LogicalPlan, LogicalPlanBuilder, SortExpr, cast, lit, when,
 };
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// The rule's name in refusals.
@@ -551,12 +551,24 @@ fn noisy(
         .filter(col("__inland_e").is_not_null())
         .map_err(rewrite_error)?;
     if !one_row {
-        // Casts that cannot fail: what cannot be text hashes as NULL.
-        let text = |name: String| Expr::TryCast(TryCast::new(Box::new(col(&name)), DataType::Utf8));
-        let mut parts = vec![lit(row_key.to_string()), text("__inland_e".into())];
-        parts.extend((0..a.group_expr.len()).map(|i| text(format!("__inland_k{i}"))));
-        parts.extend((0..args.len()).map(|j| text(format!("__inland_v{j}"))));
-        let order = digest(concat_ws(lit("\u{1f}"), parts), lit("sha256"));
+        // A keyed hash of the row's values: which rows count depends on
+        // them and on the grant's secret, not on their place in a file.
+        let schema = rows.schema().clone();
+        let names = std::iter::once("__inland_e".to_string())
+            .chain((0..a.group_expr.len()).map(|i| format!("__inland_k{i}")))
+            .chain((0..args.len()).map(|j| format!("__inland_v{j}")));
+        let columns = names
+            .map(|name| {
+                let t = schema
+                    .field_with_unqualified_name(&name)
+                    .map(|f| f.data_type().clone())
+                    .map_err(|e| QueryError::Internal(format!("dp row order: {e}")))?;
+                Ok((col(&name), t))
+            })
+            .collect::<Result<Vec<_>, QueryError>>()?;
+        let seed = Sha256::digest(row_key.as_bytes());
+        let seed = u64::from_le_bytes([seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7]]);
+        let order = crate::dp_order::row_order(seed, columns);
         let rank = row_number()
             .partition_by(vec![col("__inland_e")])
             .order_by(vec![SortExpr::new(order, true, false)])
