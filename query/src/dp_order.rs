@@ -8,7 +8,7 @@ use arrow::array::{ArrayRef, UInt64Array};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TryCast, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use std::sync::Arc;
 
@@ -49,34 +49,12 @@ impl ScalarUDFImpl for RowOrder {
     }
 }
 
-/// Types hashed as they are; anything else is hashed as text (a cast that
-/// cannot fail), so the hash never meets a type it cannot take.
-fn hashable(t: &DataType) -> bool {
-    t.is_primitive()
-        || matches!(
-            t,
-            DataType::Boolean
-                | DataType::Utf8
-                | DataType::LargeUtf8
-                | DataType::Utf8View
-                | DataType::Binary
-                | DataType::LargeBinary
-                | DataType::BinaryView
-        )
-}
-
-/// The keyed order of rows by `columns` (with their types), under `seed`.
-pub(crate) fn row_order(seed: u64, columns: Vec<(Expr, DataType)>) -> Expr {
-    let args = columns
-        .into_iter()
-        .map(|(e, t)| {
-            if hashable(&t) {
-                e
-            } else {
-                Expr::TryCast(TryCast::new(Box::new(e), DataType::Utf8))
-            }
-        })
-        .collect();
+/// The keyed order of rows by `columns`, under `seed`. Every Arrow type is
+/// hashed as it is (DataFusion's row hashing takes them all, nested ones
+/// included), so nothing is cast and nothing can fail; each column also
+/// gives whether it is NULL, which the hash of a NULL alone does not tell.
+pub(crate) fn row_order(seed: u64, columns: Vec<Expr>) -> Expr {
+    let args = columns.into_iter().flat_map(|e| [e.clone().is_null(), e]).collect();
     let udf = ScalarUDF::new_from_impl(RowOrder {
         seed,
         signature: Signature::variadic_any(Volatility::Immutable),

@@ -95,6 +95,9 @@ pub(crate) enum Keys {
 pub(crate) struct Release {
     /// Key columns at the front of the input.
     pub(crate) keys: usize,
+    /// Which keys are a column's own values, which the gate may trace (a
+    /// computed key could carry a number the job chose).
+    pub(crate) traced_keys: Vec<bool>,
     /// How groups are chosen.
     pub(crate) groups: Keys,
     /// The input's figures, after its keys; figure 0 is always [`Figure::Rows`].
@@ -250,7 +253,12 @@ impl Release {
         let text: Vec<Vec<Option<String>>> = noisy.columns().iter().map(canon::column).collect::<Result<_, _>>()?;
         let mut out = Vec::new();
         for r in 0..noisy.num_rows() {
-            let keys: Vec<String> = text[..self.keys].iter().filter_map(|c| c[r].clone()).collect();
+            let keys: Vec<String> = text[..self.keys]
+                .iter()
+                .zip(&self.traced_keys)
+                .filter(|(_, traced)| **traced)
+                .filter_map(|(c, _)| c[r].clone())
+                .collect();
             for (k, o) in self.outputs.iter().enumerate() {
                 let Some(value) = text[self.keys + k][r].clone() else {
                     continue;
@@ -510,6 +518,7 @@ mod tests {
     fn release(groups: Keys) -> Release {
         Release {
             keys: 1,
+            traced_keys: vec![true],
             groups,
             figures: vec![Figure::Rows, Figure::Sum { low: 0.0, high: 100.0 }],
             noised: vec![true, true],
@@ -582,6 +591,7 @@ mod tests {
         ]));
         let r = Release {
             keys: 0,
+            traced_keys: vec![],
             groups: Keys::Global,
             figures: vec![Figure::Rows, Figure::Sum { low: 0.0, high: 100.0 }, Figure::Count],
             noised: vec![true, true, true],

@@ -205,6 +205,31 @@ async fn a_dp_job_cannot_release_a_number_it_made_up() {
     assert_eq!((computed.cell_count, computed.cells[0].row), (1, 1), "{computed:#?}");
 }
 
+/// A group key the job computed (a CASE with literals) could carry a number
+/// it chose: its cells are not traced to the release, and a number there is
+/// blocked like any made-up value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_computed_group_key_does_not_pass_as_a_released_value() {
+    let d = new_domain(test_limits());
+    dp_policy(&d);
+    let grant = dp_grant(&d, 1.0, 0.1);
+    let sql =
+        "SELECT CASE WHEN service_type IS NULL THEN 1 ELSE 31337 END AS k, count(*) AS n FROM residents GROUP BY 1";
+    let r = run_as(
+        &d.rt,
+        OPERATOR,
+        &grant,
+        wasm(inland_examples::jobs::SQL_PROBE),
+        &[("sql", sql)],
+    )
+    .await;
+    assert_eq!(r.job.status, JobStatus::Succeeded, "{:?}", r.job.error);
+    let gate = r.outputs[0].gate.as_ref().unwrap();
+    let computed = gate.check("computed-values").unwrap();
+    assert_eq!(gate.verdict, Verdict::Blocked, "{computed:#?}");
+    assert!(computed.cells.iter().any(|c| c.column == "k"), "{computed:#?}");
+}
+
 /// Without a policy nothing is protected, so nothing would get noise: a dp
 /// grant's jobs are refused until one is in force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -500,6 +500,9 @@ fn noisy(
     }
     // Which groups are released.
     let mut published = Vec::new();
+    // Keys the gate may trace: a column's own values. A computed key (a
+    // CASE with literals) could carry a number the job chose.
+    let mut traced_keys = Vec::new();
     for g in &a.group_expr {
         let list = match strip(g) {
             Expr::Column(c) => source(&a.input, c).and_then(|(d, c)| scope.public_values.get(&(d, c)).cloned()),
@@ -511,6 +514,7 @@ fn noisy(
             _ => None,
         };
         published.push(list);
+        traced_keys.push(matches!(strip(g), Expr::Column(_)));
     }
     let groups = if a.group_expr.is_empty() {
         Keys::Global
@@ -553,19 +557,11 @@ fn noisy(
     if !one_row {
         // A keyed hash of the row's values: which rows count depends on
         // them and on the grant's secret, not on their place in a file.
-        let schema = rows.schema().clone();
-        let names = std::iter::once("__inland_e".to_string())
+        let columns: Vec<Expr> = std::iter::once("__inland_e".to_string())
             .chain((0..a.group_expr.len()).map(|i| format!("__inland_k{i}")))
-            .chain((0..args.len()).map(|j| format!("__inland_v{j}")));
-        let columns = names
-            .map(|name| {
-                let t = schema
-                    .field_with_unqualified_name(&name)
-                    .map(|f| f.data_type().clone())
-                    .map_err(|e| QueryError::Internal(format!("dp row order: {e}")))?;
-                Ok((col(&name), t))
-            })
-            .collect::<Result<Vec<_>, QueryError>>()?;
+            .chain((0..args.len()).map(|j| format!("__inland_v{j}")))
+            .map(|name| col(&name))
+            .collect();
         let seed = Sha256::digest(row_key.as_bytes());
         let seed = u64::from_le_bytes([seed[0], seed[1], seed[2], seed[3], seed[4], seed[5], seed[6], seed[7]]);
         let order = crate::dp_order::row_order(seed, columns);
@@ -613,6 +609,7 @@ fn noisy(
     }
     let release = Release {
         keys: a.group_expr.len(),
+        traced_keys,
         groups,
         figures,
         noised,

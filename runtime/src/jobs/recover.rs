@@ -109,10 +109,20 @@ fn interrupted_jobs(inner: &Inner, entries: &[crate::events::EventRecord]) -> Re
 fn destroy_outputs(inner: &Inner, job: &str) -> Result<Vec<String>> {
     let all: Vec<OutputRecord> = inner.domain.state.list(OUTPUTS)?;
     let mut ids = Vec::new();
-    for mut o in all.iter().filter(|o| o.job_id == job && !o.destroyed).cloned() {
-        let shared = all
-            .iter()
-            .any(|other| other.id != o.id && !other.destroyed && other.job_id != job && other.sha256 == o.sha256);
+    // An output already released or exported stays: someone decided on it.
+    for mut o in all
+        .iter()
+        .filter(|o| o.job_id == job && !o.destroyed && o.release.is_none() && o.exports.is_empty())
+        .cloned()
+    {
+        // Files are content-addressed per grant: keep one any live output
+        // of the grant holds, as its table or as its released version.
+        let shared = all.iter().any(|other| {
+            other.id != o.id
+                && other.grant == o.grant
+                && !other.destroyed
+                && (other.sha256 == o.sha256 || other.release.as_ref().is_some_and(|r| r.sha256 == o.sha256))
+        });
         if !shared {
             let path = inner
                 .domain
