@@ -87,3 +87,93 @@ async fn values_a_job_read_reach_neither_its_operator_nor_the_auditors_export() 
         }
     }
 }
+
+/// Issue #20: under a dp grant, a hostile job that tries to read one
+/// resident's ID and mobile, and an exact total, is refused; and no answer
+/// its operator gets (job views, outputs, bundles, the budget) nor the
+/// auditor's export contains a resident's ID, mobile or the exact total
+/// income, which the test takes from the generated data itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dp_jobs_operator_and_the_auditors_export_never_see_exact_values() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Float64Type};
+    let f = fixture();
+    let today = inland_runtime::Date::today();
+    let grant =
+        f.rt.governance()
+            .issue_grant(inland_runtime::GrantRequest {
+                operator: crate::support::ORG_A.into(),
+                datasets: vec!["residents".into()],
+                purpose: "noisy statistics".into(),
+                scenario: "tests".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: Default::default(),
+                approved_components_only: false,
+                privacy: inland_runtime::Privacy::Dp(inland_runtime::DpBudget {
+                    budget_rho: 5.0,
+                    query_rho: 0.1,
+                    datasets: Default::default(),
+                }),
+            })
+            .unwrap()
+            .id;
+    // The planted values, from the rows the domain registered.
+    let residents = inland_examples::generate::residents(5_000, 11);
+    let schema = residents.schema();
+    let text = |name: &str| {
+        let c = arrow::compute::cast(residents.column(schema.index_of(name).unwrap()), &DataType::Utf8).unwrap();
+        c.as_string::<i32>().value(0).to_string()
+    };
+    let income =
+        arrow::compute::cast(residents.column(schema.index_of("income").unwrap()), &DataType::Float64).unwrap();
+    let total: f64 = income.as_primitive::<Float64Type>().iter().flatten().sum();
+    let total = format!("{}", total.trunc() as i64);
+    let planted = [text("resident_id"), text("mobile"), total];
+    assert!(planted.iter().all(|p| p.len() >= 7), "{planted:?}");
+    let planted: Vec<&str> = planted.iter().map(String::as_str).collect();
+
+    let mut jobs = Vec::new();
+    for sql in [
+        "SELECT concat_ws('/', resident_id, mobile) AS v FROM residents LIMIT 1",
+        "SELECT CAST(sum(income) AS VARCHAR) AS v FROM residents",
+    ] {
+        let (job, view) = run(&f.op_a, &grant, inland_examples::jobs::LEAK, &[("sql", sql)]).await;
+        assert_eq!(view["state"], "failed", "{sql}: {view}");
+        let record = f.rt.jobs().get(&job).unwrap();
+        assert!(
+            record
+                .queries
+                .iter()
+                .any(|q| q.error.as_deref().is_some_and(|e| e.contains("refused by rule"))),
+            "{sql}: {:?}",
+            record.queries
+        );
+        jobs.push(job);
+    }
+    let by_district = "SELECT district, count(*) AS n FROM residents GROUP BY district";
+    let (job, view) = run(
+        &f.op_a,
+        &grant,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_district)],
+    )
+    .await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    jobs.push(job);
+    for job in &jobs {
+        operator_never_sees(job, &planted).await;
+    }
+    let budget = get(&format!("/api/grants/{grant}/budget"), &f.op_a).await;
+    assert_eq!(budget.status, 200, "{}", budget.body);
+    for path in ["/api/ledger/export", "/api/ledger/signed-export"] {
+        let export = get(path, &f.auditor).await;
+        assert_eq!(export.status, 200, "{}", export.body);
+        for body in [&export.body, &budget.body] {
+            for p in &planted {
+                assert!(!body.contains(p), "{path} or the budget carries `{p}`");
+            }
+        }
+    }
+}
