@@ -36,27 +36,30 @@ fn dp_policy(d: &TestDomain) {
     d.rt.policies().apply(&path).unwrap().unwrap();
 }
 
-fn dp_grant(d: &TestDomain, budget_rho: f64, query_rho: f64) -> String {
+/// A year's grant over residents to the test operator, in the dp mode.
+fn dp_request(budget_rho: f64, query_rho: f64, datasets: BTreeMap<String, f64>) -> GrantRequest {
     let today = Date::today();
-    d.rt.governance()
-        .issue_grant(GrantRequest {
-            operator: OPERATOR.into(),
-            datasets: vec!["residents".into()],
-            purpose: "noisy statistics".into(),
-            scenario: "tests".into(),
-            from: today,
-            until: today.add_years(1),
-            products: vec![],
-            quota: Default::default(),
-            approved_components_only: false,
-            privacy: Privacy::Dp(DpBudget {
-                budget_rho,
-                query_rho,
-                datasets: BTreeMap::new(),
-            }),
-        })
-        .unwrap()
-        .id
+    GrantRequest {
+        operator: OPERATOR.into(),
+        datasets: vec!["residents".into()],
+        purpose: "noisy statistics".into(),
+        scenario: "tests".into(),
+        from: today,
+        until: today.add_years(1),
+        products: vec![],
+        quota: Default::default(),
+        approved_components_only: false,
+        privacy: Privacy::Dp(DpBudget {
+            budget_rho,
+            query_rho,
+            datasets,
+        }),
+    }
+}
+
+fn dp_grant(d: &TestDomain, budget_rho: f64, query_rho: f64) -> String {
+    let request = dp_request(budget_rho, query_rho, BTreeMap::new());
+    d.rt.governance().issue_grant(request).unwrap().id
 }
 
 const BY_DISTRICT: &str =
@@ -287,31 +290,16 @@ async fn a_charge_the_state_missed_is_adopted_on_the_next_start() {
 #[test]
 fn a_budget_that_cannot_work_is_refused_when_the_grant_is_issued() {
     let d = new_domain(test_limits());
-    let today = Date::today();
     for (budget, query, datasets, why) in [
         (0.0, 0.1, vec![], "positive"),
         (1.0, 2.0, vec![], "more than the whole budget"),
         (1.0, 0.1, vec![("enterprises", 0.5)], "does not cover"),
         (1.0, 0.1, vec![("residents", 5.0)], "no larger than"),
     ] {
+        let datasets = datasets.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let e =
             d.rt.governance()
-                .issue_grant(GrantRequest {
-                    operator: OPERATOR.into(),
-                    datasets: vec!["residents".into()],
-                    purpose: "p".into(),
-                    scenario: "s".into(),
-                    from: today,
-                    until: today.add_years(1),
-                    products: vec![],
-                    quota: Default::default(),
-                    approved_components_only: false,
-                    privacy: Privacy::Dp(DpBudget {
-                        budget_rho: budget,
-                        query_rho: query,
-                        datasets: datasets.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-                    }),
-                })
+                .issue_grant(dp_request(budget, query, datasets))
                 .unwrap_err();
         assert!(e.to_string().contains(why), "{e}");
     }

@@ -131,10 +131,28 @@ pub(crate) fn view(state: &State, grant: &Grant, budget: &DpBudget) -> Result<Bu
 
 /// The ρ the ledger shows spent per grant: the sum of its `privacy_charged` events.
 pub fn spent_per_grant(entries: &[EventRecord]) -> BTreeMap<String, f64> {
-    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    charged(entries).into_iter().map(|(g, s)| (g, s.rho)).collect()
+}
+
+/// What each grant's `privacy_charged` events add up to.
+fn charged(entries: &[EventRecord]) -> BTreeMap<String, Spent> {
+    let mut out: BTreeMap<String, Spent> = BTreeMap::new();
     for e in entries {
-        if let Event::PrivacyCharged { grant, rho, .. } = &e.event {
-            *out.entry(grant.clone()).or_default() += rho;
+        if let Event::PrivacyCharged {
+            grant,
+            rho,
+            datasets,
+            delta,
+            ..
+        } = &e.event
+        {
+            let s = out.entry(grant.clone()).or_default();
+            s.rho += rho;
+            s.queries += 1;
+            s.delta += delta;
+            for d in datasets {
+                *s.datasets.entry(d.clone()).or_default() += rho;
+            }
         }
     }
     out
@@ -145,35 +163,16 @@ pub fn spent_per_grant(entries: &[EventRecord]) -> BTreeMap<String, f64> {
 /// its state transaction before that commits, so a stop between the two
 /// leaves the ledger ahead. Returns the grants adjusted.
 pub(crate) fn reconcile(state: &State, entries: &[EventRecord]) -> Result<Vec<String>> {
-    let mut charged: BTreeMap<&str, Spent> = BTreeMap::new();
-    for e in entries {
-        if let Event::PrivacyCharged {
-            grant,
-            rho,
-            datasets,
-            delta,
-            ..
-        } = &e.event
-        {
-            let s = charged.entry(grant).or_default();
-            s.rho += rho;
-            s.queries += 1;
-            s.delta += delta;
-            for d in datasets {
-                *s.datasets.entry(d.clone()).or_default() += rho;
-            }
-        }
-    }
     let mut adjusted = Vec::new();
-    for (grant, from_ledger) in charged {
-        let stored: Spent = state.get(PRIVACY_SPENT, grant)?.unwrap_or_default();
+    for (grant, from_ledger) in charged(entries) {
+        let stored: Spent = state.get(PRIVACY_SPENT, &grant)?.unwrap_or_default();
         if from_ledger.queries > stored.queries {
-            state.upsert(PRIVACY_SPENT, grant, &from_ledger)?;
+            state.upsert(PRIVACY_SPENT, &grant, &from_ledger)?;
             tracing::warn!(
                 grant,
                 "a privacy charge recorded in the ledger but not stored was adopted"
             );
-            adjusted.push(grant.to_string());
+            adjusted.push(grant);
         }
     }
     Ok(adjusted)

@@ -539,17 +539,7 @@ impl Jobs {
             for e in &o.exports {
                 released.push(format!("{} (manifest {})", o.id, e.manifest_sha256));
             }
-            // What the record says of the content goes with it: the job's
-            // column names, the label's reason, the gate's per-cell findings
-            // (which may quote group keys of protected data).
-            o.destroyed = true;
-            o.columns.clear();
-            o.gate = None;
-            o.queries.clear();
-            o.name.clear();
-            if let Some((_, why)) = o.label.as_mut() {
-                why.clear();
-            }
+            o.scrub();
             inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
             outputs_destroyed.push((o.id, inner.text_digest().of(&o.sha256)));
         }

@@ -135,14 +135,7 @@ fn destroy_outputs(inner: &Inner, job: &str) -> Result<Vec<String>> {
                 Err(e) => return Err(Error::io(&path, e)),
             }
         }
-        o.destroyed = true;
-        o.columns.clear();
-        o.gate = None;
-        o.queries.clear();
-        o.name.clear();
-        if let Some((_, why)) = o.label.as_mut() {
-            why.clear();
-        }
+        o.scrub();
         inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
         ids.push(o.id);
     }

@@ -32,6 +32,22 @@ pub struct QueryRecord {
     pub rho: Option<f64>,
 }
 
+impl OutputRecord {
+    /// Marks the output destroyed and drops what its record says of the
+    /// content: the job's column names, the label's reason, the gate's
+    /// per-cell findings (which may quote group keys of protected data).
+    pub(crate) fn scrub(&mut self) {
+        self.destroyed = true;
+        self.columns.clear();
+        self.gate = None;
+        self.queries.clear();
+        self.name.clear();
+        if let Some((_, why)) = self.label.as_mut() {
+            why.clear();
+        }
+    }
+}
+
 /// An output in quarantine: where it came from and what it holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputRecord {

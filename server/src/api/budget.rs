@@ -55,25 +55,15 @@ pub(crate) async fn budget(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<BudgetAnswer>, Problem> {
-    let g = id.clone();
-    let holder = s
-        .blocking(move |rt| match rt.governance().grant(&g) {
-            Ok(g) => Ok(Some(g.operator)),
-            Err(inland_runtime::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        })
-        .await?
-        .map_err(|e| Problem::log_internal(&e))?;
-    let known = holder.is_some();
-    s.authorize(
-        &who,
-        Action::ViewBudget,
+    let resource = super::grant_resource(&s, &id).await?;
+    let known = matches!(
+        &resource,
         Resource::Grant {
-            id: id.clone(),
-            organization: holder,
-        },
-    )
-    .await?;
+            organization: Some(_),
+            ..
+        }
+    );
+    s.authorize(&who, Action::ViewBudget, resource).await?;
     if !known {
         return Err(Problem::not_found("grant"));
     }

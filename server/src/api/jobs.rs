@@ -239,19 +239,7 @@ async fn admit(
 ) -> Result<(Submission, String), Problem> {
     let submission = submission_query(raw)?;
     let grant = submission.grant.clone();
-    let g = grant.clone();
-    let holder = s
-        .blocking(move |rt| match rt.governance().grant(&g) {
-            Ok(g) => Ok(Some(g.operator)),
-            Err(inland_runtime::Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        })
-        .await?
-        .map_err(|e| Problem::log_internal(&e))?;
-    let resource = Resource::Grant {
-        id: grant.clone(),
-        organization: holder,
-    };
+    let resource = super::grant_resource(s, &grant).await?;
     s.authorize(who, Action::SubmitJob, resource).await?;
     let organization = who.operator.clone().ok_or_else(Problem::internal)?;
     if let Some(sha) = submission.source.clone() {

@@ -34,6 +34,24 @@ pub(crate) fn json_problem(e: JsonRejection) -> Problem {
     }
 }
 
+/// A grant as the access policy sees it: its id and the organization that
+/// holds it (`None` for an unknown id, which then belongs to no one).
+pub(crate) async fn grant_resource(s: &crate::state::Shared, id: &str) -> Result<crate::authz::Resource, Problem> {
+    let g = id.to_string();
+    let holder = s
+        .blocking(move |rt| match rt.governance().grant(&g) {
+            Ok(g) => Ok(Some(g.operator)),
+            Err(inland_runtime::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?
+        .map_err(|e| Problem::log_internal(&e))?;
+    Ok(crate::authz::Resource::Grant {
+        id: id.to_string(),
+        organization: holder,
+    })
+}
+
 /// Whether `id` is shaped like a job id (a UUID), before anything is looked up.
 pub(crate) fn job_id_shaped(id: &str) -> bool {
     id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
