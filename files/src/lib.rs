@@ -12,6 +12,22 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The environment variable naming the crash point a test wants the
+/// process to stop at.
+pub const CRASH_AT: &str = "INLAND_CRASH_AT";
+
+/// A named point between two durable steps where the crash suite (#24) may
+/// stop the process as a power cut would: when `INLAND_CRASH_AT` names it,
+/// the process aborts there, running no destructor and flushing nothing.
+/// Only whoever starts the domain's processes sets their environment, so
+/// this gives a job or an API client nothing.
+pub fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT.get_or_init(|| std::env::var(CRASH_AT).ok()).as_deref() == Some(name) {
+        std::process::abort();
+    }
+}
+
 /// A file operation that failed, with the file it concerned.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {source}", path.display())]

@@ -66,6 +66,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Privacy::is_exact")]
         privacy: Privacy,
     },
+    /// A grant's termination began: it is marked terminated, so no job is
+    /// admitted under it; `grant_terminated` follows once everything derived
+    /// under it is destroyed (at the next start if the domain stops first).
+    GrantTerminating {
+        /// Grant id.
+        grant: String,
+        /// expired, breach, incident, law or agreement.
+        reason: String,
+        /// The admin's note.
+        note: String,
+    },
     /// A grant was terminated and everything derived under it destroyed (clause 8.6).
     GrantTerminated {
         /// Grant id.
@@ -303,6 +314,23 @@ pub enum Event {
         /// Bytes cut.
         cut_bytes: u64,
     },
+    /// The change an earlier entry announced was not made: it failed, or
+    /// the domain stopped before it was made and start-up rolled it back.
+    /// Read with [`Event::NotMade`]'s entry, the ledger says what happened.
+    NotMade {
+        /// The announcing entry.
+        entry: u64,
+        /// Why: `stopped` (a crash; found at start-up) or the kind of failure.
+        reason: String,
+    },
+    /// The master key was replaced and every grant key re-wrapped under it.
+    MasterKeyRotated {
+        /// Grant keys re-wrapped.
+        grant_keys: u64,
+        /// A keyed tag of the new master key (HMAC of a fixed text under
+        /// it): start-up tells from it whether the rotation committed.
+        key_tag: String,
+    },
     /// A note an admin or auditor added to the record.
     Note {
         /// The note.
@@ -487,8 +515,8 @@ pub struct EventRecord {
 /// Where events go. `record` returns only once the event is durable, so an
 /// action is never reported done before its evidence exists.
 pub trait EventSink: Send + Sync + 'static {
-    /// Records one event durably.
-    fn record(&self, event: Event) -> Result<()>;
+    /// Records one event durably; returns its sequence number.
+    fn record(&self, event: Event) -> Result<u64>;
 }
 
 /// Keeps events in memory; for tests and embedders that persist elsewhere.
@@ -503,7 +531,7 @@ impl MemorySink {
 }
 
 impl EventSink for MemorySink {
-    fn record(&self, event: Event) -> Result<()> {
+    fn record(&self, event: Event) -> Result<u64> {
         let mut events = self
             .0
             .lock()
@@ -514,7 +542,7 @@ impl EventSink for MemorySink {
             at_ms: inland_files::now_ms(),
             event,
         });
-        Ok(())
+        Ok(seq)
     }
 }
 

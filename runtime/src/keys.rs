@@ -19,6 +19,15 @@ const NEXT: &str = "next";
 /// it) of the domain's entity key. Grant ids start with `g-`: no clash.
 const ENTITY: &str = "domain-entities";
 
+/// The tag of a master key: an HMAC of a fixed text under it, 16 bytes.
+fn tag_of(key: &[u8; 32]) -> String {
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        b"inland master key tag/v1",
+    );
+    hex::encode(&tag.as_ref()[..16])
+}
+
 fn random32() -> Result<[u8; 32]> {
     let mut k = [0u8; 32];
     SystemRandom::new()
@@ -108,6 +117,13 @@ impl KeyStore {
         SealingKey::new(&KeyStore::read_key(&self.dir.join(MASTER))?)
     }
 
+    /// A tag naming the master key in force without revealing it: the
+    /// ledger's `master_key_rotated` carries the new key's tag, and start-up
+    /// compares it with this to tell whether that rotation committed.
+    pub(crate) fn master_tag(&self) -> Result<String> {
+        Ok(tag_of(&KeyStore::read_key(&self.dir.join(MASTER))?))
+    }
+
     fn grant_path(&self, grant: &str) -> PathBuf {
         self.dir.join(GRANTS).join(format!("{grant}.key"))
     }
@@ -176,6 +192,22 @@ impl KeyStore {
             .ok_or_else(|| Error::Invalid(format!("the key of grant `{grant}` is malformed")))
     }
 
+    /// The ids of the grants that have a data key (the domain's own keys
+    /// among them are not listed).
+    pub(crate) fn grant_key_ids(&self) -> Result<Vec<String>> {
+        let dir = self.dir.join(GRANTS);
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let name = entry.map_err(|e| Error::io(&dir, e))?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".key"))
+                && id.starts_with("g-")
+            {
+                ids.push(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
     /// Destroys a grant's data key: overwritten, synced, removed. Returns
     /// whether there was a key to destroy.
     pub(crate) fn destroy_grant_key(&self, grant: &str) -> Result<bool> {
@@ -199,7 +231,15 @@ impl KeyStore {
     }
 
     /// Replaces the master key and re-wraps every grant key under it.
+    #[cfg(test)]
     pub(crate) fn rotate_master(&self) -> Result<usize> {
+        self.rotate_master_announced(|_, _| Ok(()))
+    }
+
+    /// [`KeyStore::rotate_master`], calling `announce` with the number of
+    /// keys re-wrapped and the new key's tag once everything is written and
+    /// before the commit point: if it fails, the rotation is undone.
+    pub(crate) fn rotate_master_announced(&self, announce: impl FnOnce(usize, String) -> Result<()>) -> Result<usize> {
         let old = self.master()?;
         let new_bytes = random32()?;
         let new = SealingKey::new(&new_bytes)?;
@@ -229,6 +269,11 @@ impl KeyStore {
             &self.dir.join(format!("{MASTER}.next")),
             hex::encode(new_bytes).as_bytes(),
         )?;
+        if let Err(e) = announce(count, tag_of(&new_bytes)) {
+            self.recover()?;
+            return Err(e);
+        }
+        inland_files::crash_point("rotation-announced");
         // The commit point: from here on the new key is the master key.
         std::fs::rename(self.dir.join(format!("{MASTER}.next")), self.dir.join(MASTER))
             .map_err(|e| Error::io(self.dir.join(MASTER), e))?;

@@ -68,6 +68,24 @@ impl EventLedger {
         })?)
     }
 
+    /// Every event whose change happened: without the entries a `not_made`
+    /// event rolled back (nor the `not_made` events themselves). What reports
+    /// and lineage count; the ledger itself keeps everything.
+    pub fn effective_entries(&self) -> Result<Vec<EventRecord>> {
+        let entries = self.entries()?;
+        let rolled_back: std::collections::BTreeSet<u64> = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::NotMade { entry, .. } => Some(*entry),
+                _ => None,
+            })
+            .collect();
+        Ok(entries
+            .into_iter()
+            .filter(|e| !rolled_back.contains(&e.seq) && !matches!(e.event, Event::NotMade { .. }))
+            .collect())
+    }
+
     /// Every event, decoded.
     pub fn entries(&self) -> Result<Vec<EventRecord>> {
         self.log
@@ -82,7 +100,7 @@ impl EventLedger {
     /// COMPLETE or FAIL run event, with its input datasets and its outputs.
     pub fn export_openlineage(&self, dir: &Path, namespace: &str) -> Result<usize> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let entries = self.entries()?;
+        let entries = self.effective_entries()?;
         let mut outputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for e in &entries {
             if let Event::OutputEmitted { job_id, output_id, .. } = &e.event {
@@ -123,8 +141,8 @@ impl EventLedger {
 }
 
 impl EventSink for EventLedger {
-    fn record(&self, event: Event) -> Result<()> {
-        self.append(event).map(|_| ())
+    fn record(&self, event: Event) -> Result<u64> {
+        self.append(event)
     }
 }
 

@@ -65,6 +65,7 @@ mod governance;
 mod jobs;
 mod keys;
 pub mod ledger;
+mod order;
 mod privacy;
 mod quota;
 mod release;

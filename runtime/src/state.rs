@@ -44,6 +44,9 @@ pub(crate) const SOURCES: Table = TableDefinition::new("sources");
 /// (a release is public whoever made it) without reading every output.
 pub(crate) const RELEASED: Table = TableDefinition::new("released");
 
+/// Start-up's mark: how many ledger entries are reconciled with the state.
+pub(crate) const RECOVERED: Table = TableDefinition::new("recovered");
+
 /// The key of an output's entry in [`RELEASED`].
 pub(crate) fn released_key(grant: &str, output: &str) -> String {
     format!("{grant}\u{0}{output}")
@@ -66,6 +69,10 @@ enum Expect<'a> {
 
 pub(crate) struct State {
     db: Database,
+    /// Held shared by every announced change from its event to its commit
+    /// (the ordering rule's `announce`), and exclusively by the state check, so
+    /// the check never reads an event whose change is still being made.
+    changes: std::sync::RwLock<()>,
 }
 
 fn storage(e: impl Into<redb::Error>) -> Error {
@@ -105,11 +112,57 @@ impl State {
             PRIVACY_SPENT,
             SOURCES,
             COMPONENTS,
+            RECOVERED,
         ] {
             txn.open_table(t).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
-        Ok(State { db })
+        Ok(State {
+            db,
+            changes: std::sync::RwLock::new(()),
+        })
+    }
+
+    /// The guard an announced change holds from its event to its commit.
+    pub(crate) fn changing(&self) -> Result<std::sync::RwLockReadGuard<'_, ()>> {
+        self.changes
+            .read()
+            .map_err(|_| Error::Internal("state change guard poisoned".into()))
+    }
+
+    /// The guard that waits for every change in flight: the state check's.
+    pub(crate) fn quiet(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>> {
+        self.changes
+            .write()
+            .map_err(|_| Error::Internal("state change guard poisoned".into()))
+    }
+
+    /// Inserts a record that must not exist yet and, in the same
+    /// transaction, sets `key` in a second table.
+    pub(crate) fn insert_new_with<T: Serialize, U: Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        value: &T,
+        what: &str,
+        also: (Table, &str, &U),
+    ) -> Result<()> {
+        let (bytes, also_bytes) = (encode(value)?, encode(also.2)?);
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut t = txn.open_table(table).map_err(storage)?;
+            if t.insert(key, bytes.as_slice()).map_err(storage)?.is_some() {
+                return Err(Error::Exists(format!("{what} `{key}`")));
+            }
+            // A table is opened once per transaction.
+            if also.0.name() == table.name() {
+                t.insert(also.1, also_bytes.as_slice()).map_err(storage)?;
+            } else {
+                let mut a = txn.open_table(also.0).map_err(storage)?;
+                a.insert(also.1, also_bytes.as_slice()).map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)
     }
 
     /// Creates `target` from the records of `source`, in one transaction, if

@@ -424,6 +424,14 @@ async fn the_state_check_finds_evidence_without_its_record() {
             delta: 0.0,
         })
         .unwrap();
+    // An announced change the state never got (a crash between the two).
+    ledger
+        .append(inland_runtime::Event::DatasetRegistered {
+            name: "ghost".into(),
+            sha256: "00".repeat(32),
+            rows: 1,
+        })
+        .unwrap();
     let check = d.rt.evidence().check_state().unwrap();
     let found: Vec<(String, String)> = check
         .differences
@@ -433,15 +441,15 @@ async fn the_state_check_finds_evidence_without_its_record() {
     assert_eq!(
         found,
         [
-            ("job".to_string(), "job-lost-in-a-crash".to_string()),
+            ("dataset".to_string(), "ghost".to_string()),
             ("job".to_string(), "job-lost-in-a-crash".to_string()),
             ("privacy".to_string(), d.grant.clone()),
         ],
         "{:#?}",
         check.differences
     );
-    assert!(check.differences[0].problem.contains("no job record"));
-    assert!(check.differences[1].problem.contains("never finished"));
+    assert!(check.differences[0].problem.contains("not in the state"));
+    assert!(check.differences[1].problem.contains("never recorded"));
     let today = inland_runtime::Date::today();
     let compliance = d.rt.evidence().compliance_report(today, today).unwrap();
     let last = compliance.last().unwrap();

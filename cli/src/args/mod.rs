@@ -123,6 +123,10 @@ pub enum Command {
     /// Read, prove and verify the evidence ledger.
     #[command(subcommand)]
     Ledger(LedgerCmd),
+    /// Open the domain (finishing or rolling back what a stop left half
+    /// done), verify the ledger and compare the state with it; exit 4 on
+    /// tampering or any difference.
+    Doctor,
     /// Issue, list and revoke the bearer tokens people use with the server (bootstrap).
     #[command(subcommand)]
     Token(TokenCmd),

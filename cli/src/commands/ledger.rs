@@ -24,20 +24,7 @@ pub fn run(domain: &Path, cmd: LedgerCmd) -> Result<ExitCode> {
             let (rt, ledger) = open_ledger(domain)?;
             export(&rt, &ledger, format, &to)?;
         }
-        LedgerCmd::CheckState => {
-            let check = open(domain)?.evidence().check_state()?;
-            let counts: Vec<String> = check.checked.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            println!("compared {} with the ledger", counts.join(", "));
-            if check.clean() {
-                println!("the state and the ledger agree");
-                return Ok(ExitCode::SUCCESS);
-            }
-            for d in &check.differences {
-                println!("{} {}: {}", d.kind, d.id, d.problem);
-            }
-            println!("{} difference(s)", check.differences.len());
-            return Ok(ExitCode::from(crate::exit::TAMPERED));
-        }
+        LedgerCmd::CheckState => return check_state(&open(domain)?),
         LedgerCmd::Note { text } => {
             let ledger = open_ledger(domain)?.1;
             let seq = ledger.append(Event::Note { text })?;
@@ -105,6 +92,35 @@ fn open_ledger(domain: &Path) -> Result<(Runtime, Arc<EventLedger>)> {
 
 /// Recomputes every hash and checkpoint signature of the domain's ledger
 /// against `public_key` (hex) or the domain's own key.
+/// `inland doctor`: opening the domain runs its start-up reconciliation;
+/// then the ledger is verified and the state compared with it.
+pub fn doctor(domain: &Path) -> Result<ExitCode> {
+    let rt = open(domain)?;
+    let verified = verify(domain, None)?;
+    let checked = check_state(&rt)?;
+    Ok(if verified == ExitCode::SUCCESS {
+        checked
+    } else {
+        verified
+    })
+}
+
+/// Prints the state check; exit 4 on a difference.
+fn check_state(rt: &Runtime) -> Result<ExitCode> {
+    let check = rt.evidence().check_state()?;
+    let counts: Vec<String> = check.checked.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("compared {} with {} ledger entries", counts.join(", "), check.entries);
+    if check.clean() {
+        println!("the state and the ledger agree");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in &check.differences {
+        println!("{} {}: {}", d.kind, d.id, d.problem);
+    }
+    println!("{} difference(s)", check.differences.len());
+    Ok(ExitCode::from(exit::TAMPERED))
+}
+
 fn verify(domain: &Path, public_key: Option<&str>) -> Result<ExitCode> {
     // Verification reads the files directly, so it works on a ledger too damaged to open.
     let key = match public_key {

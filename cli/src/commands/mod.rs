@@ -92,6 +92,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         (Command::Catalog(cmd), None) => catalog::run(&open(domain)?, cmd)?,
         (Command::Report(cmd), None) => report::run(&open(domain)?, cmd)?,
         (Command::Ledger(cmd), None) => return ledger::run(domain, cmd),
+        (Command::Doctor, None) => return ledger::doctor(domain),
         (Command::Token(cmd), None) => token::run(&open(domain)?, cmd)?,
         (
             Command::Serve {
@@ -130,6 +131,7 @@ fn noun(command: &Command) -> &'static str {
         Command::Catalog(_) => "catalog",
         Command::Report(_) => "report",
         Command::Ledger(_) => "ledger",
+        Command::Doctor => "doctor",
         Command::Token(_) => "token",
         Command::Serve { .. } => "serve",
     }

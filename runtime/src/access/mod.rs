@@ -212,14 +212,16 @@ impl Access {
             expires_at_ms,
             revoked_at_ms: None,
         };
-        domain.state.insert_new(TOKENS, &record.id, &record, "token")?;
-        self.inner.events.record(Event::TokenIssued {
+        let event = Event::TokenIssued {
             id: record.id.clone(),
             role: role.to_string(),
             name: record.name.clone(),
             operator: record.operator.clone(),
             expires_at_ms,
             by: by.map(str::to_string),
+        };
+        crate::order::announce(&domain.state, self.inner.events.as_ref(), event, || {
+            domain.state.insert_new(TOKENS, &record.id, &record, "token")
         })?;
         self.inner.checkpoint()?;
         tracing::info!(token = %record.id, %role, "token issued");
@@ -244,8 +246,12 @@ impl Access {
             return Err(Error::Invalid(format!("token `{id}` is already revoked")));
         }
         record.revoked_at_ms = Some(inland_files::now_ms());
-        state.replace(TOKENS, id, &record)?;
-        self.inner.events.record(Event::TokenRevoked { id: id.to_string() })?;
+        crate::order::announce(
+            state,
+            self.inner.events.as_ref(),
+            Event::TokenRevoked { id: id.to_string() },
+            || state.replace(TOKENS, id, &record),
+        )?;
         self.inner.checkpoint()?;
         tracing::info!(token = %id, "token revoked");
         Ok(record)
@@ -291,7 +297,8 @@ impl Access {
             name: principal.name.clone(),
             action: action.to_string(),
             resource: resource.to_string(),
-        })
+        })?;
+        Ok(())
     }
 
     /// Remembers who submitted a job, so no one votes on their own request.

@@ -59,14 +59,14 @@ impl Access {
             set_by: by.to_string(),
             set_at_ms: inland_files::now_ms(),
         };
-        self.inner
-            .domain
-            .state
-            .insert_new(ACCESS_POLICIES, &key(version), &record, "access policy version")?;
-        self.inner.events.record(Event::AccessPolicySet {
+        let event = Event::AccessPolicySet {
             version,
             sha256: record.sha256.clone(),
             by: by.to_string(),
+        };
+        let state = &self.inner.domain.state;
+        crate::order::announce(state, self.inner.events.as_ref(), event, || {
+            state.insert_new(ACCESS_POLICIES, &key(version), &record, "access policy version")
         })?;
         self.inner.checkpoint()?;
         tracing::info!(version, "access policy replaced");

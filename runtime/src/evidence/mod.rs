@@ -2,6 +2,7 @@
 //! into, the usage and compliance reports computed from it, and the public
 //! catalog (names and descriptions, never data).
 
+pub(crate) mod made;
 pub(crate) mod publication;
 pub(crate) mod state_check;
 
@@ -45,9 +46,16 @@ impl Evidence {
             .entries()
     }
 
+    /// The entries whose change happened, for reports.
+    fn effective_entries(&self) -> Result<Vec<EventRecord>> {
+        self.ledger()
+            .ok_or_else(|| Error::Invalid("reports are computed from the ledger, and this runtime has none".into()))?
+            .effective_entries()
+    }
+
     /// Usage over a period, for one operator or all, computed from the ledger.
     pub fn usage_report(&self, operator: Option<&str>, from: Date, until: Date) -> Result<UsageReport> {
-        Ok(publication::usage(&self.ledger_entries()?, operator, from, until))
+        Ok(publication::usage(&self.effective_entries()?, operator, from, until))
     }
 
     /// Each clause of the standard, its control, and the evidence for the
@@ -58,8 +66,8 @@ impl Evidence {
             .map(|l| l.verify().map(|r| r.problem.is_none()))
             .transpose()?
             .unwrap_or(false);
-        let entries = self.ledger_entries()?;
-        let check = state_check::check(&self.inner.domain.state, &entries)?;
+        let entries = self.effective_entries()?;
+        let check = self.check_state()?;
         let mut lines = publication::compliance(&entries, from, until, ok);
         lines.push(ComplianceLine {
             clause: "9.5".into(),
@@ -84,7 +92,7 @@ impl Evidence {
     /// Compares the domain's state with its ledger: every record has the
     /// event that announced it and every announcing event its record.
     pub fn check_state(&self) -> Result<state_check::StateCheck> {
-        state_check::check(&self.inner.domain.state, &self.ledger_entries()?)
+        state_check::check(&self.inner, || self.ledger_entries())
     }
 
     /// Publishes the catalog of operable datasets (JSON and HTML, no data) into `dir`.

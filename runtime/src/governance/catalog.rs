@@ -361,26 +361,32 @@ pub(crate) fn register(
         sorted_by: meta.sort_by,
     };
     let final_path = domain.root().join(record.relative_path());
-    // The file goes in first; the catalog entry makes it visible. If the entry
-    // cannot be written the file is removed again.
-    tmp.persist(&final_path).map_err(|e| Error::io(&final_path, e.error))?;
+    // The file goes in first, never over another; the catalog entry makes it
+    // visible. If the entry cannot be written the file is removed again, and
+    // one a crash left behind unnamed is deleted at the next start.
+    tmp.persist_noclobber(&final_path)
+        .map_err(|e| Error::io(&final_path, e.error))?;
     inland_files::sync_dir(&dir)?;
-    if let Err(e) = domain.state.insert_new(DATASETS, name, &record, "dataset") {
-        let _ = std::fs::remove_file(&final_path);
-        return Err(e);
-    }
-    match &record.owner {
-        Some(operator) => events.record(Event::DatasetProposed {
+    inland_files::crash_point("dataset-file-stored");
+    let event = match &record.owner {
+        Some(operator) => Event::DatasetProposed {
             name: record.name.clone(),
             operator: operator.clone(),
             sha256: record.sha256.clone(),
             rows: record.rows,
-        })?,
-        None => events.record(Event::DatasetRegistered {
+        },
+        None => Event::DatasetRegistered {
             name: record.name.clone(),
             sha256: record.sha256.clone(),
             rows: record.rows,
-        })?,
+        },
+    };
+    let stored = crate::order::announce(&domain.state, events, event, || {
+        domain.state.insert_new(DATASETS, name, &record, "dataset")
+    });
+    if let Err(e) = stored {
+        let _ = std::fs::remove_file(&final_path);
+        return Err(e);
     }
     tracing::info!(dataset = name, rows, "dataset registered");
     Ok(record)
@@ -406,10 +412,12 @@ pub(crate) fn approve(domain: &Domain, events: &dyn EventSink, name: &str) -> Re
         return Err(Error::Invalid(format!("dataset `{name}` is not awaiting approval")));
     }
     d.status = DatasetStatus::Approved;
-    domain.state.replace(DATASETS, name, &d)?;
-    events.record(Event::DatasetApproved {
+    let event = Event::DatasetApproved {
         name: name.to_string(),
         owner: d.owner.clone(),
+    };
+    crate::order::announce(&domain.state, events, event, || {
+        domain.state.replace(DATASETS, name, &d)
     })?;
     Ok(d)
 }

@@ -48,12 +48,17 @@ pub(crate) fn approve(
         note: note.to_string(),
         approved_at_ms: inland_files::now_ms(),
     };
-    domain
-        .state
-        .insert_new(COMPONENTS, sha256, &approval, "component approval")?;
-    events.record(Event::ComponentApproved {
+    if approval_of(domain, sha256)?.is_some() {
+        return Err(Error::Exists(format!("component approval `{sha256}`")));
+    }
+    let event = Event::ComponentApproved {
         sha256: sha256.to_string(),
         by: by.to_string(),
+    };
+    crate::order::announce(&domain.state, events, event, || {
+        domain
+            .state
+            .insert_new(COMPONENTS, sha256, &approval, "component approval")
     })?;
     Ok(approval)
 }
@@ -67,12 +72,22 @@ pub(crate) fn approval(domain: &Domain, sha256: &str) -> Result<Option<Component
 /// no more (admission checks on every job); records who withdrew it and why.
 pub(crate) fn revoke(domain: &Domain, events: &dyn EventSink, sha256: &str, by: &str, note: &str) -> Result<()> {
     check_hash(sha256)?;
-    if !domain.state.remove(COMPONENTS, sha256)? {
+    if approval_of(domain, sha256)?.is_none() {
         return Err(Error::NotFound(format!("an approval of component {sha256}")));
     }
-    events.record(Event::ComponentApprovalRevoked {
+    let event = Event::ComponentApprovalRevoked {
         sha256: sha256.to_string(),
         by: by.to_string(),
         note: note.to_string(),
+    };
+    crate::order::announce(&domain.state, events, event, || {
+        match domain.state.remove(COMPONENTS, sha256)? {
+            true => Ok(()),
+            false => Err(Error::NotFound(format!("an approval of component {sha256}"))),
+        }
     })
+}
+
+fn approval_of(domain: &Domain, sha256: &str) -> Result<Option<ComponentApproval>> {
+    domain.state.get(COMPONENTS, sha256)
 }

@@ -132,11 +132,14 @@ impl Catalog {
             text: text.to_string(),
             at_ms: inland_files::now_ms(),
         };
-        self.inner.domain.state.insert_new(FEEDBACK, &fb.id, &fb, "feedback")?;
-        self.inner.events.record(Event::FeedbackAdded {
+        let event = Event::FeedbackAdded {
             id: fb.id.clone(),
             dataset: fb.dataset.clone(),
             operator: fb.operator.clone(),
+        };
+        let state = &self.inner.domain.state;
+        crate::order::announce(state, self.inner.events.as_ref(), event, || {
+            state.insert_new(FEEDBACK, &fb.id, &fb, "feedback")
         })?;
         Ok(fb)
     }
@@ -224,11 +227,18 @@ impl Governance {
 
     /// Replaces the domain's master key, re-wrapping every grant key.
     pub fn rotate_master_key(&self) -> Result<usize> {
-        let n = self.inner.keys.rotate_master()?;
-        self.inner.events.record(Event::Note {
-            text: format!("master key rotated; {n} grant keys re-wrapped"),
-        })?;
-        Ok(n)
+        let inner = &self.inner;
+        // The event before the commit point; a stop between the two is
+        // undone by the key store and rolled back in the ledger at start.
+        inner.keys.rotate_master_announced(|n, key_tag| {
+            inner
+                .events
+                .record(Event::MasterKeyRotated {
+                    grant_keys: n as u64,
+                    key_tag,
+                })
+                .map(|_| ())
+        })
     }
 }
 

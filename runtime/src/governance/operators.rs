@@ -180,11 +180,16 @@ pub(crate) fn add_operator(
         qualifications,
         status_reason: None,
     };
-    domain.state.insert_new(OPERATORS, name, &op, "operator")?;
-    events.record(Event::OperatorRegistered {
+    if domain.state.get::<Operator>(OPERATORS, name)?.is_some() {
+        return Err(Error::Exists(format!("operator `{name}`")));
+    }
+    let event = Event::OperatorRegistered {
         name: name.to_string(),
         kind: format!("{kind:?}").to_lowercase(),
         qualifications: op.qualifications.iter().map(|q| q.evidence_sha256.clone()).collect(),
+    };
+    crate::order::announce(&domain.state, events, event, || {
+        domain.state.insert_new(OPERATORS, name, &op, "operator")
     })?;
     Ok(op)
 }
@@ -206,11 +211,13 @@ pub(crate) fn set_operator_status(
     let mut op = operator(domain, name)?;
     op.status = status;
     op.status_reason = reason.clone();
-    domain.state.replace(OPERATORS, name, &op)?;
-    events.record(Event::OperatorStatusChanged {
+    let event = Event::OperatorStatusChanged {
         name: name.to_string(),
         status: status.as_str().to_string(),
         reason,
+    };
+    crate::order::announce(&domain.state, events, event, || {
+        domain.state.replace(OPERATORS, name, &op)
     })?;
     Ok(op)
 }
@@ -286,13 +293,11 @@ pub(crate) fn issue_grant(
         approved_components_only: req.approved_components_only,
         privacy: req.privacy,
     };
-    // The key first: a grant never exists without the key its data is sealed with.
+    // The key first: a grant never exists without the key its data is sealed
+    // with. A key a crash left without its grant is destroyed at start-up.
     keys.create_grant_key(&grant.id)?;
-    if let Err(e) = domain.state.insert_new(GRANTS, &grant.id, &grant, "grant") {
-        let _ = keys.destroy_grant_key(&grant.id);
-        return Err(e);
-    }
-    events.record(Event::GrantIssued {
+    inland_files::crash_point("grant-key-created");
+    let event = Event::GrantIssued {
         grant: grant.id.clone(),
         operator: grant.operator.clone(),
         datasets: grant.datasets.clone(),
@@ -302,7 +307,14 @@ pub(crate) fn issue_grant(
         quota: grant.quota,
         approved_components_only: grant.approved_components_only,
         privacy: grant.privacy.clone(),
-    })?;
+    };
+    let stored = crate::order::announce(&domain.state, events, event, || {
+        domain.state.insert_new(GRANTS, &grant.id, &grant, "grant")
+    });
+    if let Err(e) = stored {
+        let _ = keys.destroy_grant_key(&grant.id);
+        return Err(e);
+    }
     Ok(grant)
 }
 

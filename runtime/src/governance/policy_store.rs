@@ -80,11 +80,15 @@ pub(crate) fn apply_text(
         file,
         applied_at_ms: inland_files::now_ms(),
     };
-    domain
-        .state
-        .insert_new(POLICIES, &format!("v{version:08}"), &record, "policy version")?;
-    domain.state.upsert(POLICIES, CURRENT, &record)?;
-    events.record(Event::PolicyApplied { version, sha256 })?;
+    crate::order::announce(&domain.state, events, Event::PolicyApplied { version, sha256 }, || {
+        domain.state.insert_new_with(
+            POLICIES,
+            &format!("v{version:08}"),
+            &record,
+            "policy version",
+            (POLICIES, CURRENT, &record),
+        )
+    })?;
     Ok(Ok(record))
 }
 

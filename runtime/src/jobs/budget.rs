@@ -50,6 +50,8 @@ pub(crate) fn charge(
     job_id: &str,
     cost: &PrivacyCost,
 ) -> Result<std::result::Result<(), String>> {
+    // The event is appended inside the transaction, before it commits.
+    let _changing = state.changing()?;
     let outcome = state.update(PRIVACY_SPENT, &grant.id, |old: Option<Spent>| {
         let mut spent = old.unwrap_or_default();
         let left = budget.budget_rho - spent.rho;

@@ -6,8 +6,9 @@ pub(crate) mod budget;
 mod queries;
 pub(crate) mod quota;
 pub(crate) mod recover;
-mod run;
+pub(crate) mod run;
 pub(crate) mod sources;
+pub(crate) mod terminate;
 mod texts;
 
 pub use run::{JobRecord, JobReport, JobRequest, JobStatus};
@@ -23,7 +24,7 @@ use crate::governance::policy_store;
 use crate::release::Reviews;
 use crate::release::gating::{self, GateContext};
 use crate::release::output::OutputOrigin;
-use crate::state::{JOBS, OUTPUTS};
+use crate::state::JOBS;
 use inland_query::{DatasetSource, QueryScope, visible_columns};
 use inland_sandbox::{EPOCH_TICK, JobError, JobSetup};
 use queries::JobQueries;
@@ -215,182 +216,218 @@ impl Jobs {
             datasets: datasets.iter().map(|d| d.name.clone()).collect(),
             source_sha256: request.source_sha256.clone(),
         })?;
-        // The policy that chose the datasets above is the one the queries run under.
-        let policy = in_force;
-        let policy_ref = policy.as_ref().map(|(_, p)| p);
-        let keys = inland_query::PolicyKeys {
-            pseudonym: inner.keys.pseudonym_key(&grant.id)?,
-            entity: inner.keys.entity_key()?,
-        };
-        let session = inner.engine.session(&sources, policy_ref.map(|p| (p, keys))).await?;
-        let mut scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
-            .with_unique_entities(policy_ref, &sources);
-        let account = grant.privacy.budget().map(|budget| queries::Account {
-            inner: inner.clone(),
-            grant: grant.clone(),
-            budget: budget.clone(),
-        });
-        if let Some(budget) = grant.privacy.budget() {
-            scope.dp = Some(inland_query::DpScope {
-                rho_per_query: budget.query_rho,
-                // Keyed per grant, from a key never shown: which of an
-                // entity's rows count cannot be steered by the job.
-                row_key: hex::encode(Sha256::digest([b"inland dp rows".as_slice(), &keys.pseudonym].concat())),
-            });
-        }
-        let listed: Vec<(DatasetSource, String)> = sources
-            .into_iter()
-            .zip(&datasets)
-            .map(|(mut s, d)| {
-                if let Some(p) = policy_ref {
-                    visible_columns(&s.name, &mut s.columns, p);
-                }
-                // A dp job is told what its noisy aggregates may use.
-                let description = match (&scope.dp, policy_ref) {
-                    (Some(_), Some(_)) => format!("{}{}", d.description, dp_terms(&scope, &s.name)),
-                    _ => d.description.clone(),
-                };
-                (s, description)
-            })
-            .collect();
-        let queries = Arc::new(
-            JobQueries::new(
-                id.clone(),
-                inner.engine.clone(),
-                session,
-                scope.clone(),
-                &listed,
-                inner.events.clone(),
-                inner.text_digest(),
-            )
-            .with_account(account),
+        inland_files::crash_point("job-admitted");
+        let admitted_at_ms = inland_files::now_ms();
+        let (job_operator, job_grant, job_module, job_params, job_source) = (
+            request.operator.clone(),
+            grant.id.clone(),
+            module_sha256.clone(),
+            request.params.clone(),
+            request.source_sha256.clone(),
         );
-        let run = inner
-            .sandbox
-            .run(
-                &pre,
-                JobSetup {
-                    grant: grant.id.clone(),
-                    params: request.params.clone(),
-                    backend: queries.clone(),
-                    cancel,
-                    // In the dp mode, how long a query took over the data
-                    // would be a measurement without noise.
-                    frozen_clock: !grant.privacy.is_exact(),
-                },
-            )
-            .await;
-        let run_us = run.run_us;
-        let run_ms = run_us / 1000;
-        let outcome = run.outcome;
-        let log = run.log;
-        // The sandbox dropped its handle with the store; this is the last one.
-        let trail = Arc::into_inner(queries)
-            .map(JobQueries::into_trail)
-            .ok_or_else(|| Error::Internal("a job's queries outlived its run".into()))?;
-        let collected = run.outputs;
-        if !trail.sealed_errors.is_empty() {
-            let key = inner.keys.grant_key(&grant.id)?;
-            gating::store_query_errors(&inner.domain, &key, &grant.id, &id, &trail.sealed_errors)?;
-        }
-
-        let mut outputs = Vec::new();
-        if outcome.is_ok() && !collected.is_empty() {
-            let origin = OutputOrigin {
-                job_id: &id,
-                operator: &request.operator,
-                grant: &grant.id,
-                module_sha256: &module_sha256,
-                datasets: scope.datasets.iter().cloned().collect(),
-                label: trail.label.clone(),
+        // Admitted and announced: whatever fails from here on closes the job
+        // now (recorded as failed, its outputs destroyed), never leaving it
+        // for the next start.
+        let ran: Result<JobReport> = async {
+            // The policy that chose the datasets above is the one the queries run under.
+            let policy = in_force;
+            let policy_ref = policy.as_ref().map(|(_, p)| p);
+            let keys = inland_query::PolicyKeys {
+                pseudonym: inner.keys.pseudonym_key(&grant.id)?,
+                entity: inner.keys.entity_key()?,
             };
-            let key = inner.keys.grant_key(&grant.id)?;
-            let gate = GateContext::new(
-                &inner.domain,
-                policy.as_ref().map(|(_, p)| p),
-                &origin.datasets,
-                &grant.id,
-                None,
-            )?;
-            gating::store_facts(&inner.domain, &key, &grant.id, &id, &trail.facts)?;
-            outputs = gating::quarantine(&inner.domain, &key, collected, &origin, &gate, &trail.facts)?;
-            for o in &outputs {
-                inner.events.record(Event::OutputEmitted {
-                    job_id: id.clone(),
-                    output_id: o.id.clone(),
-                    content_digest: inner.text_digest().of(&o.sha256),
-                    rows: None,
-                })?;
-                if let Some(report) = &o.gate {
-                    inner.events.record(Event::OutputChecked {
-                        output_id: o.id.clone(),
-                        verdict: match report.verdict {
-                            inland_gate::Verdict::Blocked => "blocked".into(),
-                            inland_gate::Verdict::Review => "review".into(),
-                        },
-                        findings: report.findings().map(|c| format!("{} {}", c.check, c.status)).collect(),
-                        traced_cells: None,
-                        untraced_cells: None,
-                    })?;
-                }
+            let session = inner.engine.session(&sources, policy_ref.map(|p| (p, keys))).await?;
+            let mut scope = QueryScope::under(policy_ref, sources.iter().map(|d| d.name.clone()))
+                .with_unique_entities(policy_ref, &sources);
+            let account = grant.privacy.budget().map(|budget| queries::Account {
+                inner: inner.clone(),
+                grant: grant.clone(),
+                budget: budget.clone(),
+            });
+            if let Some(budget) = grant.privacy.budget() {
+                scope.dp = Some(inland_query::DpScope {
+                    rho_per_query: budget.query_rho,
+                    // Keyed per grant, from a key never shown: which of an
+                    // entity's rows count cannot be steered by the job.
+                    row_key: hex::encode(Sha256::digest([b"inland dp rows".as_slice(), &keys.pseudonym].concat())),
+                });
             }
-        } else if !collected.is_empty() {
-            tracing::info!(discarded = collected.len(), "outputs of a failed job were discarded");
-        }
+            let listed: Vec<(DatasetSource, String)> = sources
+                .into_iter()
+                .zip(&datasets)
+                .map(|(mut s, d)| {
+                    if let Some(p) = policy_ref {
+                        visible_columns(&s.name, &mut s.columns, p);
+                    }
+                    // A dp job is told what its noisy aggregates may use.
+                    let description = match (&scope.dp, policy_ref) {
+                        (Some(_), Some(_)) => format!("{}{}", d.description, dp_terms(&scope, &s.name)),
+                        _ => d.description.clone(),
+                    };
+                    (s, description)
+                })
+                .collect();
+            let queries = Arc::new(
+                JobQueries::new(
+                    id.clone(),
+                    inner.engine.clone(),
+                    session,
+                    scope.clone(),
+                    &listed,
+                    inner.events.clone(),
+                    inner.text_digest(),
+                )
+                .with_account(account),
+            );
+            let run = inner
+                .sandbox
+                .run(
+                    &pre,
+                    JobSetup {
+                        grant: grant.id.clone(),
+                        params: request.params.clone(),
+                        backend: queries.clone(),
+                        cancel,
+                        // In the dp mode, how long a query took over the data
+                        // would be a measurement without noise.
+                        frozen_clock: !grant.privacy.is_exact(),
+                    },
+                )
+                .await;
+            let run_us = run.run_us;
+            let run_ms = run_us / 1000;
+            let outcome = run.outcome;
+            let log = run.log;
+            // The sandbox dropped its handle with the store; this is the last one.
+            let trail = Arc::into_inner(queries)
+                .map(JobQueries::into_trail)
+                .ok_or_else(|| Error::Internal("a job's queries outlived its run".into()))?;
+            let collected = run.outputs;
+            if !trail.sealed_errors.is_empty() {
+                let key = inner.keys.grant_key(&grant.id)?;
+                gating::store_query_errors(&inner.domain, &key, &grant.id, &id, &trail.sealed_errors)?;
+            }
 
-        inner.events.record(Event::JobFinished {
-            job_id: id.clone(),
-            outcome: JobOutcome::of_run(&outcome, &inner.text_digest()),
-        })?;
-        let output_names = outputs.iter().map(|o| (o.id.clone(), o.name.clone())).collect();
-        let record = JobRecord {
-            id: id.clone(),
-            operator: request.operator,
-            grant: grant.id.clone(),
-            module_sha256,
-            source_sha256: request.source_sha256,
-            params: request.params,
-            status: if outcome.is_ok() {
-                JobStatus::Succeeded
-            } else {
-                JobStatus::Failed
-            },
-            error: outcome.err(),
-            started_at_ms,
-            finished_at_ms: inland_files::now_ms(),
-            run_ms,
-            run_us,
-            queries: trail.queries,
-            outputs: outputs.iter().map(|o| o.id.clone()).collect(),
-            log,
-            log_dropped: run.log_dropped,
-            label: trail.label.clone(),
-            sealed_texts: None,
-        };
-        inner
-            .domain
-            .state
-            .insert_new(JOBS, &id, &texts::seal_or_drop(inner, &record, output_names), "job")?;
-        self.inner.checkpoint()?;
-        // The log is a channel out of the domain too: the outcome as the
-        // ledger has it, never the job's own text.
-        match JobOutcome::of_run(&record.error.clone().map_or(Ok(()), Err), &self.inner.text_digest()) {
-            JobOutcome::Succeeded => tracing::info!(outputs = outputs.len(), "job succeeded"),
-            JobOutcome::Failed(why) => tracing::info!(outcome = %why, "job did not succeed"),
+            let mut outputs = Vec::new();
+            if outcome.is_ok() && !collected.is_empty() {
+                let origin = OutputOrigin {
+                    job_id: &id,
+                    operator: &request.operator,
+                    grant: &grant.id,
+                    module_sha256: &module_sha256,
+                    datasets: scope.datasets.iter().cloned().collect(),
+                    label: trail.label.clone(),
+                };
+                let key = inner.keys.grant_key(&grant.id)?;
+                let gate = GateContext::new(
+                    &inner.domain,
+                    policy.as_ref().map(|(_, p)| p),
+                    &origin.datasets,
+                    &grant.id,
+                    None,
+                )?;
+                gating::store_facts(&inner.domain, &key, &grant.id, &id, &trail.facts)?;
+                outputs = gating::quarantine(&inner.domain, &key, collected, &origin, &gate, &trail.facts)?;
+                for o in &outputs {
+                    inner.events.record(Event::OutputEmitted {
+                        job_id: id.clone(),
+                        output_id: o.id.clone(),
+                        content_digest: inner.text_digest().of(&o.sha256),
+                        rows: None,
+                    })?;
+                    if let Some(report) = &o.gate {
+                        inner.events.record(Event::OutputChecked {
+                            output_id: o.id.clone(),
+                            verdict: match report.verdict {
+                                inland_gate::Verdict::Blocked => "blocked".into(),
+                                inland_gate::Verdict::Review => "review".into(),
+                            },
+                            findings: report.findings().map(|c| format!("{} {}", c.check, c.status)).collect(),
+                            traced_cells: None,
+                            untraced_cells: None,
+                        })?;
+                    }
+                }
+            } else if !collected.is_empty() {
+                tracing::info!(discarded = collected.len(), "outputs of a failed job were discarded");
+            }
+
+            let finished = Event::JobFinished {
+                job_id: id.clone(),
+                outcome: JobOutcome::of_run(&outcome, &inner.text_digest()),
+            };
+            let output_names = outputs.iter().map(|o| (o.id.clone(), o.name.clone())).collect();
+            let record = JobRecord {
+                id: id.clone(),
+                operator: request.operator,
+                grant: grant.id.clone(),
+                module_sha256,
+                source_sha256: request.source_sha256,
+                params: request.params,
+                status: if outcome.is_ok() {
+                    JobStatus::Succeeded
+                } else {
+                    JobStatus::Failed
+                },
+                error: outcome.err(),
+                started_at_ms,
+                finished_at_ms: inland_files::now_ms(),
+                run_ms,
+                run_us,
+                queries: trail.queries,
+                outputs: outputs.iter().map(|o| o.id.clone()).collect(),
+                log,
+                log_dropped: run.log_dropped,
+                label: trail.label.clone(),
+                sealed_texts: None,
+            };
+            let stored = texts::seal_or_drop(inner, &record, output_names);
+            let state = &inner.domain.state;
+            crate::order::announce(state, inner.events.as_ref(), finished, || {
+                state.insert_new(JOBS, &id, &stored, "job")
+            })?;
+            self.inner.checkpoint()?;
+            // The log is a channel out of the domain too: the outcome as the
+            // ledger has it, never the job's own text.
+            match JobOutcome::of_run(&record.error.clone().map_or(Ok(()), Err), &self.inner.text_digest()) {
+                JobOutcome::Succeeded => tracing::info!(outputs = outputs.len(), "job succeeded"),
+                JobOutcome::Failed(why) => tracing::info!(outcome = %why, "job did not succeed"),
+            }
+            Ok(JobReport { job: record, outputs })
         }
-        Ok(JobReport { job: record, outputs })
+        .await;
+        if let Err(e) = &ran
+            && !crate::evidence::made::job_recorded(&inner.domain.state, &id)?
+        {
+            let why = format!("the domain failed while the job ran ({})", crate::order::kind(e));
+            let admitted = recover::Admitted {
+                id: &id,
+                operator: &job_operator,
+                grant: &job_grant,
+                module_sha256: &job_module,
+                params: &job_params,
+                source_sha256: job_source.as_ref(),
+                started_at_ms: admitted_at_ms,
+            };
+            let entries = match &inner.ledger {
+                Some(l) => l.entries()?,
+                None => Vec::new(),
+            };
+            recover::close(inner, &admitted, &why, &entries)?;
+        }
+        ran
     }
 
     fn refuse(&self, id: String, started_at_ms: u64, request: JobRequest, e: JobError) -> Result<JobReport> {
         let inner = &self.inner;
         let module_sha256 = inland_files::sha256_hex(&request.wasm);
-        inner.events.record(Event::JobRefused {
+        let refused = Event::JobRefused {
             job_id: id.clone(),
             operator: request.operator.clone(),
             grant: request.grant.clone(),
             module_sha256: module_sha256.clone(),
             reason: e.to_string(),
-        })?;
+        };
         let record = JobRecord {
             id: id.clone(),
             operator: request.operator,
@@ -411,7 +448,10 @@ impl Jobs {
             label: None,
             sealed_texts: None,
         };
-        inner.domain.state.insert_new(JOBS, &id, &record, "job")?;
+        let state = &inner.domain.state;
+        crate::order::announce(state, inner.events.as_ref(), refused, || {
+            state.insert_new(JOBS, &id, &record, "job")
+        })?;
         self.inner.checkpoint()?;
         tracing::info!(error = ?record.error, "job refused");
         Ok(JobReport {
@@ -489,8 +529,23 @@ impl Jobs {
     /// is left of its key, files and outputs is destroyed then.
     pub async fn terminate_grant(&self, id: &str, reason: TerminationReason, note: &str) -> Result<Event> {
         let inner = &self.inner;
-        if !governance::mark_terminated(&inner.domain, id)? && !self.termination_unfinished(id)? {
-            return Err(Error::Invalid(format!("grant `{id}` is already terminated")));
+        let reason = format!("{reason:?}").to_lowercase();
+        if governance::grant(&inner.domain, id)?.status == GrantStatus::Terminated {
+            if !self.termination_unfinished(id)? {
+                return Err(Error::Invalid(format!("grant `{id}` is already terminated")));
+            }
+        } else {
+            // Announced and marked first: from here no job is admitted, and a
+            // stop before the end is finished at the next start.
+            let event = Event::GrantTerminating {
+                grant: id.to_string(),
+                reason: reason.clone(),
+                note: note.to_string(),
+            };
+            let state = &inner.domain.state;
+            crate::order::announce(state, inner.events.as_ref(), event, || {
+                governance::mark_terminated(&inner.domain, id).map(|_| ())
+            })?;
         }
         let mut jobs_stopped = Vec::new();
         loop {
@@ -516,47 +571,21 @@ impl Jobs {
             // A cancelled job stops at its next epoch tick (or when its query returns).
             tokio::time::sleep(EPOCH_TICK).await;
         }
-        let key_destroyed = inner.keys.destroy_grant_key(id)?;
-        let dir = inner.domain.dir("quarantine").join(id);
-        let (mut files_deleted, mut bytes_deleted) = (0u64, 0u64);
-        if dir.exists() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-                let entry = entry.map_err(|e| Error::io(&dir, e))?;
-                bytes_deleted += entry.metadata().map(|m| m.len()).unwrap_or(0);
-                files_deleted += 1;
-            }
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            inland_files::sync_dir(&inner.domain.dir("quarantine"))?;
-        }
-        let mut outputs_destroyed = Vec::new();
-        let mut released = Vec::new();
-        for mut o in Reviews::new(self.inner.clone())
-            .outputs()?
-            .into_iter()
-            .filter(|o| o.grant == id && !o.destroyed)
-        {
-            // Products already exported are listed, not recalled (clause 8.6).
-            for e in &o.exports {
-                released.push(format!("{} (manifest {})", o.id, e.manifest_sha256));
-            }
-            o.scrub();
-            inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
-            outputs_destroyed.push((o.id, inner.text_digest().of(&o.sha256)));
-        }
+        let destroyed = terminate::destroy(inner, id)?;
         let event = Event::GrantTerminated {
             grant: id.to_string(),
-            reason: format!("{reason:?}").to_lowercase(),
+            reason,
             note: note.to_string(),
-            outputs_destroyed,
-            files_deleted,
-            bytes_deleted,
-            key_destroyed,
+            outputs_destroyed: destroyed.outputs,
+            files_deleted: destroyed.files,
+            bytes_deleted: destroyed.bytes,
+            key_destroyed: destroyed.key,
             jobs_stopped,
-            released,
+            released: destroyed.released,
         };
         inner.events.record(event.clone())?;
         self.inner.checkpoint()?;
-        tracing::info!(grant = id, files_deleted, "grant terminated");
+        tracing::info!(grant = id, files_deleted = destroyed.files, "grant terminated");
         Ok(event)
     }
 }

@@ -80,7 +80,9 @@ pub(crate) fn store(
     // Written every time, stored or not: how long an upload takes must not
     // tell whether another organization stored the same bytes.
     inland_files::write_atomic(&dir.join(&sha256), archive)?;
-    // One transaction: two organizations storing the same bytes at once both stay listed.
+    // One transaction: two organizations storing the same bytes at once both
+    // stay listed. The event is appended inside it, before it commits.
+    let _changing = domain.state.changing()?;
     let mut record = None;
     let added = domain.state.update(SOURCES, &sha256, |old: Option<SourceRecord>| {
         let mut r = old.unwrap_or_else(|| SourceRecord {
@@ -91,22 +93,24 @@ pub(crate) fn store(
         });
         if r.organizations.iter().any(|o| o == organization) {
             record = Some(r);
-            return Err(());
+            return Err(None);
         }
         r.organizations.push(organization.to_string());
         record = Some(r.clone());
+        events
+            .record(Event::SourceSubmitted {
+                sha256: sha256.clone(),
+                organization: organization.to_string(),
+                by: by.to_string(),
+                bytes: r.bytes,
+            })
+            .map_err(Some)?;
         Ok(r)
     })?;
-    let record = record.ok_or_else(|| Error::Internal("a source record was not read".into()))?;
-    if added.is_ok() {
-        events.record(Event::SourceSubmitted {
-            sha256: sha256.clone(),
-            organization: organization.to_string(),
-            by: by.to_string(),
-            bytes: record.bytes,
-        })?;
+    if let Err(Some(e)) = added {
+        return Err(e);
     }
-    Ok(record)
+    record.ok_or_else(|| Error::Internal("a source record was not read".into()))
 }
 
 /// The record of archive `sha256`, if it is stored.

@@ -218,15 +218,7 @@ fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
 /// staging directory beside it, which is renamed into place when complete.
 /// Also how a client stores a bundle it downloaded.
 pub fn write_bundle(to: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
-    if to.exists() {
-        let empty = std::fs::read_dir(to).map_err(|e| Error::io(to, e))?.next().is_none();
-        if !empty {
-            return Err(Error::Invalid(format!(
-                "{} is not empty: export into a new directory",
-                to.display()
-            )));
-        }
-    }
+    check_target(to)?;
     let parent = match to.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -249,6 +241,21 @@ pub fn write_bundle(to: &Path, files: &[(String, Vec<u8>)]) -> Result<()> {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// Refuses a target directory that is not new or empty, before anything is
+/// recorded: an export is recorded before its files are written.
+pub fn check_target(to: &Path) -> Result<()> {
+    if to.exists() {
+        let empty = std::fs::read_dir(to).map_err(|e| Error::io(to, e))?.next().is_none();
+        if !empty {
+            return Err(Error::Invalid(format!(
+                "{} is not empty: export into a new directory",
+                to.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What checking a bundle found.

@@ -100,7 +100,7 @@ pub(crate) fn concat(schema: &arrow::datatypes::SchemaRef, batches: &[RecordBatc
     arrow::compute::concat_batches(schema, batches).map_err(|e| Error::Internal(format!("output table: {e}")))
 }
 
-fn facts_name(job_id: &str) -> String {
+pub(crate) fn facts_name(job_id: &str) -> String {
     format!("facts-{job_id}.sealed")
 }
 

@@ -106,13 +106,16 @@ impl Reviews {
             operator: operator.map(str::to_string),
             added_at_ms: inland_files::now_ms(),
         };
-        self.inner
-            .domain
-            .state
-            .insert_new(REVIEWERS, name, &reviewer, "reviewer")?;
-        self.inner.events.record(Event::ReviewerAdded {
+        let state = &self.inner.domain.state;
+        if state.get::<Reviewer>(REVIEWERS, name)?.is_some() {
+            return Err(Error::Exists(format!("reviewer `{name}`")));
+        }
+        let event = Event::ReviewerAdded {
             name: name.to_string(),
             operator: reviewer.operator.clone(),
+        };
+        crate::order::announce(state, self.inner.events.as_ref(), event, || {
+            state.insert_new(REVIEWERS, name, &reviewer, "reviewer")
         })?;
         Ok(reviewer)
     }
@@ -175,7 +178,7 @@ impl Reviews {
         if next.state == ReviewState::Approved {
             record.release = Some(self.release_version(&record, &review::agreed_overrides(&next))?);
         }
-        inner.events.record(Event::ReviewVoted {
+        let mut announcing = vec![Event::ReviewVoted {
             output_id: output_id.to_string(),
             reviewer: reviewer.name.clone(),
             decision: request.decision.to_string(),
@@ -183,25 +186,28 @@ impl Reviews {
             overrides: request.overrides.clone(),
             justification: request.justification.clone(),
             token: token.map(str::to_string),
-        })?;
+        }];
         if !next.state.open() {
-            inner.events.record(Event::ReviewDecided {
+            announcing.push(Event::ReviewDecided {
                 output_id: output_id.to_string(),
                 state: next.state.to_string(),
                 release_sha256: record.release.as_ref().map(|r| r.sha256.clone()),
-            })?;
+            });
         }
         record.review = Some(next);
-        match (&record.release, record.review.as_ref().map(|r| r.state)) {
-            // Approved now: the record and the grant's release history change together.
-            (Some(release), Some(ReviewState::Approved)) => inner.domain.state.replace_with(
-                OUTPUTS,
-                output_id,
-                &record,
-                (RELEASED, &released_key(&record.grant, output_id), &release.cells),
-            )?,
-            _ => inner.domain.state.replace(OUTPUTS, output_id, &record)?,
-        }
+        let state = &inner.domain.state;
+        crate::order::announce_all(state, inner.events.as_ref(), announcing, || {
+            match (&record.release, record.review.as_ref().map(|r| r.state)) {
+                // Approved now: the record and the grant's release history change together.
+                (Some(release), Some(ReviewState::Approved)) => state.replace_with(
+                    OUTPUTS,
+                    output_id,
+                    &record,
+                    (RELEASED, &released_key(&record.grant, output_id), &release.cells),
+                ),
+                _ => state.replace(OUTPUTS, output_id, &record),
+            }
+        })?;
         Ok(record)
     }
 
@@ -260,34 +266,24 @@ impl Reviews {
     /// Nothing that is not approved can leave, by this or any other command.
     pub fn export(&self, output_id: &str, to: &Path) -> Result<ExportOutcome> {
         let to_text = to.display().to_string();
-        self.release_bundle(
-            output_id,
-            &to_text,
-            |files| export::write_bundle(to, files),
-            || {
-                // Unrecorded, it did not happen: take the bundle back.
-                let _ = std::fs::remove_dir_all(to);
-            },
-        )
-        .map(|(outcome, _)| outcome)
+        export::check_target(to)?;
+        // Recorded first: a crash from here leaves a recorded export with
+        // no files (safe: ask again), never files with no record.
+        let (outcome, files) = self.release_bundle(output_id, &to_text)?;
+        export::write_bundle(to, &files)?;
+        Ok(outcome)
     }
 
     /// An approved output's signed bundle as files in memory, for a server
     /// to hand to `recipient` (recorded as where the export went). The
     /// export is recorded before a byte is returned.
     pub fn export_files(&self, output_id: &str, recipient: &str) -> Result<(ExportOutcome, BundleFiles)> {
-        self.release_bundle(output_id, recipient, |_| Ok(()), || {})
+        self.release_bundle(output_id, recipient)
     }
 
-    /// Builds the bundle of an approved output, hands it to `write`, and
-    /// records the export; `undo` runs when the record fails.
-    fn release_bundle(
-        &self,
-        output_id: &str,
-        to: &str,
-        write: impl FnOnce(&[(String, Vec<u8>)]) -> Result<()>,
-        undo: impl FnOnce(),
-    ) -> Result<(ExportOutcome, BundleFiles)> {
+    /// Builds the bundle of an approved output and records the export, in
+    /// the ledger and then the output's record, before any file of it exists.
+    fn release_bundle(&self, output_id: &str, to: &str) -> Result<(ExportOutcome, BundleFiles)> {
         let inner = &self.inner;
         let _guard = self.review_lock()?;
         let mut record = self.output(output_id)?;
@@ -350,16 +346,11 @@ impl Reviews {
             PUBLIC_KEY.into(),
             format!("{}\n", hex::encode(ledger.public_key())).into_bytes(),
         ));
-        write(&files)?;
-        let recorded = inner.events.record(Event::OutputExported {
+        let event = Event::OutputExported {
             output_id: record.id.clone(),
             manifest_sha256: manifest_sha256.clone(),
             files: listed.clone(),
-        });
-        if let Err(e) = recorded {
-            undo();
-            return Err(e);
-        }
+        };
         record.exports.push(ExportRecord {
             manifest_sha256: manifest_sha256.clone(),
             to: to.to_string(),
@@ -368,7 +359,11 @@ impl Reviews {
         if let Some(r) = record.review.as_mut() {
             r.state = ReviewState::Released;
         }
-        inner.domain.state.replace(OUTPUTS, &record.id, &record)?;
+        let state = &inner.domain.state;
+        crate::order::announce(state, inner.events.as_ref(), event, || {
+            state.replace(OUTPUTS, &record.id, &record)
+        })?;
+        inland_files::crash_point("export-recorded");
         self.inner.checkpoint()?;
         Ok((
             ExportOutcome {
