@@ -860,6 +860,41 @@ fn a_stop_between_an_event_and_its_change_is_rolled_back_or_finished() {
     );
     // The grant keys still open under the master key in force.
     run_job(&rt, &w);
+
+    // A revocation and a termination's mark announced and not stored: made
+    // at start, never undone (a crash must not bring back what an admin
+    // took away).
+    let token = rt
+        .access()
+        .issue(Role::Auditor, "temp", None, now_ms() + 86_400_000)
+        .unwrap()
+        .record
+        .id;
+    let doomed = issue_grant(&rt);
+    drop(rt);
+    crash_at(&w, "announced", &s(&["token", "revoke", &token]), None, false);
+    doctor(&w, "a revocation stopped after its event");
+    crash_at(
+        &w,
+        "announced",
+        &s(&["grant", "terminate", &doomed, "--reason", "breach", "--note", "n"]),
+        None,
+        false,
+    );
+    doctor(&w, "a termination stopped after its first event");
+    let rt = Runtime::open(&w.root).unwrap();
+    assert!(
+        rt.access()
+            .list()
+            .unwrap()
+            .iter()
+            .any(|t| t.id == token && t.revoked_at_ms.is_some()),
+        "the revocation was made at start-up"
+    );
+    assert_eq!(rt.governance().grant(&doomed).unwrap().status, GrantStatus::Terminated);
+    let entries = rt.evidence().ledger().unwrap().entries().unwrap();
+    assert!(entries.iter().any(|e| matches!(&e.event,
+        Event::GrantTerminated { grant, key_destroyed: true, .. } if *grant == doomed)));
     drop(rt);
 
     // A job stopped right after its admission: recorded as interrupted.

@@ -323,6 +323,13 @@ pub enum Event {
         /// Why: `stopped` (a crash; found at start-up) or the kind of failure.
         reason: String,
     },
+    /// The entry before this one re-announces, from the state, a change whose
+    /// own event was in the ledger's torn tail, cut when it was opened (a
+    /// domain from before the ordering rule made the change first).
+    Reappended {
+        /// The entry the state's record was re-announced as.
+        entry: u64,
+    },
     /// The master key was replaced and every grant key re-wrapped under it.
     MasterKeyRotated {
         /// Grant keys re-wrapped.

@@ -99,6 +99,7 @@ pub use inland_query::{
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::budget::spent_per_grant;
+pub use jobs::recover::Recovery;
 pub use jobs::sources::SourceRecord;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};

@@ -23,7 +23,9 @@ use crate::events::{Event, EventSink};
 use crate::state::State;
 
 /// Appends `event`, then makes `change`: the rule above. Holds the state's
-/// change guard throughout, so the state check never sees the gap.
+/// change guard throughout: announced changes commit in the order of their
+/// events, and the state check never sees the gap. `change` must not
+/// announce (the guard is not reentrant).
 pub(crate) fn announce<T>(
     state: &State,
     events: &dyn EventSink,
@@ -41,10 +43,22 @@ pub(crate) fn announce_all<T>(
     announcing: Vec<Event>,
     change: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let _changing = state.changing()?;
+    let _changing = state.changing();
     let mut entries = Vec::with_capacity(announcing.len());
     for event in announcing {
-        entries.push(events.record(event)?);
+        match events.record(event) {
+            Ok(entry) => entries.push(entry),
+            Err(e) => {
+                // The ones already appended announce a change not made.
+                for entry in entries {
+                    events.record(Event::NotMade {
+                        entry,
+                        reason: format!("failed: {}", kind(&e)),
+                    })?;
+                }
+                return Err(e);
+            }
+        }
     }
     inland_files::crash_point("announced");
     match change() {

@@ -65,10 +65,12 @@ impl Runtime {
                 keys,
                 running: Default::default(),
                 review_lock: Default::default(),
+                recovery: Default::default(),
             }),
         };
-        // Jobs a stop cut short are recorded before anything else runs.
-        crate::jobs::recover::at_start(&runtime.inner)?;
+        // What a stop left half done is finished or rolled back before anything else runs.
+        let recovery = crate::jobs::recover::at_start(&runtime.inner)?;
+        let _ = runtime.inner.recovery.set(recovery);
         Ok(runtime)
     }
 

@@ -69,10 +69,11 @@ enum Expect<'a> {
 
 pub(crate) struct State {
     db: Database,
-    /// Held shared by every announced change from its event to its commit
-    /// (the ordering rule's `announce`), and exclusively by the state check, so
-    /// the check never reads an event whose change is still being made.
-    changes: std::sync::RwLock<()>,
+    /// Held by every announced change from its event to its commit (the
+    /// ordering rule's `announce`) and by the state check: announced changes
+    /// commit in the order of their events, and the check never reads an
+    /// event whose change is still being made.
+    changes: std::sync::Mutex<()>,
 }
 
 fn storage(e: impl Into<redb::Error>) -> Error {
@@ -119,22 +120,15 @@ impl State {
         txn.commit().map_err(storage)?;
         Ok(State {
             db,
-            changes: std::sync::RwLock::new(()),
+            changes: std::sync::Mutex::new(()),
         })
     }
 
-    /// The guard an announced change holds from its event to its commit.
-    pub(crate) fn changing(&self) -> Result<std::sync::RwLockReadGuard<'_, ()>> {
-        self.changes
-            .read()
-            .map_err(|_| Error::Internal("state change guard poisoned".into()))
-    }
-
-    /// The guard that waits for every change in flight: the state check's.
-    pub(crate) fn quiet(&self) -> Result<std::sync::RwLockWriteGuard<'_, ()>> {
-        self.changes
-            .write()
-            .map_err(|_| Error::Internal("state change guard poisoned".into()))
+    /// The guard an announced change holds from its event to its commit,
+    /// and the state check while it reads both sides. It guards no data, so
+    /// a panic while it was held leaves nothing to distrust.
+    pub(crate) fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Inserts a record that must not exist yet and, in the same

@@ -496,3 +496,39 @@ async fn a_job_cut_short_by_a_stop_is_recorded_as_interrupted_on_the_next_start(
     let rt = inland_runtime::Runtime::open(&root).unwrap();
     assert_eq!(rt.evidence().ledger().unwrap().len(), entries);
 }
+
+/// #24: a domain from before the ordering rule registered a dataset first
+/// and appended its event second, and a crash tore that event. On the next
+/// open the cut is recorded, the registration is re-announced from the
+/// catalog (and marked `reappended`), and the state check is clean.
+#[test]
+fn a_registration_whose_event_a_torn_tail_lost_is_reappended_from_the_state() {
+    let d = crate::support::new_domain(crate::support::test_limits());
+    let csv = d.sources.join("lost.csv");
+    std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+    d.rt.catalog().register("lost", &csv, "a table").unwrap();
+    let root = d.root.clone();
+    drop(d.rt);
+    // Tear the last record, the registration's event, in half.
+    let path = entries_file(&root);
+    let bytes = std::fs::read(&path).unwrap();
+    let (off, n) = *record_offsets(&bytes).last().unwrap();
+    std::fs::write(&path, &bytes[..off + n / 2]).unwrap();
+
+    let rt = inland_runtime::Runtime::open(&root).unwrap();
+    let entries = rt.evidence().ledger().unwrap().entries().unwrap();
+    assert!(entries.iter().any(|e| matches!(e.event, Event::LedgerRepaired { .. })));
+    let again = entries
+        .iter()
+        .find(|e| matches!(&e.event, Event::DatasetRegistered { name, .. } if name == "lost"))
+        .expect("re-announced from the catalog");
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e.event, Event::Reappended { entry } if entry == again.seq)),
+        "and marked as re-announced"
+    );
+    assert_eq!(rt.evidence().start_up_recovery().reappended, [again.seq]);
+    let check = rt.evidence().check_state().unwrap();
+    assert!(check.clean(), "{:#?}", check.differences);
+}

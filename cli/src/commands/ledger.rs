@@ -96,6 +96,39 @@ fn open_ledger(domain: &Path) -> Result<(Runtime, Arc<EventLedger>)> {
 /// then the ledger is verified and the state compared with it.
 pub fn doctor(domain: &Path) -> Result<ExitCode> {
     let rt = open(domain)?;
+    let repaired = rt.evidence().start_up_recovery();
+    if repaired.is_empty() {
+        println!("start-up found nothing half done");
+    } else {
+        let entries = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        if !repaired.rolled_back.is_empty() {
+            println!(
+                "start-up rolled back the changes of entries {} (the domain stopped before they were made)",
+                entries(&repaired.rolled_back)
+            );
+        }
+        if !repaired.finished.is_empty() {
+            println!(
+                "start-up made the restrictions of entries {} (announced before a stop)",
+                entries(&repaired.finished)
+            );
+        }
+        for job in &repaired.interrupted {
+            println!("start-up recorded job {job} as interrupted and destroyed its outputs");
+        }
+        for grant in &repaired.terminations {
+            println!("start-up finished the termination of grant {grant}");
+        }
+        if !repaired.reappended.is_empty() {
+            println!(
+                "start-up re-announced from the state, as entries {}, changes whose events a torn ledger tail lost",
+                entries(&repaired.reappended)
+            );
+        }
+        for file in &repaired.orphans {
+            println!("start-up deleted {file}, written ahead of an event that never came");
+        }
+    }
     let verified = verify(domain, None)?;
     let checked = check_state(&rt)?;
     Ok(if verified == ExitCode::SUCCESS {

@@ -89,6 +89,12 @@ impl Evidence {
         Ok(lines)
     }
 
+    /// What the start-up pass finished or rolled back when this domain was
+    /// opened: `inland doctor` shows it, so no repair is silent.
+    pub fn start_up_recovery(&self) -> crate::jobs::recover::Recovery {
+        self.inner.recovery.get().cloned().unwrap_or_default()
+    }
+
     /// Compares the domain's state with its ledger: every record has the
     /// event that announced it and every announcing event its record.
     pub fn check_state(&self) -> Result<state_check::StateCheck> {

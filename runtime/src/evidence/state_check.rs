@@ -10,7 +10,7 @@ use crate::context::Inner;
 use crate::error::Result;
 use crate::events::{Event, EventRecord};
 use crate::evidence::made::{self, Announcements};
-use crate::governance::catalog::DatasetRecord;
+use crate::governance::catalog::{DatasetRecord, DatasetStatus};
 use crate::governance::components::ComponentApproval;
 use crate::governance::operators::{Grant, GrantStatus, Operator};
 use crate::governance::policy_store::PolicyVersion;
@@ -108,7 +108,7 @@ fn subject(event: &Event) -> Option<(&'static str, String)> {
 /// now. Holds the state's change guard, so no change is caught half made.
 pub(crate) fn check(inner: &Inner, entries_of: impl FnOnce() -> Result<Vec<EventRecord>>) -> Result<StateCheck> {
     let state = &inner.domain.state;
-    let _quiet = state.quiet()?;
+    let _quiet = state.changing();
     let entries = entries_of()?;
     let running: BTreeSet<String> = inner.running()?.keys().cloned().collect();
     let seen = Announcements::of(&entries);
@@ -177,12 +177,23 @@ pub(crate) fn check(inner: &Inner, entries_of: impl FnOnce() -> Result<Vec<Event
         if !has("dataset", &d.name) {
             c.differ("dataset", &d.name, "a dataset the ledger never recorded registering");
         }
+        // A proposed dataset becomes visible to jobs only by an approval.
+        if d.owner.is_some() && d.status == DatasetStatus::Approved && !has("dataset approval", &d.name) {
+            c.differ(
+                "dataset",
+                &d.name,
+                "approved, and the ledger never recorded the approval",
+            );
+        }
     }
     let outputs: Vec<OutputRecord> = state.list(OUTPUTS)?;
     c.checked.insert("outputs".into(), outputs.len() as u64);
     for o in &outputs {
-        if !has("output", &o.id) && !running.contains(&o.job_id) {
+        if !has("output", &o.id) {
             c.differ("output", &o.id, "an output in quarantine the ledger never recorded");
+        }
+        if o.release.is_some() && !has("review decision", &o.id) {
+            c.differ("output", &o.id, "released, and the ledger never recorded the decision");
         }
         for x in &o.exports {
             if !has("export", &format!("{} manifest {}", o.id, x.manifest_sha256)) {

@@ -230,6 +230,7 @@ impl Governance {
         let inner = &self.inner;
         // The event before the commit point; a stop between the two is
         // undone by the key store and rolled back in the ledger at start.
+        let _changing = inner.domain.state.changing();
         inner.keys.rotate_master_announced(|n, key_tag| {
             inner
                 .events

@@ -51,7 +51,7 @@ pub(crate) fn charge(
     cost: &PrivacyCost,
 ) -> Result<std::result::Result<(), String>> {
     // The event is appended inside the transaction, before it commits.
-    let _changing = state.changing()?;
+    let _changing = state.changing();
     let outcome = state.update(PRIVACY_SPENT, &grant.id, |old: Option<Spent>| {
         let mut spent = old.unwrap_or_default();
         let left = budget.budget_rho - spent.rho;

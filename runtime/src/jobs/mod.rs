@@ -327,14 +327,16 @@ impl Jobs {
                     None,
                 )?;
                 gating::store_facts(&inner.domain, &key, &grant.id, &id, &trail.facts)?;
-                outputs = gating::quarantine(&inner.domain, &key, collected, &origin, &gate, &trail.facts)?;
+                outputs = gating::quarantine(
+                    &inner.domain,
+                    inner.events.as_ref(),
+                    &key,
+                    collected,
+                    &origin,
+                    &gate,
+                    &trail.facts,
+                )?;
                 for o in &outputs {
-                    inner.events.record(Event::OutputEmitted {
-                        job_id: id.clone(),
-                        output_id: o.id.clone(),
-                        content_digest: inner.text_digest().of(&o.sha256),
-                        rows: None,
-                    })?;
                     if let Some(report) = &o.gate {
                         inner.events.record(Event::OutputChecked {
                             output_id: o.id.clone(),
@@ -399,7 +401,9 @@ impl Jobs {
         if let Err(e) = &ran
             && !crate::evidence::made::job_recorded(&inner.domain.state, &id)?
         {
-            let why = format!("the domain failed while the job ran ({})", crate::order::kind(e));
+            // The kind of failure stays in the log: which one it was may
+            // depend on the data, and the ledger leaves the domain.
+            tracing::warn!(kind = crate::order::kind(e), "the domain failed while a job ran");
             let admitted = recover::Admitted {
                 id: &id,
                 operator: &job_operator,
@@ -409,11 +413,7 @@ impl Jobs {
                 source_sha256: job_source.as_ref(),
                 started_at_ms: admitted_at_ms,
             };
-            let entries = match &inner.ledger {
-                Some(l) => l.entries()?,
-                None => Vec::new(),
-            };
-            recover::close(inner, &admitted, &why, &entries)?;
+            recover::close(inner, &admitted, recover::DOMAIN_FAILED, false)?;
         }
         ran
     }

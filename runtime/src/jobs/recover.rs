@@ -21,9 +21,10 @@ use crate::events::{Event, EventRecord, JobOutcome};
 use crate::evidence::made::{self, Announcements};
 use crate::governance::catalog::DatasetRecord;
 use crate::governance::operators::{Grant, GrantStatus};
+use crate::governance::operators::{Operator, OperatorStatus};
 use crate::jobs::run::{JobRecord, JobStatus};
 use crate::release::output::OutputRecord;
-use crate::state::{DATASETS, GRANTS, JOBS, OUTPUTS, RECOVERED};
+use crate::state::{COMPONENTS, DATASETS, GRANTS, JOBS, OPERATORS, OUTPUTS, RECOVERED, TOKENS};
 use inland_sandbox::JobError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,20 +32,38 @@ use std::sync::Arc;
 /// What the job's record and `job_finished` say of an interrupted job.
 pub(crate) const INTERRUPTED: &str = "interrupted: the domain stopped while the job ran; recovered at start-up";
 
+/// What a job's record and `job_finished` say of a job whose run failed
+/// for a reason of the domain's, after its admission: one fixed text.
+pub(crate) const DOMAIN_FAILED: &str = "failed: the domain could not finish the job; its outputs were destroyed";
+
 /// The key of the mark in [`RECOVERED`]: entries before it are reconciled.
 const THROUGH: &str = "through";
 
-/// What one start found and finished, for the log.
-#[derive(Debug, Default)]
-pub(crate) struct Recovery {
-    /// Entries whose change was rolled back.
-    pub(crate) rolled_back: usize,
+/// What a start found half done and finished or rolled back: `inland
+/// doctor` prints it, so a repair is never silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Entries whose change was rolled back (`not_made`).
+    pub rolled_back: Vec<u64>,
+    /// Entries whose change only restricts (a revocation, a suspension, a
+    /// termination's mark) and was made now instead: rolling those back
+    /// would let a crash undo an admin's decision.
+    pub finished: Vec<u64>,
     /// Jobs recorded as interrupted.
-    pub(crate) interrupted: Vec<String>,
+    pub interrupted: Vec<String>,
     /// Terminations finished.
-    pub(crate) terminations: Vec<String>,
-    /// Files no record named, deleted.
-    pub(crate) orphans: usize,
+    pub terminations: Vec<String>,
+    /// Files written ahead of an event that never came, deleted.
+    pub orphans: Vec<String>,
+    /// Entries re-announced from the state after the ledger's tail was cut.
+    pub reappended: Vec<u64>,
+}
+
+impl Recovery {
+    /// Whether the start found nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self == &Recovery::default()
+    }
 }
 
 /// Runs every step above; reads the ledger once (twice if it appended).
@@ -60,32 +79,175 @@ pub(crate) fn at_start(inner: &Arc<Inner>) -> Result<Recovery> {
     let seen = Announcements::of(&entries);
     let tag = || inner.keys.master_tag();
     for e in entries.iter().filter(|e| e.seq >= mark) {
-        if made::made(state, &tag, &seen, e)? == Some(false) {
-            inner.events.record(Event::NotMade {
-                entry: e.seq,
-                reason: crate::order::STOPPED.into(),
-            })?;
-            done.rolled_back += 1;
+        if made::made(state, &tag, &seen, e)? != Some(false) {
+            continue;
         }
+        if finish_restriction(inner, e)? {
+            done.finished.push(e.seq);
+            continue;
+        }
+        inner.events.record(Event::NotMade {
+            entry: e.seq,
+            reason: crate::order::STOPPED.into(),
+        })?;
+        done.rolled_back.push(e.seq);
     }
-    if done.rolled_back > 0 {
+    // A tail cut in this open may have taken the event of a change a domain
+    // from before the ordering rule made first: re-announce it from the state.
+    if entries
+        .iter()
+        .any(|e| e.seq >= mark && matches!(e.event, Event::LedgerRepaired { .. }))
+    {
+        done.reappended = reappend_cut(inner, &entries)?;
+    }
+    if !done.rolled_back.is_empty() || !done.reappended.is_empty() {
         entries = ledger.entries()?;
     }
     done.interrupted = interrupted_jobs(inner, &entries, mark)?;
     done.terminations = unfinished_terminations(inner, &entries, mark)?;
     crate::jobs::budget::reconcile(state, &entries)?;
-    done.orphans = orphan_files(inner)?;
+    done.orphans = orphan_files(inner, &entries)?;
     state.upsert(RECOVERED, THROUGH, &ledger.len())?;
-    if done.rolled_back + done.interrupted.len() + done.terminations.len() + done.orphans > 0 {
+    if !done.is_empty() {
         tracing::warn!(
-            rolled_back = done.rolled_back,
+            rolled_back = done.rolled_back.len(),
+            finished = done.finished.len(),
             interrupted = done.interrupted.len(),
             terminations = done.terminations.len(),
-            orphan_files = done.orphans,
+            orphan_files = done.orphans.len(),
             "start-up finished what a stop left half done"
         );
     }
     Ok(done)
+}
+
+/// Re-announces the records of the kinds a pre-rule command wrote before its
+/// event (datasets, operators, grants, reviewers, tokens) that no event
+/// announces, each followed by `reappended`.
+fn reappend_cut(inner: &Inner, entries: &[EventRecord]) -> Result<Vec<u64>> {
+    let state = &inner.domain.state;
+    let seen = Announcements::of(entries);
+    let mut announced: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for e in entries.iter().filter(|e| !seen.rolled_back.contains(&e.seq)) {
+        let key = match &e.event {
+            Event::DatasetRegistered { name, .. } | Event::DatasetProposed { name, .. } => ("dataset", name),
+            Event::OperatorRegistered { name, .. } => ("operator", name),
+            Event::GrantIssued { grant, .. } => ("grant", grant),
+            Event::ReviewerAdded { name, .. } => ("reviewer", name),
+            Event::TokenIssued { id, .. } => ("token", id),
+            _ => continue,
+        };
+        announced.insert((key.0, key.1.as_str()));
+    }
+    let mut missing = Vec::new();
+    for d in state.list::<DatasetRecord>(DATASETS)? {
+        if !announced.contains(&("dataset", d.name.as_str())) {
+            missing.push(match d.owner {
+                Some(operator) => Event::DatasetProposed {
+                    name: d.name,
+                    operator,
+                    sha256: d.sha256,
+                    rows: d.rows,
+                },
+                None => Event::DatasetRegistered {
+                    name: d.name,
+                    sha256: d.sha256,
+                    rows: d.rows,
+                },
+            });
+        }
+    }
+    for o in state.list::<Operator>(OPERATORS)? {
+        if !announced.contains(&("operator", o.name.as_str())) {
+            missing.push(Event::OperatorRegistered {
+                kind: format!("{:?}", o.kind).to_lowercase(),
+                qualifications: o.qualifications.iter().map(|q| q.evidence_sha256.clone()).collect(),
+                name: o.name,
+            });
+        }
+    }
+    for g in state.list::<Grant>(GRANTS)? {
+        if !announced.contains(&("grant", g.id.as_str())) {
+            missing.push(Event::GrantIssued {
+                from: g.from.to_string(),
+                until: g.until.to_string(),
+                grant: g.id,
+                operator: g.operator,
+                datasets: g.datasets,
+                purpose: g.purpose,
+                quota: g.quota,
+                approved_components_only: g.approved_components_only,
+                privacy: g.privacy,
+            });
+        }
+    }
+    for r in state.list::<crate::release::review::Reviewer>(crate::state::REVIEWERS)? {
+        if !announced.contains(&("reviewer", r.name.as_str())) {
+            missing.push(Event::ReviewerAdded {
+                name: r.name,
+                operator: r.operator,
+            });
+        }
+    }
+    for t in state.list::<crate::access::TokenRecord>(TOKENS)? {
+        if !announced.contains(&("token", t.id.as_str())) {
+            missing.push(Event::TokenIssued {
+                role: t.role.to_string(),
+                id: t.id,
+                name: t.name,
+                operator: t.operator,
+                expires_at_ms: t.expires_at_ms,
+                by: None,
+            });
+        }
+    }
+    let mut reappended = Vec::new();
+    for event in missing {
+        let entry = inner.events.record(event)?;
+        inner.events.record(Event::Reappended { entry })?;
+        reappended.push(entry);
+    }
+    Ok(reappended)
+}
+
+/// Makes a change that only takes something away (a token revoked, a
+/// component approval withdrawn, an operator suspended, a grant marked
+/// terminated) whose event is in the ledger and whose change is not:
+/// returns whether `e` was such a change. The event is its evidence.
+fn finish_restriction(inner: &Inner, e: &EventRecord) -> Result<bool> {
+    let state = &inner.domain.state;
+    match &e.event {
+        Event::TokenRevoked { id } => {
+            let Some(mut t) = state.get::<crate::access::TokenRecord>(TOKENS, id)? else {
+                return Ok(false);
+            };
+            t.revoked_at_ms = Some(e.at_ms);
+            state.replace(TOKENS, id, &t)?;
+        }
+        Event::ComponentApprovalRevoked { sha256, .. } => {
+            state.remove(COMPONENTS, sha256)?;
+        }
+        Event::OperatorStatusChanged { name, status, reason } if status == OperatorStatus::Suspended.as_str() => {
+            let Some(mut op) = state.get::<Operator>(OPERATORS, name)? else {
+                return Ok(false);
+            };
+            op.status = OperatorStatus::Suspended;
+            op.status_reason = reason.clone();
+            state.replace(OPERATORS, name, &op)?;
+        }
+        Event::GrantTerminating { grant, .. } => {
+            if state.get::<Grant>(GRANTS, grant)?.is_none() {
+                return Ok(false);
+            }
+            crate::governance::operators::mark_terminated(&inner.domain, grant)?;
+        }
+        _ => return Ok(false),
+    }
+    tracing::warn!(
+        entry = e.seq,
+        "a restriction announced before a stop was made at start-up"
+    );
+    Ok(true)
 }
 
 /// What a job's admission said, to record it without a run.
@@ -127,7 +289,7 @@ fn interrupted_jobs(inner: &Inner, entries: &[EventRecord], mark: u64) -> Result
             source_sha256: source_sha256.as_ref(),
             started_at_ms: e.at_ms,
         };
-        close(inner, &admitted, INTERRUPTED, entries)?;
+        close(inner, &admitted, INTERRUPTED, true)?;
         tracing::warn!(job = %job_id, "a job interrupted by a stop was recorded as failed");
         recovered.push(job_id.clone());
     }
@@ -135,18 +297,13 @@ fn interrupted_jobs(inner: &Inner, entries: &[EventRecord], mark: u64) -> Result
 }
 
 /// Closes an admitted job that has no record and will not run on: its
-/// outputs and partial files destroyed, `job_finished` appended and then
-/// the record stored, saying `why`. Used at start-up and when a job's own
-/// run fails after admission for a reason of the domain's.
-pub(crate) fn close(inner: &Inner, job: &Admitted<'_>, why: &str, entries: &[EventRecord]) -> Result<()> {
-    let announced: BTreeSet<&str> = entries
-        .iter()
-        .filter_map(|e| match &e.event {
-            Event::OutputEmitted { job_id, output_id, .. } if job_id == job.id => Some(output_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let destroyed = destroy_outputs(inner, job.id, job.grant, &announced)?;
+/// outputs destroyed, `job_finished` appended and then the record stored,
+/// saying `why`. Used at start-up (`delete_files`: nothing else runs) and
+/// when a job's run fails after admission for a reason of the domain's
+/// (its sealed files are then left to the next start's sweep, since another
+/// job of the grant may be sealing the same content-addressed file now).
+pub(crate) fn close(inner: &Inner, job: &Admitted<'_>, why: &str, delete_files: bool) -> Result<()> {
+    let destroyed = destroy_outputs(inner, job.id, job.grant, delete_files)?;
     if !destroyed.is_empty() {
         tracing::warn!(
             job = job.id,
@@ -186,10 +343,11 @@ pub(crate) fn close(inner: &Inner, job: &Admitted<'_>, why: &str, entries: &[Eve
 }
 
 /// Destroys what a job left in quarantine: its outputs' records (scrubbed
-/// and marked destroyed if the ledger announced them, removed if it never
-/// did), each sealed file no other live output of the grant holds, and the
-/// job's sealed facts and query errors. Returns the announced outputs' ids.
-fn destroy_outputs(inner: &Inner, job: &str, grant: &str, announced: &BTreeSet<&str>) -> Result<Vec<String>> {
+/// and marked destroyed; a record exists only once its `output_emitted`
+/// does) and, with `delete_files`, each sealed file no other live output of
+/// the grant holds and the job's sealed facts and query errors. Returns the
+/// outputs' ids.
+fn destroy_outputs(inner: &Inner, job: &str, grant: &str, delete_files: bool) -> Result<Vec<String>> {
     let all: Vec<OutputRecord> = inner.domain.state.list(OUTPUTS)?;
     let dir = inner.domain.dir("quarantine").join(grant);
     let mut ids = Vec::new();
@@ -207,23 +365,20 @@ fn destroy_outputs(inner: &Inner, job: &str, grant: &str, announced: &BTreeSet<&
                 && !other.destroyed
                 && (other.sha256 == o.sha256 || other.release.as_ref().is_some_and(|r| r.sha256 == o.sha256))
         });
-        if !shared {
+        if delete_files && !shared {
             remove_if_there(&dir.join(format!("{}.sealed", o.sha256)))?;
         }
-        if announced.contains(o.id.as_str()) {
-            o.scrub();
-            inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
-            ids.push(o.id);
-        } else {
-            // Never announced, so never seen by anyone: undone, not destroyed.
-            inner.domain.state.remove(OUTPUTS, &o.id)?;
-        }
+        o.scrub();
+        inner.domain.state.replace(OUTPUTS, &o.id, &o)?;
+        ids.push(o.id);
     }
-    for name in [
-        crate::release::gating::facts_name(job),
-        format!("{job}.query-errors.sealed"),
-    ] {
-        remove_if_there(&dir.join(name))?;
+    if delete_files {
+        for name in [
+            crate::release::gating::facts_name(job),
+            format!("{job}.query-errors.sealed"),
+        ] {
+            remove_if_there(&dir.join(name))?;
+        }
     }
     Ok(ids)
 }
@@ -277,12 +432,32 @@ fn unfinished_terminations(inner: &Arc<Inner>, entries: &[EventRecord], mark: u6
     Ok(finished)
 }
 
-/// Deletes files written ahead of the record that would have named them:
-/// unnamed dataset files and temporaries, grant keys of no grant, sealed
-/// tables no output holds and half-written quarantine temporaries.
-fn orphan_files(inner: &Inner) -> Result<usize> {
+/// Deletes files written ahead of an event that never came (or was rolled
+/// back): dataset files and temporaries, grant keys, sealed tables and
+/// half-written quarantine temporaries. A file the ledger says was
+/// committed is never deleted, even if the state has lost its record: the
+/// state check reports that difference instead.
+fn orphan_files(inner: &Inner, entries: &[EventRecord]) -> Result<Vec<String>> {
     let state = &inner.domain.state;
-    let mut deleted = 0;
+    let mut deleted = Vec::new();
+    let effective = Announcements::of(entries);
+    let digest = inner.text_digest();
+    let (mut datasets_announced, mut grants_announced, mut contents_announced) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for e in entries.iter().filter(|e| !effective.rolled_back.contains(&e.seq)) {
+        match &e.event {
+            Event::DatasetRegistered { name, .. } | Event::DatasetProposed { name, .. } => {
+                datasets_announced.insert(format!("datasets/{name}.parquet"));
+            }
+            Event::GrantIssued { grant, .. } => {
+                grants_announced.insert(grant.as_str());
+            }
+            Event::OutputEmitted { content_digest, .. } => {
+                contents_announced.insert(content_digest.as_str());
+            }
+            _ => {}
+        }
+    }
 
     let named: BTreeSet<String> = state
         .list::<DatasetRecord>(DATASETS)?
@@ -292,15 +467,17 @@ fn orphan_files(inner: &Inner) -> Result<usize> {
     let datasets = inner.domain.dir("datasets");
     for name in file_names(&datasets)? {
         let relative = format!("datasets/{name}");
-        if name.starts_with(".incoming-") || (name.ends_with(".parquet") && !named.contains(&relative)) {
-            deleted += usize::from(remove_if_there(&datasets.join(&name))?);
+        let unnamed =
+            name.ends_with(".parquet") && !named.contains(&relative) && !datasets_announced.contains(&relative);
+        if (name.starts_with(".incoming-") || unnamed) && remove_if_there(&datasets.join(&name))? {
+            deleted.push(relative);
         }
     }
 
     let grants: BTreeSet<String> = state.list::<Grant>(GRANTS)?.into_iter().map(|g| g.id).collect();
     for id in inner.keys.grant_key_ids()? {
-        if !grants.contains(&id) {
-            deleted += usize::from(inner.keys.destroy_grant_key(&id)?);
+        if !grants.contains(&id) && !grants_announced.contains(id.as_str()) && inner.keys.destroy_grant_key(&id)? {
+            deleted.push(format!("keys/grants/{id}.key"));
         }
     }
 
@@ -328,10 +505,14 @@ fn orphan_files(inner: &Inner) -> Result<usize> {
             // query errors are named by their job and stay while it is recorded.
             let table = name
                 .strip_suffix(".sealed")
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-            let unheld = table && !files.is_some_and(|f| f.contains(&name));
-            if name.starts_with(".incoming-") || unheld {
-                deleted += usize::from(remove_if_there(&dir.join(&name))?);
+                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            // A table some live output holds, or whose emission the ledger
+            // recorded, stays.
+            let unheld = table.is_some_and(|sha| {
+                !files.is_some_and(|f| f.contains(&name)) && !contents_announced.contains(digest.of(sha).as_str())
+            });
+            if (name.starts_with(".incoming-") || unheld) && remove_if_there(&dir.join(&name))? {
+                deleted.push(format!("quarantine/{grant}/{name}"));
             }
         }
     }
@@ -370,10 +551,10 @@ mod tests {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("output record: {e}"))
     }
 
-    /// What an unfinished job left in quarantine is destroyed: announced
-    /// outputs scrubbed and marked, unannounced ones removed, their sealed
-    /// files deleted unless another job's live output shares one (files are
-    /// content-addressed per grant), and the job's facts file with them.
+    /// What an unfinished job left in quarantine is destroyed: its outputs
+    /// scrubbed and marked, their sealed files deleted unless another job's
+    /// live output shares one (files are content-addressed per grant), and
+    /// the job's facts file with them.
     #[test]
     fn an_unfinished_jobs_outputs_are_destroyed_and_shared_files_kept() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::Internal(e.to_string()))?;
@@ -395,8 +576,7 @@ mod tests {
         ] {
             inner.domain.state.insert_new(OUTPUTS, &o.id, &o, "output")?;
         }
-        let announced: BTreeSet<&str> = ["j1/1", "j1/2"].into();
-        assert_eq!(destroy_outputs(&inner, "j1", "g-1", &announced)?, ["j1/1", "j1/2"]);
+        assert_eq!(destroy_outputs(&inner, "j1", "g-1", true)?, ["j1/1", "j1/2", "j1/3"]);
         assert!(!quarantine.join("aaa.sealed").exists(), "its own file is deleted");
         assert!(!quarantine.join("facts-j1.sealed").exists(), "its facts are deleted");
         assert!(
@@ -409,10 +589,6 @@ mod tests {
             .get(OUTPUTS, "j1/2")?
             .ok_or(Error::Internal("gone".into()))?;
         assert!(gone.destroyed && gone.columns.is_empty() && gone.name.is_empty());
-        assert!(
-            inner.domain.state.get::<OutputRecord>(OUTPUTS, "j1/3")?.is_none(),
-            "an output never announced is removed"
-        );
         let kept: OutputRecord = inner
             .domain
             .state
@@ -420,7 +596,7 @@ mod tests {
             .ok_or(Error::Internal("gone".into()))?;
         assert!(!kept.destroyed);
         // Nothing is left to destroy the second time.
-        assert!(destroy_outputs(&inner, "j1", "g-1", &announced)?.is_empty());
+        assert!(destroy_outputs(&inner, "j1", "g-1", true)?.is_empty());
         Ok(())
     }
 }

@@ -82,7 +82,7 @@ pub(crate) fn store(
     inland_files::write_atomic(&dir.join(&sha256), archive)?;
     // One transaction: two organizations storing the same bytes at once both
     // stay listed. The event is appended inside it, before it commits.
-    let _changing = domain.state.changing()?;
+    let _changing = domain.state.changing();
     let mut record = None;
     let added = domain.state.update(SOURCES, &sha256, |old: Option<SourceRecord>| {
         let mut r = old.unwrap_or_else(|| SourceRecord {

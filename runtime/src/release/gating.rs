@@ -173,15 +173,18 @@ pub(crate) fn seal_table(domain: &Domain, key: &SealingKey, grant: &str, table: 
 }
 
 /// Writes every collected table into quarantine, sealed with the grant's
-/// key, and records it.
+/// key, and records it: `output_emitted` first, then its record (the
+/// ordering rule), so no one can review an output the ledger never saw.
 pub(crate) fn quarantine(
     domain: &Domain,
+    events: &dyn crate::events::EventSink,
     key: &SealingKey,
     collected: OutputCollector,
     origin: &OutputOrigin<'_>,
     gate: &GateContext,
     facts: &FactIndex,
 ) -> Result<Vec<OutputRecord>> {
+    let digest = crate::events::TextDigest::new(&domain.derived_key(crate::events::TextDigest::PURPOSE));
     let label = origin.label.as_ref().map(|(l, _)| *l).unwrap_or(Label::Public);
     let qdir = GrantDir::open(domain, origin.grant)?;
     let mut records = Vec::new();
@@ -239,10 +242,18 @@ pub(crate) fn quarantine(
             name: String::new(),
             ..record.clone()
         };
-        domain.state.insert_new(OUTPUTS, &record.id, &stored, "output")?;
+        qdir.sync()?;
+        let emitted = crate::events::Event::OutputEmitted {
+            job_id: origin.job_id.to_string(),
+            output_id: record.id.clone(),
+            content_digest: digest.of(&record.sha256),
+            rows: None,
+        };
+        crate::order::announce(&domain.state, events, emitted, || {
+            domain.state.insert_new(OUTPUTS, &record.id, &stored, "output")
+        })?;
         records.push(record);
     }
-    qdir.sync()?;
     Ok(records)
 }
 
