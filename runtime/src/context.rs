@@ -31,7 +31,7 @@ pub(crate) struct Inner {
     /// Serializes review decisions and exports (read-modify-write of output records).
     pub(crate) review_lock: Mutex<()>,
     /// What the start-up pass finished or rolled back when this runtime opened.
-    pub(crate) recovery: std::sync::OnceLock<crate::jobs::recover::Recovery>,
+    pub(crate) recovery: std::sync::OnceLock<crate::recovery::Recovery>,
 }
 
 impl Inner {

@@ -68,6 +68,7 @@ pub mod ledger;
 mod order;
 mod privacy;
 mod quota;
+mod recovery;
 mod release;
 mod runtime;
 mod state;
@@ -99,12 +100,12 @@ pub use inland_query::{
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::budget::spent_per_grant;
-pub use jobs::recover::Recovery;
 pub use jobs::sources::SourceRecord;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use privacy::{BudgetView, DISPLAY_DELTA, DpBudget, Privacy};
 pub use quota::JobQuota;
+pub use recovery::Recovery;
 pub use release::export::{
     Approval, CheckSummary, ExportCheck, Manifest, ManifestFile, TABLE_CSV, TABLE_PARQUET, verify_bundle, write_bundle,
 };

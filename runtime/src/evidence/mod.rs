@@ -91,7 +91,7 @@ impl Evidence {
 
     /// What the start-up pass finished or rolled back when this domain was
     /// opened: `inland doctor` shows it, so no repair is silent.
-    pub fn start_up_recovery(&self) -> crate::jobs::recover::Recovery {
+    pub fn start_up_recovery(&self) -> crate::recovery::Recovery {
         self.inner.recovery.get().cloned().unwrap_or_default()
     }
 

@@ -23,6 +23,7 @@ use crate::governance::catalog::DatasetRecord;
 use crate::governance::operators::{Grant, GrantStatus};
 use crate::governance::operators::{Operator, OperatorStatus};
 use crate::jobs::run::{JobRecord, JobStatus};
+use crate::recovery::Recovery;
 use crate::release::output::OutputRecord;
 use crate::state::{COMPONENTS, DATASETS, GRANTS, JOBS, OPERATORS, OUTPUTS, RECOVERED, TOKENS};
 use inland_sandbox::JobError;
@@ -38,33 +39,6 @@ pub(crate) const DOMAIN_FAILED: &str = "failed: the domain could not finish the 
 
 /// The key of the mark in [`RECOVERED`]: entries before it are reconciled.
 const THROUGH: &str = "through";
-
-/// What a start found half done and finished or rolled back: `inland
-/// doctor` prints it, so a repair is never silent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recovery {
-    /// Entries whose change was rolled back (`not_made`).
-    pub rolled_back: Vec<u64>,
-    /// Entries whose change only restricts (a revocation, a suspension, a
-    /// termination's mark) and was made now instead: rolling those back
-    /// would let a crash undo an admin's decision.
-    pub finished: Vec<u64>,
-    /// Jobs recorded as interrupted.
-    pub interrupted: Vec<String>,
-    /// Terminations finished.
-    pub terminations: Vec<String>,
-    /// Files written ahead of an event that never came, deleted.
-    pub orphans: Vec<String>,
-    /// Entries re-announced from the state after the ledger's tail was cut.
-    pub reappended: Vec<u64>,
-}
-
-impl Recovery {
-    /// Whether the start found nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self == &Recovery::default()
-    }
-}
 
 /// Runs every step above; reads the ledger once (twice if it appended).
 pub(crate) fn at_start(inner: &Arc<Inner>) -> Result<Recovery> {
