@@ -330,6 +330,14 @@ pub enum Event {
         /// The entry the state's record was re-announced as.
         entry: u64,
     },
+    /// A quarantined output's sealed file did not open when a reviewer asked
+    /// for it: tampered with, or its key destroyed.
+    OutputUnreadable {
+        /// The output.
+        output_id: String,
+        /// Who asked.
+        reader: String,
+    },
     /// The master key was replaced and every grant key re-wrapped under it.
     MasterKeyRotated {
         /// Grant keys re-wrapped.

@@ -92,7 +92,7 @@ pub use governance::operators::{
 };
 pub use governance::policy_store::PolicyVersion;
 pub use governance::{Catalog, Governance, Policies};
-pub use inland_gate::{CheckResult, DP_MOOT, GateReport, Remedy, Status, Verdict};
+pub use inland_gate::{CheckResult, DP_MOOT, GateReport, OVERRIDABLE, Remedy, Status, Verdict};
 pub use inland_policies::{Diagnostic, Label, Policy};
 pub use inland_query::{
     ColumnInfo, DatasetSource, DpScope, Guarded, PlannedQuery, PolicyKeys, PrivacyCost, QueryEngine, QueryError,

@@ -27,6 +27,7 @@
 mod api;
 mod auth;
 pub mod authz;
+mod console;
 pub mod limit;
 mod openapi;
 mod problem;
@@ -96,6 +97,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         inflight_per_organization,
         policy_change: Default::default(),
         uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
+        console: Default::default(),
     });
     Ok(Router::new()
         .route("/api/whoami", get(api::whoami::whoami))
@@ -147,6 +149,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
             post(api::components::approve).delete(api::components::revoke),
         )
         .route("/openapi.json", get(openapi_json))
+        .merge(console::routes())
         .route_layer(middleware::from_fn(trace))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     /// Source archives being read at once: each may hold the component
     /// limit in memory, so only a few are read at a time.
     pub(crate) uploads: tokio::sync::Semaphore,
+    /// The console's signed-in sessions.
+    pub(crate) console: crate::console::session::Sessions,
 }
 
 pub(crate) type Shared = Arc<AppState>;

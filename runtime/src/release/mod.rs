@@ -95,6 +95,16 @@ impl Reviews {
             .map_err(|_| Error::Internal("review lock poisoned".into()))
     }
 
+    /// Records that `output_id`'s sealed file did not open for `reader`: an
+    /// alarm for auditors, never an empty table.
+    pub fn record_unreadable(&self, output_id: &str, reader: &str) -> Result<()> {
+        self.inner.events.record(Event::OutputUnreadable {
+            output_id: output_id.to_string(),
+            reader: reader.to_string(),
+        })?;
+        Ok(())
+    }
+
     /// Registers a reviewer; `operator` names the operator they work for, whose outputs they may not decide on.
     pub fn add_reviewer(&self, name: &str, operator: Option<&str>) -> Result<Reviewer> {
         check_reviewer_name(name)?;

@@ -147,7 +147,7 @@ pub(crate) async fn queue(State(s): State<Shared>, Caller(who): Caller) -> Resul
 }
 
 /// The output and who submitted its job, described for the access policy.
-async fn described(s: &Shared, id: &str) -> Result<(Option<OutputRecord>, Resource), Problem> {
+pub(crate) async fn described(s: &Shared, id: &str) -> Result<(Option<OutputRecord>, Resource), Problem> {
     let output = id.to_string();
     let (record, author) = s
         .blocking(

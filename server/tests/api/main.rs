@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod bad_input;
 mod busy;
+mod console;
 mod isolation;
 mod leaks;
 mod registry;

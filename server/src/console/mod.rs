@@ -1,0 +1,207 @@
+//! The web console (#21): reviewers (and next admins and auditors) work in
+//! a browser, served by `inland serve` under `/console`. Pages are rendered
+//! on the server with escaping by construction; no script runs (the CSP
+//! forbids every script), nothing is loaded from outside the domain, and
+//! every decision goes through the same runtime calls and the same Cedar
+//! policy as the API, with the same denials recorded.
+//!
+//! - `session`: sign-in with an API token, the session cookie, CSRF tokens.
+//! - `i18n`: every string, in Chinese (the default) and English.
+//! - `layout`: the page shell and the security headers.
+//! - `queue`, `output`: the reviewer's pages and the vote form.
+
+pub(crate) mod i18n;
+mod layout;
+mod output;
+mod queue;
+pub(crate) mod session;
+
+use crate::state::Shared;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use i18n::{Lang, Msg, t};
+use inland_runtime::Principal;
+use layout::{Viewer, answer, notice, page, see_other};
+use maud::html;
+use session::{Session, cookie};
+
+/// The console's routes, with its security headers.
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/console", get(|| async { see_other("/console/queue") }))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/lang/{code}", get(set_lang))
+        .route("/console/queue", get(queue::page))
+        .route("/console/outputs/{job}/{name}", get(output::page))
+        .route("/console/outputs/{job}/{name}/vote", post(output::vote))
+        .route("/console/static/console.css", get(stylesheet))
+        .layer(middleware::from_fn(layout::security_headers))
+}
+
+/// A signed-in person: their session, verified token and language.
+pub(crate) struct Person {
+    pub(crate) who: Principal,
+    pub(crate) session: Session,
+    pub(crate) session_id: String,
+    pub(crate) lang: Lang,
+}
+
+impl Person {
+    fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            who: &self.who,
+            csrf: &self.session.csrf,
+        }
+    }
+}
+
+impl FromRequestParts<Shared> for Person {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        let lang = session::lang(&parts.headers);
+        let to_login = || see_other("/console/login");
+        let Some(session_id) = cookie(&parts.headers, session::SESSION_COOKIE) else {
+            return Err(to_login());
+        };
+        let Some(session) = state.console.get(&session_id) else {
+            return Err(to_login());
+        };
+        // Verified on every request: a revoked or expired token ends the session.
+        let token = session.token.clone();
+        match state.blocking(move |rt| rt.access().verify(&token)).await {
+            Ok(Ok(Ok(who))) => Ok(Person {
+                who,
+                session,
+                session_id,
+                lang,
+            }),
+            Ok(Ok(Err(_))) => {
+                state.console.close(&session_id);
+                Err(to_login())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "verifying a console session");
+                Err(notice(lang, StatusCode::INTERNAL_SERVER_ERROR, "internal error", None))
+            }
+            Err(problem) => Err(problem.into_response()),
+        }
+    }
+}
+
+/// The fields of a form body (`application/x-www-form-urlencoded`).
+pub(crate) fn form(body: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+}
+
+/// The first value of field `name`.
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    let lang = session::lang(&headers);
+    answer(StatusCode::OK, login_form(lang, None))
+}
+
+fn login_form(lang: Lang, error: Option<&str>) -> maud::Markup {
+    page(
+        lang,
+        t(lang, Msg::SignIn),
+        None,
+        html! {
+            @if let Some(e) = error { p class="alarm" role="alert" { (e) } }
+            form method="post" action="/console/login" {
+                label for="token" { (t(lang, Msg::TokenLabel)) }
+                input id="token" name="token" type="password" autocomplete="off" required;
+                p class="muted" { (t(lang, Msg::TokenHelp)) }
+                button type="submit" { (t(lang, Msg::SignIn)) }
+            }
+        },
+    )
+}
+
+async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let lang = session::lang(&headers);
+    let fields = form(&body);
+    let token = field(&fields, "token").unwrap_or_default().trim().to_string();
+    let checked = token.clone();
+    let verified = match s.blocking(move |rt| rt.access().verify(&checked)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "verifying a console sign-in");
+            return notice(lang, StatusCode::INTERNAL_SERVER_ERROR, "internal error", None);
+        }
+        Err(problem) => return problem.into_response(),
+    };
+    if verified.is_err() {
+        return answer(StatusCode::UNAUTHORIZED, login_form(lang, Some(t(lang, Msg::BadToken))));
+    }
+    // A session id the browser brought is never reused: a fresh one each sign-in.
+    if let Some(old) = cookie(&headers, session::SESSION_COOKIE) {
+        s.console.close(&old);
+    }
+    let Some(id) = s.console.open(token) else {
+        return notice(lang, StatusCode::INTERNAL_SERVER_ERROR, "internal error", None);
+    };
+    let mut response = see_other("/console/queue");
+    if let Ok(v) = session::session_cookie(&id).parse() {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn logout(State(s): State<Shared>, person: Person, body: String) -> Response {
+    let fields = form(&body);
+    if !session::csrf_matches(&person.session, field(&fields, "csrf").unwrap_or_default()) {
+        return notice(
+            person.lang,
+            StatusCode::FORBIDDEN,
+            t(person.lang, Msg::CsrfFailed),
+            None,
+        );
+    }
+    s.console.close(&person.session_id);
+    let mut response = see_other("/console/login");
+    if let Ok(v) = session::cleared_cookie().parse() {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Sets the language cookie and returns to the queue (a preference; no
+/// state of the domain changes).
+async fn set_lang(Path(code): Path<String>) -> Response {
+    let Some(lang) = Lang::parse(&code) else {
+        return notice(
+            Lang::default(),
+            StatusCode::NOT_FOUND,
+            t(Lang::default(), Msg::NotFound),
+            None,
+        );
+    };
+    let mut response = see_other("/console/queue");
+    let value = format!(
+        "{}={}; Path=/console; SameSite=Strict; Max-Age=31536000",
+        session::LANG_COOKIE,
+        lang.short()
+    );
+    if let Ok(v) = value.parse() {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("console.css"),
+    )
+        .into_response()
+}

@@ -1,0 +1,128 @@
+//! Console sessions: a person signs in with the same bearer token as the
+//! API; the server keeps it in memory under a random session id sent as an
+//! HttpOnly, SameSite=Strict cookie, with a CSRF token every form carries.
+//! The token is verified again on every request, so a revoked or expired
+//! token ends its sessions at once. Sessions die with the server.
+
+use super::i18n::Lang;
+use axum::http::HeaderMap;
+use axum::http::header::COOKIE;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "inland_session";
+/// The language cookie's name (a preference, not a secret).
+pub const LANG_COOKIE: &str = "inland_lang";
+/// How long a session lasts from sign-in.
+const LIFETIME_MS: u64 = 8 * 3600 * 1000;
+/// Sessions kept at most; the oldest goes first, so sign-ins cannot fill memory.
+const MAX_SESSIONS: usize = 4096;
+
+/// One signed-in person.
+#[derive(Clone)]
+pub struct Session {
+    /// The bearer token they signed in with (verified on every request).
+    pub token: String,
+    /// What every form of theirs must carry back.
+    pub csrf: String,
+    /// When it was created (ms since the epoch).
+    pub created_ms: u64,
+}
+
+/// The sessions of one server.
+#[derive(Default)]
+pub struct Sessions {
+    by_id: Mutex<HashMap<String, Session>>,
+}
+
+/// 32 random bytes as hex, or `None` if the system has no randomness.
+fn random_hex() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Sessions {
+    /// Opens a session for a verified `token`; returns its id.
+    pub fn open(&self, token: String) -> Option<String> {
+        let (id, csrf) = (random_hex()?, random_hex()?);
+        let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = now_ms();
+        map.retain(|_, s| now.saturating_sub(s.created_ms) < LIFETIME_MS);
+        while map.len() >= MAX_SESSIONS {
+            let oldest = map.iter().min_by_key(|(_, s)| s.created_ms).map(|(k, _)| k.clone())?;
+            map.remove(&oldest);
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                token,
+                csrf,
+                created_ms: now,
+            },
+        );
+        Some(id)
+    }
+
+    /// The live session `id` names.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(id)
+            .filter(|s| now_ms().saturating_sub(s.created_ms) < LIFETIME_MS)
+            .cloned()
+    }
+
+    /// Ends session `id`.
+    pub fn close(&self, id: &str) {
+        let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(id);
+    }
+}
+
+/// The value of cookie `name` in the request's headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The language the person chose, or Chinese.
+pub fn lang(headers: &HeaderMap) -> Lang {
+    cookie(headers, LANG_COOKIE)
+        .and_then(|c| Lang::parse(&c))
+        .unwrap_or_default()
+}
+
+/// The `Set-Cookie` value of a session: unreadable to scripts, never sent
+/// from another site, only to the console.
+pub fn session_cookie(id: &str) -> String {
+    format!(
+        "{SESSION_COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
+        LIFETIME_MS / 1000
+    )
+}
+
+/// The `Set-Cookie` value that ends a session in the browser.
+pub fn cleared_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Whether `given` is the session's CSRF token, compared in constant time.
+pub fn csrf_matches(session: &Session, given: &str) -> bool {
+    let (a, b) = (session.csrf.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

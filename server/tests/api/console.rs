@@ -1,0 +1,400 @@
+//! The web console (#21) over plain HTTP: sign-in with an API token into an
+//! HttpOnly, SameSite=Strict session; a reviewer sees flagged cells marked
+//! in place and decides through a form that carries a CSRF token; no form
+//! works without it; a reviewer of the job's operator gets no vote button
+//! and a direct POST is refused; text from the data or the job is shown as
+//! text and never runs; a tampered quarantine file is an alarm, recorded.
+
+use crate::support::{denial_recorded, fixture, run};
+use inland_runtime::{Event, IssuedToken};
+
+const COUNTS: &str = "SELECT service_type, count(*) AS n FROM residents";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    set_cookie: Vec<String>,
+    csp: String,
+    body: String,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Page {
+    let res = req.send().await.unwrap();
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (location, csp) = (header("location"), header("content-security-policy"));
+    let set_cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    Page {
+        status: res.status().as_u16(),
+        location,
+        set_cookie,
+        csp,
+        body: res.text().await.unwrap(),
+    }
+}
+
+async fn get(cookie: &str, path: &str) -> Page {
+    send(
+        client()
+            .get(format!("{}{path}", fixture().base))
+            .header("cookie", cookie),
+    )
+    .await
+}
+
+async fn post(cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    send(
+        client()
+            .post(format!("{}{path}", fixture().base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await
+}
+
+/// Signs in with `token`; returns the `Cookie` header value of the session.
+async fn sign_in(token: &IssuedToken) -> String {
+    let page = post("", "/console/login", &[("token", &token.secret)]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location, "/console/queue");
+    let cookie = page
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("inland_session="))
+        .expect("a session cookie")
+        .clone();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    body[at..].split('"').next().unwrap().to_string()
+}
+
+/// Runs a probe as org-a; returns its output's id.
+async fn probe(sql: &str) -> String {
+    let f = fixture();
+    let (job, view) = run(&f.op_a, &f.grant_a, inland_examples::jobs::SQL_PROBE, &[("sql", sql)]).await;
+    assert_eq!(view["state"], "succeeded", "{sql}: {view}");
+    f.rt.reviews()
+        .outputs()
+        .unwrap()
+        .into_iter()
+        .find(|o| o.job_id == job)
+        .unwrap_or_else(|| panic!("no output of {job}"))
+        .id
+}
+
+/// An output with a cell the gate fails: counts by service type without
+/// one resident, after the full counts were released (differencing).
+async fn flagged_output() -> String {
+    let f = fixture();
+    let one = probe("SELECT resident_id, service_type FROM residents LIMIT 1").await;
+    let table = f.rt.reviews().output_table(&one).unwrap();
+    let row = inland_runtime::review_view::rows(&table, 0, 1).unwrap().rows.remove(0);
+    let pseudonym = row[0].clone().unwrap();
+    let full = probe(&format!("{COUNTS} GROUP BY service_type")).await;
+    if f.rt.reviews().output(&full).unwrap().release.is_none() {
+        f.rt.reviews()
+            .vote(
+                &full,
+                inland_runtime::VoteRequest {
+                    reviewer: "chen".into(),
+                    decision: inland_runtime::Decision::Approve,
+                    reason: "the full counts".into(),
+                    overrides: vec![],
+                    justification: None,
+                },
+            )
+            .unwrap();
+    }
+    probe(&format!(
+        "{COUNTS} WHERE resident_id <> '{pseudonym}' GROUP BY service_type"
+    ))
+    .await
+}
+
+fn votes(id: &str) -> usize {
+    let o = fixture().rt.reviews().output(id).unwrap();
+    o.review.map(|r| r.votes.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_sees_flagged_cells_marked_and_approves_with_a_justification() {
+    let f = fixture();
+    let id = flagged_output().await;
+    let cookie = sign_in(&f.rev_free).await;
+
+    let queue = get(&cookie, "/console/queue").await;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    assert!(
+        queue.body.contains(&format!("href=\"/console/outputs/{id}\"")),
+        "{}",
+        queue.body
+    );
+    let row = queue
+        .body
+        .split(&format!("href=\"/console/outputs/{id}\""))
+        .nth(1)
+        .unwrap_or_default();
+    let row = row.split("</tr>").next().unwrap_or_default();
+    assert!(row.contains("differencing"), "the checks that fired are listed: {row}");
+
+    let page = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("class=\"cell-fail\""),
+        "suppressed cells are marked in place"
+    );
+    assert!(
+        page.body.contains("title=\"differencing (fail)"),
+        "each marked cell says why"
+    );
+    assert!(
+        page.body.contains("id=\"flagged\""),
+        "and the reasons are listed beside the table"
+    );
+    assert!(page.body.contains("id=\"approve\""), "an independent reviewer may vote");
+    assert!(
+        page.body.contains("value=\"differencing\""),
+        "the failed check may be overridden"
+    );
+
+    // An override without a written justification is refused by the review rules.
+    let token = csrf(&page.body);
+    let path = format!("/console/outputs/{id}/vote");
+    let refused = post(
+        &cookie,
+        &path,
+        &[
+            ("csrf", &token),
+            ("decision", "approve"),
+            ("reason", "ok"),
+            ("override", "differencing"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("justification"), "{}", refused.body);
+    assert_eq!(votes(&id), 0);
+
+    let voted = post(
+        &cookie,
+        &path,
+        &[
+            ("csrf", &token),
+            ("decision", "approve"),
+            ("reason", "district totals are published anyway"),
+            ("override", "differencing"),
+            ("justification", "the small cells are public counts"),
+        ],
+    )
+    .await;
+    assert_eq!(voted.status, 303, "{}", voted.body);
+    assert_eq!(voted.location, format!("/console/outputs/{id}?done=1"));
+    let o = f.rt.reviews().output(&id).unwrap();
+    let vote = &o.review.unwrap().votes[0];
+    assert_eq!(vote.reviewer, "chen");
+    assert_eq!(vote.overrides, ["differencing"]);
+    assert_eq!(vote.justification.as_deref(), Some("the small cells are public counts"));
+    // Votes are final: the form is gone.
+    let after = get(&cookie, &format!("/console/outputs/{id}?done=1")).await;
+    assert!(!after.body.contains("id=\"approve\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_form_works_without_its_sessions_csrf_token() {
+    let f = fixture();
+    let id = flagged_output().await;
+    let mine = sign_in(&f.rev_free).await;
+    let theirs = sign_in(&f.rev_li).await;
+    let their_token = csrf(&get(&theirs, "/console/queue").await.body);
+    let path = format!("/console/outputs/{id}/vote");
+    for token in ["", "0000", their_token.as_str()] {
+        let page = post(
+            &mine,
+            &path,
+            &[("csrf", token), ("decision", "reject"), ("reason", "forged")],
+        )
+        .await;
+        assert_eq!(page.status, 403, "csrf {token:?}: {}", page.body);
+    }
+    assert_eq!(votes(&id), 0, "a forged form changed nothing");
+    // Signing out needs the token too.
+    assert_eq!(post(&mine, "/console/logout", &[("csrf", "nope")]).await.status, 403);
+    assert_eq!(get(&mine, "/console/queue").await.status, 200, "still signed in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviewer_of_the_jobs_operator_gets_no_vote_button_and_a_direct_post_is_refused() {
+    let f = fixture();
+    let id = flagged_output().await;
+    let cookie = sign_in(&f.rev_a).await;
+    let page = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("id=\"approve\""), "no vote form");
+    assert!(page.body.contains("id=\"no-vote\""));
+    let posted = post(
+        &cookie,
+        &format!("/console/outputs/{id}/vote"),
+        &[("csrf", &csrf(&page.body)), ("decision", "approve"), ("reason", "mine")],
+    )
+    .await;
+    assert_eq!(posted.status, 403, "{}", posted.body);
+    assert_eq!(votes(&id), 0);
+    assert!(denial_recorded(&f.rev_a, "Vote"));
+    // An operator's token signs in, and may not read quarantine.
+    let operator = sign_in(&f.op_a).await;
+    assert_eq!(get(&operator, &format!("/console/outputs/{id}")).await.status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_from_the_data_or_the_job_is_shown_as_text_and_never_runs() {
+    let f = fixture();
+    let sql = "SELECT district AS \"<script>alert(document)</script>\", count(*) AS n, \
+               '<img src=x onerror=alert(this)>' AS note FROM residents GROUP BY district";
+    let (job, view) = run(&f.op_a, &f.grant_a, inland_examples::jobs::SQL_PROBE, &[("sql", sql)]).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    let id =
+        f.rt.reviews()
+            .queue()
+            .unwrap()
+            .into_iter()
+            .find(|o| o.job_id == job)
+            .unwrap()
+            .id;
+    let cookie = sign_in(&f.rev_free).await;
+    let page = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("&lt;script&gt;alert(document)&lt;/script&gt;"),
+        "the column name is text"
+    );
+    assert!(
+        page.body.contains("&lt;img src=x onerror=alert(this)&gt;"),
+        "the cell is text"
+    );
+    assert!(!page.body.contains("<script"), "nothing the job wrote became markup");
+    assert!(!page.body.contains("<img"));
+    assert!(
+        page.csp.contains("default-src 'none'") && !page.csp.contains("script-src"),
+        "{}",
+        page.csp
+    );
+    // A reviewer's reason is text too, once the votes are shown.
+    let voted = post(
+        &cookie,
+        &format!("/console/outputs/{id}/vote"),
+        &[
+            ("csrf", &csrf(&page.body)),
+            ("decision", "reject"),
+            ("reason", "<b onmouseover=alert(this)>no</b>"),
+        ],
+    )
+    .await;
+    assert_eq!(voted.status, 303, "{}", voted.body);
+    let after = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert!(
+        after.body.contains("&lt;b onmouseover=alert(this)&gt;no&lt;/b&gt;"),
+        "{}",
+        after.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_live_session_every_page_sends_you_to_sign_in() {
+    let f = fixture();
+    for cookie in ["", "inland_session=deadbeef", "inland_session="] {
+        let page = get(cookie, "/console/queue").await;
+        assert_eq!(page.status, 303, "{cookie}");
+        assert_eq!(page.location, "/console/login");
+    }
+    let bad = post("", "/console/login", &[("token", "inl_not_a_token")]).await;
+    assert_eq!(bad.status, 401);
+    assert!(bad.set_cookie.is_empty(), "no session for a bad token");
+    // Signing out ends the session on the server, not only in the browser.
+    let cookie = sign_in(&f.auditor).await;
+    let page = get(&cookie, "/console/queue").await;
+    let out = post(&cookie, "/console/logout", &[("csrf", &csrf(&page.body))]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(get(&cookie, "/console/queue").await.status, 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_by_default_and_english_on_request() {
+    let f = fixture();
+    let cookie = sign_in(&f.rev_free).await;
+    let zh = get(&cookie, "/console/queue").await;
+    assert!(
+        zh.body.contains("lang=\"zh-CN\"") && zh.body.contains("待审核队列"),
+        "{}",
+        zh.body
+    );
+    let switch = get(&cookie, "/console/lang/en").await;
+    assert_eq!(switch.status, 303);
+    let lang = switch.set_cookie[0].split(';').next().unwrap().to_string();
+    let en = get(&format!("{cookie}; {lang}"), "/console/queue").await;
+    assert!(
+        en.body.contains("lang=\"en\"") && en.body.contains("Release queue"),
+        "{}",
+        en.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_quarantine_file_raises_the_alarm_and_is_recorded() {
+    let f = fixture();
+    let id = flagged_output().await;
+    let o = f.rt.reviews().output(&id).unwrap();
+    let path =
+        f.rt.domain()
+            .root()
+            .join("quarantine")
+            .join(&o.grant)
+            .join(format!("{}.sealed", o.sha256));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let cookie = sign_in(&f.rev_free).await;
+    let page = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"alarm\""), "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"content\""),
+        "no table pretends to be the output"
+    );
+    assert!(!page.body.contains("id=\"approve\""), "nothing to approve");
+    let events = crate::support::ledger_events();
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::OutputUnreadable { output_id, reader } if *output_id == id && reader == "chen")
+        )
+    );
+}
