@@ -68,7 +68,6 @@ pub enum Msg {
     Oldest,
     Content,
     ContentLegend,
-    MoreRows,
     FlaggedCells,
     Check,
     Status,
@@ -106,6 +105,20 @@ pub enum Msg {
     Days,
     Header,
     Row,
+    NotForOperators,
+    Busy,
+    Destroyed,
+    Unrenderable,
+    PageOf,
+    Previous,
+    Next,
+    ReadAllFirst,
+    NotAllPages,
+    Cells,
+    Null,
+    MoreChars,
+    MoreColumns,
+    InternalError,
 }
 
 /// The text of `msg` in `lang`.
@@ -146,7 +159,6 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
             "标记的单元格：红色未通过检查（发布时将被抑制），黄色需人工审核。悬停可查看原因。",
             "Marked cells: red failed a check (suppressed in the release), yellow needs review. Hover for the reason.",
         ),
-        MoreRows => ("更多行未显示", "more rows not shown"),
         FlaggedCells => ("被标记的单元格", "Flagged cells"),
         Check => ("检查", "Check"),
         Status => ("结果", "Status"),
@@ -199,6 +211,41 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
         Days => ("天", "d"),
         Header => ("表头", "header"),
         Row => ("行", "row"),
+        NotForOperators => (
+            "控制台供审核人、管理员和审计人使用；运营者请使用命令行或接口。",
+            "The console is for reviewers, admins and auditors; operators use the CLI or the API.",
+        ),
+        Busy => (
+            "当前登录会话已满，请稍后再试。",
+            "Every session is in use; try again later.",
+        ),
+        Destroyed => (
+            "此输出已随其授权终止而销毁。",
+            "This output was destroyed when its grant was terminated.",
+        ),
+        Unrenderable => (
+            "此输出无法显示（文件可以打开，但内容无法转换为文本）。请勿批准；请通知管理员。",
+            "This output cannot be shown (its file opens, but its content cannot be turned into text). Do not approve; tell an admin.",
+        ),
+        PageOf => ("页", "page"),
+        Previous => ("上一页", "Previous page"),
+        Next => ("下一页", "Next page"),
+        ReadAllFirst => (
+            "批准会发布所有行：请先阅读每一页，再批准。尚未阅读的第一页：",
+            "Approval releases every row: read every page before approving. First page not yet read: ",
+        ),
+        NotAllPages => (
+            "您尚未阅读此输出的每一页，不能批准。",
+            "You have not read every page of this output, so you cannot approve it.",
+        ),
+        Cells => ("单元格数", "Cells"),
+        Null => ("空值", "null"),
+        MoreChars => ("个字符未显示", "more characters not shown"),
+        MoreColumns => (
+            "列未显示（请通过接口阅读）",
+            "more columns not shown (read them through the API)",
+        ),
+        InternalError => ("服务器内部错误，已记录。", "Internal error; it was logged."),
     };
     match lang {
         Lang::Zh => zh,

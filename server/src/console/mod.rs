@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/outputs/{job}/{name}", get(output::page))
         .route("/console/outputs/{job}/{name}/vote", post(output::vote))
         .route("/console/static/console.css", get(stylesheet))
+        .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(layout::security_headers))
 }
 
@@ -95,6 +96,30 @@ impl FromRequestParts<Shared> for Person {
     }
 }
 
+/// Refuses a form posted from another site, before anything reads it: the
+/// session's CSRF token guards the forms of a signed-in person, and this
+/// guards sign-in itself (no one may sign a reviewer in as someone else).
+async fn same_origin_posts(request: axum::extract::Request, next: middleware::Next) -> Response {
+    if request.method() == axum::http::Method::POST {
+        let headers = request.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let cross_site = text("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
+        let fetch_site = text("sec-fetch-site");
+        let foreign_origin = match (text("origin"), text("host")) {
+            // An opaque origin counts only where the browser also says same-origin.
+            (Some(origin), _) if origin == "null" => fetch_site.is_none(),
+            (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host.as_str()),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if cross_site || foreign_origin {
+            let lang = session::lang(headers);
+            return notice(lang, StatusCode::FORBIDDEN, t(lang, Msg::CsrfFailed), None);
+        }
+    }
+    next.run(request).await
+}
+
 /// The fields of a form body (`application/x-www-form-urlencoded`).
 pub(crate) fn form(body: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(body.as_bytes()).into_owned().collect()
@@ -140,15 +165,24 @@ async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
         }
         Err(problem) => return problem.into_response(),
     };
-    if verified.is_err() {
-        return answer(StatusCode::UNAUTHORIZED, login_form(lang, Some(t(lang, Msg::BadToken))));
+    let who = match verified {
+        Ok(who) => who,
+        Err(_) => return answer(StatusCode::UNAUTHORIZED, login_form(lang, Some(t(lang, Msg::BadToken)))),
+    };
+    // Operators have nothing to do here (they never read quarantine), and
+    // must not hold sessions that could crowd out reviewers.
+    if who.role == inland_runtime::Role::Operator {
+        return answer(
+            StatusCode::FORBIDDEN,
+            login_form(lang, Some(t(lang, Msg::NotForOperators))),
+        );
     }
     // A session id the browser brought is never reused: a fresh one each sign-in.
     if let Some(old) = cookie(&headers, session::SESSION_COOKIE) {
         s.console.close(&old);
     }
-    let Some(id) = s.console.open(token) else {
-        return notice(lang, StatusCode::INTERNAL_SERVER_ERROR, "internal error", None);
+    let Some(id) = s.console.open(token, who.token_id.clone()) else {
+        return notice(lang, StatusCode::SERVICE_UNAVAILABLE, t(lang, Msg::Busy), None);
     };
     let mut response = see_other("/console/queue");
     if let Ok(v) = session::session_cookie(&id).parse() {

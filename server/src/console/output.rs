@@ -18,13 +18,63 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// Rows shown on the page (the API pages through the rest).
+/// Rows on one page of an output.
 const SHOWN_ROWS: usize = 200;
+/// Characters of one cell shown; the rest is counted, never dropped silently.
+const CELL_CHARS: usize = 500;
+/// Columns shown.
+const SHOWN_COLUMNS: usize = 100;
 
-/// `?done=1` after a vote.
+/// `?offset=N` pages through the rows; `?done=1` after a vote.
 #[derive(Debug, Deserialize)]
 pub(crate) struct PageQuery {
     done: Option<String>,
+    offset: Option<usize>,
+}
+
+/// How many pages an output of `rows` rows has.
+fn pages(rows: u64) -> usize {
+    (rows as usize).div_ceil(SHOWN_ROWS).max(1)
+}
+
+/// The first page of `output` this session has not been shown (counting
+/// `now`, the page being shown), if any: an approval releases every row.
+fn read_all(session: &session::Session, output: &str, rows: u64, now: Option<usize>) -> Option<usize> {
+    let seen = session.seen.get(output);
+    (0..pages(rows)).find(|p| Some(*p) != now && !seen.is_some_and(|s| s.contains(p)))
+}
+
+/// A cell as a reviewer must see it: control, format and bidi characters
+/// (which hide or reorder text) as visible escapes, and at most
+/// [`CELL_CHARS`] characters, the rest counted.
+fn visible(text: &str) -> (String, usize) {
+    let mut out = String::new();
+    let total = text.chars().count();
+    for (shown, c) in text.chars().enumerate() {
+        if shown == CELL_CHARS {
+            return (out, total - shown);
+        }
+        let hidden = (c.is_control() && c != '\n')
+            || matches!(c as u32,
+                0x00AD | 0x061C | 0x115F | 0x1160 | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
+                | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB
+                | 0xE0000..=0xE007F);
+        if hidden {
+            out.push_str(&format!("⟨U+{:04X}⟩", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    (out, 0)
+}
+
+/// What the page can show of the table.
+enum Shown {
+    Rows(RowsPage),
+    /// The sealed file does not open: tampered, or its key destroyed.
+    Unreadable,
+    /// It opens, but cannot be turned into text.
+    Unrenderable,
 }
 
 /// The flags on one cell: (check, status, detail).
@@ -50,8 +100,9 @@ fn flags(record: &OutputRecord) -> Flags {
 /// What the page needs, read in one blocking call.
 struct Loaded {
     record: OutputRecord,
-    table: Result<RowsPage, ()>,
+    table: Shown,
     job: Option<JobRecord>,
+    page: usize,
 }
 
 /// The output id of a path, if it has the shape of one.
@@ -106,16 +157,30 @@ pub(crate) async fn page(
             Some(person.viewer()),
         );
     };
+    if record.destroyed {
+        return notice(lang, StatusCode::OK, t(lang, Msg::Destroyed), Some(person.viewer()));
+    }
+    let page = q.offset.unwrap_or(0) / SHOWN_ROWS;
     let reader = person.who.name.clone();
+    let first_alarm = s.console.first_alarm(&record.id, &reader);
     let loaded = s
         .blocking(move |rt| -> inland_runtime::Result<Loaded> {
             let table = match rt.reviews().output_table(&record.id) {
-                Ok(batches) => rows(&batches, 0, SHOWN_ROWS).map_err(|_| ()),
+                Ok(batches) => match rows(&batches, page * SHOWN_ROWS, SHOWN_ROWS) {
+                    Ok(r) => Shown::Rows(r),
+                    Err(e) => {
+                        tracing::error!(output = %record.id, error = %e, "an output could not be rendered");
+                        Shown::Unrenderable
+                    }
+                },
                 Err(e) => {
-                    // Tampered, or its key destroyed: an alarm, and on the record.
+                    // Tampered, or its key destroyed: an alarm, and on the
+                    // record (once per reader, however often it is opened).
                     tracing::warn!(output = %record.id, error = %e, "a quarantined output does not open");
-                    rt.reviews().record_unreadable(&record.id, &reader)?;
-                    Err(())
+                    if first_alarm {
+                        rt.reviews().record_unreadable(&record.id, &reader)?;
+                    }
+                    Shown::Unreadable
                 }
             };
             let mut record = record;
@@ -130,7 +195,12 @@ pub(crate) async fn page(
                 Err(inland_runtime::Error::NotFound(_)) => None,
                 Err(e) => return Err(e),
             };
-            Ok(Loaded { record, table, job })
+            Ok(Loaded {
+                record,
+                table,
+                job,
+                page,
+            })
         })
         .await;
     let loaded = match loaded {
@@ -146,6 +216,9 @@ pub(crate) async fn page(
         }
         Err(problem) => return problem.into_response(),
     };
+    if matches!(loaded.table, Shown::Rows(_)) {
+        s.console.saw(&person.session_id, &loaded.record.id, page);
+    }
     let can_vote = may_vote(&s, &person, &loaded.record, &resource);
     let body = render(lang, &person, &loaded, can_vote, q.done.is_some());
     answer(
@@ -183,29 +256,52 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
 
         h2 { (t(lang, Msg::Content)) }
         @match &l.table {
-            Err(()) => {
+            Shown::Unreadable => {
                 div class="alarm" role="alert" id="alarm" {
                     p { (t(lang, Msg::Tampered)) }
                     p { (t(lang, Msg::TamperedHelp)) }
                 }
             }
-            Ok(table) => {
+            Shown::Unrenderable => {
+                div class="alarm" role="alert" id="unrenderable" { p { (t(lang, Msg::Unrenderable)) } }
+            }
+            Shown::Rows(table) => {
+                @let first_row = l.page * SHOWN_ROWS;
+                @let columns = table.columns.len().min(SHOWN_COLUMNS);
                 p class="muted" { (t(lang, Msg::ContentLegend)) }
+                @if pages(table.total) > 1 {
+                    p id="pages" {
+                        (t(lang, Msg::PageOf)) " " (l.page + 1) " / " (pages(table.total))
+                        @if l.page > 0 {
+                            " · " a href={ "/console/outputs/" (r.id) "?offset=" ((l.page - 1) * SHOWN_ROWS) } { (t(lang, Msg::Previous)) }
+                        }
+                        @if l.page + 1 < pages(table.total) {
+                            " · " a id="next" href={ "/console/outputs/" (r.id) "?offset=" ((l.page + 1) * SHOWN_ROWS) } { (t(lang, Msg::Next)) }
+                        }
+                    }
+                }
                 div class="scroll" {
                     table id="content" {
                         thead { tr {
-                            @for c in &table.columns {
+                            @for c in &table.columns[..columns] {
                                 @let f = flagged.get(&(u32::MAX, c.clone()));
-                                th scope="col" class=[f.map(|f| cell_class(f))] title=[f.map(|f| reasons(lang, f))] { (c) }
+                                th scope="col" class=[f.map(|f| cell_class(f))] title=[f.map(|f| reasons(lang, f))] { (visible(c).0) }
                             }
                         } }
                         tbody {
                             @for (i, row) in table.rows.iter().enumerate() {
                                 tr {
-                                    @for (c, cell) in table.columns.iter().zip(row) {
-                                        @let f = flagged.get(&(i as u32, c.clone()));
+                                    @for (c, cell) in table.columns[..columns].iter().zip(row) {
+                                        @let f = flagged.get(&((first_row + i) as u32, c.clone()));
                                         td class=[f.map(|f| cell_class(f))] title=[f.map(|f| reasons(lang, f))] {
-                                            (cell.as_deref().unwrap_or("∅"))
+                                            @match cell {
+                                                None => { span class="null" { (t(lang, Msg::Null)) } }
+                                                Some(text) => {
+                                                    @let (shown, more) = visible(text);
+                                                    (shown)
+                                                    @if more > 0 { span class="muted" { " … " (more) " " (t(lang, Msg::MoreChars)) } }
+                                                }
+                                            }
                                             @if let Some(f) = f {
                                                 span class="mark" aria-hidden="true" { (if cell_class(f) == "cell-fail" { "✗" } else { "?" }) }
                                             }
@@ -216,8 +312,8 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
                         }
                     }
                 }
-                @if table.total as usize > table.rows.len() {
-                    p class="muted" { (table.total as usize - table.rows.len()) " " (t(lang, Msg::MoreRows)) }
+                @if table.columns.len() > columns {
+                    p class="muted" { (table.columns.len() - columns) " " (t(lang, Msg::MoreColumns)) }
                 }
                 @if !flagged.is_empty() {
                     h2 { (t(lang, Msg::FlaggedCells)) }
@@ -225,7 +321,7 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
                         @for ((row, col), f) in &flagged {
                             li {
                                 @if *row == u32::MAX { (t(lang, Msg::Header)) } @else { (t(lang, Msg::Row)) " " (row + 1) }
-                                ", " code { (col) } ": " (reasons(lang, f))
+                                ", " code { (visible(col).0) } ": " (reasons(lang, f))
                             }
                         }
                     }
@@ -241,6 +337,7 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
                         th scope="col" { (t(lang, Msg::Check)) }
                         th scope="col" { (t(lang, Msg::Status)) }
                         th scope="col" { (t(lang, Msg::Remedy)) }
+                        th scope="col" { (t(lang, Msg::Cells)) }
                         th scope="col" { (t(lang, Msg::Summary)) }
                     } }
                     tbody {
@@ -248,6 +345,7 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
                             tr {
                                 td { (c.check) }
                                 td { (c.status.to_string()) }
+                                td { (c.cell_count) }
                                 td { (format!("{:?}", c.remedy).to_lowercase()) }
                                 td { (c.summary) " " span class="muted" { "[" (c.parameter) "]" } }
                             }
@@ -300,8 +398,9 @@ fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -
                 }
             }
         }
-        @if can_vote && l.table.is_ok() {
-            (vote_forms(lang, person, r))
+        @if can_vote && matches!(l.table, Shown::Rows(_)) {
+            @let unread = read_all(&person.session, &r.id, r.rows, Some(l.page));
+            (vote_forms(lang, person, r, unread))
         } @else if person.who.role == Role::Reviewer && state.is_some_and(|s| s.open()) {
             p class="notice" id="no-vote" { (t(lang, Msg::NoVoteHere)) }
         }
@@ -325,7 +424,7 @@ fn cell_class(f: &[(String, Status, String)]) -> &'static str {
     }
 }
 
-fn vote_forms(lang: Lang, person: &Person, r: &OutputRecord) -> Markup {
+fn vote_forms(lang: Lang, person: &Person, r: &OutputRecord, unread: Option<usize>) -> Markup {
     let action = format!("/console/outputs/{}/vote", r.id);
     let overridable: Vec<&str> = r
         .gate
@@ -336,6 +435,12 @@ fn vote_forms(lang: Lang, person: &Person, r: &OutputRecord) -> Markup {
         .collect();
     html! {
         h2 { (t(lang, Msg::Decide)) }
+        @if let Some(p) = unread {
+            p class="notice" id="read-all" {
+                (t(lang, Msg::ReadAllFirst))
+                a href={ "/console/outputs/" (r.id) "?offset=" (p * SHOWN_ROWS) } { (t(lang, Msg::PageOf)) " " (p + 1) }
+            }
+        } @else {
         form method="post" action=(action) id="approve" {
             input type="hidden" name="csrf" value=(person.session.csrf);
             input type="hidden" name="decision" value="approve";
@@ -345,7 +450,7 @@ fn vote_forms(lang: Lang, person: &Person, r: &OutputRecord) -> Markup {
                 @let id = format!("override-{i}");
                 div {
                     input type="checkbox" id=(id) name="override" value=(check);
-                    label for=(id) style="display:inline" { (t(lang, Msg::Override)) ": " (check) }
+                    label for=(id) class="inline" { (t(lang, Msg::Override)) ": " (check) }
                 }
             }
             @if !overridable.is_empty() {
@@ -353,6 +458,7 @@ fn vote_forms(lang: Lang, person: &Person, r: &OutputRecord) -> Markup {
                 textarea id="justification" name="justification" rows="2" {}
             }
             button type="submit" { (t(lang, Msg::Approve)) }
+        }
         }
         @for (decision, label, id) in [("return", Msg::Return, "return"), ("reject", Msg::Reject, "reject")] {
             form method="post" action=(action) id=(id) {
@@ -408,14 +514,14 @@ pub(crate) async fn vote(
             Some(person.viewer()),
         );
     }
-    if record.is_none() {
+    let Some(record) = record else {
         return notice(
             lang,
             StatusCode::NOT_FOUND,
             t(lang, Msg::NotFound),
             Some(person.viewer()),
         );
-    }
+    };
     let decision = match field(&fields, "decision") {
         Some("approve") => Decision::Approve,
         Some("reject") => Decision::Reject,
@@ -429,6 +535,15 @@ pub(crate) async fn vote(
             );
         }
     };
+    // An approval releases every row: this person must have been shown them all.
+    if decision == Decision::Approve && read_all(&person.session, &record.id, record.rows, None).is_some() {
+        return notice(
+            lang,
+            StatusCode::CONFLICT,
+            t(lang, Msg::NotAllPages),
+            Some(person.viewer()),
+        );
+    }
     let justification = field(&fields, "justification")
         .map(str::trim)
         .filter(|j| !j.is_empty())
@@ -450,10 +565,24 @@ pub(crate) async fn vote(
         .await
     {
         Ok(Ok(_)) => see_other(&format!("/console/outputs/{id}?done=1")),
-        Ok(Err(e)) => {
-            // Reviewers are inside the domain: the rule's own words.
+        Ok(Err(
+            e @ (inland_runtime::Error::Invalid(_)
+            | inland_runtime::Error::Refused(_)
+            | inland_runtime::Error::NotFound(_)
+            | inland_runtime::Error::Exists(_)),
+        )) => {
+            // Reviewers are inside the domain: the review rule's own words.
             let message = format!("{}{e}", t(lang, Msg::VoteRefused));
             notice(lang, StatusCode::UNPROCESSABLE_ENTITY, &message, Some(person.viewer()))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a console vote failed");
+            notice(
+                lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                t(lang, Msg::InternalError),
+                Some(person.viewer()),
+            )
         }
         Err(problem) => problem.into_response(),
     }

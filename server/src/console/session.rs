@@ -8,7 +8,7 @@ use super::i18n::Lang;
 use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 /// The session cookie's name.
@@ -17,14 +17,24 @@ pub const SESSION_COOKIE: &str = "inland_session";
 pub const LANG_COOKIE: &str = "inland_lang";
 /// How long a session lasts from sign-in.
 const LIFETIME_MS: u64 = 8 * 3600 * 1000;
-/// Sessions kept at most; the oldest goes first, so sign-ins cannot fill memory.
+/// Sessions kept at most: when they are all live, new sign-ins are refused
+/// (no one is signed out to make room for someone else).
 const MAX_SESSIONS: usize = 4096;
+/// Sessions one token may hold; its own oldest goes first.
+const PER_TOKEN: usize = 8;
+/// Outputs whose pages a session remembers having shown.
+const REMEMBERED_OUTPUTS: usize = 64;
 
 /// One signed-in person.
 #[derive(Clone)]
 pub struct Session {
     /// The bearer token they signed in with (verified on every request).
     pub token: String,
+    /// Its id, to bound the sessions one token holds.
+    pub token_id: String,
+    /// For each output, the pages of its rows this session was shown: an
+    /// approval releases every row, so it needs every page seen.
+    pub seen: HashMap<String, BTreeSet<usize>>,
     /// What every form of theirs must carry back.
     pub csrf: String,
     /// When it was created (ms since the epoch).
@@ -35,6 +45,8 @@ pub struct Session {
 #[derive(Default)]
 pub struct Sessions {
     by_id: Mutex<HashMap<String, Session>>,
+    /// (output, reader) pairs whose unreadable file was recorded already.
+    alarms: Mutex<HashSet<(String, String)>>,
 }
 
 /// 32 random bytes as hex, or `None` if the system has no randomness.
@@ -52,25 +64,56 @@ fn now_ms() -> u64 {
 }
 
 impl Sessions {
-    /// Opens a session for a verified `token`; returns its id.
-    pub fn open(&self, token: String) -> Option<String> {
+    /// Opens a session for a verified `token` (id `token_id`); returns its
+    /// id, or `None` when every session is taken or there is no randomness.
+    pub fn open(&self, token: String, token_id: String) -> Option<String> {
         let (id, csrf) = (random_hex()?, random_hex()?);
         let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = now_ms();
         map.retain(|_, s| now.saturating_sub(s.created_ms) < LIFETIME_MS);
-        while map.len() >= MAX_SESSIONS {
-            let oldest = map.iter().min_by_key(|(_, s)| s.created_ms).map(|(k, _)| k.clone())?;
+        loop {
+            let mine: Vec<(&String, u64)> = map
+                .iter()
+                .filter(|(_, s)| s.token_id == token_id)
+                .map(|(k, s)| (k, s.created_ms))
+                .collect();
+            if mine.len() < PER_TOKEN {
+                break;
+            }
+            let oldest = mine.iter().min_by_key(|(_, at)| *at).map(|(k, _)| (*k).clone())?;
             map.remove(&oldest);
+        }
+        if map.len() >= MAX_SESSIONS {
+            return None;
         }
         map.insert(
             id.clone(),
             Session {
                 token,
+                token_id,
+                seen: HashMap::new(),
                 csrf,
                 created_ms: now,
             },
         );
         Some(id)
+    }
+
+    /// Remembers that session `id` was shown page `page` of `output`'s rows.
+    pub fn saw(&self, id: &str, output: &str, page: usize) {
+        let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = map.get_mut(id) {
+            if !s.seen.contains_key(output) && s.seen.len() >= REMEMBERED_OUTPUTS {
+                s.seen.clear();
+            }
+            s.seen.entry(output.to_string()).or_default().insert(page);
+        }
+    }
+
+    /// Whether an unreadable output was recorded for `reader` already; marks it.
+    pub fn first_alarm(&self, output: &str, reader: &str) -> bool {
+        let mut set = self.alarms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.insert((output.to_string(), reader.to_string()))
     }
 
     /// The live session `id` names.
@@ -88,16 +131,19 @@ impl Sessions {
     }
 }
 
-/// The value of cookie `name` in the request's headers.
+/// The value of cookie `name` in the request's headers; none if it is sent
+/// twice (one may have been planted with a narrower path to shadow the other).
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut values = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string());
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
 }
 
 /// The language the person chose, or Chinese.

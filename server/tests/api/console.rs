@@ -113,7 +113,7 @@ async fn probe(sql: &str) -> String {
 
 /// An output with a cell the gate fails: counts by service type without
 /// one resident, after the full counts were released (differencing).
-async fn flagged_output() -> String {
+pub async fn flagged_output() -> String {
     let f = fixture();
     let one = probe("SELECT resident_id, service_type FROM residents LIMIT 1").await;
     let table = f.rt.reviews().output_table(&one).unwrap();
@@ -269,9 +269,85 @@ async fn a_reviewer_of_the_jobs_operator_gets_no_vote_button_and_a_direct_post_i
     assert_eq!(posted.status, 403, "{}", posted.body);
     assert_eq!(votes(&id), 0);
     assert!(denial_recorded(&f.rev_a, "Vote"));
-    // An operator's token signs in, and may not read quarantine.
-    let operator = sign_in(&f.op_a).await;
-    assert_eq!(get(&operator, &format!("/console/outputs/{id}")).await.status, 403);
+    // An operator's token opens no session: operators never read quarantine,
+    // and their sign-ins must not crowd out reviewers'.
+    let operator = post("", "/console/login", &[("token", &f.op_a.secret)]).await;
+    assert_eq!(operator.status, 403, "{}", operator.body);
+    assert!(operator.set_cookie.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_posted_from_another_site_is_refused_before_it_is_read() {
+    let f = fixture();
+    let body = format!("token={}", f.rev_free.secret);
+    for (name, value) in [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")] {
+        let page = send(
+            client()
+                .post(format!("{}/console/login", f.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header(name, value)
+                .body(body.clone()),
+        )
+        .await;
+        assert_eq!(page.status, 403, "{name}: {value}");
+        assert!(page.set_cookie.is_empty(), "no session from another site");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_waits_until_every_page_of_rows_was_shown() {
+    let f = fixture();
+    let values: Vec<String> = (1..=250).map(|i| format!("({i})")).collect();
+    let id = probe(&format!(
+        "SELECT column1 AS value FROM (VALUES {}) t",
+        values.join(", ")
+    ))
+    .await;
+    let cookie = sign_in(&f.rev_free).await;
+    let first = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains("id=\"pages\""), "two pages of rows");
+    assert!(
+        !first.body.contains("id=\"approve\""),
+        "no approval before every row was shown"
+    );
+    assert!(first.body.contains("id=\"read-all\""));
+    assert!(first.body.contains("id=\"reject\""), "rejecting needs no reading");
+    let token = csrf(&first.body);
+    let path = format!("/console/outputs/{id}/vote");
+    let early = post(
+        &cookie,
+        &path,
+        &[("csrf", &token), ("decision", "approve"), ("reason", "looked")],
+    )
+    .await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert_eq!(votes(&id), 0);
+    let second = get(&cookie, &format!("/console/outputs/{id}?offset=200")).await;
+    assert!(second.body.contains(">250<"), "the last rows are on the second page");
+    assert!(
+        second.body.contains("id=\"approve\""),
+        "every page shown: the form is there"
+    );
+    let voted = post(
+        &cookie,
+        &path,
+        &[("csrf", &token), ("decision", "approve"), ("reason", "read all")],
+    )
+    .await;
+    assert_eq!(voted.status, 303, "{}", voted.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn characters_that_hide_or_reorder_text_are_shown_as_escapes() {
+    let f = fixture();
+    let id = probe("SELECT chr(8238) || 'abc' || chr(8203) AS note, chr(9) AS tab").await;
+    let cookie = sign_in(&f.rev_free).await;
+    let page = get(&cookie, &format!("/console/outputs/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("⟨U+202E⟩abc⟨U+200B⟩"), "{}", page.body);
+    assert!(page.body.contains("⟨U+0009⟩"));
+    assert!(!page.body.contains('\u{202E}'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,6 +411,10 @@ async fn without_a_live_session_every_page_sends_you_to_sign_in() {
         assert_eq!(page.status, 303, "{cookie}");
         assert_eq!(page.location, "/console/login");
     }
+    // Two session cookies (one planted to shadow the other) are no session.
+    let mine = sign_in(&f.rev_free).await;
+    let twice = get(&format!("{mine}; inland_session=planted"), "/console/queue").await;
+    assert_eq!(twice.status, 303);
     let bad = post("", "/console/login", &[("token", "inl_not_a_token")]).await;
     assert_eq!(bad.status, 401);
     assert!(bad.set_cookie.is_empty(), "no session for a bad token");
