@@ -173,7 +173,7 @@ fn run_event(
 }
 
 /// Milliseconds since the Unix epoch as an ISO 8601 UTC timestamp.
-fn iso8601(ms: u64) -> String {
+pub fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
     let date = Date::from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;

@@ -53,8 +53,13 @@ pub fn page(lang: Lang, heading: &str, viewer: Option<Viewer<'_>>, body: Markup)
                 header class="top" {
                     span class="brand" { (t(lang, Msg::Title)) }
                     nav aria-label=(t(lang, Msg::Title)) {
-                        @if viewer.is_some() {
-                            a href="/console/queue" { (t(lang, Msg::Queue)) }
+                        @if let Some(v) = &viewer {
+                            @if v.who.role != inland_runtime::Role::Auditor {
+                                a href="/console/queue" { (t(lang, Msg::Queue)) }
+                            }
+                            @if matches!(v.who.role, inland_runtime::Role::Admin | inland_runtime::Role::Auditor) {
+                                a href="/console/ledger" { (t(lang, Msg::Ledger)) }
+                            }
                         }
                         span class="lang" {
                             (t(lang, Msg::Language)) ": "

@@ -12,6 +12,7 @@
 
 pub(crate) mod i18n;
 mod layout;
+mod ledger;
 mod output;
 mod queue;
 pub(crate) mod session;
@@ -40,6 +41,9 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/queue", get(queue::page))
         .route("/console/outputs/{job}/{name}", get(output::page))
         .route("/console/outputs/{job}/{name}/vote", post(output::vote))
+        .route("/console/ledger", get(ledger::page))
+        .route("/console/ledger/verify", get(ledger::verify))
+        .route("/console/ledger/entries/{seq}", get(ledger::entry))
         .route("/console/static/console.css", get(stylesheet))
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(layout::security_headers))
@@ -184,7 +188,12 @@ async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
     let Some(id) = s.console.open(token, who.token_id.clone()) else {
         return notice(lang, StatusCode::SERVICE_UNAVAILABLE, t(lang, Msg::Busy), None);
     };
-    let mut response = see_other("/console/queue");
+    // Auditors read the record, not the queue.
+    let home = match who.role {
+        inland_runtime::Role::Auditor => "/console/ledger",
+        _ => "/console/queue",
+    };
+    let mut response = see_other(home);
     if let Ok(v) = session::session_cookie(&id).parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -479,5 +479,29 @@ async fn reviewers_decide_in_a_real_browser_and_the_released_bundle_verifies() {
             .iter()
             .any(|e| matches!(&e.event, Event::OutputUnreadable { output_id, .. } if *output_id == other))
     );
+    sign_out(c).await;
+
+    // An auditor's ledger page: searched, and checked like every page.
+    let auditor =
+        d.rt.access()
+            .issue(Role::Auditor, "regulator", None, in_a_day())
+            .unwrap();
+    c.goto(&d.url("/console/login")).await.unwrap();
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(&auditor.secret)
+        .await
+        .unwrap();
+    c.find(Locator::Css("main button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#entries").await;
+    screenshot(c, "ledger").await;
+    accessible(c, "the ledger").await;
+    fits(c, "the ledger").await;
     b.client.clone().close().await.unwrap();
 }

@@ -78,7 +78,11 @@ async fn post(cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
 async fn sign_in(token: &IssuedToken) -> String {
     let page = post("", "/console/login", &[("token", &token.secret)]).await;
     assert_eq!(page.status, 303, "{}", page.body);
-    assert_eq!(page.location, "/console/queue");
+    let home = match token.record.role {
+        inland_runtime::Role::Auditor => "/console/ledger",
+        _ => "/console/queue",
+    };
+    assert_eq!(page.location, home);
     let cookie = page
         .set_cookie
         .iter()
@@ -477,4 +481,37 @@ async fn a_tampered_quarantine_file_raises_the_alarm_and_is_recorded() {
             |e| matches!(e, Event::OutputUnreadable { output_id, reader } if *output_id == id && reader == "chen")
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_searches_the_ledger_proves_an_entry_and_verifies_the_log() {
+    let f = fixture();
+    let (job, _) = run(&f.op_a, &f.grant_a, "noop", &[]).await;
+    let cookie = sign_in(&f.auditor).await;
+    let found = get(&cookie, &format!("/console/ledger?type=job_admitted&job={job}")).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(
+        found.body.matches("<tr><td><a href=\"/console/ledger/entries/").count(),
+        1,
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains(&job));
+    let seq = found
+        .body
+        .split("/console/ledger/entries/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    let entry = get(&cookie, &format!("/console/ledger/entries/{seq}")).await;
+    assert_eq!(entry.status, 200);
+    assert!(entry.body.contains("job_admitted") && entry.body.contains(&job));
+    assert!(entry.body.contains("id=\"proof\""));
+    let verified = get(&cookie, "/console/ledger/verify").await;
+    assert!(verified.body.contains("id=\"verified\""), "{}", verified.body);
+    // Reviewers do not read the ledger: refused, and the refusal recorded.
+    let reviewer = sign_in(&f.rev_free).await;
+    assert_eq!(get(&reviewer, "/console/ledger").await.status, 403);
+    assert!(denial_recorded(&f.rev_free, "ViewLedger"));
 }
