@@ -270,6 +270,22 @@ impl Access {
         if !secret::matches(token, &stored) {
             return Ok(Err(Rejected::Invalid));
         }
+        self.in_force(record)
+    }
+
+    /// Who token `token_id` proves, for a console session whose token was
+    /// verified at sign-in: the session keeps the id, never the token, and
+    /// a revoked or expired token ends it at once.
+    pub fn verify_session(&self, token_id: &str) -> Result<std::result::Result<Principal, Rejected>> {
+        match self.inner.domain.state.get::<TokenRecord>(TOKENS, token_id)? {
+            Some(record) => self.in_force(record),
+            None => Ok(Err(Rejected::Invalid)),
+        }
+    }
+
+    /// The principal of a token record, unless it was revoked or expired.
+    fn in_force(&self, record: TokenRecord) -> Result<std::result::Result<Principal, Rejected>> {
+        let state = &self.inner.domain.state;
         if record.revoked_at_ms.is_some() {
             return Ok(Err(Rejected::Revoked));
         }

@@ -78,9 +78,9 @@ impl FromRequestParts<Shared> for Person {
         let Some(session) = state.console.get(&session_id) else {
             return Err(to_login());
         };
-        // Verified on every request: a revoked or expired token ends the session.
-        let token = session.token.clone();
-        match state.blocking(move |rt| rt.access().verify(&token)).await {
+        // Checked on every request: a revoked or expired token ends the session.
+        let token_id = session.token_id.clone();
+        match state.blocking(move |rt| rt.access().verify_session(&token_id)).await {
             Ok(Ok(Ok(who))) => Ok(Person {
                 who,
                 session,
@@ -159,8 +159,7 @@ fn login_form(lang: Lang, error: Option<&str>) -> maud::Markup {
 async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let lang = session::lang(&headers);
     let fields = form(&body);
-    let token = field(&fields, "token").unwrap_or_default().trim().to_string();
-    let checked = token.clone();
+    let checked = field(&fields, "token").unwrap_or_default().trim().to_string();
     let verified = match s.blocking(move |rt| rt.access().verify(&checked)).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -185,7 +184,7 @@ async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
     if let Some(old) = cookie(&headers, session::SESSION_COOKIE) {
         s.console.close(&old);
     }
-    let Some(id) = s.console.open(token, who.token_id.clone()) else {
+    let Some(id) = s.console.open(who.token_id.clone()) else {
         return notice(lang, StatusCode::SERVICE_UNAVAILABLE, t(lang, Msg::Busy), None);
     };
     // Auditors read the record, not the queue.

@@ -1,8 +1,9 @@
 //! Console sessions: a person signs in with the same bearer token as the
-//! API; the server keeps it in memory under a random session id sent as an
-//! HttpOnly, SameSite=Strict cookie, with a CSRF token every form carries.
-//! The token is verified again on every request, so a revoked or expired
-//! token ends its sessions at once. Sessions die with the server.
+//! API; the server keeps the token's id (never the token) under a random
+//! session id sent as an HttpOnly, SameSite=Strict cookie, with a CSRF
+//! token every form carries. The token's record is checked again on every
+//! request, so a revoked or expired token ends its sessions at once.
+//! Sessions die with the server.
 
 use super::i18n::Lang;
 use axum::http::HeaderMap;
@@ -28,9 +29,9 @@ const REMEMBERED_OUTPUTS: usize = 64;
 /// One signed-in person.
 #[derive(Clone)]
 pub struct Session {
-    /// The bearer token they signed in with (verified on every request).
-    pub token: String,
-    /// Its id, to bound the sessions one token holds.
+    /// The id of the token they signed in with: checked again on every
+    /// request (revoked or expired ends the session); the token itself is
+    /// never kept.
     pub token_id: String,
     /// For each output, the pages of its rows this session was shown: an
     /// approval releases every row, so it needs every page seen.
@@ -66,7 +67,7 @@ fn now_ms() -> u64 {
 impl Sessions {
     /// Opens a session for a verified `token` (id `token_id`); returns its
     /// id, or `None` when every session is taken or there is no randomness.
-    pub fn open(&self, token: String, token_id: String) -> Option<String> {
+    pub fn open(&self, token_id: String) -> Option<String> {
         let (id, csrf) = (random_hex()?, random_hex()?);
         let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = now_ms();
@@ -89,7 +90,6 @@ impl Sessions {
         map.insert(
             id.clone(),
             Session {
-                token,
                 token_id,
                 seen: HashMap::new(),
                 csrf,

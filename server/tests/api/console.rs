@@ -422,6 +422,15 @@ async fn without_a_live_session_every_page_sends_you_to_sign_in() {
     let bad = post("", "/console/login", &[("token", "inl_not_a_token")]).await;
     assert_eq!(bad.status, 401);
     assert!(bad.set_cookie.is_empty(), "no session for a bad token");
+    // Revoking the token ends its sessions at once.
+    let temporary =
+        f.rt.access()
+            .issue(inland_runtime::Role::Reviewer, "chen", None, crate::support::in_a_day())
+            .unwrap();
+    let session = sign_in(&temporary).await;
+    assert_eq!(get(&session, "/console/queue").await.status, 200);
+    f.rt.access().revoke(&temporary.record.id).unwrap();
+    assert_eq!(get(&session, "/console/queue").await.status, 303);
     // Signing out ends the session on the server, not only in the browser.
     let cookie = sign_in(&f.auditor).await;
     let page = get(&cookie, "/console/queue").await;
