@@ -295,6 +295,30 @@ fn serve(w: &World, crash_at: Option<&str>) -> Server {
     }
 }
 
+/// `inland grant issue` of a one-year grant over `residents` to the organization.
+fn grant_issue_args() -> Vec<String> {
+    let today = Date::today();
+    [
+        "grant",
+        "issue",
+        "--operator",
+        ORG,
+        "--datasets",
+        "residents",
+        "--purpose",
+        "statistics",
+        "--scenario",
+        "crash tests",
+        "--from",
+        &today.to_string(),
+        "--until",
+        &today.add_years(1).to_string(),
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect()
+}
+
 /// Plans the next operation of kind `op`, preparing what it needs in the
 /// domain (opened in this process, then closed).
 fn plan(w: &World, rt: &Runtime, op: Op, i: usize) -> Planned {
@@ -334,29 +358,11 @@ fn plan(w: &World, rt: &Runtime, op: Op, i: usize) -> Planned {
             token: None,
             expect: Expect::Token,
         },
-        Op::GrantIssue => {
-            let today = Date::today();
-            Planned {
-                args: s(&[
-                    "grant",
-                    "issue",
-                    "--operator",
-                    ORG,
-                    "--datasets",
-                    "residents",
-                    "--purpose",
-                    "statistics",
-                    "--scenario",
-                    "crash tests",
-                    "--from",
-                    &today.to_string(),
-                    "--until",
-                    &today.add_years(1).to_string(),
-                ]),
-                token: None,
-                expect: Expect::Grant,
-            }
-        }
+        Op::GrantIssue => Planned {
+            args: grant_issue_args(),
+            token: None,
+            expect: Expect::Grant,
+        },
         Op::GrantTerminate => {
             let spare = rt
                 .governance()
@@ -789,23 +795,7 @@ fn a_stop_between_an_event_and_its_change_is_rolled_back_or_finished() {
     assert!(!w.root.join("datasets/early.parquet").exists());
 
     // A grant key created, no event: the key is destroyed at start.
-    let today = Date::today();
-    let grant_args = s(&[
-        "grant",
-        "issue",
-        "--operator",
-        ORG,
-        "--datasets",
-        "residents",
-        "--purpose",
-        "p",
-        "--scenario",
-        "s",
-        "--from",
-        &today.to_string(),
-        "--until",
-        &today.add_years(1).to_string(),
-    ]);
+    let grant_args = grant_issue_args();
     let grants_before = Runtime::open(&w.root).unwrap().governance().grants().unwrap().len();
     crash_at(&w, "grant-key-created", &grant_args, None, false);
     doctor(&w, "a grant key created before its event");
