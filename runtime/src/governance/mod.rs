@@ -270,6 +270,12 @@ impl Policies {
         policy_store::apply_text(&self.inner.domain, self.inner.events.as_ref(), text, name)
     }
 
+    /// The policy in force, parsed and checked against today's catalog: what
+    /// the console shows of each dataset's columns.
+    pub fn in_force(&self) -> Result<Option<(PolicyVersion, Policy)>> {
+        policy_store::load_current(&self.inner.domain)
+    }
+
     /// Every applied policy version, oldest first, and the text of the one in force.
     pub fn versions(&self) -> Result<(Vec<PolicyVersion>, Option<String>)> {
         let versions = policy_store::versions(&self.inner.domain)?;

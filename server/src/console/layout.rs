@@ -57,8 +57,15 @@ pub fn page(lang: Lang, heading: &str, viewer: Option<Viewer<'_>>, body: Markup)
                             @if v.who.role != inland_runtime::Role::Auditor {
                                 a href="/console/queue" { (t(lang, Msg::Queue)) }
                             }
+                            @if v.who.role == inland_runtime::Role::Admin {
+                                a href="/console/datasets" { (t(lang, Msg::Datasets)) }
+                                a href="/console/policy" { (t(lang, Msg::Policy)) }
+                                a href="/console/grants" { (t(lang, Msg::Grants)) }
+                                a href="/console/tokens" { (t(lang, Msg::Tokens)) }
+                            }
                             @if matches!(v.who.role, inland_runtime::Role::Admin | inland_runtime::Role::Auditor) {
                                 a href="/console/ledger" { (t(lang, Msg::Ledger)) }
+                                a href="/console/reports" { (t(lang, Msg::Reports)) }
                             }
                         }
                         span class="lang" {

@@ -5,12 +5,12 @@
 
 use super::Person;
 use super::i18n::{Lang, Msg, t};
-use super::layout::{answer, notice, page as shell};
+use super::layout::{answer, page as shell};
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use inland_runtime::EventRecord;
 use maud::html;
 use serde::Deserialize;
@@ -33,36 +33,19 @@ pub(crate) struct LedgerQuery {
 
 /// Whether the person may read the ledger; answers the refusal if not.
 async fn allowed(s: &Shared, person: &Person) -> Result<(), Response> {
-    match s.authorize(&person.who, Action::ViewLedger, Resource::Ledger).await {
-        Ok(()) => Ok(()),
-        Err(p) if p.status == 403 => Err(notice(
-            person.lang,
-            StatusCode::FORBIDDEN,
-            t(person.lang, Msg::Forbidden),
-            Some(person.viewer()),
-        )),
-        Err(p) => Err(p.into_response()),
-    }
+    person.authorize(s, Action::ViewLedger, Resource::Ledger).await
 }
 
 /// The entries, read on a blocking thread.
-async fn entries(s: &Shared) -> Result<Vec<EventRecord>, Response> {
-    match s
-        .blocking(|rt| {
+pub(crate) async fn entries(s: &Shared, person: &Person) -> Result<Vec<EventRecord>, Response> {
+    person
+        .blocking(s, "reading the ledger for the console", |rt| {
             rt.evidence()
                 .ledger()
                 .ok_or_else(|| inland_runtime::Error::Invalid("no ledger".into()))
                 .and_then(|l| l.entries())
         })
         .await
-    {
-        Ok(Ok(e)) => Ok(e),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading the ledger for the console");
-            Err(StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-        Err(p) => Err(p.into_response()),
-    }
 }
 
 /// An event as (type, its other fields as JSON).
@@ -106,7 +89,7 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
     if let Err(r) = allowed(&s, &person).await {
         return r;
     }
-    let all = match entries(&s).await {
+    let all = match entries(&s, &person).await {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -184,8 +167,10 @@ pub(crate) async fn entry(State(s): State<Shared>, person: Person, Path(seq): Pa
     if let Err(r) = allowed(&s, &person).await {
         return r;
     }
-    let read = s
+    let read = person
         .blocking(
+            &s,
+            "reading a ledger entry for the console",
             move |rt| -> inland_runtime::Result<Option<(EventRecord, inland_runtime::ledger::InclusionProof)>> {
                 let Some(ledger) = rt.evidence().ledger() else {
                     return Ok(None);
@@ -198,25 +183,9 @@ pub(crate) async fn entry(State(s): State<Shared>, person: Person, Path(seq): Pa
         )
         .await;
     let (e, proof) = match read {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
-            return notice(
-                lang,
-                StatusCode::NOT_FOUND,
-                t(lang, Msg::NotFound),
-                Some(person.viewer()),
-            );
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading a ledger entry for the console");
-            return notice(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                t(lang, Msg::InternalError),
-                Some(person.viewer()),
-            );
-        }
-        Err(p) => return p.into_response(),
+        Ok(Some(found)) => found,
+        Ok(None) => return person.says(StatusCode::NOT_FOUND, Msg::NotFound),
+        Err(r) => return r,
     };
     let json = serde_json::to_string_pretty(&e).unwrap_or_default();
     let heading = format!("{} {}", t(lang, Msg::Entry), e.seq);
@@ -241,8 +210,8 @@ pub(crate) async fn verify(State(s): State<Shared>, person: Person) -> Response 
     if let Err(r) = allowed(&s, &person).await {
         return r;
     }
-    let report = s
-        .blocking(|rt| {
+    let report = person
+        .blocking(&s, "verifying the ledger for the console", |rt| {
             rt.evidence()
                 .ledger()
                 .ok_or_else(|| inland_runtime::Error::Invalid("no ledger".into()))
@@ -250,17 +219,8 @@ pub(crate) async fn verify(State(s): State<Shared>, person: Person) -> Response 
         })
         .await;
     let report = match report {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "verifying the ledger for the console");
-            return notice(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                t(lang, Msg::InternalError),
-                Some(person.viewer()),
-            );
-        }
-        Err(p) => return p.into_response(),
+        Ok(r) => r,
+        Err(r) => return r,
     };
     let body = html! {
         @match &report.problem {

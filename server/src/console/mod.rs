@@ -9,14 +9,23 @@
 //! - `i18n`: every string, in Chinese (the default) and English.
 //! - `layout`: the page shell and the security headers.
 //! - `queue`, `output`: the reviewer's pages and the vote form.
+//! - `datasets`, `policy`, `grants`, `tokens`: the admin's pages.
+//! - `ledger`, `reports` (with `chart`): the auditor's pages.
 
+mod chart;
+mod datasets;
+mod grants;
 pub(crate) mod i18n;
 mod layout;
 mod ledger;
 mod output;
+mod policy;
 mod queue;
+mod reports;
 pub(crate) mod session;
+mod tokens;
 
+use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, State};
@@ -26,7 +35,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use i18n::{Lang, Msg, t};
-use inland_runtime::Principal;
+use inland_runtime::{Principal, Runtime};
 use layout::{Viewer, answer, notice, page, see_other};
 use maud::html;
 use session::{Session, cookie};
@@ -44,6 +53,18 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/ledger", get(ledger::page))
         .route("/console/ledger/verify", get(ledger::verify))
         .route("/console/ledger/entries/{seq}", get(ledger::entry))
+        .route("/console/reports", get(reports::page))
+        .route("/console/reports/package", get(reports::package))
+        .route("/console/datasets", get(datasets::list))
+        .route("/console/datasets/{name}", get(datasets::show))
+        .route("/console/policy", get(policy::page).post(policy::apply))
+        .route("/console/grants", get(grants::page))
+        .route(
+            "/console/grants/{id}/terminate",
+            get(grants::confirm).post(grants::terminate),
+        )
+        .route("/console/tokens", get(tokens::page).post(tokens::issue))
+        .route("/console/tokens/{id}/revoke", post(tokens::revoke))
         .route("/console/static/console.css", get(stylesheet))
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(layout::security_headers))
@@ -63,6 +84,75 @@ impl Person {
             who: &self.who,
             csrf: &self.session.csrf,
         }
+    }
+
+    /// A page that says one thing to this person, under their header.
+    pub(crate) fn notice(&self, status: StatusCode, message: &str) -> Response {
+        notice(self.lang, status, message, Some(self.viewer()))
+    }
+
+    /// A page that says one thing from the catalogue.
+    pub(crate) fn says(&self, status: StatusCode, msg: Msg) -> Response {
+        self.notice(status, t(self.lang, msg))
+    }
+
+    /// The one authorization of a page: a denial (recorded by `authorize`)
+    /// is answered as the console's refusal page, anything else as it is.
+    pub(crate) async fn authorize(&self, s: &Shared, action: Action, resource: Resource) -> Result<(), Response> {
+        match s.authorize(&self.who, action, resource).await {
+            Ok(()) => Ok(()),
+            Err(problem) if problem.status == 403 => Err(self.says(StatusCode::FORBIDDEN, Msg::Forbidden)),
+            Err(problem) => Err(problem.into_response()),
+        }
+    }
+
+    /// Runs `f` on a blocking thread. A failure is logged with `what` and
+    /// shown only as "internal error": its text may name the domain's files.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        s: &Shared,
+        what: &'static str,
+        f: impl FnOnce(Runtime) -> inland_runtime::Result<T> + Send + 'static,
+    ) -> Result<T, Response> {
+        match s.blocking(f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "{what}");
+                Err(self.says(StatusCode::INTERNAL_SERVER_ERROR, Msg::InternalError))
+            }
+            Err(problem) => Err(problem.into_response()),
+        }
+    }
+
+    /// As [`Person::blocking`], for a change an insider (an admin, a
+    /// reviewer) asked for: a refusal by the domain's rules is shown in its
+    /// own words after `prefix` (422), any other failure as "internal error".
+    pub(crate) async fn change<T: Send + 'static>(
+        &self,
+        s: &Shared,
+        what: &'static str,
+        prefix: Msg,
+        f: impl FnOnce(Runtime) -> inland_runtime::Result<T> + Send + 'static,
+    ) -> Result<T, Response> {
+        use inland_runtime::Error as E;
+        match s.blocking(f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e @ (E::Invalid(_) | E::Refused(_) | E::NotFound(_) | E::Exists(_)))) => {
+                let message = format!("{}{e}", t(self.lang, prefix));
+                Err(self.notice(StatusCode::UNPROCESSABLE_ENTITY, &message))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "{what}");
+                Err(self.says(StatusCode::INTERNAL_SERVER_ERROR, Msg::InternalError))
+            }
+            Err(problem) => Err(problem.into_response()),
+        }
+    }
+
+    /// The refusal of a posted form that lacks this session's CSRF token, if it does.
+    pub(crate) fn forged(&self, fields: &[(String, String)]) -> Option<Response> {
+        (!session::csrf_matches(&self.session, field(fields, "csrf").unwrap_or_default()))
+            .then(|| self.says(StatusCode::FORBIDDEN, Msg::CsrfFailed))
     }
 }
 
@@ -201,13 +291,8 @@ async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
 
 async fn logout(State(s): State<Shared>, person: Person, body: String) -> Response {
     let fields = form(&body);
-    if !session::csrf_matches(&person.session, field(&fields, "csrf").unwrap_or_default()) {
-        return notice(
-            person.lang,
-            StatusCode::FORBIDDEN,
-            t(person.lang, Msg::CsrfFailed),
-            None,
-        );
+    if let Some(r) = person.forged(&fields) {
+        return r;
     }
     s.console.close(&person.session_id);
     let mut response = see_other("/console/login");

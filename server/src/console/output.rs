@@ -5,7 +5,7 @@
 //! output whose sealed file does not open is an alarm, never an empty table.
 
 use super::i18n::{Lang, Msg, t};
-use super::layout::{answer, notice, page as shell, see_other};
+use super::layout::{answer, page as shell, see_other};
 use super::{Person, field, form, session};
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
@@ -135,86 +135,71 @@ pub(crate) async fn page(
 ) -> Response {
     let lang = person.lang;
     let Some(id) = output_id(&job, &name) else {
-        return notice(
-            lang,
-            StatusCode::NOT_FOUND,
-            t(lang, Msg::NotFound),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::NOT_FOUND, Msg::NotFound);
     };
     let (record, resource) = match crate::api::outputs::described(&s, &id).await {
         Ok(d) => d,
         Err(problem) => return problem.into_response(),
     };
-    if let Err(problem) = s.authorize(&person.who, Action::ViewOutput, resource.clone()).await {
-        return refused(lang, &person, problem);
+    if let Err(r) = person.authorize(&s, Action::ViewOutput, resource.clone()).await {
+        return r;
     }
     let Some(record) = record else {
-        return notice(
-            lang,
-            StatusCode::NOT_FOUND,
-            t(lang, Msg::NotFound),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::NOT_FOUND, Msg::NotFound);
     };
     if record.destroyed {
-        return notice(lang, StatusCode::OK, t(lang, Msg::Destroyed), Some(person.viewer()));
+        return person.says(StatusCode::OK, Msg::Destroyed);
     }
     let page = q.offset.unwrap_or(0) / SHOWN_ROWS;
     let reader = person.who.name.clone();
     let first_alarm = s.console.first_alarm(&record.id, &reader);
-    let loaded = s
-        .blocking(move |rt| -> inland_runtime::Result<Loaded> {
-            let table = match rt.reviews().output_table(&record.id) {
-                Ok(batches) => match rows(&batches, page * SHOWN_ROWS, SHOWN_ROWS) {
-                    Ok(r) => Shown::Rows(r),
+    let loaded = person
+        .blocking(
+            &s,
+            "reading an output for the console",
+            move |rt| -> inland_runtime::Result<Loaded> {
+                let table = match rt.reviews().output_table(&record.id) {
+                    Ok(batches) => match rows(&batches, page * SHOWN_ROWS, SHOWN_ROWS) {
+                        Ok(r) => Shown::Rows(r),
+                        Err(e) => {
+                            tracing::error!(output = %record.id, error = %e, "an output could not be rendered");
+                            Shown::Unrenderable
+                        }
+                    },
                     Err(e) => {
-                        tracing::error!(output = %record.id, error = %e, "an output could not be rendered");
-                        Shown::Unrenderable
+                        // Tampered, or its key destroyed: an alarm, and on the
+                        // record (once per reader, however often it is opened).
+                        tracing::warn!(output = %record.id, error = %e, "a quarantined output does not open");
+                        if first_alarm {
+                            rt.reviews().record_unreadable(&record.id, &reader)?;
+                        }
+                        Shown::Unreadable
                     }
-                },
-                Err(e) => {
-                    // Tampered, or its key destroyed: an alarm, and on the
-                    // record (once per reader, however often it is opened).
-                    tracing::warn!(output = %record.id, error = %e, "a quarantined output does not open");
-                    if first_alarm {
-                        rt.reviews().record_unreadable(&record.id, &reader)?;
+                };
+                let mut record = record;
+                let job = match rt.jobs().get_with_output_names(&record.job_id) {
+                    Ok((job, names)) => {
+                        record.queries = job.queries.clone();
+                        if let Some((_, name)) = names.into_iter().find(|(i, _)| *i == record.id) {
+                            record.name = name;
+                        }
+                        Some(job)
                     }
-                    Shown::Unreadable
-                }
-            };
-            let mut record = record;
-            let job = match rt.jobs().get_with_output_names(&record.job_id) {
-                Ok((job, names)) => {
-                    record.queries = job.queries.clone();
-                    if let Some((_, name)) = names.into_iter().find(|(i, _)| *i == record.id) {
-                        record.name = name;
-                    }
-                    Some(job)
-                }
-                Err(inland_runtime::Error::NotFound(_)) => None,
-                Err(e) => return Err(e),
-            };
-            Ok(Loaded {
-                record,
-                table,
-                job,
-                page,
-            })
-        })
+                    Err(inland_runtime::Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+                Ok(Loaded {
+                    record,
+                    table,
+                    job,
+                    page,
+                })
+            },
+        )
         .await;
     let loaded = match loaded {
-        Ok(Ok(l)) => l,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading an output for the console");
-            return notice(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                Some(person.viewer()),
-            );
-        }
-        Err(problem) => return problem.into_response(),
+        Ok(l) => l,
+        Err(r) => return r,
     };
     if matches!(loaded.table, Shown::Rows(_)) {
         s.console.saw(&person.session_id, &loaded.record.id, page);
@@ -225,19 +210,6 @@ pub(crate) async fn page(
         StatusCode::OK,
         shell(lang, &loaded.record.id, Some(person.viewer()), body),
     )
-}
-
-fn refused(lang: Lang, person: &Person, problem: crate::problem::Problem) -> Response {
-    if problem.status == 403 {
-        notice(
-            lang,
-            StatusCode::FORBIDDEN,
-            t(lang, Msg::Forbidden),
-            Some(person.viewer()),
-        )
-    } else {
-        problem.into_response()
-    }
 }
 
 fn render(lang: Lang, person: &Person, l: &Loaded, can_vote: bool, done: bool) -> Markup {
@@ -480,69 +452,38 @@ pub(crate) async fn vote(
     Path((job, name)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    let lang = person.lang;
     let fields = form(&body);
-    if !session::csrf_matches(&person.session, field(&fields, "csrf").unwrap_or_default()) {
-        return notice(
-            lang,
-            StatusCode::FORBIDDEN,
-            t(lang, Msg::CsrfFailed),
-            Some(person.viewer()),
-        );
+    if let Some(r) = person.forged(&fields) {
+        return r;
     }
     let Some(id) = output_id(&job, &name) else {
-        return notice(
-            lang,
-            StatusCode::NOT_FOUND,
-            t(lang, Msg::NotFound),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::NOT_FOUND, Msg::NotFound);
     };
     let (record, resource) = match crate::api::outputs::described(&s, &id).await {
         Ok(d) => d,
         Err(problem) => return problem.into_response(),
     };
-    if let Err(problem) = s.authorize(&person.who, Action::Vote, resource).await {
-        return refused(lang, &person, problem);
+    if let Err(r) = person.authorize(&s, Action::Vote, resource).await {
+        return r;
     }
     // Only a reviewer's token votes, as that reviewer, whatever a policy permits.
     if person.who.role != Role::Reviewer {
-        return notice(
-            lang,
-            StatusCode::FORBIDDEN,
-            t(lang, Msg::Forbidden),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::FORBIDDEN, Msg::Forbidden);
     }
     let Some(record) = record else {
-        return notice(
-            lang,
-            StatusCode::NOT_FOUND,
-            t(lang, Msg::NotFound),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::NOT_FOUND, Msg::NotFound);
     };
     let decision = match field(&fields, "decision") {
         Some("approve") => Decision::Approve,
         Some("reject") => Decision::Reject,
         Some("return") => Decision::Return,
         _ => {
-            return notice(
-                lang,
-                StatusCode::BAD_REQUEST,
-                t(lang, Msg::CsrfFailed),
-                Some(person.viewer()),
-            );
+            return person.says(StatusCode::BAD_REQUEST, Msg::CsrfFailed);
         }
     };
     // An approval releases every row: this person must have been shown them all.
     if decision == Decision::Approve && read_all(&person.session, &record.id, record.rows, None).is_some() {
-        return notice(
-            lang,
-            StatusCode::CONFLICT,
-            t(lang, Msg::NotAllPages),
-            Some(person.viewer()),
-        );
+        return person.says(StatusCode::CONFLICT, Msg::NotAllPages);
     }
     let justification = field(&fields, "justification")
         .map(str::trim)
@@ -560,30 +501,14 @@ pub(crate) async fn vote(
         justification,
     };
     let (output, token) = (id.clone(), person.who.token_id.clone());
-    match s
-        .blocking(move |rt| rt.reviews().vote_with_token(&output, request, Some(&token)))
+    // Reviewers are inside the domain: a refusal is shown in the review rule's own words.
+    match person
+        .change(&s, "a console vote failed", Msg::VoteRefused, move |rt| {
+            rt.reviews().vote_with_token(&output, request, Some(&token))
+        })
         .await
     {
-        Ok(Ok(_)) => see_other(&format!("/console/outputs/{id}?done=1")),
-        Ok(Err(
-            e @ (inland_runtime::Error::Invalid(_)
-            | inland_runtime::Error::Refused(_)
-            | inland_runtime::Error::NotFound(_)
-            | inland_runtime::Error::Exists(_)),
-        )) => {
-            // Reviewers are inside the domain: the review rule's own words.
-            let message = format!("{}{e}", t(lang, Msg::VoteRefused));
-            notice(lang, StatusCode::UNPROCESSABLE_ENTITY, &message, Some(person.viewer()))
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "a console vote failed");
-            notice(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                t(lang, Msg::InternalError),
-                Some(person.viewer()),
-            )
-        }
-        Err(problem) => problem.into_response(),
+        Ok(_) => see_other(&format!("/console/outputs/{id}?done=1")),
+        Err(r) => r,
     }
 }

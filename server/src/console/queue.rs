@@ -4,12 +4,12 @@
 
 use super::Person;
 use super::i18n::{Lang, Msg, t};
-use super::layout::{answer, notice, page as shell};
+use super::layout::{answer, page as shell};
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use inland_runtime::{OutputRecord, Status};
 use maud::html;
 use serde::Deserialize;
@@ -64,30 +64,15 @@ pub(crate) fn fired(o: &OutputRecord) -> Vec<String> {
 /// The queue page.
 pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Query<QueueQuery>) -> Response {
     let lang = person.lang;
-    if let Err(problem) = s.authorize(&person.who, Action::ListOutputs, Resource::Domain).await {
-        return if problem.status == 403 {
-            notice(
-                lang,
-                StatusCode::FORBIDDEN,
-                t(lang, Msg::Forbidden),
-                Some(person.viewer()),
-            )
-        } else {
-            problem.into_response()
-        };
+    if let Err(r) = person.authorize(&s, Action::ListOutputs, Resource::Domain).await {
+        return r;
     }
-    let queue = match s.blocking(|rt| rt.reviews().queue()).await {
-        Ok(Ok(q)) => q,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading the release queue");
-            return notice(
-                lang,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error",
-                Some(person.viewer()),
-            );
-        }
-        Err(problem) => return problem.into_response(),
+    let queue = match person
+        .blocking(&s, "reading the release queue", |rt| rt.reviews().queue())
+        .await
+    {
+        Ok(q) => q,
+        Err(r) => return r,
     };
     let wanted = q.state.as_deref().filter(|s| STATES.contains(s));
     let mut items: Vec<&OutputRecord> = queue

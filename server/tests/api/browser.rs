@@ -503,5 +503,51 @@ async fn reviewers_decide_in_a_real_browser_and_the_released_bundle_verifies() {
     screenshot(c, "ledger").await;
     accessible(c, "the ledger").await;
     fits(c, "the ledger").await;
+
+    // The auditor's reports and charts.
+    c.goto(&d.url("/console/reports")).await.unwrap();
+    wait_for(c, "#jobs-chart svg").await;
+    screenshot(c, "reports").await;
+    accessible(c, "the reports").await;
+    fits(c, "the reports").await;
+    sign_out(c).await;
+
+    // The admin's pages, each checked the same way.
+    let admin = d.rt.access().issue(Role::Admin, "root", None, in_a_day()).unwrap();
+    sign_in(c, &d, &admin.secret).await;
+    let terminate = format!("/console/grants/{}/terminate", d.grant);
+    for (path, marker, name) in [
+        ("/console/datasets", "#datasets", "datasets"),
+        ("/console/datasets/residents", "#columns", "dataset"),
+        ("/console/policy", "#policy-version", "policy"),
+        ("/console/grants", "#grants", "grants"),
+        (terminate.as_str(), "#confirm", "terminate"),
+        ("/console/tokens", "#tokens", "tokens"),
+    ] {
+        c.goto(&d.url(path)).await.unwrap();
+        wait_for(c, marker).await;
+        screenshot(c, name).await;
+        accessible(c, path).await;
+        fits(c, path).await;
+    }
+    // A policy with a problem, typed into the form: shown at its line, in red.
+    c.goto(&d.url("/console/policy")).await.unwrap();
+    let area = c.find(Locator::Css("#policy")).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys("[domain]\nmin_group_size = \"ten\"\n").await.unwrap();
+    c.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#policy-problems").await;
+    assert!(
+        text(c, "#policy-source li.bad").await.contains("2:"),
+        "the problem at line 2"
+    );
+    screenshot(c, "policy-problems").await;
+    accessible(c, "a policy with problems").await;
+    fits(c, "a policy with problems").await;
     b.client.clone().close().await.unwrap();
 }

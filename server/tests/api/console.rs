@@ -18,12 +18,12 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
-struct Page {
-    status: u16,
-    location: String,
-    set_cookie: Vec<String>,
-    csp: String,
-    body: String,
+pub struct Page {
+    pub status: u16,
+    pub location: String,
+    pub set_cookie: Vec<String>,
+    pub csp: String,
+    pub body: String,
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Page {
@@ -51,22 +51,27 @@ async fn send(req: reqwest::RequestBuilder) -> Page {
     }
 }
 
-async fn get(cookie: &str, path: &str) -> Page {
-    send(
-        client()
-            .get(format!("{}{path}", fixture().base))
-            .header("cookie", cookie),
-    )
-    .await
+pub async fn get(cookie: &str, path: &str) -> Page {
+    get_at(&fixture().base, cookie, path).await
 }
 
-async fn post(cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+/// A GET from the server at `base`.
+pub async fn get_at(base: &str, cookie: &str, path: &str) -> Page {
+    send(client().get(format!("{base}{path}")).header("cookie", cookie)).await
+}
+
+pub async fn post(cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+    post_at(&fixture().base, cookie, path, fields).await
+}
+
+/// A form posted to the server at `base`.
+pub async fn post_at(base: &str, cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish();
     send(
         client()
-            .post(format!("{}{path}", fixture().base))
+            .post(format!("{base}{path}"))
             .header("cookie", cookie)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body),
@@ -75,8 +80,13 @@ async fn post(cookie: &str, path: &str, fields: &[(&str, &str)]) -> Page {
 }
 
 /// Signs in with `token`; returns the `Cookie` header value of the session.
-async fn sign_in(token: &IssuedToken) -> String {
-    let page = post("", "/console/login", &[("token", &token.secret)]).await;
+pub async fn sign_in(token: &IssuedToken) -> String {
+    sign_in_at(&fixture().base, token).await
+}
+
+/// Signs in to the server at `base`.
+pub async fn sign_in_at(base: &str, token: &IssuedToken) -> String {
+    let page = post_at(base, "", "/console/login", &[("token", &token.secret)]).await;
     assert_eq!(page.status, 303, "{}", page.body);
     let home = match token.record.role {
         inland_runtime::Role::Auditor => "/console/ledger",
@@ -96,7 +106,7 @@ async fn sign_in(token: &IssuedToken) -> String {
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf(body: &str) -> String {
+pub fn csrf(body: &str) -> String {
     let at = body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
     body[at..].split('"').next().unwrap().to_string()
 }

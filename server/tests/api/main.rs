@@ -9,6 +9,7 @@ mod bad_input;
 mod browser;
 mod busy;
 mod console;
+mod console_admin;
 mod isolation;
 mod leaks;
 mod registry;

@@ -53,7 +53,7 @@ fn approved(rt: &Runtime, name: &str) {
         .unwrap();
 }
 
-fn grant(rt: &Runtime, operator: &str) -> String {
+pub fn grant(rt: &Runtime, operator: &str) -> String {
     let today = Date::today();
     rt.governance()
         .issue_grant(GrantRequest {
@@ -86,6 +86,12 @@ pub fn now_ms() -> u64 {
 pub fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(build)
+}
+
+/// A domain and server of a test's own, set up as the shared fixture is:
+/// for tests that change what others read (the policy, grants, tokens).
+pub fn fresh() -> Fixture {
+    build()
 }
 
 fn build() -> Fixture {
