@@ -177,3 +177,58 @@ async fn a_dp_jobs_operator_and_the_auditors_export_never_see_exact_values() {
         }
     }
 }
+
+/// Issue #21: the console outside review carries none of the values a
+/// hostile job read and planted: not the auditor's ledger search, any of
+/// the job's entries with their proofs, the reports or the audit package,
+/// nor the admin's pages. The operator gets no console session at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_a_job_read_reach_no_console_page_outside_review() {
+    use crate::console::{get as page, post, sign_in};
+    let f = fixture();
+    let sql = "SELECT concat_ws('/', resident_id, mobile) AS v FROM residents LIMIT 1";
+    let (job, _) = run(&f.op_a, &f.grant_a, inland_examples::jobs::LEAK, &[("sql", sql)]).await;
+    let record = f.rt.jobs().get(&job).unwrap();
+    let planted = record
+        .log
+        .iter()
+        .find_map(|l| l.message.strip_prefix("planted in the log: "))
+        .unwrap_or_else(|| panic!("the job read nothing: {:?}", record.log))
+        .to_string();
+    let halves: Vec<&str> = planted.split('/').filter(|p| p.len() >= 6).collect();
+    assert!(!halves.is_empty(), "{planted}");
+    let mut paths = vec![
+        format!("/console/ledger?job={job}"),
+        "/console/ledger".to_string(),
+        "/console/reports".to_string(),
+        "/console/reports/package".to_string(),
+    ];
+    for e in f.rt.evidence().ledger().unwrap().entries().unwrap() {
+        if serde_json::to_string(&e.event).unwrap().contains(&job) {
+            paths.push(format!("/console/ledger/entries/{}", e.seq));
+        }
+    }
+    assert!(paths.len() > 5, "the job's entries are read one by one");
+    let auditor = sign_in(&f.auditor).await;
+    let admin = sign_in(&f.admin).await;
+    let admin_paths = [
+        "/console/datasets",
+        "/console/datasets/residents",
+        "/console/grants",
+        "/console/policy",
+    ];
+    let reads = paths
+        .iter()
+        .map(|p| (&auditor, p.as_str()))
+        .chain(admin_paths.iter().map(|p| (&admin, *p)));
+    for (cookie, path) in reads {
+        let answer = page(cookie, path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        for p in std::iter::once(planted.as_str()).chain(halves.iter().copied()) {
+            assert!(!answer.body.contains(p), "{path} shows `{p}`");
+        }
+    }
+    let operator = post("", "/console/login", &[("token", &f.op_a.secret)]).await;
+    assert_eq!(operator.status, 403);
+    assert!(operator.set_cookie.is_empty(), "no session for an operator");
+}
