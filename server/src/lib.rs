@@ -80,6 +80,12 @@ const UPLOADS_AT_ONCE: usize = 4;
 /// The API over `runtime`, with the default access policy; for [`serve`]
 /// and for tests that drive it in-process.
 pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
+    router_for(runtime, false)
+}
+
+/// The API over `runtime`, served over TLS or not (the console's cookies
+/// are `Secure` over TLS).
+fn router_for(runtime: Runtime, tls: bool) -> Result<Router, ServerError> {
     let module_limit = runtime.domain().config().limits.max_module_mib << 20;
     let inflight_per_organization = 2 * runtime.domain().config().limits.max_concurrent_jobs as usize;
     // The policy an admin set last, or the shipped default. A stored policy
@@ -98,6 +104,7 @@ pub fn router(runtime: Runtime) -> Result<Router, ServerError> {
         policy_change: Default::default(),
         uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
         console: Default::default(),
+        tls,
     });
     Ok(Router::new()
         .route("/api/whoami", get(api::whoami::whoami))
@@ -201,13 +208,24 @@ pub async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let app = router(runtime)?;
+    // Browsers that reached the console over TLS keep to it (HSTS).
+    let app = router_for(runtime, true)?.layer(middleware::from_fn(strict_transport));
     let listener = tls::TlsListener::new(listener, acceptor)?;
     if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
         tracing::info!(%addr, "serving the domain over TLS");
     }
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
+}
+
+/// Adds `Strict-Transport-Security` to every answer served over TLS.
+async fn strict_transport(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }
 
 async fn openapi_json() -> Response {

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) uploads: tokio::sync::Semaphore,
     /// The console's signed-in sessions.
     pub(crate) console: crate::console::session::Sessions,
+    /// Served over TLS: the console's cookies are `Secure`.
+    pub(crate) tls: bool,
 }
 
 pub(crate) type Shared = Arc<AppState>;

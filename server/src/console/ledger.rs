@@ -28,7 +28,22 @@ pub(crate) struct LedgerQuery {
     job: Option<String>,
     grant: Option<String>,
     operator: Option<String>,
+    /// First day (`YYYY-MM-DD`, UTC).
+    from: Option<String>,
+    /// Last day.
+    until: Option<String>,
     offset: Option<usize>,
+}
+
+impl LedgerQuery {
+    /// The days asked for, as day numbers; an empty field is no bound, a bad one is `Err`.
+    fn days(&self) -> Result<(i64, i64), ()> {
+        let day = |s: &Option<String>, open: i64| match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => inland_runtime::Date::parse(s).map(|d| d.days()).map_err(|_| ()),
+            None => Ok(open),
+        };
+        Ok((day(&self.from, i64::MIN)?, day(&self.until, i64::MAX)?))
+    }
 }
 
 /// Whether the person may read the ledger; answers the refusal if not.
@@ -93,6 +108,9 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
         Ok(e) => e,
         Err(r) => return r,
     };
+    let Ok((first_day, last_day)) = q.days() else {
+        return person.says(StatusCode::BAD_REQUEST, Msg::BadPeriod);
+    };
     let mut kinds: Vec<String> = all.iter().map(|e| fields(e).0).collect();
     kinds.sort();
     kinds.dedup();
@@ -103,11 +121,24 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
             let (kind, f) = fields(e);
             (e, kind, f)
         })
-        .filter(|(_, kind, f)| matches(&q, kind, f))
+        .filter(|(e, kind, f)| {
+            let day = (e.at_ms / 86_400_000) as i64;
+            day >= first_day && day <= last_day && matches(&q, kind, f)
+        })
         .collect();
     let offset = q.offset.unwrap_or(0).min(found.len());
     let shown = &found[offset..(offset + PAGE).min(found.len())];
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    // The next page's link: the same search, each value URL-encoded.
+    let older = form_urlencoded::Serializer::new(String::new())
+        .append_pair("offset", &(offset + PAGE).to_string())
+        .append_pair("type", &value(&q.kind))
+        .append_pair("job", &value(&q.job))
+        .append_pair("grant", &value(&q.grant))
+        .append_pair("operator", &value(&q.operator))
+        .append_pair("from", &value(&q.from))
+        .append_pair("until", &value(&q.until))
+        .finish();
     let body = html! {
         p { a id="verify" href="/console/ledger/verify" { (t(lang, Msg::VerifyLedger)) } }
         form class="filters" method="get" action="/console/ledger" {
@@ -122,6 +153,10 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
             input id="grant" name="grant" type="text" value=(value(&q.grant));
             label for="operator" { (t(lang, Msg::Operator)) }
             input id="operator" name="operator" type="text" value=(value(&q.operator));
+            label for="from" { (t(lang, Msg::From)) }
+            input id="from" name="from" type="date" value=(value(&q.from));
+            label for="until" { (t(lang, Msg::Until)) }
+            input id="until" name="until" type="date" value=(value(&q.until));
             " " button type="submit" { (t(lang, Msg::Search)) }
         }
         @if shown.is_empty() {
@@ -149,9 +184,7 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
                 }
             }
             @if offset + PAGE < found.len() {
-                p { a id="older" href={ "/console/ledger?offset=" (offset + PAGE)
-                    "&type=" (value(&q.kind)) "&job=" (value(&q.job)) "&grant=" (value(&q.grant))
-                    "&operator=" (value(&q.operator)) } { "→" } }
+                p { a id="older" href={ "/console/ledger?" (older) } { "→" } }
             }
         }
     };

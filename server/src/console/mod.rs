@@ -283,7 +283,7 @@ async fn login(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
         _ => "/console/queue",
     };
     let mut response = see_other(home);
-    if let Ok(v) = session::session_cookie(&id).parse() {
+    if let Ok(v) = session::session_cookie(&id, s.tls).parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
@@ -296,7 +296,7 @@ async fn logout(State(s): State<Shared>, person: Person, body: String) -> Respon
     }
     s.console.close(&person.session_id);
     let mut response = see_other("/console/login");
-    if let Ok(v) = session::cleared_cookie().parse() {
+    if let Ok(v) = session::cleared_cookie(s.tls).parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response
@@ -304,7 +304,7 @@ async fn logout(State(s): State<Shared>, person: Person, body: String) -> Respon
 
 /// Sets the language cookie and returns to the queue (a preference; no
 /// state of the domain changes).
-async fn set_lang(Path(code): Path<String>) -> Response {
+async fn set_lang(State(s): State<Shared>, Path(code): Path<String>) -> Response {
     let Some(lang) = Lang::parse(&code) else {
         return notice(
             Lang::default(),
@@ -315,9 +315,10 @@ async fn set_lang(Path(code): Path<String>) -> Response {
     };
     let mut response = see_other("/console/queue");
     let value = format!(
-        "{}={}; Path=/console; SameSite=Strict; Max-Age=31536000",
+        "{}={}; Path=/console; SameSite=Strict; Max-Age=31536000{}",
         session::LANG_COOKIE,
-        lang.short()
+        lang.short(),
+        session::secure(s.tls)
     );
     if let Ok(v) = value.parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);

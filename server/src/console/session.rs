@@ -155,16 +155,26 @@ pub fn lang(headers: &HeaderMap) -> Lang {
 
 /// The `Set-Cookie` value of a session: unreadable to scripts, never sent
 /// from another site, only to the console.
-pub fn session_cookie(id: &str) -> String {
+/// Over TLS the cookie is `Secure`: a browser never sends it in plain text.
+pub fn session_cookie(id: &str, tls: bool) -> String {
     format!(
-        "{SESSION_COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}",
-        LIFETIME_MS / 1000
+        "{SESSION_COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LIFETIME_MS / 1000,
+        secure(tls)
     )
 }
 
 /// The `Set-Cookie` value that ends a session in the browser.
-pub fn cleared_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn cleared_cookie(tls: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure(tls)
+    )
+}
+
+/// The cookie attribute that keeps a cookie to TLS, where the server speaks it.
+pub fn secure(tls: bool) -> &'static str {
+    if tls { "; Secure" } else { "" }
 }
 
 /// Whether `given` is the session's CSRF token, compared in constant time.

@@ -516,6 +516,19 @@ async fn an_auditor_searches_the_ledger_proves_an_entry_and_verifies_the_log() {
         found.body
     );
     assert!(found.body.contains(&job));
+    // Searched by time: the day it ran finds it, another day does not, a bad date is refused.
+    let today = inland_runtime::Date::today();
+    let on = |day: &str| format!("/console/ledger?type=job_admitted&job={job}&from={day}&until={day}");
+    let that_day = get(&cookie, &on(&today.to_string())).await;
+    assert!(that_day.body.contains(&format!("/console/ledger/entries/")) && that_day.body.contains(&job));
+    let other_day = get(&cookie, &on("2000-01-01")).await;
+    assert_eq!(other_day.status, 200);
+    assert!(
+        !other_day.body.contains("/console/ledger/entries/"),
+        "{}",
+        other_day.body
+    );
+    assert_eq!(get(&cookie, &on("2000-02-30")).await.status, 400);
     let seq = found
         .body
         .split("/console/ledger/entries/")

@@ -44,7 +44,32 @@ async fn the_api_is_served_over_tls_with_the_given_certificate() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    assert!(me.headers().contains_key("strict-transport-security"), "HSTS over TLS");
     assert_eq!(me.json::<serde_json::Value>().await.unwrap()["name"], "regulator");
+    // The console's session cookie never travels in plain text.
+    let no_redirects = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirects
+        .post(format!("https://localhost:{port}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", f.auditor.secret))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cookie.starts_with("inland_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
 
     // Not trusted, or not TLS: no answer from the API.
     let strict = reqwest::Client::builder()
