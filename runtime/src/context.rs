@@ -30,6 +30,9 @@ pub(crate) struct Inner {
     pub(crate) slots: Semaphore,
     /// Serializes review decisions and exports (read-modify-write of output records).
     pub(crate) review_lock: Mutex<()>,
+    /// One grant termination at a time: a second request for the same grant
+    /// (a reload, a double click) waits and then finds it terminated.
+    pub(crate) terminations: tokio::sync::Mutex<()>,
     /// What the start-up pass finished or rolled back when this runtime opened.
     pub(crate) recovery: std::sync::OnceLock<crate::recovery::Recovery>,
 }

@@ -56,6 +56,7 @@ impl Runtime {
         let engine = Arc::new(QueryEngine::new((limits.query_memory_mib << 20) as usize)?);
         let runtime = Runtime {
             inner: Arc::new(Inner {
+                terminations: Default::default(),
                 slots: Semaphore::new(limits.max_concurrent_jobs as usize),
                 domain,
                 sandbox,

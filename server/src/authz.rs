@@ -382,6 +382,8 @@ mod tests {
         let auditor = who(Role::Auditor, "audit", None);
         assert!(!p.allows(&op, Action::ViewOutput, &output("org-a", None))?);
         assert!(!p.allows(&op, Action::ExportLedger, &Resource::Ledger)?);
+        // Reports count other organizations' jobs.
+        assert!(!p.allows(&op, Action::ViewReports, &Resource::Ledger)?);
         assert!(!p.allows(&admin, Action::Vote, &output("org-b", None))?);
         assert!(!p.allows(&reviewer, Action::Vote, &output("org-a", None))?);
         assert!(!p.allows(&reviewer, Action::ManageTokens, &Resource::Domain)?);

@@ -192,6 +192,37 @@ async fn termination_refuses_jobs_destroys_keys_and_files_and_records_it() {
     assert!(err.to_string().contains("already terminated"), "{err}");
 }
 
+/// A note goes into the ledger, which leaves the domain: an empty, long or
+/// disguised one is refused and the grant stays as it was. Two requests at
+/// once (a reload, a double click) end it once, with one record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_termination_needs_a_plain_note_and_happens_once_however_often_asked() {
+    let d = new_domain(test_limits());
+    let long = "x".repeat(inland_runtime::MAX_NOTE_CHARS + 1);
+    for note in ["", "   ", long.as_str(), "fine\u{202E}txt.exe", "bell\u{7}"] {
+        let err =
+            d.rt.jobs()
+                .terminate_grant(&d.grant, TerminationReason::Breach, note)
+                .await
+                .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{note:?}: {err}");
+    }
+    let grant = d.rt.governance().grants().unwrap().remove(0);
+    assert_eq!(grant.status, inland_runtime::GrantStatus::Active, "nothing changed");
+    let (a, b) = (d.rt.jobs(), d.rt.jobs());
+    let (g1, g2) = (d.grant.clone(), d.grant.clone());
+    let first = tokio::spawn(async move { a.terminate_grant(&g1, TerminationReason::Breach, "one").await });
+    let second = tokio::spawn(async move { b.terminate_grant(&g2, TerminationReason::Law, "two").await });
+    let outcomes = [first.await.unwrap(), second.await.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    let refused = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert!(refused.to_string().contains("already terminated"), "{refused}");
+    let entries = d.rt.evidence().ledger().unwrap().entries().unwrap();
+    let count = |f: fn(&Event) -> bool| entries.iter().filter(|e| f(&e.event)).count();
+    assert_eq!(count(|e| matches!(e, Event::GrantTerminating { .. })), 1);
+    assert_eq!(count(|e| matches!(e, Event::GrantTerminated { .. })), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_stops_a_running_job_of_the_grant() {
     let d = std::sync::Arc::new(new_domain(test_limits()));

@@ -529,6 +529,8 @@ impl Jobs {
     /// is left of its key, files and outputs is destroyed then.
     pub async fn terminate_grant(&self, id: &str, reason: TerminationReason, note: &str) -> Result<Event> {
         let inner = &self.inner;
+        let note = checked_note(note)?;
+        let _one_at_a_time = inner.terminations.lock().await;
         let reason = format!("{reason:?}").to_lowercase();
         if governance::grant(&inner.domain, id)?.status == GrantStatus::Terminated {
             if !self.termination_unfinished(id)? {
@@ -588,6 +590,34 @@ impl Jobs {
         tracing::info!(grant = id, files_deleted = destroyed.files, "grant terminated");
         Ok(event)
     }
+}
+
+/// The most characters a termination note keeps: it goes into the ledger, which leaves the domain.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// A termination note as the ledger keeps it: trimmed, not empty, at most
+/// [`MAX_NOTE_CHARS`], and no control characters (which could disguise
+/// the record when it is read).
+fn checked_note(note: &str) -> Result<&str> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(Error::Invalid("a termination needs a note saying what happened".into()));
+    }
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(Error::Invalid(format!(
+            "a termination note is at most {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    let hidden = |c: char| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    if note.chars().any(hidden) {
+        return Err(Error::Invalid(
+            "a termination note may not hold control, zero-width or direction characters".into(),
+        ));
+    }
+    Ok(note)
 }
 
 impl Jobs {

@@ -6,6 +6,7 @@
 use super::Person;
 use super::i18n::{Msg, t};
 use super::layout::{answer, page as shell};
+use super::output::plain;
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Path, State};
@@ -82,7 +83,7 @@ pub(crate) async fn list(State(s): State<Shared>, person: Person) -> Response {
                         @for d in &datasets {
                             tr {
                                 td { a href={ "/console/datasets/" (d.name) } { (d.name) } }
-                                td { (d.description) }
+                                td { (plain(&d.description)) }
                                 td { (word(&d.catalog.grade)) }
                                 td { (word(&d.status)) }
                                 td { (d.rows) }
@@ -116,10 +117,10 @@ pub(crate) async fn show(State(s): State<Shared>, person: Person, Path(name): Pa
     let column = |c: &str| policy.as_ref().and_then(|(_, p)| p.column(&d.name, c));
     let body = html! {
         dl id="dataset" {
-            dt { (t(lang, Msg::Description)) } dd { (d.description) }
+            dt { (t(lang, Msg::Description)) } dd { (plain(&d.description)) }
             dt { (t(lang, Msg::Grade)) } dd { (word(&d.catalog.grade)) }
             dt { (t(lang, Msg::Status)) } dd { (word(&d.status)) }
-            dt { (t(lang, Msg::SourceOrg)) } dd { (d.catalog.source_org) }
+            dt { (t(lang, Msg::SourceOrg)) } dd { (plain(&d.catalog.source_org)) }
             dt { (t(lang, Msg::Rows)) } dd { (d.rows) }
             dt { "SHA-256" } dd { code { (d.sha256) } }
             dt { (t(lang, Msg::SortOrder)) }
@@ -146,7 +147,7 @@ pub(crate) async fn show(State(s): State<Shared>, person: Person, Path(name): Pa
                 tbody {
                     @for c in &d.columns {
                         tr {
-                            td { (c.name) }
+                            td { (plain(&c.name)) }
                             td { code { (c.data_type) } }
                             @match column(&c.name) {
                                 Some(p) => {

@@ -50,7 +50,7 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
     };
     let admin = person.who.role == inland_runtime::Role::Admin;
     let body = html! {
-        @if let Some(id) = &q.terminated {
+        @if let Some(id) = q.terminated.as_deref().filter(|id| grants.iter().any(|g| g.id == *id && g.status == GrantStatus::Terminated)) {
             p class="notice" id="terminated" role="status" { (t(lang, Msg::GrantTerminated)) " " (id) }
         }
         h2 { (t(lang, Msg::Operators)) }
@@ -136,7 +136,7 @@ pub(crate) async fn confirm(State(s): State<Shared>, person: Person, Path(id): P
                 @for r in REASONS { option value=(r) { (r) } }
             }
             label for="note" { (t(lang, Msg::Note)) }
-            textarea id="note" name="note" rows="3" required {}
+            textarea id="note" name="note" rows="3" required maxlength=(inland_runtime::MAX_NOTE_CHARS) {}
             p {
                 input id="confirm" name="confirm" type="checkbox" value="yes" required;
                 " " label for="confirm" class="inline" { (t(lang, Msg::TerminateConfirm)) }
@@ -178,7 +178,8 @@ pub(crate) async fn terminate(
             );
         }
     };
-    let note = field(&fields, "note").unwrap_or_default().trim().to_string();
+    // Checked by the runtime (not empty, at most MAX_NOTE_CHARS, nothing hidden).
+    let note = field(&fields, "note").unwrap_or_default().to_string();
     // Its own task: a browser that goes away does not cut the destruction short.
     let jobs = s.runtime.jobs();
     let grant = id.clone();

@@ -207,6 +207,7 @@ pub enum Msg {
     Control,
     Evidence,
     Reports,
+    AllOperators,
 }
 
 /// The text of `msg` in `lang`.
@@ -435,8 +436,8 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
         From => ("起始日期", "From"),
         Until => ("结束日期", "Until"),
         AuditPackage => (
-            "下载审计包（签名账本导出和本期报告）",
-            "Download the audit package (signed ledger export and this period's reports)",
+            "下载审计包（整个账本的签名导出和本期报告）",
+            "Download the audit package (a signed export of the whole ledger, and this period's reports)",
         ),
         Usage => ("使用情况", "Usage"),
         Charts => ("图表", "Charts"),
@@ -449,6 +450,10 @@ pub fn t(lang: Lang, msg: Msg) -> &'static str {
         Control => ("控制措施", "Control"),
         Evidence => ("证据", "Evidence"),
         Reports => ("报告", "Reports"),
+        AllOperators => (
+            "合规报告涵盖全部运营机构。",
+            "The compliance report covers every operator.",
+        ),
     };
     match lang {
         Lang::Zh => zh,

@@ -54,7 +54,7 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/ledger/verify", get(ledger::verify))
         .route("/console/ledger/entries/{seq}", get(ledger::entry))
         .route("/console/reports", get(reports::page))
-        .route("/console/reports/package", get(reports::package))
+        .route("/console/reports/package", post(reports::package))
         .route("/console/datasets", get(datasets::list))
         .route("/console/datasets/{name}", get(datasets::show))
         .route("/console/policy", get(policy::page).post(policy::apply))
@@ -171,6 +171,12 @@ impl FromRequestParts<Shared> for Person {
         // Checked on every request: a revoked or expired token ends the session.
         let token_id = session.token_id.clone();
         match state.blocking(move |rt| rt.access().verify_session(&token_id)).await {
+            // Operators never hold a session (sign-in refuses them); should one
+            // exist, it ends here rather than be trusted.
+            Ok(Ok(Ok(who))) if who.role == inland_runtime::Role::Operator => {
+                state.console.close(&session_id);
+                Err(to_login())
+            }
             Ok(Ok(Ok(who))) => Ok(Person {
                 who,
                 session,

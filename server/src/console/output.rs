@@ -47,6 +47,15 @@ fn read_all(session: &session::Session, output: &str, rows: u64, now: Option<usi
 /// A cell as a reviewer must see it: control, format and bidi characters
 /// (which hide or reorder text) as visible escapes, and at most
 /// [`CELL_CHARS`] characters, the rest counted.
+/// Text from outside the console's control (a job, a registration), as a
+/// page shows it: hidden characters as escapes, long text cut with the rest counted.
+pub(crate) fn plain(text: &str) -> String {
+    match visible(text) {
+        (shown, 0) => shown,
+        (shown, more) => format!("{shown} … (+{more})"),
+    }
+}
+
 fn visible(text: &str) -> (String, usize) {
     let mut out = String::new();
     let total = text.chars().count();

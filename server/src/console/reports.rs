@@ -4,10 +4,10 @@
 //! from the ledger's effective entries; and the audit package, one file an
 //! auditor takes away and verifies offline.
 
-use super::Person;
 use super::chart::{daily_bars, ranked_bars};
 use super::i18n::{Lang, Msg, t};
 use super::layout::{answer, page as shell};
+use super::{Person, field, form};
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Query, State};
@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use inland_runtime::{ComplianceLine, Date, Event, EventRecord, UsageReport};
 use maud::html;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The longest period a page charts, in days (a chart of more is unreadable).
 const MAX_DAYS: i64 = 366;
@@ -63,25 +63,41 @@ fn figures(entries: &[EventRecord], from: Date, until: Date, operator: Option<&s
     let mut jobs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut decisions: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut checks: BTreeMap<String, u64> = BTreeMap::new();
+    // Whose each job and output is, from the whole ledger (a job admitted
+    // before the period may have its output decided within it).
+    let mut job_operator: HashMap<&str, &str> = HashMap::new();
+    let mut output_operator: HashMap<&str, &str> = HashMap::new();
+    let mine = |op: Option<&&str>| operator.is_none_or(|o| op.is_some_and(|op| *op == o));
     for e in entries {
         let d = day_of(e) - from.days();
-        if d < 0 || d as usize >= n {
-            continue;
-        }
-        let d = d as usize;
+        let day = (d >= 0 && (d as usize) < n).then_some(d as usize);
         match &e.event {
-            Event::JobAdmitted { operator: op, .. } if operator.is_none_or(|o| o == op) => {
-                jobs.entry(op.clone()).or_insert_with(|| vec![0; n])[d] += 1;
+            Event::JobAdmitted {
+                job_id, operator: op, ..
+            } => {
+                job_operator.insert(job_id, op);
+                if let Some(d) = day.filter(|_| operator.is_none_or(|o| o == op)) {
+                    jobs.entry(op.clone()).or_insert_with(|| vec![0; n])[d] += 1;
+                }
             }
-            Event::ReviewDecided { state, .. } => {
-                let kind = if state == "approved" {
-                    "released"
-                } else {
-                    state.as_str()
-                };
-                decisions.entry(kind.to_string()).or_insert_with(|| vec![0; n])[d] += 1;
+            Event::OutputEmitted { job_id, output_id, .. } => {
+                if let Some(op) = job_operator.get(job_id.as_str()) {
+                    output_operator.insert(output_id, op);
+                }
             }
-            Event::OutputChecked { findings, .. } => {
+            Event::ReviewDecided { output_id, state, .. } if mine(output_operator.get(output_id.as_str())) => {
+                if let Some(d) = day {
+                    let kind = if state == "approved" {
+                        "released"
+                    } else {
+                        state.as_str()
+                    };
+                    decisions.entry(kind.to_string()).or_insert_with(|| vec![0; n])[d] += 1;
+                }
+            }
+            Event::OutputChecked {
+                output_id, findings, ..
+            } if day.is_some() && mine(output_operator.get(output_id.as_str())) => {
                 for f in findings {
                     // "check status" (older entries add a cell count): the check's name.
                     let name = f.split_whitespace().next().unwrap_or_default();
@@ -110,6 +126,7 @@ async fn reports(
     from: Date,
     until: Date,
     operator: Option<String>,
+    charts: bool,
 ) -> Result<Reports, Response> {
     person.authorize(s, Action::ViewReports, Resource::Ledger).await?;
     person
@@ -117,8 +134,8 @@ async fn reports(
             let usage = rt.evidence().usage_report(operator.as_deref(), from, until)?;
             let compliance = rt.evidence().compliance_report(from, until)?;
             let entries = match rt.evidence().ledger() {
-                Some(l) => l.effective_entries()?,
-                None => Vec::new(),
+                Some(l) if charts => l.effective_entries()?,
+                _ => Vec::new(),
             };
             Ok((usage, compliance, entries))
         })
@@ -147,7 +164,7 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
         return person.says(StatusCode::BAD_REQUEST, Msg::BadPeriod);
     };
     let operator = q.operator.clone().filter(|o| !o.trim().is_empty());
-    let (usage, compliance, entries) = match reports(&s, &person, from, until, operator.clone()).await {
+    let (usage, compliance, entries) = match reports(&s, &person, from, until, operator.clone(), true).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -168,7 +185,14 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
             " " button type="submit" { (t(lang, Msg::Apply)) }
         }
         @if may_export {
-            p { a id="package" href={ "/console/reports/package?from=" (from) "&until=" (until) } { (t(lang, Msg::AuditPackage)) } }
+            // A POST: an export signs and keeps a new checkpoint, which no
+            // link followed from elsewhere may cause.
+            form id="package" method="post" action="/console/reports/package" {
+                input type="hidden" name="csrf" value=(person.session.csrf);
+                input type="hidden" name="from" value=(from.to_string());
+                input type="hidden" name="until" value=(until.to_string());
+                button type="submit" class="secondary" { (t(lang, Msg::AuditPackage)) }
+            }
         }
         h2 { (t(lang, Msg::Usage)) }
         (usage_table(lang, &usage))
@@ -177,6 +201,7 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
         (daily_bars("decisions-chart", t(lang, Msg::ReleasesOverTime), &f.days, &f.decisions))
         (ranked_bars("checks-chart", t(lang, Msg::ChecksFired), &f.checks))
         h2 { (t(lang, Msg::Compliance)) }
+        @if operator.is_some() { p class="muted" { (t(lang, Msg::AllOperators)) } }
         div class="scroll" {
             table id="compliance" {
                 thead { tr {
@@ -200,14 +225,24 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
 /// The audit package of a period: the signed ledger export (entries, a
 /// fresh checkpoint, the public key: what `inland ledger verify-export`
 /// checks) with the period's usage and compliance reports, as one JSON file.
-pub(crate) async fn package(State(s): State<Shared>, person: Person, Query(q): Query<PeriodQuery>) -> Response {
+/// The export is of the whole ledger: its checkpoint signs every entry.
+pub(crate) async fn package(State(s): State<Shared>, person: Person, body: String) -> Response {
+    let fields = form(&body);
+    if let Some(r) = person.forged(&fields) {
+        return r;
+    }
+    let q = PeriodQuery {
+        from: field(&fields, "from").map(str::to_string),
+        until: field(&fields, "until").map(str::to_string),
+        operator: None,
+    };
     let Some((from, until)) = period(&q) else {
         return person.says(StatusCode::BAD_REQUEST, Msg::BadPeriod);
     };
     if let Err(r) = person.authorize(&s, Action::ExportLedger, Resource::Ledger).await {
         return r;
     }
-    let (usage, compliance, _) = match reports(&s, &person, from, until, None).await {
+    let (usage, compliance, _) = match reports(&s, &person, from, until, None, false).await {
         Ok(r) => r,
         Err(r) => return r,
     };

@@ -40,6 +40,9 @@ pub struct Session {
     pub csrf: String,
     /// When it was created (ms since the epoch).
     pub created_ms: u64,
+    /// A token this session just issued, (id, secret): shown once by the
+    /// page the issue redirects to, then forgotten.
+    pub issued: Option<(String, String)>,
 }
 
 /// The sessions of one server.
@@ -94,6 +97,7 @@ impl Sessions {
                 seen: HashMap::new(),
                 csrf,
                 created_ms: now,
+                issued: None,
             },
         );
         Some(id)
@@ -122,6 +126,20 @@ impl Sessions {
         map.get(id)
             .filter(|s| now_ms().saturating_sub(s.created_ms) < LIFETIME_MS)
             .cloned()
+    }
+
+    /// Keeps a token's secret for the one page that shows it.
+    pub fn keep_issued(&self, id: &str, token_id: String, secret: String) {
+        let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = map.get_mut(id) {
+            s.issued = Some((token_id, secret));
+        }
+    }
+
+    /// The secret kept for the page that shows it; gone once taken.
+    pub fn take_issued(&self, id: &str) -> Option<(String, String)> {
+        let mut map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get_mut(id).and_then(|s| s.issued.take())
     }
 
     /// Ends session `id`.

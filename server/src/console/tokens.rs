@@ -18,9 +18,10 @@ use serde::Deserialize;
 /// Roles a token may be issued for.
 const ROLES: [&str; 4] = ["reviewer", "auditor", "operator", "admin"];
 
-/// After a revocation, the token it ended.
+/// After an issue or a revocation, the token it concerned.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Done {
+    issued: Option<String>,
     revoked: Option<String>,
 }
 
@@ -100,9 +101,27 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
         Ok(v) => v,
         Err(r) => return r,
     };
+    // Said only of a token that is what the link claims: a crafted link
+    // cannot put words in the console's mouth.
+    let revoked = q
+        .revoked
+        .as_deref()
+        .filter(|id| tokens.iter().any(|k| k.id == *id && k.revoked_at_ms.is_some()));
+    // The secret of a token this session just issued, once: a reload shows it no more.
+    let secret = s
+        .console
+        .take_issued(&person.session_id)
+        .filter(|(id, _)| q.issued.as_deref() == Some(id.as_str()));
     let top = html! {
-        @if let Some(id) = &q.revoked {
+        @if let Some(id) = revoked {
             p class="notice" id="revoked" role="status" { (t(lang, Msg::TokenRevoked)) " " code { (id) } }
+        }
+        @if let Some((id, secret)) = &secret {
+            div class="notice" role="status" {
+                p { (t(lang, Msg::TokenIssued)) " " code { (id) } }
+                p { (t(lang, Msg::SecretOnce)) }
+                p { code id="secret" { (secret) } }
+            }
         }
     };
     answer(
@@ -116,7 +135,8 @@ pub(crate) async fn page(State(s): State<Shared>, person: Person, Query(q): Quer
     )
 }
 
-/// Issues a token: its secret is on this answer only.
+/// Issues a token, then sends the browser to the list (a reload repeats no
+/// issue), where its secret is shown once.
 pub(crate) async fn issue(State(s): State<Shared>, person: Person, body: String) -> Response {
     let lang = person.lang;
     let fields = form(&body);
@@ -157,26 +177,10 @@ pub(crate) async fn issue(State(s): State<Shared>, person: Person, body: String)
         Ok(i) => i,
         Err(r) => return r,
     };
-    let tokens = match list(&s, &person).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let top = html! {
-        div class="notice" role="status" {
-            p { (t(lang, Msg::TokenIssued)) " " code { (issued.record.id) } }
-            p { (t(lang, Msg::SecretOnce)) }
-            p { code id="secret" { (issued.secret) } }
-        }
-    };
-    answer(
-        StatusCode::CREATED,
-        shell(
-            lang,
-            t(lang, Msg::Tokens),
-            Some(person.viewer()),
-            render(&person, &tokens, top),
-        ),
-    )
+    let id = issued.record.id.clone();
+    s.console
+        .keep_issued(&person.session_id, issued.record.id, issued.secret);
+    see_other(&format!("/console/tokens?issued={id}"))
 }
 
 /// Revokes a token.

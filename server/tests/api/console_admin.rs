@@ -5,7 +5,7 @@
 //! charts and audit package. Tests that change what others read run on a
 //! domain of their own (`fresh`).
 
-use crate::console::{csrf, get, get_at, post_at, sign_in, sign_in_at};
+use crate::console::{csrf, get, get_at, post, post_at, sign_in, sign_in_at};
 use crate::support::{denial_recorded, fixture, fresh, run};
 use inland_runtime::{Event, GrantStatus};
 
@@ -269,14 +269,18 @@ async fn an_admin_issues_a_token_whose_secret_is_shown_once_and_revokes_it() {
         unregistered.body
     );
     assert_eq!(f.rt.access().list().unwrap().len(), before, "nothing issued");
-    let issued = post_at(
+    let posted = post_at(
         &f.base,
         &admin,
         "/console/tokens",
         &[("csrf", &token), ("role", "reviewer"), ("name", "chen"), ("days", "30")],
     )
     .await;
-    assert_eq!(issued.status, 201, "{}", issued.body);
+    // Issued, then off to the list (a reload repeats no issue), where the secret is shown once.
+    assert_eq!(posted.status, 303, "{}", posted.body);
+    assert_eq!(f.rt.access().list().unwrap().len(), before + 1);
+    let issued = get_at(&f.base, &admin, &posted.location).await;
+    assert_eq!(issued.status, 200);
     let marker = "id=\"secret\">";
     let at = issued.body.find(marker).unwrap() + marker.len();
     let secret = issued.body[at..].split('<').next().unwrap().to_string();
@@ -286,10 +290,15 @@ async fn an_admin_issues_a_token_whose_secret_is_shown_once_and_revokes_it() {
             .unwrap()
             .unwrap_or_else(|e| panic!("{e:?}: {secret}"));
     assert_eq!((who.name.as_str(), who.role), ("chen", inland_runtime::Role::Reviewer));
-    // Shown once: the list never carries a secret.
-    let listed = get_at(&f.base, &admin, "/console/tokens").await;
-    assert!(listed.body.contains(&who.token_id));
-    assert!(!listed.body.contains(&secret));
+    // Shown once: the same page again, or the list, never carries it.
+    for path in [posted.location.as_str(), "/console/tokens"] {
+        let listed = get_at(&f.base, &admin, path).await;
+        assert!(listed.body.contains(&who.token_id));
+        assert!(!listed.body.contains(&secret), "{path}");
+    }
+    // A crafted link cannot make the page claim a live token was revoked.
+    let claimed = get_at(&f.base, &admin, &format!("/console/tokens?revoked={}", who.token_id)).await;
+    assert!(!claimed.body.contains("id=\"revoked\""));
     let revoked = post_at(
         &f.base,
         &admin,
@@ -311,7 +320,7 @@ async fn a_script_in_a_dataset_description_or_column_name_is_shown_as_text() {
     let csv = dir.path().join("notes.csv");
     std::fs::write(&csv, "id,\"<img src=x onerror=alert(1)>\"\n1,a\n2,b\n").unwrap();
     f.rt.catalog()
-        .register("notes", &csv, "<script>alert(document.cookie)</script>")
+        .register("notes", &csv, "<script>alert(document.cookie)</script>\u{202E}exe.txt")
         .unwrap();
     let admin = sign_in_at(&f.base, &f.admin).await;
     for path in ["/console/datasets", "/console/datasets/notes"] {
@@ -331,12 +340,16 @@ async fn a_script_in_a_dataset_description_or_column_name_is_shown_as_text() {
         "{}",
         show.body
     );
+    // A character that reverses the text after it is shown, not obeyed.
+    assert!(show.body.contains("⟨U+202E⟩exe.txt") && !show.body.contains('\u{202E}'));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auditor_reads_reports_and_charts_and_takes_an_audit_package_that_verifies() {
     let f = fixture();
     run(&f.op_a, &f.grant_a, "noop", &[]).await;
+    // An output of org-a whose checks fired.
+    crate::console::flagged_output().await;
     let auditor = sign_in(&f.auditor).await;
     let page = get(&auditor, "/console/reports").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -360,6 +373,19 @@ async fn an_auditor_reads_reports_and_charts_and_takes_an_audit_package_that_ver
         filtered.body.contains(&format!("<dd>{}</dd>", usage.jobs_run)),
         "the report's own figure"
     );
+    let section = |body: &str, id: &str| {
+        let at = body.find(&format!("id=\"{id}\"")).unwrap();
+        body[at..].split("</figure>").next().unwrap().to_string()
+    };
+    assert!(
+        section(&page.body, "checks-chart").contains("<rect"),
+        "org-a's checks fired"
+    );
+    // Filtered to an operator, every chart counts only that operator's outputs.
+    let nobody = get(&auditor, "/console/reports?operator=nobody").await;
+    for id in ["jobs-chart", "decisions-chart", "checks-chart"] {
+        assert!(!section(&nobody.body, id).contains("<rect"), "{id}");
+    }
     assert_eq!(get(&auditor, "/console/reports?from=2026-13-01").await.status, 400);
     assert_eq!(
         get(&auditor, "/console/reports?from=2020-01-01&until=2026-01-01")
@@ -367,9 +393,12 @@ async fn an_auditor_reads_reports_and_charts_and_takes_an_audit_package_that_ver
             .status,
         400
     );
-    // The audit package: the signed export an auditor verifies offline.
-    let package = get(&auditor, "/console/reports/package").await;
-    assert_eq!(package.status, 200);
+    // The audit package: the signed export an auditor verifies offline. It
+    // signs a new checkpoint, so it is a form with the session's token.
+    assert_eq!(get(&auditor, "/console/reports/package").await.status, 405);
+    assert_eq!(post(&auditor, "/console/reports/package", &[]).await.status, 403);
+    let package = post(&auditor, "/console/reports/package", &[("csrf", &csrf(&page.body))]).await;
+    assert_eq!(package.status, 200, "{}", package.body);
     let json: serde_json::Value = serde_json::from_str(&package.body).unwrap();
     assert_eq!(json["format"], "inland-audit-package/1");
     assert!(json["usage"]["jobs_run"].as_u64().unwrap() >= 1);

@@ -203,7 +203,6 @@ async fn values_a_job_read_reach_no_console_page_outside_review() {
         format!("/console/ledger?job={job}"),
         "/console/ledger".to_string(),
         "/console/reports".to_string(),
-        "/console/reports/package".to_string(),
     ];
     for e in f.rt.evidence().ledger().unwrap().entries().unwrap() {
         if serde_json::to_string(&e.event).unwrap().contains(&job) {
@@ -228,10 +227,29 @@ async fn values_a_job_read_reach_no_console_page_outside_review() {
         assert_eq!(answer.status, 200, "{path}: {}", answer.body);
         for p in std::iter::once(planted.as_str()).chain(halves.iter().copied()) {
             if let Some(at) = answer.body.find(p) {
-                let from = answer.body[..at].char_indices().rev().nth(600).map(|(i, _)| i).unwrap_or(0);
-                panic!("{path} shows `{p}`: …{}", &answer.body[from..(at + 100).min(answer.body.len())]);
+                let from = answer.body[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(600)
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                panic!(
+                    "{path} shows `{p}`: …{}",
+                    &answer.body[from..(at + 100).min(answer.body.len())]
+                );
             }
         }
+    }
+    let reports = page(&auditor, "/console/reports").await;
+    let package = post(
+        &auditor,
+        "/console/reports/package",
+        &[("csrf", &crate::console::csrf(&reports.body))],
+    )
+    .await;
+    assert_eq!(package.status, 200);
+    for p in std::iter::once(planted.as_str()).chain(halves.iter().copied()) {
+        assert!(!package.body.contains(p), "the audit package shows `{p}`");
     }
     let operator = post("", "/console/login", &[("token", &f.op_a.secret)]).await;
     assert_eq!(operator.status, 403);
