@@ -851,6 +851,20 @@ fn a_stop_between_an_event_and_its_change_is_rolled_back_or_finished() {
     // The grant keys still open under the master key in force.
     run_job(&rt, &w);
 
+    // A rotation stopped while re-wrapping the grant keys, before it was
+    // announced: undone, and every grant key still opens.
+    drop(rt);
+    crash_at(
+        &w,
+        "rotation-rewrapping",
+        &s(&["grant", "rotate-master-key"]),
+        None,
+        false,
+    );
+    doctor(&w, "a rotation stopped while re-wrapping");
+    let rt = Runtime::open(&w.root).unwrap();
+    run_job(&rt, &w);
+
     // A revocation and a termination's mark announced and not stored: made
     // at start, never undone (a crash must not bring back what an admin
     // took away).
