@@ -15,6 +15,11 @@ pub fn all() -> &'static [(&'static str, &'static [u8])] {
 /// The example jobs that compute something a domain would release.
 pub const USEFUL: [&str; 2] = ["district-stats", "join-stats"];
 
+/// The SQL job the product ships: runs the `-- output: NAME` statements of
+/// a `.sql` file (`inland job run --sql`, or `POST /api/jobs` with
+/// `application/sql`), each as an output, with bound `$NAME` values.
+pub const SQL_JOB: &str = "sql-job";
+
 /// A job that runs the SQL given as `--param sql=...` and emits the result; for tests.
 pub const SQL_PROBE: &str = "sql-probe";
 

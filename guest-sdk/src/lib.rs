@@ -223,6 +223,95 @@ pub fn query(sql: &str) -> Result<Vec<RecordBatch>, Error> {
     query_stream(sql)?.collect()
 }
 
+/// A value for a `$name` placeholder: the host binds it after parsing, so
+/// it is compared as a value and never read as SQL. Prefer this to
+/// formatting values into the SQL text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Boolean(bool),
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A string.
+    Text(String),
+}
+
+impl Value {
+    /// A value as a job parameter writes it: `int:5`, `float:1.5`,
+    /// `bool:true`, `text:…`, `null`, and anything else as text. How SQL
+    /// jobs and probes turn `--param` values into bound values.
+    pub fn from_param(raw: &str) -> Result<Value, Error> {
+        let bad = |e: &dyn std::fmt::Display| Error::from(format!("value `{raw}`: {e}"));
+        Ok(match raw.split_once(':') {
+            Some(("int", v)) => Value::Integer(v.trim().parse().map_err(|e| bad(&e))?),
+            Some(("float", v)) => Value::Float(v.trim().parse().map_err(|e| bad(&e))?),
+            Some(("bool", v)) => Value::Boolean(v.trim().parse().map_err(|e| bad(&e))?),
+            Some(("text", v)) => Value::Text(v.to_string()),
+            _ if raw == "null" => Value::Null,
+            _ => Value::Text(raw.to_string()),
+        })
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Integer(i)
+    }
+}
+impl From<f64> for Value {
+    fn from(f: f64) -> Self {
+        Value::Float(f)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Boolean(b)
+    }
+}
+
+impl From<&Value> for host::Value {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => host::Value::Null,
+            Value::Boolean(b) => host::Value::Boolean(*b),
+            Value::Integer(i) => host::Value::Integer(*i),
+            Value::Float(f) => host::Value::Float(*f),
+            Value::Text(s) => host::Value::Text(s.clone()),
+        }
+    }
+}
+
+/// Starts a query whose `$name` placeholders are bound to `params` (names
+/// without the `$`), e.g. `query_stream_with("… WHERE district = $d", &[("d", "东城区".into())])`.
+pub fn query_stream_with(sql: &str, params: &[(&str, Value)]) -> Result<Rows, Error> {
+    let statement = host::Statement::new(sql);
+    for (name, value) in params {
+        statement.bind(name, &host::Value::from(value))?;
+    }
+    let inner = statement.run()?;
+    let schema = ipc::decode_schema(&inner.schema())?;
+    Ok(Rows { inner, schema })
+}
+
+/// [`query_stream_with`], collecting every batch of the result.
+pub fn query_with(sql: &str, params: &[(&str, Value)]) -> Result<Vec<RecordBatch>, Error> {
+    query_stream_with(sql, params)?.collect()
+}
+
 /// Hands a named output table to the host, which keeps it in quarantine.
 ///
 /// Emitting the same name again appends the batch to that output. Names are

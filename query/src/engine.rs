@@ -11,6 +11,7 @@ use crate::keep::JobQueryPlanner;
 use crate::policy_table::{PolicyKeys, PolicyTable};
 use crate::source::DatasetSource;
 use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
 use datafusion::config::Dialect;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -166,6 +167,20 @@ impl QueryEngine {
 
     /// Parses, plans, optimizes and checks one SQL statement.
     pub async fn plan(&self, ctx: &SessionContext, scope: &QueryScope, sql: &str) -> Result<PlannedQuery, QueryError> {
+        self.plan_bound(ctx, scope, sql, Vec::new()).await
+    }
+
+    /// [`QueryEngine::plan`], with each `$name` placeholder bound to the
+    /// value of `name` in `params`. Values are bound into the parsed plan as
+    /// literals, before any rule looks at it: a value is never parsed as
+    /// SQL, and every rule sees exactly what will run.
+    pub async fn plan_bound(
+        &self,
+        ctx: &SessionContext,
+        scope: &QueryScope,
+        sql: &str,
+        params: Vec<(String, ScalarValue)>,
+    ) -> Result<PlannedQuery, QueryError> {
         let state = ctx.state();
         let statement = state.sql_to_statement(sql, &Dialect::Generic)?;
         let rule = "read-only";
@@ -191,6 +206,11 @@ impl QueryEngine {
             DfStatement::Reset(_) => return Err(QueryError::refused(rule, "RESET is not allowed")),
         }
         let plan = state.statement_to_plan(statement).await?;
+        // Always bound, with no values too: a placeholder left without one
+        // is an error here, never a plan with a hole in it.
+        let plan = plan
+            .with_param_values(datafusion::common::ParamValues::from(params))
+            .map_err(|e| QueryError::Invalid(e.strip_backtrace()))?;
         datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)

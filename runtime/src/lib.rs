@@ -101,6 +101,7 @@ pub use inland_query::{
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::budget::spent_per_grant;
 pub use jobs::sources::SourceRecord;
+pub use jobs::sql_job;
 pub use jobs::{JobRecord, JobReport, JobRequest, JobStatus, Jobs, MAX_NOTE_CHARS};
 pub use ledger::{Checkpoint, EventLedger, VerifyReport};
 pub use privacy::{BudgetView, DISPLAY_DELTA, DpBudget, Privacy};

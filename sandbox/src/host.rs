@@ -24,7 +24,10 @@ pub(crate) mod bindings {
         world: "job",
         imports: { default: async | trappable },
         exports: { default: async },
-        with: { "inland:job/host.rows": crate::host::RowsStream },
+        with: {
+            "inland:job/host.rows": crate::host::RowsStream,
+            "inland:job/host.statement": crate::host::Statement,
+        },
     });
 }
 
@@ -36,6 +39,59 @@ const MAX_OPEN_QUERIES: usize = 16;
 const MAX_QUERIES: usize = 10_000;
 /// Longest SQL text accepted.
 const MAX_SQL_BYTES: usize = 1 << 20;
+/// Most values bound to one query.
+const MAX_PARAMS: usize = 256;
+/// Statements a job may have open at once; each holds its SQL and values.
+const MAX_OPEN_STATEMENTS: usize = 16;
+
+/// A statement being prepared by the job: its SQL and the values bound so
+/// far, each checked as it arrives (so no call lifts more than one value).
+pub struct Statement {
+    sql: String,
+    params: Vec<(String, Bound)>,
+    /// Bytes of SQL, names and text values held.
+    bytes: usize,
+    /// Why it cannot run, once known (e.g. its SQL was too long): kept
+    /// instead of the text, which is dropped.
+    broken: Option<QueryFailure>,
+}
+
+/// Whether `name` may name a placeholder: a letter or `_`, then up to 63
+/// letters, digits or `_`. Names are shown to reviewers under the query, so
+/// nothing else (no line breaks, no `--`) gets in.
+fn placeholder_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A value a job binds to a `$name` placeholder: data, never SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Boolean(bool),
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A string.
+    Text(String),
+}
+
+impl From<wit::Value> for Bound {
+    fn from(v: wit::Value) -> Self {
+        match v {
+            wit::Value::Null => Bound::Null,
+            wit::Value::Boolean(b) => Bound::Boolean(b),
+            wit::Value::Integer(i) => Bound::Integer(i),
+            wit::Value::Float(f) => Bound::Float(f),
+            wit::Value::Text(s) => Bound::Text(s),
+        }
+    }
+}
 
 /// Why a query was not answered, as the job is told. The backend writes the
 /// messages; they must never quote data the job may not see.
@@ -83,9 +139,10 @@ pub struct DatasetListing {
 pub trait QueryBackend: Send + Sync {
     /// The datasets the job may query, as it may see them.
     fn datasets(&self) -> Vec<DatasetListing>;
-    /// Plans, checks and starts one query. A failure goes back to the job;
-    /// an `Err` of the outer result is the host's own failure and stops it.
-    async fn start(&self, sql: &str) -> Result<Result<Answer, QueryFailure>, String>;
+    /// Plans, checks and starts one query, its `$name` placeholders bound to
+    /// `params`. A failure goes back to the job; an `Err` of the outer
+    /// result is the host's own failure and stops it.
+    async fn start(&self, sql: &str, params: &[(String, Bound)]) -> Result<Result<Answer, QueryFailure>, String>;
     /// The job has read `rows` more rows of query `index`.
     fn rows_read(&self, index: usize, rows: u64);
 }
@@ -145,6 +202,7 @@ pub(crate) struct HostCtx {
     pub(crate) log: JobLog,
     started: usize,
     open_queries: usize,
+    open_statements: usize,
     /// The grant the job runs under, named when a termination stops it.
     pub(crate) grant: String,
     /// Set when the grant is terminated: the job stops at its next epoch tick.
@@ -168,6 +226,7 @@ impl HostCtx {
             log,
             started: 0,
             open_queries: 0,
+            open_statements: 0,
             grant,
             cancel,
         }
@@ -240,10 +299,23 @@ fn internal(e: impl std::fmt::Display) -> wasmtime::Error {
 }
 
 impl JobState {
-    async fn run_query(&mut self, sql: &str) -> wasmtime::Result<Result<RowsStream, QueryFailure>> {
-        if sql.len() > MAX_SQL_BYTES {
+    async fn run_query(
+        &mut self,
+        sql: &str,
+        params: &[(String, Bound)],
+    ) -> wasmtime::Result<Result<RowsStream, QueryFailure>> {
+        let bound_bytes: usize = params
+            .iter()
+            .map(|(k, v)| k.len() + if let Bound::Text(s) = v { s.len() } else { 8 })
+            .sum();
+        if sql.len() + bound_bytes > MAX_SQL_BYTES {
             return Ok(Err(QueryFailure::Limit(format!(
-                "the SQL text is longer than {MAX_SQL_BYTES} bytes"
+                "the SQL text and its bound values are longer than {MAX_SQL_BYTES} bytes"
+            ))));
+        }
+        if params.len() > MAX_PARAMS {
+            return Ok(Err(QueryFailure::Limit(format!(
+                "a query takes at most {MAX_PARAMS} bound values"
             ))));
         }
         if self.host.started >= MAX_QUERIES {
@@ -257,10 +329,11 @@ impl JobState {
             ))));
         }
         self.host.started += 1;
-        let started = match tokio::time::timeout_at(self.host.deadline.into(), self.host.backend.start(sql)).await {
-            Ok(r) => r.map_err(internal)?,
-            Err(_) => return Err(self.host.timeout_error()),
-        };
+        let started =
+            match tokio::time::timeout_at(self.host.deadline.into(), self.host.backend.start(sql, params)).await {
+                Ok(r) => r.map_err(internal)?,
+                Err(_) => return Err(self.host.timeout_error()),
+            };
         Ok(started.map(|answer| {
             self.host.open_queries += 1;
             RowsStream {
@@ -297,7 +370,7 @@ impl wit::Host for JobState {
     }
 
     async fn query(&mut self, sql: String) -> wasmtime::Result<Result<Resource<RowsStream>, wit::Error>> {
-        match self.run_query(&sql).await? {
+        match self.run_query(&sql, &[]).await? {
             Ok(rows) => Ok(Ok(self.table.push(rows)?)),
             Err(e) => Ok(Err(wit_error(e))),
         }
@@ -319,6 +392,79 @@ impl wit::Host for JobState {
             wit::Level::Error => "error",
         };
         self.host.log.push(level, message);
+        Ok(())
+    }
+}
+
+impl wit::HostStatement for JobState {
+    async fn new(&mut self, sql: String) -> wasmtime::Result<Resource<Statement>> {
+        if self.host.open_statements >= MAX_OPEN_STATEMENTS {
+            return Err(wasmtime::Error::msg(format!(
+                "a job may have at most {MAX_OPEN_STATEMENTS} statements open; drop finished ones first"
+            )));
+        }
+        let broken = (sql.len() > MAX_SQL_BYTES)
+            .then(|| QueryFailure::Limit(format!("the SQL text is longer than {MAX_SQL_BYTES} bytes")));
+        let statement = Statement {
+            bytes: sql.len(),
+            sql: if broken.is_some() { String::new() } else { sql },
+            params: Vec::new(),
+            broken,
+        };
+        self.host.open_statements += 1;
+        Ok(self.table.push(statement)?)
+    }
+
+    async fn bind(
+        &mut self,
+        statement: Resource<Statement>,
+        name: String,
+        value: wit::Value,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        let s = self.table.get_mut(&statement)?;
+        if !placeholder_name(&name) {
+            return Ok(Err(wit::Error::Invalid(
+                "a placeholder name is a letter or `_`, then at most 63 letters, digits or `_`".into(),
+            )));
+        }
+        if s.params.iter().any(|(n, _)| *n == name) {
+            return Ok(Err(wit::Error::Invalid(format!("`${name}` is bound already"))));
+        }
+        if s.params.len() >= MAX_PARAMS {
+            return Ok(Err(wit::Error::Limit(format!(
+                "a query takes at most {MAX_PARAMS} bound values"
+            ))));
+        }
+        let value = Bound::from(value);
+        let size = name.len() + if let Bound::Text(t) = &value { t.len() } else { 8 };
+        if s.bytes + size > MAX_SQL_BYTES {
+            return Ok(Err(wit::Error::Limit(format!(
+                "the SQL text and its bound values are longer than {MAX_SQL_BYTES} bytes"
+            ))));
+        }
+        s.bytes += size;
+        s.params.push((name, value));
+        Ok(Ok(()))
+    }
+
+    async fn run(
+        &mut self,
+        statement: Resource<Statement>,
+    ) -> wasmtime::Result<Result<Resource<RowsStream>, wit::Error>> {
+        let s = self.table.get(&statement)?;
+        if let Some(broken) = &s.broken {
+            return Ok(Err(wit_error(broken.clone())));
+        }
+        let (sql, params) = (s.sql.clone(), s.params.clone());
+        match self.run_query(&sql, &params).await? {
+            Ok(rows) => Ok(Ok(self.table.push(rows)?)),
+            Err(e) => Ok(Err(wit_error(e))),
+        }
+    }
+
+    async fn drop(&mut self, statement: Resource<Statement>) -> wasmtime::Result<()> {
+        self.table.delete(statement)?;
+        self.host.open_statements = self.host.open_statements.saturating_sub(1);
         Ok(())
     }
 }

@@ -11,4 +11,5 @@ mod policy;
 mod privacy;
 mod publication;
 mod query;
+mod sql_jobs;
 mod support;

@@ -119,3 +119,88 @@ async fn a_query_that_outgrows_the_memory_pool_fails_with_a_limit_and_writes_not
     assert!(err.contains("limit reached: query memory"), "{err}");
     assert!(crate::support::files_under(&d.root.join("spill")).is_empty());
 }
+
+/// The `rows: N` line sql-probe logs.
+fn rows_logged(report: &inland_runtime::JobReport) -> u64 {
+    report
+        .job
+        .log
+        .iter()
+        .find_map(|l| l.message.strip_prefix("rows: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rows line: {:?} {:?}", report.job.log, report.job.error))
+}
+
+/// #22: a value bound to a `$name` placeholder is data. Text that would
+/// change the SQL if formatted into it is compared as a string and matches
+/// nothing; a number-shaped injection against a number column is an error,
+/// not every row; a real value matches exactly its rows; a placeholder
+/// without a value is an error. Reviewers see each value beside the SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_values_are_compared_as_values_and_never_read_as_sql() {
+    use arrow::array::AsArray;
+    let d = shared();
+    let by_district = "SELECT resident_id FROM residents WHERE district = $d";
+    for hostile in ["'; DROP TABLE residents; --", "x' OR '1'='1", "1 OR 1=1"] {
+        let r = run(
+            d,
+            inland_examples::jobs::SQL_PROBE,
+            &[("sql", by_district), ("bind.d", hostile)],
+        )
+        .await;
+        assert_eq!(r.job.status, JobStatus::Succeeded, "{hostile}: {:?}", r.job.error);
+        assert_eq!(rows_logged(&r), 0, "{hostile} matched rows");
+        let recorded = &r.job.queries[0].sql;
+        assert!(recorded.starts_with(by_district), "{recorded}");
+        assert!(recorded.contains(&format!("-- $d = text {hostile:?}")), "{recorded}");
+    }
+    // A real district matches exactly its rows.
+    let people = inland_examples::generate::residents(crate::support::ROWS, crate::support::SEED);
+    let districts = people.column(people.schema().index_of("district").unwrap()).clone();
+    let districts = arrow::compute::cast(&districts, &arrow::datatypes::DataType::Utf8).unwrap();
+    let districts = districts.as_string::<i32>();
+    let first = districts.value(0).to_string();
+    let expected = districts.iter().filter(|v| *v == Some(first.as_str())).count() as u64;
+    let r = run(
+        d,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_district), ("bind.d", &first)],
+    )
+    .await;
+    assert_eq!(rows_logged(&r), expected);
+    // Against a number column, an injection is a failed comparison, not every row.
+    let by_age = "SELECT resident_id FROM residents WHERE age > $a";
+    let r = run(
+        d,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_age), ("bind.a", "int:200")],
+    )
+    .await;
+    assert_eq!(rows_logged(&r), 0);
+    let r = run(
+        d,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_age), ("bind.a", "0 OR 1=1")],
+    )
+    .await;
+    assert_eq!(r.job.status, JobStatus::Failed, "{:?}", r.job.log);
+    // A name that would forge a line under the recorded query is refused by the host.
+    let forged = run(
+        d,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_age), ("bind.a\nUNION SELECT 1", "int:1")],
+    )
+    .await;
+    assert_eq!(forged.job.status, JobStatus::Failed);
+    assert!(forged.job.queries.is_empty(), "nothing ran: {:?}", forged.job.queries);
+    // A placeholder nobody bound is an error, never a plan with a hole.
+    let r = run(
+        d,
+        inland_examples::jobs::SQL_PROBE,
+        &[("sql", by_age), ("bind.other", "int:1")],
+    )
+    .await;
+    assert_eq!(r.job.status, JobStatus::Failed);
+    let message = r.job.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("$a"), "{message}");
+}

@@ -6,10 +6,16 @@ use std::path::PathBuf;
 /// The job subcommands.
 #[derive(Subcommand)]
 pub enum JobCmd {
-    /// Submit a job component under one of your grants and wait for it to end.
+    /// Submit a job component (or a SQL file) under one of your grants and wait for it to end.
     Run {
         /// The job's .wasm component.
-        wasm: PathBuf,
+        #[arg(required_unless_present = "sql", conflicts_with = "sql")]
+        wasm: Option<PathBuf>,
+        /// A SQL file to run as a job: `-- output: NAME` before each SELECT;
+        /// `--param k=v` binds its `$k` placeholders (`int:5`, `float:1.5`,
+        /// `bool:true`, `null`, otherwise text).
+        #[arg(long)]
+        sql: Option<PathBuf>,
         /// The grant the job runs under.
         #[arg(long)]
         grant: String,

@@ -19,12 +19,19 @@ pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
     match cmd {
         JobCmd::Run {
             wasm,
+            sql,
             grant,
             params,
             source,
             no_wait,
         } => {
-            let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
+            // A SQL file goes as it is: the server runs it as the SQL job component.
+            let (file, media) = match (&wasm, &sql) {
+                (_, Some(sql)) => (sql, "application/sql"),
+                (Some(wasm), None) => (wasm, "application/wasm"),
+                (None, None) => anyhow::bail!("name the job's .wasm component or a --sql file"),
+            };
+            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             let source_sha = match &source {
                 Some(path) => {
                     let archive = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -40,8 +47,8 @@ pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
             query.extend(pairs.iter().map(|p| ("param", p.as_str())));
             query.extend(source_sha.as_deref().map(|s| ("source", s)));
             let submitted = client
-                .post_bytes(&["api", "jobs"], &query, "application/wasm", bytes)
-                .with_context(|| format!("submitting {}", wasm.display()))?;
+                .post_bytes(&["api", "jobs"], &query, media, bytes)
+                .with_context(|| format!("submitting {}", file.display()))?;
             let id = text(&submitted, "job_id").to_string();
             if no_wait {
                 println!("{id}");

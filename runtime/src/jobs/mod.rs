@@ -8,6 +8,7 @@ pub(crate) mod quota;
 pub(crate) mod recover;
 pub(crate) mod run;
 pub(crate) mod sources;
+pub mod sql_job;
 pub(crate) mod terminate;
 mod texts;
 

@@ -6,6 +6,7 @@
 use crate::events::{Event, EventSink, TextDigest};
 use crate::release::output::QueryRecord;
 use async_trait::async_trait;
+use datafusion::common::ScalarValue;
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -15,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use inland_gate::FactIndex;
 use inland_policies::Label;
 use inland_query::{DatasetSource, PrivacyCost, QueryEngine, QueryError, QueryScope, RunError};
-use inland_sandbox::{Answer, DatasetListing, QueryBackend, QueryFailure};
+use inland_sandbox::{Answer, Bound, DatasetListing, QueryBackend, QueryFailure};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What a job's queries left behind: their records, the job's label (the
@@ -146,13 +147,47 @@ impl JobQueries {
     }
 }
 
+/// A bound value as DataFusion takes it.
+fn scalar(v: &Bound) -> ScalarValue {
+    match v {
+        Bound::Null => ScalarValue::Null,
+        Bound::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+        Bound::Integer(i) => ScalarValue::Int64(Some(*i)),
+        Bound::Float(f) => ScalarValue::Float64(Some(*f)),
+        Bound::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+    }
+}
+
+/// A query as its record keeps it: the SQL and, after it, one comment line
+/// per bound value (reviewers see what ran; the ledger digests all of it).
+fn recorded_text(sql: &str, params: &[(String, Bound)]) -> String {
+    let mut text = sql.to_string();
+    for (name, value) in params {
+        // Typed, so that `int 5` and `float 5` read apart; text quoted with
+        // its line breaks and control characters escaped.
+        let shown = match value {
+            Bound::Null => "null".to_string(),
+            Bound::Boolean(b) => format!("bool {b}"),
+            Bound::Integer(i) => format!("int {i}"),
+            Bound::Float(f) => format!("float {f:?}"),
+            Bound::Text(s) => format!("text {s:?}"),
+        };
+        text.push_str(&format!("\n-- ${name} = {shown}"));
+    }
+    text
+}
+
 #[async_trait]
 impl QueryBackend for JobQueries {
     fn datasets(&self) -> Vec<DatasetListing> {
         self.listing.clone()
     }
 
-    async fn start(&self, sql: &str) -> Result<Result<Answer, QueryFailure>, String> {
+    async fn start(&self, sql: &str, params: &[(String, Bound)]) -> Result<Result<Answer, QueryFailure>, String> {
+        // What reviewers read and the ledger digests: the SQL, then each bound value.
+        let recorded = recorded_text(sql, params);
+        let (original, sql) = (sql, recorded.as_str());
+        let bound: Vec<(String, ScalarValue)> = params.iter().map(|(k, v)| (k.clone(), scalar(v))).collect();
         // Planned and started on the query runtime, not on the job's fiber:
         // DataFusion's planner recurses deeply under a stack guard made for
         // thread stacks, and on the fiber it ran 3x slower (TPC-H Q10: 50 ms
@@ -161,12 +196,15 @@ impl QueryBackend for JobQueries {
             self.engine.clone(),
             self.session.clone(),
             self.scope.clone(),
-            sql.to_string(),
+            original.to_string(),
         );
         let (account, job_id) = (self.account.clone(), self.job_id.clone());
         let outcome = SpawnedTask::spawn(async move {
             // Planning reads no data: its errors name the SQL and the rules.
-            let planned = engine.plan(&session, &scope, &text).await.map_err(Failed::Plan)?;
+            let planned = engine
+                .plan_bound(&session, &scope, &text, bound)
+                .await
+                .map_err(Failed::Plan)?;
             // A noisy release is paid for before it runs; one the budget
             // cannot cover is refused and costs nothing.
             match (&planned.privacy, &account) {

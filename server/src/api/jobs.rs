@@ -169,15 +169,21 @@ fn submission_query(raw: Option<&str>) -> Result<Submission, Problem> {
         ("param" = Option<Vec<String>>, Query, description = "A job parameter, `key=value`; repeat for more"),
         ("source" = Option<String>, Query, description = "SHA-256 of the component's source archive, submitted before (POST /api/sources)"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    request_body(
+        description = "The component (`application/wasm`), or a SQL file (`application/sql`): `-- output: NAME` before each SELECT, `param` values bound to its `$NAME` placeholders",
+        content(
+            (Vec<u8> = "application/wasm"),
+            (String = "application/sql"),
+        )
+    ),
     responses(
         (status = 202, description = "Accepted; the job runs in the background", body = Submitted),
         (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not the caller's grant", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/wasm", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a component of the inland:job world, or it imports a denied capability", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither application/wasm nor application/sql", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a component of the inland:job world, it imports a denied capability, or the SQL file has no named statements", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The grant's job quota is spent, or too many jobs are in flight", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -204,12 +210,40 @@ pub(crate) async fn submit(
             return Err(problem);
         }
     };
+    let mut submission = submission;
     let wasm = axum::body::to_bytes(body, s.module_limit as usize)
         .await
         .map_err(|_| Problem::too_large(s.module_limit))?;
     if wasm.is_empty() {
-        return Err(Problem::bad_request("the body is empty; send the component"));
+        return Err(Problem::bad_request(
+            "the body is empty; send the component or the SQL file",
+        ));
     }
+    // A SQL file runs as the SQL job component, its statements and the
+    // submission's parameters (bound values) as that component's parameters.
+    let wasm = match body_kind(&headers) {
+        Some(BodyKind::Sql) => {
+            // The file is the whole job: an archive beside it would show
+            // reviewers code that did not run.
+            if submission.source.is_some() {
+                return Err(Problem::bad_request(
+                    "a SQL job takes no source archive: the file is its source",
+                ));
+            }
+            let text = std::str::from_utf8(&wasm).map_err(|_| Problem::bad_request("the SQL file is not UTF-8"))?;
+            submission.params = inland_runtime::sql_job::params(text, &submission.params).map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-sql-job",
+                    "The SQL file cannot run",
+                    e.to_string(),
+                )
+            })?;
+            let component = inland_runtime::sql_job::component().map_err(|e| Problem::log_internal(&e))?;
+            axum::body::Bytes::from_static(component)
+        }
+        _ => wasm,
+    };
     // Not a component, the wrong world, or a denied import: refused here,
     // with the reason, and no job is recorded.
     let wasm = wasm.to_vec();
@@ -227,6 +261,28 @@ pub(crate) async fn submit(
         ));
     }
     start(&s, &who, submission, organization, wasm).await
+}
+
+/// What a submission's body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    /// A job component.
+    Wasm,
+    /// A SQL file for the SQL job Inland ships.
+    Sql,
+}
+
+fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)?;
+    match media {
+        "application/wasm" => Some(BodyKind::Wasm),
+        "application/sql" => Some(BodyKind::Sql),
+        _ => None,
+    }
 }
 
 /// Everything a submission is checked for before its body is read: the
@@ -286,12 +342,8 @@ async fn admit(
     {
         return Err(Problem::too_many(reason));
     }
-    let wasm_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim() == "application/wasm"));
-    if !wasm_type {
-        return Err(Problem::unsupported_media_type("application/wasm"));
+    if body_kind(headers).is_none() {
+        return Err(Problem::unsupported_media_type("application/wasm or application/sql"));
     }
     Ok((submission, organization))
 }

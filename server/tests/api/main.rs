@@ -16,5 +16,6 @@ mod registry;
 mod review;
 mod roles;
 mod sources;
+mod sql_jobs;
 mod tls;
 mod tokens;

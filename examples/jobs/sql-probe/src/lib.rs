@@ -4,9 +4,12 @@
 //! the same output (two results in one table, as a hostile job would).
 //! With `--param keep=2,0,5` it emits only those rows of the result, in that
 //! order (a hostile choice of rows that can encode a value).
+//! With `--param bind.NAME=VALUE` the main query's `$NAME` placeholder is
+//! bound to VALUE by the host (`int:5`, `float:1.5`, `bool:true`, `null`,
+//! otherwise text), never formatted into the SQL.
 //! The attack suites use it to send hostile SQL through the real job path.
 
-use inland_guest::{Error, Params, datasets, emit, job, log, query_stream};
+use inland_guest::{Error, Params, Value, datasets, emit, job, log, query_stream, query_stream_with};
 
 fn run(params: Params) -> Result<(), Error> {
     let names: Vec<String> = datasets()
@@ -24,9 +27,18 @@ fn run(params: Params) -> Result<(), Error> {
         .map(|k| k.split(',').map(|i| i.trim().parse::<usize>()).collect())
         .transpose()
         .map_err(|e| Error::from(format!("keep: {e}")))?;
+    let bound: Vec<(&str, Value)> = params
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("bind.").map(|name| (name, v)))
+        .map(|(name, v)| Value::from_param(v).map(|v| (name, v)))
+        .collect::<Result<_, _>>()?;
     let mut n = 0;
-    for sql in std::iter::once(sql).chain(also) {
-        let rows = query_stream(&sql)?;
+    for (i, sql) in std::iter::once(sql).chain(also).enumerate() {
+        let rows = if i == 0 && !bound.is_empty() {
+            query_stream_with(&sql, &bound)?
+        } else {
+            query_stream(&sql)?
+        };
         for notice in rows.notices() {
             log!(warn: "notice: {notice}");
         }

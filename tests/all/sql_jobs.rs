@@ -1,0 +1,131 @@
+//! SQL jobs (#22): a `.sql` file of named statements, run by the SQL job
+//! component Inland ships, gives the same outputs as the Rust job that
+//! computes the same figures, and a forbidden query is refused by the same
+//! rule, whichever language asked.
+
+use crate::support::{OPERATOR, apply_example_policy, new_domain, run_as, test_limits, wasm};
+use inland_runtime::{JobReport, JobStatus, sql_job};
+
+const DISTRICT_STATS: &str = "-- The figures district-stats computes.\n\
+-- output: district_stats\n\
+SELECT district, count(*) AS residents, avg(age) AS avg_age, avg(income) AS avg_income\n\
+FROM residents WHERE age >= $min_age GROUP BY district ORDER BY district;\n";
+
+async fn run_sql(d: &crate::support::TestDomain, text: &str, binds: &[(&str, &str)]) -> JobReport {
+    let binds: Vec<(String, String)> = binds.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let params = sql_job::params(text, &binds).unwrap();
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_as(
+        &d.rt,
+        OPERATOR,
+        &d.grant,
+        sql_job::component().unwrap().to_vec(),
+        &pairs,
+    )
+    .await
+}
+
+fn table(d: &crate::support::TestDomain, report: &JobReport) -> Vec<arrow::array::RecordBatch> {
+    let out = report
+        .outputs
+        .first()
+        .unwrap_or_else(|| panic!("no output: {:?}", report.job.error));
+    d.rt.reviews().output_table(&out.id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_job_and_the_rust_job_give_identical_outputs_under_the_policy() {
+    let d = new_domain(test_limits());
+    apply_example_policy(&d, "");
+    for min_age in ["0", "30"] {
+        let rust = run_as(
+            &d.rt,
+            OPERATOR,
+            &d.grant,
+            wasm("district-stats"),
+            &[("min_age", min_age)],
+        )
+        .await;
+        assert_eq!(rust.job.status, JobStatus::Succeeded, "{:?}", rust.job.error);
+        let sql = run_sql(&d, DISTRICT_STATS, &[("min_age", &format!("int:{min_age}"))]).await;
+        assert_eq!(
+            sql.job.status,
+            JobStatus::Succeeded,
+            "{:?} {:?}",
+            sql.job.error,
+            sql.job.log
+        );
+        assert_eq!(sql.outputs.len(), 1);
+        let (a, b) = (table(&d, &rust), table(&d, &sql));
+        assert!(a.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+        assert_eq!(
+            arrow::compute::concat_batches(&a[0].schema(), &a).unwrap(),
+            arrow::compute::concat_batches(&b[0].schema(), &b).unwrap(),
+            "min_age {min_age}"
+        );
+        // The same label and the same gate verdict: one path.
+        assert_eq!(rust.outputs[0].label, sql.outputs[0].label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_query_is_refused_by_the_same_rule_from_sql_as_from_rust() {
+    let d = new_domain(test_limits());
+    apply_example_policy(&d, "");
+    for forbidden in [
+        "SELECT income FROM residents",
+        "SELECT district, max(income) AS top FROM residents GROUP BY district",
+        "DROP TABLE residents",
+    ] {
+        let rust = run_as(
+            &d.rt,
+            OPERATOR,
+            &d.grant,
+            wasm(inland_examples::jobs::SQL_PROBE),
+            &[("sql", forbidden)],
+        )
+        .await;
+        let sql = run_sql(&d, &format!("-- output: x\n{forbidden}\n"), &[]).await;
+        let rule = |r: &JobReport| {
+            r.job
+                .queries
+                .first()
+                .and_then(|q| q.error.clone())
+                .and_then(|e| {
+                    e.split("refused by rule `")
+                        .nth(1)
+                        .map(|s| s.split('`').next().unwrap_or("").to_string())
+                })
+                .unwrap_or_else(|| panic!("{forbidden}: not refused: {:?}", r.job.queries))
+        };
+        assert_eq!(rule(&rust), rule(&sql), "{forbidden}");
+        assert_eq!(sql.job.status, JobStatus::Failed);
+        assert!(sql.outputs.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_named_statements_are_several_outputs_and_an_empty_result_is_kept() {
+    let d = new_domain(test_limits());
+    let text = "-- output: z_counts\nSELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY district\n\n\
+                -- output: nobody\nSELECT district FROM residents WHERE district = $d\n";
+    let r = run_sql(&d, text, &[("d", "'; DROP TABLE residents; --")]).await;
+    assert_eq!(r.job.status, JobStatus::Succeeded, "{:?} {:?}", r.job.error, r.job.log);
+    let mut names: Vec<String> =
+        d.rt.jobs()
+            .get_with_output_names(&r.job.id)
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+    names.sort();
+    assert_eq!(names, ["nobody", "z_counts"]);
+    // Run in the file's order, not the names' order.
+    assert!(
+        r.job.queries[0].sql.starts_with("SELECT district, count(*)"),
+        "{:?}",
+        r.job.queries
+    );
+    assert!(r.outputs.iter().map(|o| o.rows).sum::<u64>() > 0);
+}
