@@ -27,6 +27,33 @@ const ALLOWED_IMPORTS: [&str; 19] = [
     "wasi:cli/terminal-stderr",
 ];
 
+/// The names a component imports at its top level, read from its bytes
+/// without compiling anything: a component that asks for a denied
+/// capability is refused before the seconds a large one takes to compile.
+pub fn declared_imports(wasm: &[u8]) -> Result<Vec<String>, JobError> {
+    use wasmparser::{Parser, Payload};
+    let malformed = |e: wasmparser::BinaryReaderError| JobError::InvalidModule {
+        message: format!("not a valid component: {}", e.message()),
+    };
+    let mut names = Vec::new();
+    // Nested modules and components are satisfied inside the component;
+    // only the outermost one's imports reach the host.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(malformed)? {
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    names.push(import.map_err(malformed)?.name.name.to_string());
+                }
+            }
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// Refuses imports outside the allow-list, naming the capability.
 pub fn check_import(name: &str) -> Result<(), JobError> {
     let interface = name.split('@').next().unwrap_or(name);

@@ -235,6 +235,9 @@ impl Sandbox {
                 message: "this is a core WebAssembly module, not a component: build the job for wasm32-wasip2".into(),
             });
         }
+        // Before anything is compiled: a denied capability is refused in
+        // milliseconds, whatever the component's size.
+        refuse_denied(crate::imports::declared_imports(wasm)?)?;
         let component = match self.cache.load(&self.engine, sha) {
             Some(c) => c,
             None => {
@@ -248,20 +251,14 @@ impl Sandbox {
                 c
             }
         };
-        // Report the most serious refusal: the network before files before the rest.
-        let mut denied: Vec<JobError> = component
-            .component_type()
-            .imports(&self.engine)
-            .filter_map(|(name, _)| check_import(name).err())
-            .collect();
-        denied.sort_by_key(|e| match e {
-            JobError::CapabilityDenied { import, .. } if import.starts_with("wasi:sockets") => 0,
-            JobError::CapabilityDenied { import, .. } if import.starts_with("wasi:filesystem") => 1,
-            _ => 2,
-        });
-        if let Some(first) = denied.into_iter().next() {
-            return Err(first);
-        }
+        // And as wasmtime reads the compiled component.
+        refuse_denied(
+            component
+                .component_type()
+                .imports(&self.engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        )?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -413,5 +410,20 @@ fn with_panic_message(e: JobError, stderr: &str) -> JobError {
             None => e,
         },
         other => other,
+    }
+}
+
+/// The most serious refusal among `imports`, if any: the network before
+/// files before the rest.
+fn refuse_denied(imports: Vec<String>) -> Result<(), JobError> {
+    let mut denied: Vec<JobError> = imports.iter().filter_map(|name| check_import(name).err()).collect();
+    denied.sort_by_key(|e| match e {
+        JobError::CapabilityDenied { import, .. } if import.starts_with("wasi:sockets") => 0,
+        JobError::CapabilityDenied { import, .. } if import.starts_with("wasi:filesystem") => 1,
+        _ => 2,
+    });
+    match denied.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
     }
 }
