@@ -439,3 +439,77 @@ fn an_admin_registers_an_operator_and_issues_it_a_grant_through_the_server() {
     assert_eq!(rotate.status.code(), Some(1));
     assert!(everything(&rotate).contains("domain host"), "{}", everything(&rotate));
 }
+
+/// #22: a SQL file runs as a job from the operator's terminal, and the same
+/// file runs first under `inland dev` on dummy data made from the published
+/// catalog, where a forbidden query is refused by the domain's rule.
+#[test]
+fn a_sql_job_runs_in_dev_on_dummy_data_and_then_in_the_domain() {
+    let f = fixture();
+    let sql = f.dir.path().join("report.sql");
+    std::fs::write(
+        &sql,
+        "-- output: by_district\nSELECT district, count(*) AS n, avg(income) AS avg_income\n\
+         FROM residents WHERE age >= $min_age GROUP BY district ORDER BY district\n",
+    )
+    .unwrap();
+    let public = f.dir.path().join("public");
+    // Published on the domain host (the server holds the domain here, so in-process).
+    f.rt.evidence().publish_catalog(&public).unwrap();
+    let tried = inland(
+        None,
+        false,
+        &[
+            "dev",
+            "--catalog",
+            public.to_str().unwrap(),
+            "--sql",
+            sql.to_str().unwrap(),
+            "--param",
+            "min_age=int:18",
+            "--rows",
+            "3000",
+        ],
+    );
+    let said = everything(&tried);
+    assert!(tried.status.success(), "{said}");
+    assert!(
+        said.contains("Succeeded") && said.contains("by_district") && said.contains("-- $min_age = int 18"),
+        "{said}"
+    );
+    let forbidden = f.dir.path().join("forbidden.sql");
+    std::fs::write(&forbidden, "-- output: incomes\nSELECT income FROM residents\n").unwrap();
+    let refused = inland(
+        None,
+        false,
+        &[
+            "dev",
+            "--catalog",
+            public.to_str().unwrap(),
+            "--sql",
+            forbidden.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(3), "{}", everything(&refused));
+    assert!(
+        everything(&refused).contains("refused by rule `aggregate-only`"),
+        "{}",
+        everything(&refused)
+    );
+    // The same file, unchanged, in the domain through the server.
+    let ran = inland(
+        Some(&f.operator),
+        true,
+        &[
+            "job",
+            "run",
+            "--sql",
+            sql.to_str().unwrap(),
+            "--grant",
+            &f.grant,
+            "--param",
+            "min_age=int:18",
+        ],
+    );
+    assert!(ran.status.success(), "{}", everything(&ran));
+}

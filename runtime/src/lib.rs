@@ -57,6 +57,7 @@
 mod access;
 mod context;
 mod date;
+pub mod dev;
 mod domain;
 mod error;
 mod events;

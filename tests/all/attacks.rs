@@ -12,12 +12,12 @@ use arrow::array::AsArray;
 use inland_runtime::JobStatus;
 use std::path::Path;
 
-struct Case {
-    expected: String,
-    sql: String,
+pub(crate) struct Case {
+    pub(crate) expected: String,
+    pub(crate) sql: String,
 }
 
-fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
+pub(crate) fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
     // Keeps the header and section comments in order, to write the file back when blessing.
     let mut layout = Vec::new();
     let mut cases = Vec::new();
@@ -41,9 +41,14 @@ fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
     (layout, cases)
 }
 
-async fn outcome(d: &TestDomain, grant: &str, sql: &str) -> String {
+pub(crate) async fn outcome(d: &TestDomain, grant: &str, sql: &str) -> String {
+    outcome_in(&d.rt, OPERATOR, grant, sql).await
+}
+
+/// The outcome of `sql` sent through sql-probe by `operator` under `grant` in `rt`.
+pub(crate) async fn outcome_in(rt: &inland_runtime::Runtime, operator: &str, grant: &str, sql: &str) -> String {
     let probe = wasm(inland_examples::jobs::SQL_PROBE);
-    let report = run_as(&d.rt, OPERATOR, grant, probe, &[("sql", sql)]).await;
+    let report = run_as(rt, operator, grant, probe, &[("sql", sql)]).await;
     if report.job.status != JobStatus::Succeeded {
         let err = report.job.error.map(|e| e.to_string()).unwrap_or_default();
         if let Some(rest) = err.split("refused by rule `").nth(1) {
@@ -73,7 +78,7 @@ async fn outcome(d: &TestDomain, grant: &str, sql: &str) -> String {
 /// district lookup table, and a licence register keyed by the enterprises'
 /// USCC, which the policy makes join-key-only; and a protected tax register
 /// keyed by the same USCC. Returns a grant for all five.
-fn with_lookup_datasets(d: &TestDomain) -> String {
+pub(crate) fn with_lookup_datasets(d: &TestDomain) -> String {
     let mut districts = String::from("district,area_km2\n");
     for (name, _, _) in inland_examples::generate::DISTRICTS {
         districts.push_str(&format!("{name},{}\n", 10 + districts.lines().count()));

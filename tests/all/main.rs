@@ -3,6 +3,7 @@
 
 mod attacks;
 mod datasets;
+mod dev;
 mod gate;
 mod grants;
 mod jobs;

@@ -52,7 +52,7 @@ pub enum JobCmd {
 }
 
 /// Splits `--param key=value` at the first `=`; the key may not be empty.
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("`{s}` is not key=value")),

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod dataset;
+mod dev;
 mod feedback;
 mod grant;
 mod job;
@@ -18,6 +19,7 @@ mod token;
 
 pub use catalog::CatalogCmd;
 pub use dataset::{DatasetCmd, GradeArg};
+pub use dev::DevArgs;
 pub use feedback::FeedbackCmd;
 pub use grant::{GrantCmd, TerminationReasonArg};
 pub use job::JobCmd;
@@ -130,6 +132,11 @@ pub enum Command {
     /// Issue, list and revoke the bearer tokens people use with the server (bootstrap).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Try a job on this machine against dummy data made from a domain's
+    /// published catalog, under its published policy, with the domain's own
+    /// host, policy, suppression and gate code; everything is printed (the
+    /// data is made up). Needs no domain and no server.
+    Dev(DevArgs),
     /// Run the domain server: the HTTP API people use, on loopback by default.
     Serve {
         /// The address to listen on.

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod dataset;
+pub mod dev;
 pub mod export;
 pub mod feedback;
 pub mod grant;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         (Command::Reviewer(cmd), Some(c)) => registry::reviewer(c, cmd)?,
         (Command::Policy(cmd), Some(c)) => registry::policy(c, cmd)?,
         (Command::VerifyExport { dir, public_key }, _) => return export::verify(&dir, public_key),
+        (Command::Dev(args), _) => return dev::run(args),
         (
             command @ (Command::Whoami
             | Command::Job(_)
@@ -134,6 +136,7 @@ fn noun(command: &Command) -> &'static str {
         Command::Doctor => "doctor",
         Command::Token(_) => "token",
         Command::Serve { .. } => "serve",
+        Command::Dev(_) => "dev",
     }
 }
 

@@ -104,7 +104,11 @@ impl Evidence {
     /// Publishes the catalog of operable datasets (JSON and HTML, no data) into `dir`.
     pub fn publish_catalog(&self, dir: &Path) -> Result<Vec<String>> {
         let datasets = Catalog::new(self.inner.clone()).list()?;
-        let bytes = publication::write_catalog(&datasets, &self.inner.domain.config().name, dir)?;
+        let policies = crate::governance::Policies::new(self.inner.clone());
+        let in_force = policies.in_force()?;
+        let text = policies.versions()?.1;
+        let policy = in_force.as_ref().zip(text.as_deref()).map(|((_, p), t)| (p, t));
+        let bytes = publication::write_catalog(&datasets, &self.inner.domain.config().name, policy, dir)?;
         let listed: Vec<String> = datasets
             .iter()
             .filter(|d| d.status == DatasetStatus::Approved && d.owner.is_none())

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::events::{Event, EventRecord};
 use crate::governance::catalog::Grade;
 use crate::governance::catalog::{DatasetRecord, DatasetStatus};
+use inland_policies::Policy;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,9 +20,44 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The public part of a column's policy: its class, access mode and, where
+/// the admin published them, its values.
+fn column_rules(policy: Option<&Policy>, dataset: &str, column: &str) -> serde_json::Value {
+    let Some(p) = policy.and_then(|p| p.column(dataset, column)) else {
+        return json!({ "class": null, "access": "deny" });
+    };
+    let access = serde_json::to_value(&p.access).unwrap_or_default();
+    json!({
+        "class": p.class,
+        "access": access.get("access").cloned().unwrap_or_default(),
+        "mask": access.get("method").cloned(),
+        "values": p.public_values,
+    })
+}
+
+/// The policy in force, cut to what the public may read: the domain and
+/// gate rules and the sections of the published datasets. `inland dev`
+/// applies it to dummy data, so that a query refused in the domain is
+/// refused there by the same rule.
+fn public_policy(text: &str, listed: &[&DatasetRecord]) -> Result<String> {
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e| Error::Internal(format!("the policy in force does not parse: {e}")))?;
+    if let Some(toml::Value::Table(datasets)) = doc.get_mut("datasets") {
+        datasets.retain(|name, _| listed.iter().any(|d| d.name == *name));
+    }
+    toml::to_string(&doc).map_err(|e| Error::Internal(format!("writing the public policy: {e}")))
+}
+
 /// Writes `catalog.json` and `index.html` describing the approved, operable
-/// datasets — descriptions and schemas only, never data. Returns the JSON bytes.
-pub(crate) fn write_catalog(datasets: &[DatasetRecord], domain_name: &str, dir: &Path) -> Result<Vec<u8>> {
+/// datasets — descriptions and schemas only, never data — and, with a policy
+/// in force, `policy.toml`, its public part. Returns the JSON bytes.
+pub(crate) fn write_catalog(
+    datasets: &[DatasetRecord],
+    domain_name: &str,
+    policy: Option<(&Policy, &str)>,
+    dir: &Path,
+) -> Result<Vec<u8>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let listed: Vec<&DatasetRecord> = datasets
         .iter()
@@ -42,13 +78,29 @@ pub(crate) fn write_catalog(datasets: &[DatasetRecord], domain_name: &str, dir: 
                 "operable": d.catalog.grade != Grade::Core,
                 "rows": d.rows,
                 "registered": Date::from_days((d.registered_at_ms / 86_400_000) as i64).to_string(),
-                "columns": d.columns.iter().map(|c| json!({"name": c.name, "type": c.data_type})).collect::<Vec<_>>(),
+                "entity": policy.and_then(|(p, _)| p.entity(&d.name)),
+                "columns": d.columns.iter().map(|c| {
+                    // Whether registration proved it unique: joins on it are
+                    // allowed where they would repeat no row, so `inland dev`
+                    // must make it unique too.
+                    let unique = d.unique_columns.contains(&c.name);
+                    let mut column = json!({"name": c.name, "type": c.data_type, "nullable": c.nullable, "unique": unique});
+                    if let (Some(map), serde_json::Value::Object(rules)) =
+                        (column.as_object_mut(), column_rules(policy.map(|(p, _)| p), &d.name, &c.name))
+                    {
+                        map.extend(rules);
+                    }
+                    column
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();
     let doc = json!({ "domain": domain_name, "datasets": entries });
     let bytes = serde_json::to_vec_pretty(&doc)?;
     inland_files::write_atomic(&dir.join("catalog.json"), &bytes)?;
+    if let Some((_, text)) = policy {
+        inland_files::write_atomic(&dir.join("policy.toml"), public_policy(text, &listed)?.as_bytes())?;
+    }
 
     let mut html = format!(
         "<!doctype html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>{0} — public data catalog</title>\n\
