@@ -35,6 +35,34 @@ async fn the_useful_example_jobs_run_on_dummy_data_from_the_published_catalog() 
         (Some("sensitive"), Some("aggregate-only"))
     );
     assert!(public.path().join("policy.toml").exists());
+    // Uniqueness is said only where the domain's rules use it: the entity
+    // column yes, an aggregate-only amount never (whatever the data holds).
+    let id = residents["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "resident_id")
+        .unwrap();
+    assert_eq!(id["unique"], true);
+    assert_eq!(income["unique"], false);
+    // dev refuses a policy file that is not the one published with the catalog.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        public.path().join("catalog.json"),
+        elsewhere.path().join("catalog.json"),
+    )
+    .unwrap();
+    let err = DevDomain::from_catalog(elsewhere.path(), 100, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("policy.toml"), "{err}");
+    std::fs::write(elsewhere.path().join("policy.toml"), "[domain]\nmin_group_size = 1\n").unwrap();
+    let err = DevDomain::from_catalog(elsewhere.path(), 100, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not the policy published"), "{err}");
 
     let dev = DevDomain::from_catalog(public.path(), 2_000, 3).unwrap();
     assert!(dev.policy);

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Result};
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder,
-    Int64Builder, RecordBatch, StringBuilder, new_null_array,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int64Builder,
+    RecordBatch, StringBuilder, new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::Deserialize;
@@ -148,19 +148,22 @@ pub fn rows(columns: &[PublishedColumn], rows: usize, seed: u64) -> Result<Recor
                 }
                 (DataType::Utf8, Arc::new(b.finish()))
             }
-            DataType::Int64 => {
+            DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 => {
+                // Made as 64-bit and kept within the published type.
+                let (low, high) = match ty {
+                    DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+                    DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+                    DataType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+                    _ => (i64::MIN, i64::MAX),
+                };
                 let mut b = Int64Builder::new();
                 for r in 0..rows {
-                    b.append_value(number(c, r, &mut rng) as i64);
+                    b.append_value((number(c, r, &mut rng) as i64).clamp(low, high));
                 }
-                (DataType::Int64, Arc::new(b.finish()))
-            }
-            DataType::Int32 | DataType::Int16 | DataType::Int8 => {
-                let mut b = Int32Builder::new();
-                for r in 0..rows {
-                    b.append_value(number(c, r, &mut rng) as i32);
-                }
-                (DataType::Int32, Arc::new(b.finish()))
+                let wide: ArrayRef = Arc::new(b.finish());
+                let array = arrow::compute::cast(&wide, &ty)
+                    .map_err(|e| Error::Internal(format!("column `{}`: {e}", c.name)))?;
+                (ty.clone(), array)
             }
             DataType::Float64 => {
                 let mut b = Float64Builder::new();
@@ -176,10 +179,13 @@ pub fn rows(columns: &[PublishedColumn], rows: usize, seed: u64) -> Result<Recor
                 }
                 (DataType::Float32, Arc::new(b.finish()))
             }
-            DataType::Decimal128(p, s) => {
+            DataType::Decimal128(p, s) if p <= 38 && s >= 0 && i16::from(s) <= i16::from(p) => {
+                // Kept within the precision: the largest value it holds.
+                let max = 10i128.checked_pow(u32::from(p)).map(|m| m - 1).unwrap_or(i128::MAX);
                 let mut b = Decimal128Builder::new();
                 for r in 0..rows {
-                    b.append_value((number(c, r, &mut rng) * 10f64.powi(i32::from(s))).round() as i128);
+                    let v = (number(c, r, &mut rng) * 10f64.powi(i32::from(s))).round() as i128;
+                    b.append_value(v.clamp(-max, max));
                 }
                 let array = b
                     .finish()
@@ -202,13 +208,37 @@ pub fn rows(columns: &[PublishedColumn], rows: usize, seed: u64) -> Result<Recor
                 }
                 (DataType::Boolean, Arc::new(b.finish()))
             }
-            other if c.nullable => (other.clone(), new_null_array(&other, rows)),
+            // Nulls only for simple types: building some (dictionaries,
+            // unions, huge fixed sizes) from a hostile catalog would panic.
+            other @ (DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Date64
+            | DataType::Timestamp(_, None)
+            | DataType::Binary
+            | DataType::Null)
+                if c.nullable =>
+            {
+                (other.clone(), new_null_array(&other, rows))
+            }
             other => {
                 return Err(Error::Invalid(format!(
                     "column `{}` is {other}, which dummy data cannot fill yet",
                     c.name
                 )));
             }
+        };
+        // A column not published as unique repeats a value, so registration
+        // finds it not unique, as the domain did: a join or a count that the
+        // domain treats as repeating rows is treated so here too.
+        let array = if !c.unique && rows >= 2 {
+            let indices =
+                arrow::array::UInt32Array::from_iter_values((0..rows as u32).map(|i| if i == 1 { 0 } else { i }));
+            arrow::compute::take(&array, &indices, None)
+                .map_err(|e| Error::Internal(format!("column `{}`: {e}", c.name)))?
+        } else {
+            array
         };
         fields.push(Field::new(&c.name, ty, c.nullable));
         arrays.push(array);
@@ -228,7 +258,8 @@ mod tests {
             nullable: false,
             class: class.map(String::from),
             values: values.map(|v| v.iter().map(|s| s.to_string()).collect()),
-            unique: false,
+            // Identifiers are published as unique here; the rest are not.
+            unique: class == Some("direct-identifier"),
         }
     }
 
@@ -282,7 +313,31 @@ mod tests {
             );
             assert!(["东城区", "西城区"].contains(&districts.value(r)));
         }
+        // What was not published as unique repeats a value, as in the domain.
+        assert_eq!(districts.value(0), districts.value(1));
         let err = rows(&[column("x", "Duration(Second)", None, None)], 1, 1).unwrap_err();
         assert!(err.to_string().contains("`x`"), "{err}");
+        // Narrow types keep their type and their range; decimals their precision.
+        let narrow = rows(
+            &[
+                column("n", "Int8", None, None),
+                column("amount", "Decimal128(5, 2)", None, None),
+            ],
+            300,
+            2,
+        )
+        .unwrap();
+        assert_eq!(narrow.schema().field(0).data_type(), &DataType::Int8);
+        assert_eq!(narrow.column(0).null_count(), 0);
+        let amounts = narrow
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Decimal128Array>()
+            .unwrap();
+        assert!(amounts.iter().flatten().all(|v| v.abs() <= 99_999));
+        // A type whose nulls would panic to build is refused, not built.
+        let mut dictionary = column("d", "Dictionary(Int32, Utf8)", None, None);
+        dictionary.nullable = true;
+        assert!(rows(&[dictionary], 10, 1).is_err());
     }
 }

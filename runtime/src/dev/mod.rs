@@ -40,12 +40,17 @@ fn operable_by_default() -> bool {
 
 #[derive(Debug, Deserialize)]
 struct PublishedCatalog {
+    /// SHA-256 of the `policy.toml` published with it; none without a policy.
+    #[serde(default)]
+    policy_sha256: Option<String>,
     datasets: Vec<PublishedDataset>,
 }
 
+/// The most dummy rows per dataset (they are built in memory).
+pub const MAX_ROWS: usize = 2_000_000;
+
 /// A throwaway domain of dummy data, with an operator and a grant for every dataset.
 pub struct DevDomain {
-    _dir: tempfile::TempDir,
     /// The domain.
     pub rt: Runtime,
     /// A grant of [`DEV_OPERATOR`] covering every dataset.
@@ -54,6 +59,8 @@ pub struct DevDomain {
     pub datasets: Vec<(String, usize)>,
     /// Whether the published policy was applied (no policy: none in force in the domain either).
     pub policy: bool,
+    /// Last, so the domain is closed before its directory is removed.
+    _dir: tempfile::TempDir,
 }
 
 impl DevDomain {
@@ -64,13 +71,29 @@ impl DevDomain {
         let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
         let published: PublishedCatalog = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{} is not a published catalog: {e}", file.display())))?;
+        if rows == 0 || rows > MAX_ROWS {
+            return Err(Error::Invalid(format!("dummy rows per dataset are 1 to {MAX_ROWS}")));
+        }
+        // The policy published with this catalog, or none if none was: a
+        // missing or different file would give other outcomes than the domain's.
         let policy_file = catalog.join("policy.toml");
-        let policy = match std::fs::read_to_string(&policy_file) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(&policy_file, e)),
+        let policy = match &published.policy_sha256 {
+            None => None,
+            Some(sha) => {
+                let text = std::fs::read_to_string(&policy_file).map_err(|e| Error::io(&policy_file, e))?;
+                if inland_files::sha256_hex(text.as_bytes()) != *sha {
+                    return Err(Error::Invalid(format!(
+                        "{} is not the policy published with this catalog (its SHA-256 differs)",
+                        policy_file.display()
+                    )));
+                }
+                Some(text)
+            }
         };
-        let dir = tempfile::tempdir().map_err(|e| Error::io(Path::new("a temporary directory"), e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("inland-dev-")
+            .tempdir()
+            .map_err(|e| Error::io(Path::new("a temporary directory"), e))?;
         let root = dir.path().join("domain");
         let sources = dir.path().join("sources");
         std::fs::create_dir_all(&sources).map_err(|e| Error::io(&sources, e))?;

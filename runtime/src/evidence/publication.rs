@@ -20,18 +20,32 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The public part of a column's policy: its class, access mode and, where
-/// the admin published them, its values.
-fn column_rules(policy: Option<&Policy>, dataset: &str, column: &str) -> serde_json::Value {
-    let Some(p) = policy.and_then(|p| p.column(dataset, column)) else {
+/// The public part of a column's policy: its class, access mode, its
+/// published values, and whether registration proved it unique, which is
+/// said only where the domain's rules use it (the entity column, and
+/// columns a job sees as stored: a join on them is allowed when it repeats
+/// no row) of a dataset jobs may read. Without a policy nothing is said.
+fn column_rules(policy: Option<&Policy>, d: &DatasetRecord, column: &str) -> serde_json::Value {
+    let Some(policy) = policy else {
+        return json!({});
+    };
+    let Some(p) = policy.column(&d.name, column) else {
         return json!({ "class": null, "access": "deny" });
     };
     let access = serde_json::to_value(&p.access).unwrap_or_default();
+    let tag = access.get("access").and_then(|a| a.as_str()).unwrap_or_default();
+    let method = access
+        .get("method")
+        .and_then(|m| m.get("method"))
+        .and_then(|m| m.as_str());
+    let as_stored = matches!(tag, "plaintext" | "dimension" | "join-key-only") || method == Some("pseudonym");
+    let used = policy.readable(&d.name) && (as_stored || policy.entity(&d.name) == Some(column));
     json!({
         "class": p.class,
-        "access": access.get("access").cloned().unwrap_or_default(),
+        "access": tag,
         "mask": access.get("method").cloned(),
         "values": p.public_values,
+        "unique": used && d.unique_columns.iter().any(|u| u == column),
     })
 }
 
@@ -39,12 +53,30 @@ fn column_rules(policy: Option<&Policy>, dataset: &str, column: &str) -> serde_j
 /// gate rules and the sections of the published datasets. `inland dev`
 /// applies it to dummy data, so that a query refused in the domain is
 /// refused there by the same rule.
-fn public_policy(text: &str, listed: &[&DatasetRecord]) -> Result<String> {
+fn public_policy(text: &str, policy: &Policy, listed: &[&DatasetRecord]) -> Result<String> {
     let mut doc: toml::Table = text
         .parse()
         .map_err(|e| Error::Internal(format!("the policy in force does not parse: {e}")))?;
     if let Some(toml::Value::Table(datasets)) = doc.get_mut("datasets") {
-        datasets.retain(|name, _| listed.iter().any(|d| d.name == *name));
+        // Only datasets the public catalog lists and jobs may read.
+        datasets.retain(|name, _| listed.iter().any(|d| d.name == *name) && policy.readable(name));
+        for (_, section) in datasets.iter_mut() {
+            let Some(columns) = section.get_mut("columns").and_then(|c| c.as_table_mut()) else {
+                continue;
+            };
+            for (_, column) in columns.iter_mut() {
+                let Some(column) = column.as_table_mut() else { continue };
+                // Bounds an admin may have taken from the data stay in the domain.
+                column.remove("dp_bounds");
+                // An override's reason is the admin's own text: that there is one is enough.
+                if column.contains_key("override_reason") {
+                    column.insert(
+                        "override_reason".into(),
+                        toml::Value::String("(given in the domain)".into()),
+                    );
+                }
+            }
+        }
     }
     toml::to_string(&doc).map_err(|e| Error::Internal(format!("writing the public policy: {e}")))
 }
@@ -80,13 +112,9 @@ pub(crate) fn write_catalog(
                 "registered": Date::from_days((d.registered_at_ms / 86_400_000) as i64).to_string(),
                 "entity": policy.and_then(|(p, _)| p.entity(&d.name)),
                 "columns": d.columns.iter().map(|c| {
-                    // Whether registration proved it unique: joins on it are
-                    // allowed where they would repeat no row, so `inland dev`
-                    // must make it unique too.
-                    let unique = d.unique_columns.contains(&c.name);
-                    let mut column = json!({"name": c.name, "type": c.data_type, "nullable": c.nullable, "unique": unique});
+                    let mut column = json!({"name": c.name, "type": c.data_type, "nullable": c.nullable});
                     if let (Some(map), serde_json::Value::Object(rules)) =
-                        (column.as_object_mut(), column_rules(policy.map(|(p, _)| p), &d.name, &c.name))
+                        (column.as_object_mut(), column_rules(policy.map(|(p, _)| p), d, &c.name))
                     {
                         map.extend(rules);
                     }
@@ -95,12 +123,21 @@ pub(crate) fn write_catalog(
             })
         })
         .collect();
-    let doc = json!({ "domain": domain_name, "datasets": entries });
+    // The public policy is named by its hash in the catalog, so a reader
+    // (`inland dev`) knows it has the one that goes with these columns.
+    let public = policy.map(|(p, text)| public_policy(text, p, &listed)).transpose()?;
+    let policy_sha = public.as_deref().map(|t| inland_files::sha256_hex(t.as_bytes()));
+    let doc = json!({ "domain": domain_name, "policy_sha256": policy_sha, "datasets": entries });
     let bytes = serde_json::to_vec_pretty(&doc)?;
-    inland_files::write_atomic(&dir.join("catalog.json"), &bytes)?;
-    if let Some((_, text)) = policy {
-        inland_files::write_atomic(&dir.join("policy.toml"), public_policy(text, &listed)?.as_bytes())?;
+    match &public {
+        Some(text) => inland_files::write_atomic(&dir.join("policy.toml"), text.as_bytes())?,
+        None => match std::fs::remove_file(dir.join("policy.toml")) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(dir.join("policy.toml"), e)),
+        },
     }
+    inland_files::write_atomic(&dir.join("catalog.json"), &bytes)?;
 
     let mut html = format!(
         "<!doctype html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>{0} — public data catalog</title>\n\
