@@ -53,6 +53,23 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
+    // Paths are remapped: a component carries no path of the machine or
+    // checkout that built it (panic locations name `/inland/...`).
+    let repo = manifest_dir.parent().unwrap_or(&manifest_dir).to_path_buf();
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let rustup_home = env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .unwrap_or_default();
+    let flags = [
+        format!("--remap-path-prefix={}=/inland", repo.display()),
+        format!("--remap-path-prefix={}=/cargo", cargo_home.display()),
+        format!("--remap-path-prefix={}=/rustup", rustup_home.display()),
+    ];
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"));
     let status = cmd.status().expect("failed to start cargo to build the example jobs");
     if !status.success() {
         panic!(

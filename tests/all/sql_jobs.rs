@@ -129,3 +129,52 @@ async fn several_named_statements_are_several_outputs_and_an_empty_result_is_kep
     );
     assert!(r.outputs.iter().map(|o| o.rows).sum::<u64>() > 0);
 }
+
+/// The parts of a component that say what it is to its host: the bytes of
+/// its top-level type, import, export, alias and canonical sections (the
+/// compiled code inside is left out: a build in another checkout orders it
+/// differently, because a path dependency's crate hash depends on its path).
+fn interface(wasm: &[u8]) -> Vec<Vec<u8>> {
+    use wasmparser::{Parser, Payload};
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.unwrap();
+        match &payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > 0 {
+            continue;
+        }
+        let range = match &payload {
+            Payload::ComponentTypeSection(s) => s.range(),
+            Payload::ComponentImportSection(s) => s.range(),
+            Payload::ComponentExportSection(s) => s.range(),
+            Payload::ComponentAliasSection(s) => s.range(),
+            Payload::ComponentCanonicalSection(s) => s.range(),
+            _ => continue,
+        };
+        parts.push(wasm[range].to_vec());
+    }
+    parts
+}
+
+/// The SQL job component Inland ships is checked in (the product needs no
+/// wasm toolchain, and its hash, which an approval names, does not change
+/// with the machine): it must present the same world as the one this source
+/// tree builds, and every test of SQL jobs runs it. After a change to the
+/// guest SDK, its WIT or the job: `scripts/update-sql-job.sh`.
+#[test]
+fn the_shipped_sql_job_is_the_one_this_tree_builds() {
+    let built = inland_examples::jobs::wasm(inland_examples::jobs::SQL_JOB).unwrap();
+    let shipped = sql_job::component().unwrap();
+    let (a, b) = (interface(shipped), interface(built));
+    assert!(!a.is_empty());
+    assert!(
+        a == b,
+        "runtime/src/jobs/sql-job.wasm is stale (its interface differs from this tree's build): \
+         run scripts/update-sql-job.sh"
+    );
+}
