@@ -9,6 +9,7 @@ mod feedback;
 mod grant;
 mod job;
 mod ledger;
+mod new;
 mod operator;
 mod output;
 mod policy;
@@ -24,6 +25,7 @@ pub use feedback::FeedbackCmd;
 pub use grant::{GrantCmd, TerminationReasonArg};
 pub use job::JobCmd;
 pub use ledger::{LedgerCmd, LedgerFormat};
+pub use new::{LangArg, NewCmd};
 pub use operator::{OperatorCmd, OperatorTypeArg};
 pub use output::OutputCmd;
 pub use policy::PolicyCmd;
@@ -137,6 +139,9 @@ pub enum Command {
     /// host, policy, suppression and gate code; everything is printed (the
     /// data is made up). Needs no domain and no server.
     Dev(DevArgs),
+    /// Write the skeleton of a new job (Rust with the guest SDK beside it, or SQL).
+    #[command(subcommand)]
+    New(NewCmd),
     /// Run the domain server: the HTTP API people use, on loopback by default.
     Serve {
         /// The address to listen on.

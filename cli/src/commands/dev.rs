@@ -72,13 +72,22 @@ pub fn run(args: DevArgs) -> Result<ExitCode> {
             println!("  [{}] {}", l.level, l.message);
         }
     }
+    // Names as the job chose them (the domain keeps them from the ledger, not from reviewers).
+    let names = dev
+        .rt
+        .jobs()
+        .get_with_output_names(&job.id)
+        .map(|(_, names)| names)
+        .unwrap_or_default();
     for output in &report.outputs {
         let table = dev
             .rt
             .reviews()
             .output_table(&output.id)
             .with_context(|| format!("reading output {}", output.id))?;
-        println!("\n{}", review_view::render(output, &table));
+        let name = names.iter().find(|(id, _)| *id == output.id).map(|(_, n)| n.as_str());
+        println!("\n== output {}", name.unwrap_or("?"));
+        println!("{}", review_view::render(output, &table));
     }
     Ok(if job.status == JobStatus::Succeeded {
         ExitCode::SUCCESS

@@ -10,6 +10,7 @@ pub mod grant;
 pub mod init;
 pub mod job;
 pub mod ledger;
+pub mod new;
 pub mod operator;
 pub mod policy;
 pub mod registry;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         (Command::Policy(cmd), Some(c)) => registry::policy(c, cmd)?,
         (Command::VerifyExport { dir, public_key }, _) => return export::verify(&dir, public_key),
         (Command::Dev(args), _) => return dev::run(args),
+        (Command::New(cmd), _) => new::run(cmd)?,
         (
             command @ (Command::Whoami
             | Command::Job(_)
@@ -137,6 +139,7 @@ fn noun(command: &Command) -> &'static str {
         Command::Token(_) => "token",
         Command::Serve { .. } => "serve",
         Command::Dev(_) => "dev",
+        Command::New(_) => "new",
     }
 }
 
