@@ -731,3 +731,27 @@ async fn an_approved_output_with_a_list_column_is_exported() {
     let text = std::fs::read_to_string(bundle.join(csv)).unwrap();
     assert!(text.contains("\"[41.5, 42.5, 43.5,"), "{text}");
 }
+
+/// A reviewer reading an output in a terminal (`inland review show`,
+/// `inland dev`) sees a job's escape codes and line returns as escapes: a
+/// column name, a cell or the SQL cannot clear the screen, hide text or
+/// overwrite a line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_review_shows_a_jobs_control_characters_as_escapes() {
+    let d = crate::support::shared();
+    let sql = "SELECT district AS \"d\u{1b}[8m\", 'x\u{1b}[2J\ry\u{202e}z' AS note, count(*) AS n \
+               FROM residents GROUP BY district";
+    let report = crate::support::run(d, inland_examples::jobs::SQL_PROBE, &[("sql", sql)]).await;
+    let output = report
+        .outputs
+        .first()
+        .unwrap_or_else(|| panic!("{:?}", report.job.error));
+    let page = inland_runtime::review_view::render(output, &d.rt.reviews().output_table(&output.id).unwrap());
+    for c in ['\u{1b}', '\r', '\u{202e}'] {
+        assert!(!page.contains(c), "{c:?} reached the terminal: {page:?}");
+    }
+    assert!(
+        page.contains("⟨U+001B⟩[8m") && page.contains("⟨U+000D⟩") && page.contains("⟨U+202E⟩"),
+        "{page}"
+    );
+}

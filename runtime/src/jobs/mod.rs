@@ -609,11 +609,7 @@ fn checked_note(note: &str) -> Result<&str> {
             "a termination note is at most {MAX_NOTE_CHARS} characters"
         )));
     }
-    let hidden = |c: char| {
-        (c.is_control() && c != '\n')
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-    };
-    if note.chars().any(hidden) {
+    if note.chars().any(crate::release::review_view::hidden) {
         return Err(Error::Invalid(
             "a termination note may not hold control, zero-width or direction characters".into(),
         ));

@@ -18,6 +18,38 @@ const SHOWN_ROWS: usize = 30;
 
 /// The review page of one output, as text.
 pub fn render(record: &OutputRecord, table: &[RecordBatch]) -> String {
+    // Everything a job chose (SQL, names, cells) is shown with its hidden
+    // characters as escapes: a terminal must not obey a job's escape codes
+    // (clearing the screen, hiding text, returning to overwrite a line).
+    escape_hidden(&render_raw(record, table))
+}
+
+/// Whether a character would act on a terminal or a page instead of being
+/// seen: control characters but the line break, and the format characters
+/// that hide text or reorder it (zero-width, direction marks and overrides,
+/// fillers, tags, variation selectors). The console uses the same set.
+pub fn hidden(c: char) -> bool {
+    (c.is_control() && c != '\n')
+        || matches!(c as u32,
+            0x00AD | 0x061C | 0x115F | 0x1160 | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
+            | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB
+            | 0xE0000..=0xE007F)
+}
+
+/// `text` with every [`hidden`] character written as `⟨U+XXXX⟩`.
+pub fn escape_hidden(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if hidden(c) {
+            let _ = write!(out, "⟨U+{:04X}⟩", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn render_raw(record: &OutputRecord, table: &[RecordBatch]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "output   {}", record.id);
     if let Some(r) = &record.review {

@@ -63,12 +63,7 @@ fn visible(text: &str) -> (String, usize) {
         if shown == CELL_CHARS {
             return (out, total - shown);
         }
-        let hidden = (c.is_control() && c != '\n')
-            || matches!(c as u32,
-                0x00AD | 0x061C | 0x115F | 0x1160 | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
-                | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF9..=0xFFFB
-                | 0xE0000..=0xE007F);
-        if hidden {
+        if inland_runtime::review_view::hidden(c) {
             out.push_str(&format!("⟨U+{:04X}⟩", c as u32));
         } else {
             out.push(c);
