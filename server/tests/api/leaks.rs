@@ -255,3 +255,69 @@ async fn values_a_job_read_reach_no_console_page_outside_review() {
     assert_eq!(operator.status, 403);
     assert!(operator.set_cookie.is_empty(), "no session for an operator");
 }
+
+/// #22: SQL jobs that read values (a resident's pseudonym and masked
+/// mobile, emitted row-level into quarantine) or make the engine fail on
+/// one (the total income, too large for the decimal type it is cast to,
+/// whose message quotes it) show none of them to their operator, and none
+/// reaches the auditor's export; the reviewer's record has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_a_sql_job_read_reach_neither_its_operator_nor_the_auditors_export() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Float64Type};
+    let f = fixture();
+    let submit = |text: &'static str| async move {
+        let path = format!("/api/jobs?grant={}", f.grant_a);
+        let accepted = crate::support::call(
+            "POST",
+            &path,
+            Some(&f.op_a),
+            Some(("application/sql", text.as_bytes().to_vec())),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{}", accepted.body);
+        let job = accepted.json()["job_id"].as_str().unwrap().to_string();
+        crate::support::wait(&f.op_a, &job).await;
+        job
+    };
+    // One resident's values, emitted row-level into quarantine.
+    let read = submit(
+        "-- output: one\nSELECT concat_ws('/', resident_id, mobile) AS v FROM residents ORDER BY mobile DESC LIMIT 1\n",
+    )
+    .await;
+    let record = f.rt.jobs().get(&read).unwrap();
+    let output = record.outputs.first().unwrap_or_else(|| panic!("{:?}", record.error));
+    let table = f.rt.reviews().output_table(output).unwrap();
+    let value = table[0].column(0).as_string::<i32>().value(0).to_string();
+    let mut planted: Vec<String> = value.split('/').filter(|h| h.len() >= 6).map(String::from).collect();
+    assert_eq!(planted.len(), 2, "{value}");
+    planted.push(value);
+    // The exact total income, which the engine's overflow message would quote.
+    let residents = inland_examples::generate::residents(5_000, 11);
+    let income = arrow::compute::cast(
+        residents.column(residents.schema().index_of("income").unwrap()),
+        &DataType::Float64,
+    )
+    .unwrap();
+    let total: f64 = income.as_primitive::<Float64Type>().iter().flatten().sum();
+    planted.push(format!("{}", total.trunc() as i64));
+    let failed = submit("-- output: overflow\nSELECT CAST(sum(income) AS DECIMAL(5,2)) AS v FROM residents\n").await;
+    assert!(
+        f.rt.jobs().get(&failed).unwrap().error.is_some(),
+        "the overflow fails the job"
+    );
+    let planted: Vec<&str> = planted.iter().map(String::as_str).collect();
+    for job in [&read, &failed] {
+        operator_never_sees(job, &planted).await;
+    }
+    for path in ["/api/ledger/export", "/api/ledger/signed-export"] {
+        let export = get(path, &f.auditor).await;
+        assert!(
+            export.body.contains(&read) && export.body.contains(&failed),
+            "{path} covers the jobs"
+        );
+        for p in &planted {
+            assert!(!export.body.contains(p), "{path} carries `{p}`");
+        }
+    }
+}
