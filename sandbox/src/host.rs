@@ -59,7 +59,7 @@ pub struct Statement {
 /// Whether `name` may name a placeholder: a letter or `_`, then up to 63
 /// letters, digits or `_`. Names are shown to reviewers under the query, so
 /// nothing else (no line breaks, no `--`) gets in.
-fn placeholder_name(name: &str) -> bool {
+pub fn placeholder_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.len() <= 64

@@ -31,7 +31,7 @@ mod runner;
 
 pub use collector::{Collected, OutputCollector, validate_output_name};
 pub use error::{JobError, SandboxError};
-pub use host::{Answer, BatchStream, Bound, DatasetListing, QueryBackend, QueryFailure};
+pub use host::{Answer, BatchStream, Bound, DatasetListing, QueryBackend, QueryFailure, placeholder_name};
 pub use imports::check_import;
 pub use limits::Limits;
 pub use log::LogLine;

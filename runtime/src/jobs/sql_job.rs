@@ -104,11 +104,9 @@ pub fn params(text: &str, binds: &[(String, String)]) -> Result<Vec<(String, Str
         .map(|(i, (name, sql))| (format!("output:{i:03}:{name}"), sql))
         .collect();
     for (k, v) in binds {
-        let mut chars = k.chars();
-        let named = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.len() <= 64
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !named {
+        // The host's own rule for placeholder names, checked here so a bad
+        // one is refused before a job exists.
+        if !inland_sandbox::placeholder_name(k) {
             return Err(Error::Invalid(format!(
                 "parameter `{}` cannot name a placeholder: a letter or `_`, then at most 63 letters, digits or `_`",
                 k.escape_debug()

@@ -36,7 +36,8 @@ pub fn hidden(c: char) -> bool {
             | 0xE0000..=0xE007F)
 }
 
-/// `text` with every [`hidden`] character written as `⟨U+XXXX⟩`.
+/// `text` with every [`hidden`] character written as its code point, e.g.
+/// a right-to-left override as `⟨U+202E⟩`.
 pub fn escape_hidden(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

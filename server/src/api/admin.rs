@@ -3,6 +3,7 @@
 //! tokens, and the lists of datasets, operators and grants.
 
 use crate::api::json_problem;
+use crate::api::word;
 use crate::auth::Caller;
 use crate::authz::{AccessPolicy, Action, DEFAULT_POLICY, Resource};
 use crate::problem::Problem;
@@ -347,13 +348,6 @@ pub struct DomainView {
     pub grants: Vec<GrantView>,
 }
 
-fn word<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Datasets, operators and grants.
 #[utoipa::path(get, path = "/api/admin/domain", tag = "admin",
     responses(
@@ -410,7 +404,8 @@ pub(crate) async fn domain(State(s): State<Shared>, Caller(who): Caller) -> Resu
     Ok(Json(view))
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (token expiry is counted from it).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -36,6 +36,16 @@ pub(crate) fn json_problem(e: JsonRejection) -> Problem {
 
 /// A grant as the access policy sees it: its id and the organization that
 /// holds it (`None` for an unknown id, which then belongs to no one).
+/// A value's serde name (`"aggregate-only"`), or its JSON where it has
+/// fields: how records' enums are shown by the API and the console.
+pub(crate) fn word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
 pub(crate) async fn grant_resource(s: &crate::state::Shared, id: &str) -> Result<crate::authz::Resource, Problem> {
     let g = id.to_string();
     let holder = s

@@ -15,14 +15,7 @@ use axum::response::Response;
 use inland_runtime::{DatasetRecord, Policy, PolicyVersion};
 use maud::html;
 
-/// A value's serde name (`"aggregate-only"`), or its JSON where it has fields.
-pub(crate) fn word<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(v) => v.to_string(),
-        Err(_) => String::new(),
-    }
-}
+use crate::api::word;
 
 /// An access mode in a few words: its tag, and a mask's method.
 fn access(value: &serde_json::Value) -> String {

@@ -3,10 +3,10 @@
 //! Terminating destroys the grant's key and everything sealed under it, so
 //! it takes a page of its own that says so and a confirmation box.
 
-use super::datasets::word;
 use super::i18n::{Msg, t};
 use super::layout::{answer, page as shell, see_other};
 use super::{Person, field, form};
+use crate::api::word;
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Path, Query, State};

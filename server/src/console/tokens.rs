@@ -2,10 +2,10 @@
 //! whose secret is shown once on the answer and nowhere after, and
 //! revocation, which ends the token's API calls and console sessions at once.
 
-use super::datasets::word;
 use super::i18n::{Msg, t};
 use super::layout::{answer, page as shell, see_other};
 use super::{Person, field, form};
+use crate::api::word;
 use crate::authz::{Action, Resource};
 use crate::state::Shared;
 use axum::extract::{Path, Query, State};
@@ -25,12 +25,7 @@ pub(crate) struct Done {
     revoked: Option<String>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::api::admin::now_ms;
 
 async fn list(s: &Shared, person: &Person) -> Result<Vec<TokenRecord>, Response> {
     person.authorize(s, Action::ManageTokens, Resource::Domain).await?;
