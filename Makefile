@@ -3,6 +3,7 @@
 
 setup:
 	cd / && rustup target add --toolchain stable wasm32-wasip2
+	python3 -m pip install --quiet --disable-pip-version-check "componentize-py==0.25.1"
 
 demo: setup
 	cargo run -p inland-demo

@@ -1,7 +1,8 @@
 //! Runtime benchmarks: job start (cold: first compile; warm: cached), the
 //! host-call round trip, moving query results into a job (bytes/s), the cost
 //! of the policy checks at planning time and on a 1M-row aggregate, and 50
-//! jobs submitted at once (with the process's peak memory).
+//! jobs submitted at once (with the process's peak memory); Python jobs
+//! beside Rust ones and the row interface against Arrow IPC.
 //!
 //! Run: `cargo bench -p inland-benches --bench runtime`. `cargo test` runs
 //! each once on small data, as a check that they still work.
@@ -187,6 +188,78 @@ fn stream(c: &mut Criterion, b: &Bench) {
                 .sum()
         })
     });
+    g.finish();
+}
+
+/// #22: Python beside Rust. Start (cold: compile from an empty cache; warm:
+/// instantiate and run), district statistics in the sandbox, and the row
+/// interface (rows of cells, what Python jobs use) against Arrow IPC on the
+/// same result, per row.
+fn languages(c: &mut Criterion, b: &mut Bench) {
+    let mut g = c.benchmark_group("languages");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for job in ["noop", "noop-py"] {
+        let wasm = inland_examples::jobs::wasm(job).unwrap();
+        g.bench_function(format!("{job}/cold-compile"), |bench| {
+            bench.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    b.rt = None;
+                    clear_cache(&b.root);
+                    b.rt = Some(Runtime::open(&b.root).unwrap());
+                    let t = Instant::now();
+                    b.rt().jobs().check_component(wasm).unwrap();
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+        b.job(job, &[]);
+        g.bench_function(format!("{job}/warm-instantiate-and-run"), |bench| {
+            bench.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| Duration::from_micros(b.job(job, &[]).job.run_us))
+                    .sum()
+            })
+        });
+    }
+    for job in ["district-stats", "district-stats-py"] {
+        b.job(job, &[]);
+        g.bench_function(format!("{job}/in-sandbox"), |bench| {
+            bench.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| Duration::from_micros(b.job(job, &[]).job.run_us))
+                    .sum()
+            })
+        });
+    }
+    g.finish();
+
+    let sql = "SELECT * FROM residents";
+    let mut g = c.benchmark_group("results-into-guest-per-row");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(rows() as u64));
+    for (name, params) in [
+        ("arrow-ipc", vec![("sql", sql)]),
+        ("rows-of-cells", vec![("sql", sql), ("as", "rows")]),
+    ] {
+        let report = b.job("bench-stream", &params);
+        assert!(
+            report
+                .job
+                .log
+                .iter()
+                .any(|l| l.message.starts_with(&format!("rows={} ", rows())))
+        );
+        g.bench_function(format!("select-star-residents/{name}"), |bench| {
+            bench.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| Duration::from_micros(b.job("bench-stream", &params).job.run_us))
+                    .sum()
+            })
+        });
+    }
     g.finish();
 }
 
@@ -597,6 +670,7 @@ fn benches(c: &mut Criterion) {
     job_start(c, &mut b);
     host_calls(c, &b);
     stream(c, &b);
+    languages(c, &mut b);
     policy(c, &b);
     load(c, &b);
 }

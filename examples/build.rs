@@ -87,12 +87,19 @@ fn main() {
         .collect();
     names.sort();
 
-    let mut code = String::from(
-        "/// Every example job: (crate name, component bytes).\npub(crate) static ALL: &[(&str, &[u8])] = &[\n",
-    );
-    for name in &names {
-        let wasm = release.join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(wasm.is_file(), "expected {} after building the jobs", wasm.display());
+    let mut jobs: Vec<(String, PathBuf)> = names
+        .iter()
+        .map(|name| {
+            let wasm = release.join(format!("{}.wasm", name.replace('-', "_")));
+            assert!(wasm.is_file(), "expected {} after building the jobs", wasm.display());
+            (name.clone(), wasm)
+        })
+        .collect();
+    jobs.extend(build_python(&manifest_dir, &target_dir));
+    jobs.sort();
+    let mut code =
+        String::from("/// Every example job: (name, component bytes).\npub(crate) static ALL: &[(&str, &[u8])] = &[\n");
+    for (name, wasm) in &jobs {
         writeln!(
             code,
             "    ({name:?}, include_bytes!({:?})),",
@@ -102,6 +109,67 @@ fn main() {
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("jobs.rs"), code).expect("write jobs.rs");
+}
+
+/// The componentize-py the Python jobs are built with (`make setup` installs it).
+const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// Builds each `python/NAME.py` into the component `NAME-py` (underscores
+/// as dashes) with componentize-py, with WASI stubbed out: a job imports
+/// nothing but `inland:job/host`. A component newer than its sources is kept.
+fn build_python(manifest_dir: &Path, target_dir: &Path) -> Vec<(String, PathBuf)> {
+    let python_dir = manifest_dir.join("python");
+    let sdk = manifest_dir.join("../guest-sdk/python");
+    let wit = manifest_dir.join("../guest-sdk/wit");
+    println!("cargo:rerun-if-changed={}", python_dir.display());
+    println!("cargo:rerun-if-changed={}", sdk.display());
+    println!("cargo:rerun-if-env-changed=COMPONENTIZE_PY");
+    let tool = env::var_os("COMPONENTIZE_PY").unwrap_or_else(|| "componentize-py".into());
+    let mut modules: Vec<String> = std::fs::read_dir(&python_dir)
+        .expect("examples/python is readable")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".py").map(str::to_string))
+        .collect();
+    modules.sort();
+    let newest_source = [&python_dir, &sdk.join("inland_guest"), &wit]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().filter_map(|e| e.ok()))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max();
+    let out = target_dir.join("python");
+    std::fs::create_dir_all(&out).expect("create the Python jobs' directory");
+    let mut built = Vec::new();
+    for module in modules {
+        let name = format!("{}-py", module.replace('_', "-"));
+        let wasm = out.join(format!("{module}-{COMPONENTIZE_PY}.wasm"));
+        let fresh = wasm.metadata().and_then(|m| m.modified()).ok();
+        if fresh.is_none() || fresh < newest_source {
+            let status = Command::new(&tool)
+                // No __pycache__ written into the source tree.
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .args(["-d"])
+                .arg(&wit)
+                .args(["-w", "job", "componentize", "--stub-wasi", "-p"])
+                .arg(&python_dir)
+                .arg("-p")
+                .arg(&sdk)
+                .arg(&module)
+                .arg("-o")
+                .arg(&wasm)
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(_) => panic!("componentize-py failed on examples/python/{module}.py (see above)"),
+                Err(e) => panic!(
+                    "cannot run componentize-py ({e}); the Python example jobs need it: \
+                     `python3 -m pip install componentize-py=={COMPONENTIZE_PY}` (or `make setup`), \
+                     or set COMPONENTIZE_PY to its path"
+                ),
+            }
+        }
+        built.push((name, wasm));
+    }
+    built
 }
 
 /// `<target>/wasm-jobs`, beside the host build's own profiles, so it survives

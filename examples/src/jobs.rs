@@ -2,18 +2,25 @@
 
 include!(concat!(env!("OUT_DIR"), "/jobs.rs"));
 
-/// The component bytes of the example job `name` (its crate name, e.g. `district-stats`).
+/// The component bytes of the example job `name` (e.g. `district-stats`, `district-stats-py`).
 pub fn wasm(name: &str) -> Option<&'static [u8]> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
 }
 
-/// Every example job: (crate name, component bytes), in name order.
+/// Every example job: (name, component bytes), in name order. Rust jobs are
+/// named by their crate, Python jobs (`examples/python/NAME.py`) `NAME-py`.
 pub fn all() -> &'static [(&'static str, &'static [u8])] {
     ALL
 }
 
-/// The example jobs that compute something a domain would release.
-pub const USEFUL: [&str; 2] = ["district-stats", "join-stats"];
+/// The example jobs that compute something a domain would release: in
+/// Rust, and the same computations in Python (`examples/python/`).
+pub const USEFUL: [&str; 4] = ["district-stats", "district-stats-py", "join-stats", "join-stats-py"];
+
+/// A Python job for tests: `--param sql=...` runs the SQL and emits the
+/// result (as `sql-probe` does); `--param try=socket|file|env|listdir`
+/// tries to reach the network, a host file, the environment or the file system.
+pub const PYTHON_PROBE: &str = "probe-py";
 
 /// The SQL job the product ships: runs the `-- output: NAME` statements of
 /// a `.sql` file (`inland job run --sql`, or `POST /api/jobs` with

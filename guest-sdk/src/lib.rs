@@ -20,14 +20,16 @@
 //!
 //! ## Example
 //! ```no_run
-//! use inland_guest::{emit, job, log, query, Error, Params};
+//! use inland_guest::{emit, job, log, query_with, Error, Params, Value};
 //!
 //! fn district_counts(params: Params) -> Result<(), Error> {
 //!     let min_age: i64 = params.get_or("min_age", 18)?;
-//!     let batches = query(&format!(
+//!     // `$min_age` is bound by the host after parsing: a value, never SQL.
+//!     let batches = query_with(
 //!         "SELECT district, count(*) AS residents, avg(income) AS avg_income \
-//!          FROM residents WHERE age >= {min_age} GROUP BY district ORDER BY district"
-//!     ))?;
+//!          FROM residents WHERE age >= $min_age GROUP BY district ORDER BY district",
+//!         &[("min_age", Value::Integer(min_age))],
+//!     )?;
 //!     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
 //!     log!("{rows} districts");
 //!     for batch in &batches {
@@ -197,7 +199,18 @@ impl Rows {
     pub fn notices(&self) -> Vec<String> {
         self.inner.notices()
     }
+
+    /// The next batch as rows of [`Cell`]s, converted by the host (the row
+    /// interface Python jobs use); `None` at the end. Reads the same stream
+    /// as iterating, so use one or the other.
+    pub fn next_cells(&mut self) -> Option<Result<Vec<Vec<Cell>>, Error>> {
+        self.inner.next_rows().map_err(Error::from).transpose()
+    }
 }
+
+/// One value of a row in the row interface: null, boolean, integer, float,
+/// text or date (days since 1970-01-01).
+pub use bindings::inland::job::host::Cell;
 
 impl Iterator for Rows {
     type Item = Result<RecordBatch, Error>;

@@ -11,7 +11,8 @@
 //! - `runner`: engine, linker, pooling, epoch ticker, admission and runs ([`Sandbox`]).
 //! - `imports`: the import allow-list ([`check_import`]).
 //! - `cache`: the HMAC-authenticated compile cache.
-//! - `host`: the host side of the WIT world and the [`QueryBackend`] seam.
+//! - `host`: the host side of the WIT world and the [`QueryBackend`] seam;
+//!   `host::cells`, the row interface (a batch as rows of cells and back).
 //! - `collector`: emitted tables under the output cap ([`OutputCollector`]).
 //! - `log`: the bounded job log ([`LogLine`]).
 //! - `clock`: wall and monotonic clocks too coarse for timing attacks.

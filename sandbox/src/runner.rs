@@ -154,13 +154,16 @@ impl Sandbox {
     pub fn new(limits: &Limits, cache_dir: PathBuf, cache_key: [u8; 32]) -> Result<Sandbox, SandboxError> {
         let jobs = limits.max_concurrent_jobs;
         let mut pool = PoolingAllocationConfig::default();
+        let instances = crate::host::MAX_INSTANCES as u32;
+        let tables = crate::host::MAX_TABLES as u32;
         pool.total_component_instances(jobs)
-            .total_core_instances(jobs.saturating_mul(16))
+            .total_core_instances(jobs.saturating_mul(instances))
+            .max_core_instances_per_component(instances)
             .total_memories(jobs.saturating_mul(4))
-            .total_tables(jobs.saturating_mul(16))
+            .total_tables(jobs.saturating_mul(tables))
             .total_stacks(jobs)
             .max_memories_per_component(4)
-            .max_tables_per_component(16)
+            .max_tables_per_component(tables)
             .max_memory_size(limits.memory_bytes() as usize);
         let mut config = Config::new();
         config

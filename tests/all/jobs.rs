@@ -131,6 +131,37 @@ async fn a_job_sees_no_environment_variables_or_arguments() {
     );
 }
 
+/// #22: a Python job (componentize-py, WASI stubbed out, the only build
+/// admission takes) that tries the network, a host file or the file system
+/// is stopped at the call, and sees no environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_job_reaches_no_network_no_file_and_no_environment() {
+    let d = shared();
+    let probe = inland_examples::jobs::PYTHON_PROBE;
+    for attempt in ["socket", "file", "listdir"] {
+        let report = run(d, probe, &[("try", attempt)]).await;
+        assert_eq!(report.job.status, JobStatus::Failed, "{attempt}: {:?}", report.job);
+        assert!(
+            matches!(error_of(&report), JobError::Trapped { .. }),
+            "{attempt}: {:?}",
+            report.job.error
+        );
+        // Stopped at the call: nothing after it ran.
+        assert!(
+            !report.job.log.iter().any(|l| l.message.starts_with("done")
+                || l.message == "connected"
+                || l.message.starts_with("root:")
+                || l.message.contains("root:x:0")),
+            "{attempt}: {:?}",
+            report.job.log
+        );
+    }
+    let report = run(d, probe, &[("try", "env")]).await;
+    assert_eq!(report.job.status, JobStatus::Succeeded, "{:?}", report.job);
+    let messages: Vec<&str> = report.job.log.iter().map(|l| l.message.as_str()).collect();
+    assert!(messages.contains(&"environment: {}"), "{messages:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_stopped_by_the_time_limit_within_a_second_of_its_deadline() {
     let d = shared();

@@ -1,7 +1,8 @@
-//! SQL jobs (#22): a `.sql` file of named statements, run by the SQL job
-//! component Inland ships, gives the same outputs as the Rust job that
-//! computes the same figures, and a forbidden query is refused by the same
-//! rule, whichever language asked.
+//! SQL and Python jobs (#22): a `.sql` file of named statements, run by the
+//! SQL job component Inland ships, and a Python job (componentize-py, the
+//! row interface) give the same outputs as the Rust job that computes the
+//! same figures, and a forbidden query is refused by the same rule,
+//! whichever language asked.
 
 use crate::support::{OPERATOR, apply_example_policy, new_domain, run_as, test_limits, wasm};
 use inland_runtime::{JobReport, JobStatus, sql_job};
@@ -34,7 +35,7 @@ fn table(d: &crate::support::TestDomain, report: &JobReport) -> Vec<arrow::array
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sql_job_and_the_rust_job_give_identical_outputs_under_the_policy() {
+async fn a_sql_job_a_python_job_and_the_rust_job_give_identical_outputs_under_the_policy() {
     let d = new_domain(test_limits());
     apply_example_policy(&d, "");
     for min_age in ["0", "30"] {
@@ -56,15 +57,59 @@ async fn a_sql_job_and_the_rust_job_give_identical_outputs_under_the_policy() {
             sql.job.log
         );
         assert_eq!(sql.outputs.len(), 1);
-        let (a, b) = (table(&d, &rust), table(&d, &sql));
-        assert!(a.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+        let python = run_as(
+            &d.rt,
+            OPERATOR,
+            &d.grant,
+            wasm("district-stats-py"),
+            &[("min_age", min_age)],
+        )
+        .await;
         assert_eq!(
-            arrow::compute::concat_batches(&a[0].schema(), &a).unwrap(),
-            arrow::compute::concat_batches(&b[0].schema(), &b).unwrap(),
-            "min_age {min_age}"
+            python.job.status,
+            JobStatus::Succeeded,
+            "{:?} {:?}",
+            python.job.error,
+            python.job.log
         );
+        let whole = |r: &JobReport| {
+            let t = table(&d, r);
+            arrow::compute::concat_batches(&t[0].schema(), &t).unwrap()
+        };
+        let expected = whole(&rust);
+        assert!(expected.num_rows() > 0);
+        assert_eq!(whole(&sql), expected, "SQL, min_age {min_age}");
+        assert_eq!(whole(&python), expected, "Python, min_age {min_age}");
         // The same label and the same gate verdict: one path.
-        assert_eq!(rust.outputs[0].label, sql.outputs[0].label);
+        let verdict = |r: &JobReport| r.outputs[0].gate.as_ref().map(|g| g.verdict);
+        for other in [&sql, &python] {
+            assert_eq!(rust.outputs[0].label, other.outputs[0].label);
+            assert_eq!(verdict(&rust), verdict(other));
+        }
+        // The host's notice (a suppressed group) reached the Python job too.
+        let notices = |r: &JobReport| r.job.log.iter().filter(|l| l.message.contains("host notice")).count();
+        assert_eq!(notices(&python), notices(&rust));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_and_rust_joins_give_the_same_table_and_the_reviewer_sees_it_is_a_join() {
+    let d = new_domain(test_limits());
+    apply_example_policy(&d, "");
+    let rust = run_as(&d.rt, OPERATOR, &d.grant, wasm("join-stats"), &[]).await;
+    let python = run_as(&d.rt, OPERATOR, &d.grant, wasm("join-stats-py"), &[]).await;
+    for r in [&rust, &python] {
+        assert_eq!(r.job.status, JobStatus::Succeeded, "{:?} {:?}", r.job.error, r.job.log);
+    }
+    let (a, b) = (table(&d, &rust), table(&d, &python));
+    let a = arrow::compute::concat_batches(&a[0].schema(), &a).unwrap();
+    assert!(a.num_rows() > 0);
+    assert_eq!(arrow::compute::concat_batches(&b[0].schema(), &b).unwrap(), a);
+    // Rows combined from two results are a choice the job made: review.
+    for r in [&rust, &python] {
+        let gate = r.outputs[0].gate.as_ref().unwrap();
+        let selection = gate.check("selection").unwrap();
+        assert_eq!(selection.status, inland_runtime::Status::NeedsReview, "{selection:?}");
     }
 }
 
@@ -86,6 +131,14 @@ async fn a_forbidden_query_is_refused_by_the_same_rule_from_sql_as_from_rust() {
         )
         .await;
         let sql = run_sql(&d, &format!("-- output: x\n{forbidden}\n"), &[]).await;
+        let python = run_as(
+            &d.rt,
+            OPERATOR,
+            &d.grant,
+            wasm(inland_examples::jobs::PYTHON_PROBE),
+            &[("sql", forbidden)],
+        )
+        .await;
         let rule = |r: &JobReport| {
             r.job
                 .queries
@@ -99,8 +152,14 @@ async fn a_forbidden_query_is_refused_by_the_same_rule_from_sql_as_from_rust() {
                 .unwrap_or_else(|| panic!("{forbidden}: not refused: {:?}", r.job.queries))
         };
         assert_eq!(rule(&rust), rule(&sql), "{forbidden}");
-        assert_eq!(sql.job.status, JobStatus::Failed);
-        assert!(sql.outputs.is_empty());
+        assert_eq!(rule(&rust), rule(&python), "{forbidden}");
+        for r in [&sql, &python] {
+            assert_eq!(r.job.status, JobStatus::Failed);
+            assert!(r.outputs.is_empty());
+        }
+        // The job's own error names the rule too (the SDK passes it on).
+        let error = python.job.error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(&format!("refused by rule `{}`", rule(&rust))), "{error}");
     }
 }
 

@@ -24,6 +24,7 @@ pub(crate) mod bindings {
         world: "job",
         imports: { default: async | trappable },
         exports: { default: async },
+        additional_derives: [PartialEq],
         with: {
             "inland:job/host.rows": crate::host::RowsStream,
             "inland:job/host.statement": crate::host::Statement,
@@ -32,6 +33,8 @@ pub(crate) mod bindings {
 }
 
 use bindings::inland::job::host as wit;
+
+mod cells;
 
 /// Queries a job may have open at once; each holds a running stream.
 const MAX_OPEN_QUERIES: usize = 16;
@@ -43,6 +46,12 @@ const MAX_SQL_BYTES: usize = 1 << 20;
 const MAX_PARAMS: usize = 256;
 /// Statements a job may have open at once; each holds its SQL and values.
 const MAX_OPEN_STATEMENTS: usize = 16;
+/// Core instances one job may create: a Rust job needs a handful, a
+/// language runtime linked from shared libraries (CPython under
+/// componentize-py: 33) many more.
+pub(crate) const MAX_INSTANCES: usize = 64;
+/// Tables one job may create (one per core instance that exports one, at most).
+pub(crate) const MAX_TABLES: usize = 64;
 
 /// A statement being prepared by the job: its SQL and the values bound so
 /// far, each checked as it arrives (so no call lifts more than one value).
@@ -183,10 +192,10 @@ impl wasmtime::ResourceLimiter for JobLimiter {
         Ok(desired <= self.table_elements)
     }
     fn instances(&self) -> usize {
-        32
+        MAX_INSTANCES
     }
     fn tables(&self) -> usize {
-        32
+        MAX_TABLES
     }
     fn memories(&self) -> usize {
         4
@@ -346,6 +355,40 @@ impl JobState {
     }
 }
 
+impl JobState {
+    /// The next batch of a result, for `next-batch` and `next-rows` alike:
+    /// the deadline applies and the rows are counted as read.
+    async fn next_record_batch(
+        &mut self,
+        rows: &Resource<RowsStream>,
+    ) -> wasmtime::Result<Result<Option<RecordBatch>, wit::Error>> {
+        let deadline = self.host.deadline;
+        let r = self.table.get_mut(rows)?;
+        let Some(stream) = r.stream.as_mut() else {
+            return Ok(Ok(None));
+        };
+        let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
+            Ok(n) => n,
+            Err(_) => return Err(self.host.timeout_error()),
+        };
+        match next {
+            None => {
+                r.stream = None;
+                Ok(Ok(None))
+            }
+            Some(Err(e)) => {
+                r.stream = None;
+                Ok(Err(wit_error(e)))
+            }
+            Some(Ok(batch)) => {
+                let index = r.index;
+                self.host.backend.rows_read(index, batch.num_rows() as u64);
+                Ok(Ok(Some(batch)))
+            }
+        }
+    }
+}
+
 impl wit::Host for JobState {
     async fn list_datasets(&mut self) -> wasmtime::Result<Vec<wit::Dataset>> {
         Ok(self
@@ -382,6 +425,27 @@ impl wit::Host for JobState {
             Ok(Err(message)) => Ok(Err(wit::Error::Invalid(message))),
             Err(limit) => Err(wasmtime::Error::new(limit)),
         }
+    }
+
+    async fn emit_rows(
+        &mut self,
+        name: String,
+        columns: Vec<wit::Column>,
+        rows: Vec<Vec<wit::Cell>>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        let count = rows.len().saturating_mul(columns.len().max(1));
+        if count > cells::MAX_CELLS {
+            return Ok(Err(wit::Error::Limit(format!(
+                "one emit-rows call carries at most {} cells; emit the table in parts",
+                cells::MAX_CELLS
+            ))));
+        }
+        let batch = match cells::from_rows(&columns, &rows) {
+            Ok(b) => b,
+            Err(m) => return Ok(Err(wit::Error::Invalid(format!("output `{name}`: {m}")))),
+        };
+        let ipc = encode_ipc(&batch.schema(), Some(&batch)).map_err(internal)?;
+        self.emit(name, ipc).await
     }
 
     async fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
@@ -479,31 +543,33 @@ impl wit::HostRows for JobState {
         &mut self,
         rows: Resource<RowsStream>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
-        let deadline = self.host.deadline;
-        let r = self.table.get_mut(&rows)?;
-        let Some(stream) = r.stream.as_mut() else {
-            return Ok(Ok(None));
-        };
-        let next = match tokio::time::timeout_at(deadline.into(), stream.next()).await {
-            Ok(n) => n,
-            Err(_) => return Err(self.host.timeout_error()),
-        };
-        match next {
-            None => {
-                r.stream = None;
-                Ok(Ok(None))
-            }
-            Some(Err(e)) => {
-                r.stream = None;
-                Ok(Err(wit_error(e)))
-            }
-            Some(Ok(batch)) => {
-                let bytes = encode_ipc(&r.schema, Some(&batch)).map_err(internal)?;
-                let index = r.index;
-                self.host.backend.rows_read(index, batch.num_rows() as u64);
-                Ok(Ok(Some(bytes)))
-            }
+        let schema = self.table.get(&rows)?.schema.clone();
+        Ok(match self.next_record_batch(&rows).await? {
+            Ok(Some(batch)) => Ok(Some(encode_ipc(&schema, Some(&batch)).map_err(internal)?)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn columns(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<Vec<wit::Column>> {
+        Ok(cells::columns(&self.table.get(&rows)?.schema))
+    }
+
+    async fn next_rows(
+        &mut self,
+        rows: Resource<RowsStream>,
+    ) -> wasmtime::Result<Result<Option<Vec<Vec<wit::Cell>>>, wit::Error>> {
+        // A column rows cannot carry is refused before a batch is read.
+        let schema = self.table.get(&rows)?.schema.clone();
+        let empty = RecordBatch::new_empty(schema);
+        if let Err(m) = cells::to_rows(&empty) {
+            return Ok(Err(wit::Error::Invalid(m)));
         }
+        Ok(match self.next_record_batch(&rows).await? {
+            Ok(Some(batch)) => cells::to_rows(&batch).map(Some).map_err(wit::Error::Invalid),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     async fn notices(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<Vec<String>> {
