@@ -134,10 +134,16 @@ fn build_python(manifest_dir: &Path, target_dir: &Path) -> Vec<(String, PathBuf)
     let newest_source = [&python_dir, &sdk.join("inland_guest"), &wit]
         .iter()
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().filter_map(|e| e.ok()))
+        .filter(|e| is_source(&e.path()))
         .filter_map(|e| e.metadata().ok()?.modified().ok())
         .max();
     let out = target_dir.join("python");
-    std::fs::create_dir_all(&out).expect("create the Python jobs' directory");
+    // componentize-py writes __pycache__ beside the sources it reads: it
+    // reads copies, so the source tree stays as checked out.
+    let copies = out.join("src");
+    let _ = std::fs::remove_dir_all(&copies);
+    copy_py(&python_dir, &copies.join("jobs"));
+    copy_py(&sdk.join("inland_guest"), &copies.join("sdk").join("inland_guest"));
     let mut built = Vec::new();
     for module in modules {
         let name = format!("{}-py", module.replace('_', "-"));
@@ -145,14 +151,12 @@ fn build_python(manifest_dir: &Path, target_dir: &Path) -> Vec<(String, PathBuf)
         let fresh = wasm.metadata().and_then(|m| m.modified()).ok();
         if fresh.is_none() || fresh < newest_source {
             let status = Command::new(&tool)
-                // No __pycache__ written into the source tree.
-                .env("PYTHONDONTWRITEBYTECODE", "1")
                 .args(["-d"])
                 .arg(&wit)
                 .args(["-w", "job", "componentize", "--stub-wasi", "-p"])
-                .arg(&python_dir)
+                .arg(copies.join("jobs"))
                 .arg("-p")
-                .arg(&sdk)
+                .arg(copies.join("sdk"))
                 .arg(&module)
                 .arg("-o")
                 .arg(&wasm)
@@ -183,4 +187,22 @@ fn wasm_target_dir(out_dir: &Path) -> PathBuf {
         .and_then(|profile| profile.parent())
         .map(|target| target.join("wasm-jobs"))
         .unwrap_or_else(|| out_dir.join("wasm-jobs"))
+}
+
+fn is_source(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "py" || x == "wit")
+}
+
+/// Copies the `.py` files of `from` into `to`.
+fn copy_py(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory for the Python sources");
+    for entry in std::fs::read_dir(from)
+        .expect("the Python sources are readable")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "py") {
+            std::fs::copy(&path, to.join(entry.file_name())).expect("copy a Python source");
+        }
+    }
 }
