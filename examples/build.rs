@@ -140,7 +140,9 @@ fn build_python(manifest_dir: &Path, target_dir: &Path) -> Vec<(String, PathBuf)
     let out = target_dir.join("python");
     // componentize-py writes __pycache__ beside the sources it reads: it
     // reads copies, so the source tree stays as checked out.
-    let copies = out.join("src");
+    // One directory per build script run: a debug and a release build may
+    // run this at once.
+    let copies = out.join(format!("src-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copies);
     copy_py(&python_dir, &copies.join("jobs"));
     copy_py(&sdk.join("inland_guest"), &copies.join("sdk").join("inland_guest"));
@@ -173,6 +175,7 @@ fn build_python(manifest_dir: &Path, target_dir: &Path) -> Vec<(String, PathBuf)
         }
         built.push((name, wasm));
     }
+    let _ = std::fs::remove_dir_all(&copies);
     built
 }
 

@@ -1,6 +1,6 @@
-//! #22: `inland new job` writes a skeleton that builds as it is (Rust, with
-//! the guest SDK beside it; or SQL), and the result runs under `inland dev`
-//! against dummy data from a published catalog.
+//! #22: `inland new job` writes a skeleton that builds as it is (Rust or
+//! Python, with the guest SDK beside it; or SQL), and the result runs under
+//! `inland dev` against dummy data from a published catalog.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use inland_runtime::{Domain, DomainConfig, Runtime};
@@ -109,6 +109,53 @@ fn a_new_rust_job_and_a_new_sql_job_build_and_run_under_dev() {
             "--catalog",
             catalog,
             wasm.to_str().unwrap(),
+            "--param",
+            "min_age=30",
+        ],
+    );
+    assert!(ran.status.success(), "{}", said(&ran));
+    assert!(
+        said(&ran).contains("by_district") && said(&ran).contains("-- $min_age = int 30"),
+        "{}",
+        said(&ran)
+    );
+}
+
+#[test]
+fn a_new_python_job_builds_with_componentize_py_and_runs_under_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public");
+    published_catalog(dir.path(), &public);
+    let made = inland(dir.path(), &["new", "job", "district-py", "--lang", "python"]);
+    assert!(made.status.success(), "{}", said(&made));
+    let job = dir.path().join("district-py");
+    // The build command the skeleton names, as a user runs it.
+    let tool = std::env::var("COMPONENTIZE_PY").unwrap_or_else(|_| "componentize-py".into());
+    let built = Command::new(tool)
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "job",
+            "componentize",
+            "--stub-wasi",
+            "-p",
+            ".",
+            "app",
+            "-o",
+            "district_py.wasm",
+        ])
+        .current_dir(&job)
+        .output()
+        .expect("componentize-py (python3 -m pip install componentize-py==0.25.1)");
+    assert!(built.status.success(), "{}", said(&built));
+    let ran = inland(
+        dir.path(),
+        &[
+            "dev",
+            "--catalog",
+            public.to_str().unwrap(),
+            job.join("district_py.wasm").to_str().unwrap(),
             "--param",
             "min_age=30",
         ],

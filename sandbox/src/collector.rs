@@ -76,14 +76,44 @@ fn plain_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, S
         .iter()
         .zip(schema.fields())
         .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c.clone())
+            let c = if c.data_type() == f.data_type() {
+                c.clone()
             } else {
-                arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())
-            }
+                arrow::compute::cast(c, f.data_type()).map_err(|e| e.to_string())?
+            };
+            Ok(canonical_floats(c))
         })
         .collect();
     RecordBatch::try_new(schema.clone(), columns?).map_err(|e| e.to_string())
+}
+
+/// Floats as a reviewer reads them: every NaN the one NaN and -0.0 as 0.
+/// A NaN's payload and a zero's sign are bits no check or reviewer sees
+/// that the exported Parquet would otherwise carry out.
+fn canonical_floats(c: arrow::array::ArrayRef) -> arrow::array::ArrayRef {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float32Type, Float64Type};
+    match c.data_type() {
+        DataType::Float64 => Arc::new(c.as_primitive::<Float64Type>().unary::<_, Float64Type>(|v| {
+            if v.is_nan() {
+                f64::NAN
+            } else if v == 0.0 {
+                0.0
+            } else {
+                v
+            }
+        })),
+        DataType::Float32 => Arc::new(c.as_primitive::<Float32Type>().unary::<_, Float32Type>(|v| {
+            if v.is_nan() {
+                f32::NAN
+            } else if v == 0.0 {
+                0.0
+            } else {
+                v
+            }
+        })),
+        _ => c,
+    }
 }
 
 /// One emitted table: its schema and every batch emitted under its name.
@@ -114,45 +144,53 @@ impl OutputCollector {
     /// Takes one emitted IPC stream. The outer error stops the job (the output
     /// cap); the inner one is returned to the job (a bad name or table).
     pub fn add(&mut self, name: &str, ipc: &[u8]) -> Result<Result<(), String>, JobError> {
-        self.used = self.used.saturating_add(ipc.len() as u64);
+        self.charge(ipc.len())?;
+        Ok(self.add_uncharged(name, ipc))
+    }
+
+    /// Counts `bytes` a job sent against the output cap; past it, the job stops.
+    pub fn charge(&mut self, bytes: usize) -> Result<(), JobError> {
+        self.used = self.used.saturating_add(bytes as u64);
         if self.used > self.limit {
             return Err(JobError::OutputLimit {
                 limit_bytes: self.limit,
             });
         }
-        if let Err(m) = validate_output_name(name) {
-            return Ok(Err(m));
-        }
+        Ok(())
+    }
+
+    /// Takes one IPC stream the host built from what the job sent, which
+    /// was charged already; an error is returned to the job.
+    pub fn add_uncharged(&mut self, name: &str, ipc: &[u8]) -> Result<(), String> {
+        validate_output_name(name)?;
         let reader = match StreamReader::try_new(std::io::Cursor::new(ipc), None) {
             Ok(r) => r,
-            Err(e) => return Ok(Err(format!("output `{name}` is not an Arrow IPC stream: {e}"))),
+            Err(e) => return Err(format!("output `{name}` is not an Arrow IPC stream: {e}")),
         };
         let schema = match plain_schema(&reader.schema()) {
             Ok(s) => s,
-            Err(m) => return Ok(Err(format!("output `{name}`: {m}"))),
+            Err(m) => return Err(format!("output `{name}`: {m}")),
         };
         let mut batches = Vec::new();
         for b in reader {
             let plain = b.map_err(|e| e.to_string()).and_then(|b| plain_batch(&schema, &b));
             match plain {
                 Ok(b) => batches.push(b),
-                Err(e) => return Ok(Err(format!("output `{name}` has a malformed batch: {e}"))),
+                Err(e) => return Err(format!("output `{name}` has a malformed batch: {e}")),
             }
         }
         if !self.tables.contains_key(name) && self.tables.len() >= MAX_TABLES {
-            return Ok(Err(format!("a job may emit at most {MAX_TABLES} output tables")));
+            return Err(format!("a job may emit at most {MAX_TABLES} output tables"));
         }
         let entry = self.tables.entry(name.to_string()).or_insert_with(|| Collected {
             schema: schema.clone(),
             batches: Vec::new(),
         });
         if entry.schema.fields() != schema.fields() {
-            return Ok(Err(format!(
-                "output `{name}` was emitted before with a different schema"
-            )));
+            return Err(format!("output `{name}` was emitted before with a different schema"));
         }
         entry.batches.extend(batches);
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Whether the job emitted nothing.
@@ -189,6 +227,27 @@ mod tests {
         w.finish().unwrap();
         drop(w);
         out
+    }
+
+    /// A NaN's payload and a zero's sign would carry bits out that the
+    /// review shows as `NaN` and `0`: every NaN is the one NaN, -0.0 is 0.
+    #[test]
+    fn float_bits_no_reviewer_sees_are_not_kept() {
+        let hidden = f64::from_bits(0x7ff8_0000_dead_beef);
+        let values = arrow::array::Float64Array::from(vec![hidden, -0.0, 1.5]);
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values) as ArrayRef]).unwrap();
+        let mut c = OutputCollector::new(1 << 20);
+        c.add("t", &ipc(&batch)).unwrap().unwrap();
+        let kept = c.tables.get("t").unwrap().batches[0].clone();
+        let x = kept
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .unwrap();
+        assert_eq!(x.value(0).to_bits(), f64::NAN.to_bits());
+        assert_eq!(x.value(1).to_bits(), 0.0f64.to_bits());
+        assert_eq!(x.value(2), 1.5);
     }
 
     /// A column's metadata, the schema's and a list's item name are text the

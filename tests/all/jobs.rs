@@ -67,9 +67,10 @@ async fn join_of_two_datasets_runs_and_is_recorded_with_its_lineage() {
     );
     // The queries are the job's, sealed with its record; the output names none in clear.
     assert!(output.queries.is_empty());
+    // One aggregate of each dataset, joined by the job.
     let job = d.rt.jobs().get(&report.job.id).unwrap();
-    assert_eq!(job.queries.len(), 1);
-    assert!(job.queries[0].plan_hash.is_some());
+    assert_eq!(job.queries.len(), 2);
+    assert!(job.queries.iter().all(|q| q.plan_hash.is_some()));
     assert_eq!(output.module_sha256, report.job.module_sha256);
 }
 

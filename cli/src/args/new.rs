@@ -26,4 +26,7 @@ pub enum LangArg {
     Rust,
     /// A SQL file of named statements, run by the SQL job Inland ships.
     Sql,
+    /// A Python module, with the Python guest package and the WIT beside
+    /// it, built with componentize-py.
+    Python,
 }

@@ -1,7 +1,8 @@
 //! `inland new job`: writes a job skeleton that builds and runs as it is.
 //! A Rust job gets the guest SDK (its source and WIT, as this `inland` was
 //! built with them) in `inland-guest/`, so it builds with no checkout of
-//! Inland; a SQL job is one file.
+//! Inland; a Python job gets the Python guest package and the WIT the same
+//! way; a SQL job is one file.
 
 use crate::args::{LangArg, NewCmd};
 use anyhow::{Context, Result, bail};
@@ -15,6 +16,39 @@ const SDK: [(&str, &str); 5] = [
     ("src/params.rs", include_str!("../../../guest-sdk/src/params.rs")),
     ("wit/job.wit", include_str!("../../../guest-sdk/wit/job.wit")),
 ];
+
+/// The Python guest package and the WIT it is built against.
+const PYTHON_SDK: [(&str, &str); 2] = [
+    (
+        "inland_guest/__init__.py",
+        include_str!("../../../guest-sdk/python/inland_guest/__init__.py"),
+    ),
+    ("wit/job.wit", include_str!("../../../guest-sdk/wit/job.wit")),
+];
+
+const PYTHON_JOB: &str = r#""""{name}: counts residents by district (replace with your analysis).
+
+Build:  componentize-py -d wit -w job componentize --stub-wasi -p . app -o {file}
+        (python3 -m pip install componentize-py==0.25.1 first; --stub-wasi is required)
+Try it on dummy data:  inland dev --catalog PUBLISHED_CATALOG {file} --param min_age=18
+"""
+
+from inland_guest import WitWorld, emit, job, log, query  # noqa: F401 (WitWorld is the export)
+
+
+@job
+def run(params):
+    min_age = params.get("min_age", 0, int)
+    # `$min_age` is bound by the host after parsing: a value, never SQL.
+    result = query(
+        "SELECT district, count(*) AS residents FROM residents "
+        "WHERE age >= $min_age GROUP BY district ORDER BY district",
+        min_age=min_age,
+    )
+    for notice in result.notices():
+        log(f"host notice: {notice}", "warn")
+    emit("by_district", result.columns, result)
+"#;
 
 /// The SDK's manifest on its own (in this repository it inherits from the workspace).
 const SDK_MANIFEST: &str = r#"[package]
@@ -105,6 +139,18 @@ pub fn run(cmd: NewCmd) -> Result<()> {
             let file = format!("{name}.sql");
             write_new(&root.join(&file), &fill(SQL_JOB, &file))?;
             println!("wrote {}", root.join(&file).display());
+        }
+        LangArg::Python => {
+            let file = format!("{}.wasm", name.replace('-', "_"));
+            write_new(&root.join("app.py"), &fill(PYTHON_JOB, &file))?;
+            for (path, text) in PYTHON_SDK {
+                write_new(&root.join(path), text)?;
+            }
+            println!(
+                "wrote {root}\n  build: cd {root} && componentize-py -d wit -w job componentize --stub-wasi -p . app -o {file}\n  \
+                 (python3 -m pip install componentize-py==0.25.1 first)",
+                root = root.display(),
+            );
         }
         LangArg::Rust => {
             let manifest = format!(

@@ -20,11 +20,14 @@ or the environment, and admission refuses a component that does)::
 
 Rows cross as Python values: ``None``, ``bool``, ``int``, ``float``,
 ``str`` and ``datetime.date``. Python in a component cannot load native
-extensions such as pyarrow, so this package reads and emits rows; the host
-converts them to and from Arrow and checks every cell.
+extensions such as pyarrow, so this package reads rows (typed cells) and
+emits them (one JSON buffer per batch); the host converts them to and from
+Arrow and checks every cell.
 """
 
 import datetime
+import json
+import math
 import traceback
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -88,21 +91,19 @@ def _value(cell) -> Any:
     return cell.value
 
 
-def _cell(v: Any):
-    # bool before int: True is an int to Python.
-    if v is None:
-        return host.Cell_Null()
-    if isinstance(v, bool):
-        return host.Cell_Boolean(v)
-    if isinstance(v, int):
-        return host.Cell_Integer(v)
+def _json_cell(v: Any) -> Any:
+    # bool before int: True is an int to Python. Dates cross as days.
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
     if isinstance(v, float):
-        return host.Cell_Float(v)
-    if isinstance(v, str):
-        return host.Cell_Text(v)
+        if not math.isfinite(v):
+            raise InlandError("invalid", "a cell is NaN or infinite; outputs hold finite numbers")
+        return v
     if isinstance(v, datetime.date):
-        return host.Cell_Date((v - _EPOCH).days)
-    raise TypeError(f"a cell is None, bool, int, float, str or datetime.date, not {type(v).__name__}")
+        return (v - _EPOCH).days
+    raise InlandError(
+        "invalid", f"a cell is None, bool, int, float, str or datetime.date, not {type(v).__name__}"
+    )
 
 
 def _bound(v: Any):
@@ -178,15 +179,21 @@ def emit(name: str, columns: Sequence, rows: Iterable[Sequence[Any]], batch_rows
     tuples; ``rows`` any iterable of sequences. Emitting the same name again
     appends rows."""
     declared = [_column(c) for c in columns]
+    header = [[c.name, c.data_type, bool(c.nullable)] for c in declared]
     batch: List[List[Any]] = []
     sent = False
+
+    def send() -> None:
+        table = json.dumps({"columns": header, "rows": batch}, ensure_ascii=False, allow_nan=False)
+        _call(host.emit_rows, name, table.encode("utf-8"))
+
     for row in rows:
-        batch.append([_cell(v) for v in row])
+        batch.append([_json_cell(v) for v in row])
         if len(batch) >= batch_rows:
-            _call(host.emit_rows, name, declared, batch)
+            send()
             batch, sent = [], True
     if batch or not sent:
-        _call(host.emit_rows, name, declared, batch)
+        send()
 
 
 _LEVELS = {

@@ -160,6 +160,8 @@ pub trait QueryBackend: Send + Sync {
 pub struct RowsStream {
     schema: SchemaRef,
     stream: Option<BatchStream>,
+    /// The rows of a batch `next-rows` held back (over its budget).
+    pending: Option<RecordBatch>,
     notices: Vec<String>,
     index: usize,
 }
@@ -167,6 +169,9 @@ pub struct RowsStream {
 /// Tracks memory growth against the job's limit.
 pub(crate) struct JobLimiter {
     memory_limit: u64,
+    /// Bytes of linear memory the job holds, over all its memories: the
+    /// limit is the job's, not each memory's (a component may have four).
+    memory_used: u64,
     table_elements: usize,
 }
 
@@ -174,18 +179,23 @@ impl JobLimiter {
     pub(crate) fn new(memory_limit: u64) -> Self {
         JobLimiter {
             memory_limit,
+            memory_used: 0,
             table_elements: 100_000,
         }
     }
 }
 
 impl wasmtime::ResourceLimiter for JobLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let after = self
+            .memory_used
+            .saturating_add((desired as u64).saturating_sub(current as u64));
+        if after > self.memory_limit {
             return Err(wasmtime::Error::new(JobError::OutOfMemory {
                 limit_bytes: self.memory_limit,
             }));
         }
+        self.memory_used = after;
         Ok(true)
     }
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -348,6 +358,7 @@ impl JobState {
             RowsStream {
                 schema: answer.schema,
                 stream: Some(answer.batches),
+                pending: None,
                 notices: answer.notices,
                 index: answer.index,
             }
@@ -357,13 +368,18 @@ impl JobState {
 
 impl JobState {
     /// The next batch of a result, for `next-batch` and `next-rows` alike:
-    /// the deadline applies and the rows are counted as read.
+    /// the deadline applies and the rows are counted as read (a part held
+    /// back by `next-rows` was counted with its batch).
     async fn next_record_batch(
         &mut self,
         rows: &Resource<RowsStream>,
     ) -> wasmtime::Result<Result<Option<RecordBatch>, wit::Error>> {
         let deadline = self.host.deadline;
         let r = self.table.get_mut(rows)?;
+        // The part of a batch next-rows held back comes first.
+        if let Some(rest) = r.pending.take() {
+            return Ok(Ok(Some(rest)));
+        }
         let Some(stream) = r.stream.as_mut() else {
             return Ok(Ok(None));
         };
@@ -427,25 +443,22 @@ impl wit::Host for JobState {
         }
     }
 
-    async fn emit_rows(
-        &mut self,
-        name: String,
-        columns: Vec<wit::Column>,
-        rows: Vec<Vec<wit::Cell>>,
-    ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let count = rows.len().saturating_mul(columns.len().max(1));
-        if count > cells::MAX_CELLS {
-            return Ok(Err(wit::Error::Limit(format!(
-                "one emit-rows call carries at most {} cells; emit the table in parts",
-                cells::MAX_CELLS
-            ))));
+    async fn emit_rows(&mut self, name: String, table: Vec<u8>) -> wasmtime::Result<Result<(), wit::Error>> {
+        // Charged like an Arrow table before anything is parsed: what the
+        // job sent counts against its output cap.
+        if let Err(limit) = self.host.outputs.charge(table.len()) {
+            return Err(wasmtime::Error::new(limit));
         }
-        let batch = match cells::from_rows(&columns, &rows) {
+        let batch = match cells::from_json(&table) {
             Ok(b) => b,
             Err(m) => return Ok(Err(wit::Error::Invalid(format!("output `{name}`: {m}")))),
         };
+        drop(table);
         let ipc = encode_ipc(&batch.schema(), Some(&batch)).map_err(internal)?;
-        self.emit(name, ipc).await
+        match self.host.outputs.add_uncharged(&name, &ipc) {
+            Ok(()) => Ok(Ok(())),
+            Err(message) => Ok(Err(wit::Error::Invalid(message))),
+        }
     }
 
     async fn log(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
@@ -560,16 +573,35 @@ impl wit::HostRows for JobState {
         rows: Resource<RowsStream>,
     ) -> wasmtime::Result<Result<Option<Vec<Vec<wit::Cell>>>, wit::Error>> {
         // A column rows cannot carry is refused before a batch is read.
-        let schema = self.table.get(&rows)?.schema.clone();
-        let empty = RecordBatch::new_empty(schema);
-        if let Err(m) = cells::to_rows(&empty) {
+        if let Err(m) = cells::readable(&self.table.get(&rows)?.schema) {
             return Ok(Err(wit::Error::Invalid(m)));
         }
-        Ok(match self.next_record_batch(&rows).await? {
-            Ok(Some(batch)) => cells::to_rows(&batch).map(Some).map_err(wit::Error::Invalid),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        })
+        let batch = match self.next_record_batch(&rows).await? {
+            Ok(Some(batch)) => batch,
+            other => return Ok(other.map(|_| None)),
+        };
+        // At most one budget's worth a call; the rest waits for the next.
+        let fit = cells::rows_within_budget(&batch);
+        let r = self.table.get_mut(&rows)?;
+        if fit == 0 {
+            r.stream = None;
+            return Ok(Err(wit::Error::Limit(format!(
+                "a row of this result holds more than {} bytes: read it with next-batch, or select less",
+                cells::READ_BUDGET
+            ))));
+        }
+        if fit < batch.num_rows() {
+            r.pending = Some(batch.slice(fit, batch.num_rows() - fit));
+        }
+        match cells::to_rows(&batch.slice(0, fit)) {
+            Ok(cells) => Ok(Ok(Some(cells))),
+            Err(m) => {
+                // The stream ends rather than skip rows the job never saw.
+                r.stream = None;
+                r.pending = None;
+                Ok(Err(wit::Error::Invalid(m)))
+            }
+        }
     }
 
     async fn notices(&mut self, rows: Resource<RowsStream>) -> wasmtime::Result<Vec<String>> {
@@ -588,6 +620,22 @@ mod tests {
     use super::*;
     use arrow::array::{Array, StringViewArray};
     use arrow::datatypes::{DataType, Field, Schema};
+
+    /// The memory limit is the job's: two memories of 60% each do not fit.
+    #[test]
+    fn the_memory_limit_counts_every_memory_of_the_job() {
+        use wasmtime::ResourceLimiter;
+        let mut limiter = JobLimiter::new(100 << 20);
+        assert!(limiter.memory_growing(0, 60 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 30 << 20, None).unwrap());
+        let err = limiter.memory_growing(0, 20 << 20, None).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<JobError>(),
+            Some(JobError::OutOfMemory { .. })
+        ));
+        // Growing one memory counts only what it adds.
+        assert!(limiter.memory_growing(60 << 20, 70 << 20, None).unwrap());
+    }
 
     #[test]
     fn a_few_rows_cut_from_a_large_batch_cross_as_a_few_rows() {
