@@ -20,7 +20,8 @@ pub(crate) type Running = HashMap<String, (String, Arc<AtomicBool>)>;
 /// The state one open domain's services share.
 pub(crate) struct Inner {
     pub(crate) domain: Domain,
-    pub(crate) sandbox: Sandbox,
+    /// Started by the first job (see [`Inner::sandbox`]).
+    pub(crate) sandbox: std::sync::OnceLock<Sandbox>,
     pub(crate) engine: Arc<QueryEngine>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) ledger: Option<Arc<EventLedger>>,
@@ -38,6 +39,25 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The sandbox, started the first time a job needs it: bootstrap and
+    /// admin commands (registering a dataset, issuing a grant) never reserve
+    /// wasmtime's pools, which count against a process's memory limits.
+    pub(crate) fn sandbox(&self) -> std::result::Result<&Sandbox, inland_sandbox::JobError> {
+        if let Some(s) = self.sandbox.get() {
+            return Ok(s);
+        }
+        let made = Sandbox::new(
+            &self.domain.config().limits,
+            self.domain.dir("cache"),
+            self.domain.derived_key("component-cache"),
+        )
+        .map_err(|e| inland_sandbox::JobError::Busy {
+            message: format!("the sandbox could not start: {e}"),
+        })?;
+        // Two first jobs at once may both start one; the first kept wins.
+        Ok(self.sandbox.get_or_init(|| made))
+    }
+
     /// How the ledger names texts and content a job chose.
     pub(crate) fn text_digest(&self) -> crate::events::TextDigest {
         crate::events::TextDigest::new(&self.domain.derived_key(crate::events::TextDigest::PURPOSE))

@@ -84,7 +84,8 @@ pub use evidence::Evidence;
 pub use evidence::publication::{ComplianceLine, UsageReport};
 pub use evidence::state_check::{StateCheck, StateDifference};
 pub use governance::catalog::{
-    CatalogInfo, DatasetMeta, DatasetRecord, DatasetStatus, Feedback, Grade, validate_name as validate_dataset_name,
+    CatalogInfo, DatasetMeta, DatasetRecord, DatasetStatus, Feedback, Grade, Progress, ProgressEvent,
+    validate_name as validate_dataset_name,
 };
 pub use governance::components::ComponentApproval;
 pub use governance::operators::{

@@ -14,7 +14,6 @@ use crate::keys::KeyStore;
 use crate::ledger::{EventLedger, KEY_FILE};
 use crate::release::{Reviews, ensure_release_index};
 use inland_query::QueryEngine;
-use inland_sandbox::Sandbox;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -51,7 +50,6 @@ impl Runtime {
     fn build(domain: Domain, events: Arc<dyn EventSink>, ledger: Option<Arc<EventLedger>>) -> Result<Runtime> {
         ensure_release_index(&domain.state)?;
         let limits = domain.config().limits.clone();
-        let sandbox = Sandbox::new(&limits, domain.dir("cache"), domain.derived_key("component-cache"))?;
         let keys = KeyStore::open(&domain.dir("keys"))?;
         let engine = Arc::new(QueryEngine::new((limits.query_memory_mib << 20) as usize)?);
         let runtime = Runtime {
@@ -59,7 +57,7 @@ impl Runtime {
                 terminations: Default::default(),
                 slots: Semaphore::new(limits.max_concurrent_jobs as usize),
                 domain,
-                sandbox,
+                sandbox: Default::default(),
                 engine,
                 events,
                 ledger,

@@ -99,6 +99,29 @@ fn the_domain_reopens_with_its_catalog() {
     assert_eq!(before.len(), 2);
 }
 
+/// #23: a registration works in a directory of its own under `spill/`
+/// (sort runs, uniqueness hashes); one a stop left behind is removed when
+/// the domain next opens, and a finished registration leaves none.
+#[test]
+fn a_registration_leaves_no_working_files_and_a_stopped_ones_are_removed_at_start() {
+    let d = new_domain(test_limits());
+    let spill = d.root.join("spill");
+    let meta = inland_runtime::DatasetMeta {
+        sort_by: vec!["district".into()],
+        ..Default::default()
+    };
+    d.rt.catalog()
+        .register_with("sorted_copy", &d.sources.join("residents.parquet"), meta)
+        .unwrap();
+    assert!(files_under(&spill).is_empty(), "{:?}", files_under(&spill));
+    let left = spill.join(".registration-stopped");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join(".unique-x"), [0u8; 64]).unwrap();
+    drop(d.rt);
+    let _rt = inland_runtime::Runtime::open(&d.root).unwrap();
+    assert!(!left.exists());
+}
+
 #[test]
 fn a_dataset_can_be_stored_sorted_and_a_bad_sort_column_changes_nothing() {
     use arrow::array::AsArray;

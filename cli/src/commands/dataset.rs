@@ -3,7 +3,29 @@
 use crate::args::DatasetCmd;
 use crate::render::policy_problems;
 use anyhow::{Context, Result};
-use inland_runtime::{CatalogInfo, DatasetMeta, Runtime};
+use inland_runtime::{CatalogInfo, DatasetMeta, Progress, ProgressEvent, Runtime};
+
+/// A progress bar on stderr for a registration (drawn only on a terminal).
+fn progress_bar(name: &str) -> (indicatif::ProgressBar, Progress) {
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("registering `{name}`"));
+    let counting = indicatif::ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let measured =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(counting);
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let shown = bar.clone();
+    let progress = Progress::to(move |event| match event {
+        ProgressEvent::Started(Some(rows)) => {
+            shown.set_length(rows);
+            shown.set_style(measured.clone());
+        }
+        ProgressEvent::Started(None) => {}
+        ProgressEvent::Rows(rows) => shown.set_position(rows),
+    });
+    (bar, progress)
+}
 
 /// Runs one dataset subcommand.
 pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
@@ -20,6 +42,7 @@ pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
             grade,
             sort_by,
         } => {
+            let (bar, progress) = progress_bar(&name);
             let meta = DatasetMeta {
                 description,
                 catalog: CatalogInfo {
@@ -30,11 +53,12 @@ pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
                     grade: grade.into(),
                 },
                 sort_by,
+                progress,
                 ..Default::default()
             };
-            let d = catalog
-                .register_with(&name, &file, meta)
-                .with_context(|| format!("registering {} as `{name}`", file.display()))?;
+            let registered = catalog.register_with(&name, &file, meta);
+            bar.finish_and_clear();
+            let d = registered.with_context(|| format!("registering {} as `{name}`", file.display()))?;
             println!(
                 "registered `{}`: {} rows, {} columns, sha256 {}",
                 d.name,

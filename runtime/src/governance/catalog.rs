@@ -4,19 +4,15 @@
 use crate::domain::Domain;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink};
-use crate::governance::uniqueness;
+use crate::governance::{ingest, uniqueness};
 use crate::state::DATASETS;
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use inland_policies::{Name, NameKind};
 use inland_query::{ColumnInfo, DatasetSource};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufReader, Seek};
 use std::path::Path;
 
 /// A dataset in the catalog.
@@ -124,6 +120,58 @@ pub struct DatasetMeta {
     /// stored row groups then cover narrow ranges of them, and queries that
     /// filter on them read only the row groups and pages they need.
     pub sort_by: Vec<String>,
+    /// Told how far a long registration has got.
+    pub progress: Progress,
+}
+
+/// Where a registration reports its progress (a CLI's progress bar); by
+/// default nowhere.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<dyn Fn(ProgressEvent) + Send + Sync>>);
+
+/// How far a registration has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// Reading began; the rows to come, when the source says.
+    Started(Option<u64>),
+    /// Rows stored so far.
+    Rows(u64),
+}
+
+impl Progress {
+    /// Reports to `f`.
+    pub fn to(f: impl Fn(ProgressEvent) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(f)))
+    }
+    fn start(&self, rows: Option<u64>) {
+        if let Some(f) = &self.0 {
+            f(ProgressEvent::Started(rows));
+        }
+    }
+    fn rows(&self, rows: u64) {
+        if let Some(f) = &self.0 {
+            f(ProgressEvent::Rows(rows));
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(reported)"
+        } else {
+            "Progress(none)"
+        })
+    }
+}
+
+/// The SHA-256 and size of a file, read in pieces.
+fn sha256_of(path: &Path) -> Result<(String, u64)> {
+    use sha2::Digest;
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok((hex::encode(hasher.finalize()), bytes))
 }
 
 impl DatasetRecord {
@@ -151,115 +199,6 @@ pub fn validate_name(name: &str) -> Result<()> {
         .map_err(|e| Error::Invalid(e.to_string()))
 }
 
-fn invalid_file(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{}: {what}", path.display()))
-}
-
-/// Reads a source file into batches: CSV (header row, schema inferred from
-/// every row) or Parquet.
-fn read_source(path: &Path) -> Result<(String, SchemaRef, Vec<RecordBatch>)> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let file = File::open(path).map_err(|e| invalid_file(path, format!("cannot open: {e}")))?;
-    match ext.as_str() {
-        "csv" => {
-            let mut reader = BufReader::new(file);
-            let format = arrow::csv::reader::Format::default().with_header(true);
-            let (schema, _) = format
-                .infer_schema(&mut reader, None)
-                .map_err(|e| invalid_file(path, format!("not a valid CSV file: {}", csv_message(&e))))?;
-            if schema.fields().is_empty() {
-                return Err(invalid_file(path, "the CSV file has no header row"));
-            }
-            let mut seen = std::collections::BTreeSet::new();
-            for f in schema.fields() {
-                if !seen.insert(f.name().as_str()) {
-                    return Err(invalid_file(
-                        path,
-                        format!(
-                            "line 1: the header names column `{}` twice; column names must be unique",
-                            f.name()
-                        ),
-                    ));
-                }
-            }
-            let schema = std::sync::Arc::new(schema);
-            reader.rewind().map_err(|e| Error::io(path, e))?;
-            let csv = arrow::csv::ReaderBuilder::new(schema.clone())
-                .with_header(true)
-                .build(reader)
-                .map_err(|e| invalid_file(path, csv_message(&e)))?;
-            let batches = csv
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| invalid_file(path, format!("not a valid CSV file: {}", csv_message(&e))))?;
-            if let Some(line) = unclosed_quote(path)? {
-                // A quote opened and never closed swallows every line after it
-                // into one field; the reader takes that for data.
-                return Err(invalid_file(
-                    path,
-                    format!("line {line}: a quoted field is never closed"),
-                ));
-            }
-            Ok(("csv".into(), schema, batches))
-        }
-        "parquet" | "pq" => {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
-            let schema = builder.schema().clone();
-            let reader = builder
-                .build()
-                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
-            let batches = reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| invalid_file(path, format!("not a valid Parquet file: {e}")))?;
-            Ok(("parquet".into(), schema, batches))
-        }
-        _ => Err(invalid_file(
-            path,
-            "unsupported format: register a .csv or .parquet file",
-        )),
-    }
-}
-
-/// The line where a quote opens that is never closed, if one is: quotes of
-/// a well-formed CSV file come in pairs (an escaped quote is two).
-fn unclosed_quote(path: &Path) -> Result<Option<usize>> {
-    use std::io::Read;
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
-    let (mut line, mut open_at, mut inside) = (1usize, 0usize, false);
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        for &b in &buf[..n] {
-            match b {
-                b'"' => {
-                    inside = !inside;
-                    if inside {
-                        open_at = line;
-                    }
-                }
-                b'\n' => line += 1,
-                _ => {}
-            }
-        }
-    }
-    Ok(inside.then_some(open_at))
-}
-
-/// Arrow's CSV errors already say which line; drop the variant prefix.
-fn csv_message(e: &arrow::error::ArrowError) -> String {
-    match e {
-        arrow::error::ArrowError::CsvError(m) | arrow::error::ArrowError::ParseError(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The layout Inland stores datasets in: Parquet with page-level statistics.
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -271,35 +210,6 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(256 * 1024))
         .build()
-}
-
-/// The rows of `batches` sorted by the columns `by` (ascending, nulls
-/// first), as one batch; unchanged when `by` is empty. A column that does
-/// not exist is an error that names it.
-fn sorted(schema: &arrow::datatypes::SchemaRef, batches: Vec<RecordBatch>, by: &[String]) -> Result<Vec<RecordBatch>> {
-    if by.is_empty() {
-        return Ok(batches);
-    }
-    let internal = |e: arrow::error::ArrowError| Error::Internal(format!("sorting the dataset: {e}"));
-    let all = arrow::compute::concat_batches(schema, &batches).map_err(internal)?;
-    drop(batches);
-    let mut keys = Vec::new();
-    for name in by {
-        let Ok(i) = schema.index_of(name) else {
-            return Err(Error::Invalid(format!(
-                "cannot sort by `{name}`: the dataset has no such column"
-            )));
-        };
-        keys.push(arrow::compute::SortColumn {
-            values: all.column(i).clone(),
-            options: Some(arrow::compute::SortOptions {
-                descending: false,
-                nulls_first: true,
-            }),
-        });
-    }
-    let order = arrow::compute::lexsort_to_indices(&keys, None).map_err(internal)?;
-    Ok(vec![arrow::compute::take_record_batch(&all, &order).map_err(internal)?])
 }
 
 /// Registers a dataset: converts `source` into the domain's Parquet layout,
@@ -316,9 +226,18 @@ pub(crate) fn register(
     if domain.state.get::<DatasetRecord>(DATASETS, name)?.is_some() {
         return Err(Error::Exists(format!("dataset `{name}`")));
     }
-    let (format, schema, batches) = read_source(source)?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let batches = sorted(&schema, batches, &meta.sort_by)?;
+    // Sort runs and uniqueness hashes go into a directory of this
+    // registration's own, removed with it (or at the next start after a stop).
+    let spill_dir = domain.dir("spill");
+    let work = tempfile::Builder::new()
+        .prefix(".registration-")
+        .tempdir_in(&spill_dir)
+        .map_err(|e| Error::io(&spill_dir, e))?;
+    let spill = work.path();
+    let opened = ingest::sorted(ingest::open(source)?, &meta.sort_by, spill)?;
+    let (format, schema) = (opened.format, opened.schema.clone());
+    let progress = &meta.progress;
+    progress.start(opened.rows_hint);
 
     let dir = domain.dir("datasets");
     let mut tmp = tempfile::Builder::new()
@@ -326,20 +245,28 @@ pub(crate) fn register(
         .suffix(".parquet")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
+    // One pass, batch by batch: stored, proven unique or not, counted.
+    let mut unique = uniqueness::UniqueTracker::new(&schema, spill);
+    let mut rows = 0u64;
     {
         let mut writer = ArrowWriter::try_new(tmp.as_file_mut(), schema.clone(), Some(writer_properties()))
             .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-        for batch in &batches {
+        for batch in opened.batches {
+            let batch = batch?;
+            unique.observe(&batch).map_err(Error::Internal)?;
             writer
-                .write(batch)
+                .write(&batch)
                 .map_err(|e| Error::Internal(format!("parquet write: {e}")))?;
+            rows += batch.num_rows() as u64;
+            progress.rows(rows);
         }
         writer
             .close()
             .map_err(|e| Error::Internal(format!("parquet close: {e}")))?;
     }
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    let stored = std::fs::read(tmp.path()).map_err(|e| Error::io(tmp.path(), e))?;
+    let (sha256, bytes) = sha256_of(tmp.path())?;
+    let unique_columns = unique.finish().map_err(Error::Internal)?;
 
     let record = DatasetRecord {
         name: name.to_string(),
@@ -348,16 +275,16 @@ pub(crate) fn register(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        format,
-        rows: rows as u64,
-        bytes: stored.len() as u64,
-        sha256: inland_files::sha256_hex(&stored),
+        format: format.to_string(),
+        rows,
+        bytes,
+        sha256,
         columns: ColumnInfo::of(&schema),
         registered_at_ms: inland_files::now_ms(),
         catalog: meta.catalog,
         status: meta.status,
         owner: meta.owner,
-        unique_columns: uniqueness::unique_columns(&schema, &batches),
+        unique_columns,
         sorted_by: meta.sort_by,
     };
     let final_path = domain.root().join(record.relative_path());

@@ -5,6 +5,7 @@
 pub(crate) mod catalog;
 pub(crate) mod components;
 pub(crate) mod id_index;
+pub(crate) mod ingest;
 pub(crate) mod operators;
 pub(crate) mod policy_store;
 pub(crate) mod uniqueness;

@@ -102,7 +102,7 @@ impl Jobs {
     /// told why; nothing is recorded, and the compiled component is kept for
     /// the run.
     pub fn check_component(&self, wasm: &[u8]) -> std::result::Result<(), JobError> {
-        self.inner.sandbox.prepare(wasm).map(|_| ())
+        self.inner.sandbox()?.prepare(wasm).map(|_| ())
     }
 
     /// Stores a source archive submitted by `by` of `organization`; a job of
@@ -135,7 +135,7 @@ impl Jobs {
     /// How many components this domain compiled since it was opened (not
     /// loaded from its compile cache): for metrics and tests.
     pub fn components_compiled(&self) -> u64 {
-        self.inner.sandbox.compiles()
+        self.inner.sandbox.get().map_or(0, |s| s.compiles())
     }
 
     /// A fresh job id (time-ordered), for callers that answer before the job ends.
@@ -154,7 +154,10 @@ impl Jobs {
         // Identity, grant and term first; then the module itself.
         let admitted = governance::admit(&inner.domain, &request.operator, &request.grant, Date::today())
             .map_err(|reason| JobError::NotAuthorized { reason })
-            .and_then(|grant| inner.sandbox.prepare(&request.wasm).map(|(sha, pre)| (grant, sha, pre)));
+            .and_then(|grant| {
+                let sandbox = inner.sandbox()?;
+                sandbox.prepare(&request.wasm).map(|(sha, pre)| (grant, sha, pre))
+            });
         let (grant, module_sha256, pre) = match admitted {
             Ok(a) => a,
             Err(e) => return self.refuse(id, started_at_ms, request, e),
@@ -280,8 +283,12 @@ impl Jobs {
                 )
                 .with_account(account),
             );
-            let run = inner
+            // Admission prepared the component, so the sandbox is started.
+            let sandbox = inner
                 .sandbox
+                .get()
+                .ok_or_else(|| Error::Internal("the sandbox is not started".into()))?;
+            let run = sandbox
                 .run(
                     &pre,
                     JobSetup {

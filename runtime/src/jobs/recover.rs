@@ -448,6 +448,20 @@ fn orphan_files(inner: &Inner, entries: &[EventRecord]) -> Result<Vec<String>> {
         }
     }
 
+    // A registration's working directory (sort runs, uniqueness hashes)
+    // that a stop left behind, as with its `.incoming-` file.
+    let spill = inner.domain.dir("spill");
+    for name in file_names(&spill)? {
+        if name.starts_with(".registration-") {
+            let path = spill.join(&name);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => deleted.push(format!("spill/{name}")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+
     let grants: BTreeSet<String> = state.list::<Grant>(GRANTS)?.into_iter().map(|g| g.id).collect();
     for id in inner.keys.grant_key_ids()? {
         if !grants.contains(&id) && !grants_announced.contains(id.as_str()) && inner.keys.destroy_grant_key(&id)? {
