@@ -165,7 +165,9 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
         }
     }
     let schema = source.schema.clone();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(2);
+    // `Ok(None)` marks the end: a channel that closes without it (the
+    // thread panicked) is an error, never a shorter dataset.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Option<RecordBatch>>>(2);
     let by = by.to_vec();
     let spill_dir = spill_dir.to_path_buf();
     let input = source.batches;
@@ -180,11 +182,34 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
             }
         })
         .map_err(|e| Error::Internal(format!("starting the sort: {e}")))?;
+    let mut ended = false;
+    let batches = std::iter::from_fn(move || {
+        if ended {
+            return None;
+        }
+        match rx.recv() {
+            Ok(Ok(Some(batch))) => Some(Ok(batch)),
+            Ok(Ok(None)) => {
+                ended = true;
+                None
+            }
+            Ok(Err(e)) => {
+                ended = true;
+                Some(Err(e))
+            }
+            Err(_) => {
+                ended = true;
+                Some(Err(Error::Internal(
+                    "sorting the dataset stopped before its end".into(),
+                )))
+            }
+        }
+    });
     Ok(Source {
         format: source.format,
         schema: source.schema,
         rows_hint: source.rows_hint,
-        batches: Box::new(rx.into_iter()),
+        batches: Box::new(batches),
     })
 }
 
@@ -230,7 +255,7 @@ fn sort_into(
     schema: SchemaRef,
     by: &[String],
     spill_dir: &Path,
-    tx: std::sync::mpsc::SyncSender<Result<RecordBatch>>,
+    tx: std::sync::mpsc::SyncSender<Result<Option<RecordBatch>>>,
 ) -> Result<()> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -276,11 +301,74 @@ fn sort_into(
                 },
                 other => failed("running", &other),
             })?;
-            if tx.send(Ok(batch)).is_err() {
+            if tx.send(Ok(Some(batch))).is_err() {
                 // The reader went away (registration failed): stop.
                 return Ok(());
             }
         }
+        let _ = tx.send(Ok(None));
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    fn source(values: Vec<Vec<i64>>, fail_after: Option<usize>) -> Source {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batches: Vec<Result<RecordBatch>> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match fail_after {
+                Some(n) if i >= n => Err(Error::Invalid("line 7: not a number".into())),
+                _ => Ok(RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).unwrap()),
+            })
+            .collect();
+        Source {
+            format: "csv",
+            schema,
+            rows_hint: None,
+            batches: Box::new(batches.into_iter()),
+        }
+    }
+
+    #[test]
+    fn the_external_sort_keeps_every_row_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let sorted = sorted(
+            source(vec![vec![5, 3, 9], vec![1, 7], vec![2]], None),
+            &["v".into()],
+            dir.path(),
+        )
+        .unwrap();
+        let values: Vec<i64> = sorted
+            .batches
+            .map(|b| b.unwrap())
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(values, vec![1, 2, 3, 5, 7, 9]);
+    }
+
+    /// A source that fails part-way fails the sorted stream with its own
+    /// error: never a shorter dataset.
+    #[test]
+    fn a_source_error_during_the_sort_reaches_the_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let sorted = sorted(
+            source(vec![vec![5, 3], vec![1], vec![2]], Some(2)),
+            &["v".into()],
+            dir.path(),
+        )
+        .unwrap();
+        let results: Vec<Result<RecordBatch>> = sorted.batches.collect();
+        let err = results.into_iter().find_map(|r| r.err()).expect("an error");
+        assert!(err.to_string().contains("line 7: not a number"), "{err}");
+        let err = super::sorted(source(vec![vec![1]], None), &["w".into()], dir.path())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cannot sort by `w`"), "{err}");
+    }
 }
