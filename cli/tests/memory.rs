@@ -138,8 +138,10 @@ fn a_file_larger_than_the_memory_cap_registers_plain_and_sorted() {
             added.status,
             String::from_utf8_lossy(&added.stderr)
         );
+        // Over the cap the kernel kills the process; this shows it ran
+        // inside the cgroup, counted.
         let peak = cgroup.peak();
-        assert!(peak <= CAP && peak > 16 << 20, "{name}: peak {peak}");
+        assert!(peak > 32 << 20, "{name}: peak {peak}");
         drop(cgroup);
 
         let rt = Runtime::open(&domain).unwrap();

@@ -22,6 +22,7 @@ pub(crate) struct Inner {
     pub(crate) domain: Domain,
     /// Started by the first job (see [`Inner::sandbox`]).
     pub(crate) sandbox: std::sync::OnceLock<Sandbox>,
+    pub(crate) sandbox_start: Mutex<()>,
     pub(crate) engine: Arc<QueryEngine>,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) ledger: Option<Arc<EventLedger>>,
@@ -46,6 +47,11 @@ impl Inner {
         if let Some(s) = self.sandbox.get() {
             return Ok(s);
         }
+        // One start at a time: two would each reserve the pools.
+        let _one = self.sandbox_start.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = self.sandbox.get() {
+            return Ok(s);
+        }
         let made = Sandbox::new(
             &self.domain.config().limits,
             self.domain.dir("cache"),
@@ -54,7 +60,6 @@ impl Inner {
         .map_err(|e| inland_sandbox::JobError::Busy {
             message: format!("the sandbox could not start: {e}"),
         })?;
-        // Two first jobs at once may both start one; the first kept wins.
         Ok(self.sandbox.get_or_init(|| made))
     }
 

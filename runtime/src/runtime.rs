@@ -58,6 +58,7 @@ impl Runtime {
                 slots: Semaphore::new(limits.max_concurrent_jobs as usize),
                 domain,
                 sandbox: Default::default(),
+                sandbox_start: Default::default(),
                 engine,
                 events,
                 ledger,

@@ -234,17 +234,17 @@ pub(crate) fn register(
         .tempdir_in(&spill_dir)
         .map_err(|e| Error::io(&spill_dir, e))?;
     let spill = work.path();
-    let opened = ingest::sorted(ingest::open(source)?, &meta.sort_by, spill)?;
-    let (format, schema) = (opened.format, opened.schema.clone());
-    let progress = &meta.progress;
-    progress.start(opened.rows_hint);
-
     let dir = domain.dir("datasets");
     let mut tmp = tempfile::Builder::new()
         .prefix(".incoming-")
         .suffix(".parquet")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
+    let opened = ingest::sorted(ingest::open(source)?, &meta.sort_by, spill)?;
+    let (format, schema) = (opened.format, opened.schema.clone());
+    let progress = &meta.progress;
+    progress.start(opened.rows_hint);
+
     // One pass, batch by batch: stored, proven unique or not, counted.
     let mut unique = uniqueness::UniqueTracker::new(&schema, spill);
     let mut rows = 0u64;

@@ -170,7 +170,17 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Option<RecordBatch>>>(2);
     let by = by.to_vec();
     let spill_dir = spill_dir.to_path_buf();
-    let input = source.batches;
+    // Set when the registration drops the sorted stream (it failed): the
+    // sort stops reading the source instead of finishing for nobody.
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = StopOnDrop(stopped.clone());
+    let input: Batches = Box::new(source.batches.map(move |b| {
+        if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(Error::Internal("the registration stopped".into()))
+        } else {
+            b
+        }
+    }));
     // Its own thread and runtime: registration is called from sync code
     // and from async handlers alike, and a sort must not block either's executor.
     std::thread::Builder::new()
@@ -184,6 +194,7 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
         .map_err(|e| Error::Internal(format!("starting the sort: {e}")))?;
     let mut ended = false;
     let batches = std::iter::from_fn(move || {
+        let _held = &stop;
         if ended {
             return None;
         }
@@ -211,6 +222,15 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
         rows_hint: source.rows_hint,
         batches: Box::new(batches),
     })
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// One pass over the source's batches, as DataFusion's streaming input.

@@ -5,7 +5,8 @@
 //! per-entity path, so a wrong "no" only costs time and a "yes" is never wrong.
 //!
 //! The proof reads the rows once, batch by batch, in bounded memory: a
-//! column's value hashes go into a set until it holds [`IN_MEMORY`] of them
+//! column's value hashes go into a set until it holds its share of
+//! [`IN_MEMORY`]
 //! (a column with few distinct values repeats long before and drops out);
 //! after that they are appended to a file of the column's own. At the end
 //! each file is read in passes, one range of hash values at a time, at most
@@ -17,8 +18,10 @@ use std::collections::HashSet;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-/// Hashes a column keeps in memory before it spills (8 MiB or so).
-const IN_MEMORY: usize = 1 << 19;
+/// Hashes all columns together keep in memory (about 40 MiB); each column
+/// gets its share, at least [`MIN_IN_MEMORY`], before it spills.
+const IN_MEMORY: usize = 1 << 21;
+const MIN_IN_MEMORY: usize = 1 << 14;
 /// Hashes sorted at once when a spilled column is checked (64 MiB; 1 MiB
 /// in tests, so that they check several passes).
 #[cfg(not(test))]
@@ -40,6 +43,8 @@ pub(crate) struct UniqueTracker {
     names: Vec<String>,
     columns: Vec<Column>,
     hashes: Vec<u64>,
+    /// Hashes one column keeps in memory before it spills.
+    per_column: usize,
     state: foldhash::quality::FixedState,
     spill_dir: std::path::PathBuf,
 }
@@ -55,6 +60,7 @@ impl UniqueTracker {
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
             columns: schema.fields().iter().map(|_| Column::Set(HashSet::new())).collect(),
             hashes: Vec::new(),
+            per_column: (IN_MEMORY / schema.fields().len().max(1)).max(MIN_IN_MEMORY),
             // Equal values always hash alike, so a repeat is never missed;
             // distinct values that collide only make a column not unique.
             state: foldhash::quality::FixedState::with_seed(0x1a7d_5eed),
@@ -84,7 +90,7 @@ impl UniqueTracker {
                     *column = Column::Out;
                     continue;
                 }
-                if seen.len() > IN_MEMORY {
+                if seen.len() > self.per_column {
                     let file = tempfile::Builder::new()
                         .prefix(".unique-")
                         .tempfile_in(&self.spill_dir)
@@ -213,7 +219,7 @@ mod tests {
             Field::new("distinct", DataType::Int64, false),
             Field::new("last_repeats_first", DataType::Int64, false),
         ]));
-        let n = (IN_MEMORY as i64) * 3;
+        let n = (IN_MEMORY as i64 / 2) * 3;
         let batches: Vec<RecordBatch> = (0..n)
             .step_by(65_536)
             .map(|start| {
