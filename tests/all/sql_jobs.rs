@@ -237,3 +237,69 @@ fn the_shipped_sql_job_is_the_one_this_tree_builds() {
          run scripts/update-sql-job.sh"
     );
 }
+
+/// Under a grant that runs approved components only, a SQL job is approved
+/// by its statements, not by the SQL job component (which runs any SQL):
+/// an unapproved file is refused naming its fingerprint; once approved it
+/// runs with any bound values; another file is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_file_is_approved_by_its_statements_under_a_grant_for_approved_components() {
+    let d = new_domain(test_limits());
+    let today = inland_runtime::Date::today();
+    let grant =
+        d.rt.governance()
+            .issue_grant(inland_runtime::GrantRequest {
+                operator: OPERATOR.into(),
+                datasets: vec!["residents".into()],
+                purpose: "testing".into(),
+                scenario: "tests".into(),
+                from: today,
+                until: today.add_years(1),
+                products: vec![],
+                quota: Default::default(),
+                approved_components_only: true,
+                privacy: Default::default(),
+            })
+            .unwrap()
+            .id;
+    let run = |text: &'static str, min_age: &'static str| {
+        let d = &d;
+        let grant = grant.clone();
+        async move {
+            let binds = vec![("min_age".to_string(), format!("int:{min_age}"))];
+            let params = sql_job::params(text, &binds).unwrap();
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_as(&d.rt, OPERATOR, &grant, sql_job::component().unwrap().to_vec(), &pairs).await
+        }
+    };
+    let fingerprint = sql_job::file_fingerprint(DISTRICT_STATS).unwrap();
+    let refused = run(DISTRICT_STATS, "0").await;
+    assert_eq!(refused.job.status, JobStatus::Refused);
+    let why = refused.job.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(why.contains(&fingerprint) && why.contains("SQL file"), "{why}");
+
+    // Approving the SQL job component itself approves no SQL.
+    let component_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(sql_job::component().unwrap()))
+    };
+    d.rt.governance()
+        .approve_component(&component_sha, "chen", "the shipped SQL job")
+        .unwrap();
+    assert_eq!(run(DISTRICT_STATS, "0").await.job.status, JobStatus::Refused);
+
+    d.rt.governance()
+        .approve_component(&fingerprint, "chen", "read the file")
+        .unwrap();
+    for min_age in ["0", "30"] {
+        let ok = run(DISTRICT_STATS, min_age).await;
+        assert_eq!(ok.job.status, JobStatus::Succeeded, "{:?}", ok.job.error);
+    }
+    // Another file, even one statement longer, is not approved.
+    let other = run(
+        "-- output: n\nSELECT count(*) AS n FROM residents WHERE age >= $min_age\n",
+        "0",
+    )
+    .await;
+    assert_eq!(other.job.status, JobStatus::Refused);
+}

@@ -49,6 +49,15 @@ pub enum JobCmd {
         /// Job id.
         id: String,
     },
+    /// Print what approving a SQL file names: the SHA-256 of its statements.
+    /// Under a grant that runs approved components only, an admin or
+    /// reviewer approves this (POST /api/components/SHA256/approval) after
+    /// reading the file. Needs no server.
+    Fingerprint {
+        /// The SQL file.
+        #[arg(long)]
+        sql: PathBuf,
+    },
 }
 
 /// Splits `--param key=value` at the first `=`; the key may not be empty.

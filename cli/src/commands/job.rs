@@ -95,8 +95,18 @@ pub fn run(client: &Client, cmd: JobCmd) -> Result<ExitCode> {
             let view = client.call(Method::POST, &["api", "jobs", &id, "cancel"])?;
             println!("job {id} is {}", text(&view, "state"));
         }
+        JobCmd::Fingerprint { sql } => fingerprint(&sql)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a SQL file's fingerprint (what an approval of it names).
+pub fn fingerprint(sql: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(sql).with_context(|| format!("reading {}", sql.display()))?;
+    let fingerprint = inland_runtime::sql_job::file_fingerprint(&text)
+        .with_context(|| format!("reading the statements of {}", sql.display()))?;
+    println!("{fingerprint}");
+    Ok(())
 }
 
 /// The media type to send an archive as, from its file name.

@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 text(&me, "token_id")
             );
         }
+        (Command::Job(crate::args::JobCmd::Fingerprint { sql }), _) => job::fingerprint(&sql)?,
         (Command::Job(cmd), Some(c)) => return job::run(c, cmd),
         (Command::Output(cmd), Some(c)) => review::run_output(c, cmd)?,
         (Command::Review(cmd), Some(c)) => review::run(c, cmd)?,

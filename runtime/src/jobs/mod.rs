@@ -167,13 +167,23 @@ impl Jobs {
         {
             return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
         }
-        if grant.approved_components_only && components::approval(&inner.domain, &module_sha256)?.is_none() {
-            let reason = format!(
-                "grant `{}` runs approved components only, and component {module_sha256} is not approved: \
-                 ask an admin or a reviewer to approve it",
-                grant.id
-            );
-            return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+        if grant.approved_components_only {
+            // The SQL job runs any SQL: what is approved is the file's statements.
+            let subject = match sql_job::fingerprint(&request.params) {
+                Some(statements) if module_sha256 == sql_job::component_sha256() => {
+                    Some(("SQL file (statements)", statements))
+                }
+                _ => None,
+            }
+            .unwrap_or(("component", module_sha256.clone()));
+            if components::approval(&inner.domain, &subject.1)?.is_none() {
+                let reason = format!(
+                    "grant `{}` runs approved components only, and the {} {} is not approved: \
+                     ask an admin or a reviewer to approve it",
+                    grant.id, subject.0, subject.1
+                );
+                return self.refuse(id, started_at_ms, request, JobError::NotAuthorized { reason });
+            }
         }
 
         let _slot = inner

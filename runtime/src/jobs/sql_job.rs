@@ -31,6 +31,36 @@ pub fn component() -> Result<&'static [u8]> {
     Ok(COMPONENT)
 }
 
+/// The SHA-256 of the SQL job component, computed once.
+pub(crate) fn component_sha256() -> &'static str {
+    static SHA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SHA.get_or_init(|| inland_files::sha256_hex(COMPONENT))
+}
+
+/// What an approval names for a SQL job, under a grant that runs approved
+/// components only: the SHA-256 of its statements (output names and SQL,
+/// in order). Not the SQL job component, which runs any SQL; not the bound
+/// values, which are data. `None` when `params` hold no statement.
+pub fn fingerprint(params: &[(String, String)]) -> Option<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"inland sql job statements\0");
+    let mut any = false;
+    for (key, sql) in params.iter().filter(|(k, _)| k.starts_with("output:")) {
+        any = true;
+        for part in [key.as_bytes(), b"\0", sql.as_bytes(), b"\0"] {
+            hasher.update(part);
+        }
+    }
+    any.then(|| hex::encode(hasher.finalize()))
+}
+
+/// The fingerprint of a SQL file, as an approver computes it from the file
+/// they read (`inland job fingerprint --sql FILE`).
+pub fn file_fingerprint(text: &str) -> Result<String> {
+    fingerprint(&params(text, &[])?).ok_or_else(|| Error::Invalid("the SQL file has no statement".into()))
+}
+
 /// The statements of a SQL file, as (output name, SQL), in file order.
 pub fn statements(text: &str) -> Result<Vec<(String, String)>> {
     if text.len() > MAX_SQL_FILE_BYTES {
