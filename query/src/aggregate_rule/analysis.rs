@@ -3,6 +3,7 @@
 //! the checks on aggregates and the expressions over them.
 
 use super::joins::analyze_join;
+use super::keys::{GROUP_KEY_FORMS, GROUP_KEY_RULE};
 use super::lineage::{EntityCol, Facts, Lin, class_level, lineage, refs, refuse, refuse_key, unalias};
 use super::rewrite::reads_protected;
 use crate::guard::{QueryError, QueryScope};
@@ -64,6 +65,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                             _ => EntityCol::No,
                         },
                         conditional: false,
+                        written: false,
                     }
                 })
                 .collect();
@@ -137,6 +139,12 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 if l.raw() {
                     return Err(refuse("GROUP BY cannot use an aggregate-only column"));
                 }
+                if input.protected && l.written {
+                    return Err(QueryError::refused(
+                        GROUP_KEY_RULE,
+                        format!("GROUP BY {g} could carry a value the job wrote: {GROUP_KEY_FORMS}"),
+                    ));
+                }
                 // A group key stays identifying; otherwise it is an aggregate's key.
                 let level = if l.level == Label::Identifying {
                     l.level
@@ -145,6 +153,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 };
                 cols.push(Lin {
                     level,
+                    written: l.written,
                     ..Lin::default()
                 });
             }
@@ -189,19 +198,27 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 cols.push(Lin {
                     tainted: l.raw(),
                     level: l.level,
+                    written: true,
                     ..Lin::default()
                 });
             }
             Ok(Facts { cols, ..input })
         }
         LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Ok(Facts {
-            cols: vec![Lin::default(); plan.schema().fields().len()],
+            cols: vec![
+                Lin {
+                    written: true,
+                    ..Lin::default()
+                };
+                plan.schema().fields().len()
+            ],
             protected: false,
             aggregations: 0,
         }),
         other => {
             let mut protected = false;
             let mut level = Label::Public;
+            let mut written = false;
             for i in other.inputs() {
                 let f = analyze(i, scope)?;
                 protected |= f.protected;
@@ -210,6 +227,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                         return Err(refuse_key(field.name()));
                     }
                     level = level.max(l.level);
+                    written |= l.written;
                 }
             }
             if protected {
@@ -229,6 +247,7 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 cols: vec![
                     Lin {
                         level,
+                        written,
                         ..Lin::default()
                     };
                     other.schema().fields().len()

@@ -73,7 +73,7 @@ fn derived(e: &Expr, input: &[Origin], schema: &DFSchema) -> Option<Vec<usize>> 
 }
 
 /// A numeric literal's value.
-fn literal(e: &Expr) -> Option<f64> {
+pub(super) fn literal(e: &Expr) -> Option<f64> {
     let Expr::Literal(v, _) = unalias(e) else {
         return None;
     };

@@ -31,6 +31,10 @@ pub(super) struct Lin {
     /// into NULL or 0/1 by a condition (CASE, NULLIF, a comparison, ...):
     /// inside an aggregate it selects rows as a FILTER would.
     pub(super) conditional: bool,
+    /// May carry a constant the job wrote (a literal, arithmetic that builds
+    /// one, a `VALUES` row) rather than only the data's values: never a
+    /// group key over protected data (see `keys`).
+    pub(super) written: bool,
 }
 
 /// Whether a column is a protected dataset's entity column, and in which
@@ -51,6 +55,7 @@ impl Default for Lin {
             key: false,
             entity: EntityCol::No,
             conditional: false,
+            written: false,
         }
     }
 }
@@ -167,8 +172,10 @@ pub(super) fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, 
         out.tainted |= l.raw();
         out.level = out.level.max(l.level);
         out.conditional |= l.conditional;
+        out.written |= l.written;
     }
     out.conditional |= conditional(expr);
+    out.written |= !super::keys::keeps_values(expr);
     Ok(out)
 }
 

@@ -23,6 +23,7 @@ mod analysis;
 mod cells;
 mod dp;
 mod joins;
+mod keys;
 mod lineage;
 mod rewrite;
 
