@@ -144,9 +144,19 @@ fn entity(i: u64) -> u64 {
 /// table a partition of 1,000,000 entities, and a new 100-row table to check
 /// against all of them (and the sums of their cells). Measured: reading the
 /// stored history, indexing it (both once per approval) and the whole gate
-/// on the new table. Debug
-/// builds (`cargo test`) use 10 tables over 20,000 entities.
+/// on the new table, for counts and for sums (whose sketches carry each
+/// entity's contribution, so differences of up to 40 entities are listed and
+/// judged by the dominance and p% rules). Debug builds (`cargo test`) use 10
+/// tables over 20,000 entities.
 fn audit(c: &mut Criterion) {
+    audit_of(c, "count(*)");
+    audit_of(c, "sum(income)");
+}
+
+fn audit_of(c: &mut Criterion, measure: &str) {
+    let sums = measure.starts_with("sum");
+    let tag = if sums { 7 } else { 0 };
+    let income = |key: u64| 1_000.0 + (key % 50_000) as f64 * 0.5;
     let (tables, people) = if cfg!(debug_assertions) {
         (10u64, 20_000u64)
     } else {
@@ -154,10 +164,15 @@ fn audit(c: &mut Criterion) {
     };
     let cells = 100u64;
     let partition = |t: u64| -> Vec<EntitySketch> {
-        let mut out: Vec<EntitySketch> = (0..cells).map(|_| EntitySketch::new()).collect();
+        let mut out: Vec<EntitySketch> = (0..cells).map(|_| EntitySketch::of_measure(tag)).collect();
         for e in 0..people {
             let key = entity(e);
-            out[(entity(key ^ t) % cells) as usize].insert(key);
+            let cell = (entity(key ^ t) % cells) as usize;
+            if sums {
+                out[cell].insert_contribution(key, income(key));
+            } else {
+                out[cell].insert(key);
+            }
         }
         out
     };
@@ -167,7 +182,7 @@ fn audit(c: &mut Criterion) {
                 .into_iter()
                 .enumerate()
                 .map(|(i, s)| ReleasedCell {
-                    source: "count(*)".into(),
+                    source: measure.into(),
                     keys: vec![format!("g{i}"), format!("h{}", i % 10)],
                     entities: s.entities(),
                     sketch: Some(Arc::new(s)),
@@ -188,11 +203,21 @@ fn audit(c: &mut Criterion) {
         facts.add(
             n.to_string(),
             CellFact {
-                source: "count(*)".into(),
-                kind: MeasureKind::Frequency,
+                source: measure.into(),
+                kind: if sums {
+                    MeasureKind::Magnitude
+                } else {
+                    MeasureKind::Frequency
+                },
                 keys: vec![format!("new-{i}")],
                 entities: n as u64,
-                contributions: None,
+                contributions: sums.then_some(Contributions {
+                    largest: 25_999.5,
+                    second: 25_999.0,
+                    total: n as f64 * 13_500.0,
+                    negatives: 0,
+                    missing: 0,
+                }),
                 sketch: Some(Arc::new(s)),
                 at: None,
             },
@@ -209,7 +234,7 @@ fn audit(c: &mut Criterion) {
     )
     .unwrap();
     let rules = GateRules::default();
-    let mut g = c.benchmark_group("audit");
+    let mut g = c.benchmark_group(if sums { "audit-sums" } else { "audit" });
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     // As the state store keeps them: one JSON record per released table.
     let stored: Vec<Vec<u8>> = released

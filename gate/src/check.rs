@@ -608,8 +608,7 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
                     if !row_level && input.label != Label::Identifying {
                         untraced.add(r, name, || "not traced to an aggregate the host computed".into());
                     }
-                    if aggregate_job && (!text_column[c] || cell(r, c).is_some_and(|v| v.chars().any(char::is_numeric)))
-                    {
+                    if aggregate_job && (!text_column[c] || cell(r, c).is_some_and(|v| v.chars().any(leak::numeral))) {
                         computed.add(r, name, || {
                             "a value the job computed itself after reading aggregates of protected data".into()
                         });
@@ -699,7 +698,7 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let whole: BTreeSet<usize> = (0..entries.len())
         .filter(|&e| entry_cells[e].iter().all(|&c| hit.contains(&(entries[e].row, c))))
         .collect();
-    for (e, reason) in audit(&entries, &whole, input.released, rules.min_cell_count) {
+    for (e, reason) in audit(&entries, &whole, input.released, rules) {
         let r = entries[e].row;
         for &c in &entry_cells[e] {
             diff.add(r, names[c], || reason.clone());

@@ -109,7 +109,7 @@ impl FactIndex {
     /// Facts kept per job; past this, further values stay untraced (and go to review).
     pub const CAPACITY: usize = 2_000_000;
 
-    /// Entity sketches kept per job (1.5 KB each); rows past this keep no
+    /// Entity sketches kept per job (2.3 KB each); rows past this keep no
     /// sketch, and the gate sends them to review as unchecked for differencing.
     pub const SKETCHES: usize = 50_000;
 

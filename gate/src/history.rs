@@ -15,6 +15,12 @@
 //!   entities (a total that covers a suppressed cell, a complement within a
 //!   released population).
 //!
+//! A difference of more entities than that is still a cell anyone can
+//! compute: where both sets carry contributions to the same measure, the
+//! difference is listed (up to [`MAX_LISTED`] entities) and refused when it
+//! fails the dominance or p% rule, so padding a difference with people who
+//! contribute nearly nothing does not isolate anyone either.
+//!
 //! And when the new table's own rows, added up, differ from a released cell
 //! or table by a few entities (a total released first, then the groups with
 //! one suppressed), its smallest rows are suppressed until they no longer do.
@@ -25,7 +31,8 @@
 //! and combinations of three or more overlapping sets are not related here
 //! (see the README: the reviewer judges them).
 
-use crate::sketch::{Difference, EntitySketch};
+use crate::sketch::{Difference, EntitySketch, Listed, MAX_LISTED};
+use inland_policies::policy::GateRules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -182,30 +189,29 @@ impl ReleaseHistory {
     }
 
     /// Why `s` cannot be released: the first indexed set it differs from by
-    /// 1..=limit entities, or equals where that set had a value suppressed.
-    /// The reason names the table, never how many entities differ (that
-    /// number would answer questions about individuals).
-    fn clash(&self, s: &EntitySketch, limit: u64) -> Option<String> {
+    /// fewer than `min_cell_count` entities, or by a difference the
+    /// dominance or p% rule would suppress, or equals where that set had a
+    /// value suppressed. The reason names the table, never how many
+    /// entities differ (that number would answer questions about individuals).
+    fn clash(&self, s: &EntitySketch, rules: &GateRules) -> Option<String> {
+        let limit = rules.min_cell_count.saturating_sub(1);
         let n = s.entities();
-        let from = self.entries.partition_point(|e| e.entities < n.saturating_sub(limit));
+        let reach = if s.measure() != 0 { MAX_LISTED.max(limit) } else { limit };
+        let from = self.entries.partition_point(|e| e.entities < n.saturating_sub(reach));
         for e in &self.entries[from..] {
-            if e.entities > n.saturating_add(limit) {
+            if e.entities > n.saturating_add(reach) {
                 break;
             }
-            let clashes = match s.difference(&e.sketch, limit) {
-                Difference::Few(_) => true,
-                Difference::Same => e.partial,
-                Difference::Many => false,
+            let Some(why) = isolates(s, &e.sketch, rules, e.partial) else {
+                continue;
             };
-            if clashes {
-                let name = self.names.get(e.table as usize).map(String::as_str).unwrap_or("?");
-                let what = format!("isolates fewer than {} entities or a suppressed value", limit + 1);
-                return Some(match &e.part {
-                    Part::Row => format!("with a released cell of `{name}`, {what}"),
-                    Part::Key(key) => format!("with the released cells of `{name}` for `{key}` added up, {what}"),
-                    Part::Whole => format!("with all released cells of `{name}` added up, {what}"),
-                });
-            }
+            let why = why.text(limit, true);
+            let name = self.names.get(e.table as usize).map(String::as_str).unwrap_or("?");
+            return Some(match &e.part {
+                Part::Row => format!("with a released cell of `{name}`, {why}"),
+                Part::Key(key) => format!("with the released cells of `{name}` for `{key}` added up, {why}"),
+                Part::Whole => format!("with all released cells of `{name}` added up, {why}"),
+            });
         }
         None
     }
@@ -220,6 +226,78 @@ impl ReleaseHistory {
             .get(&(source.to_string(), sorted))
             .is_some_and(|old| old.iter().any(|e| (1..=limit).contains(&e.abs_diff(entities))))
     }
+}
+
+/// Why the difference of two entity sets cannot be let out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// It isolates fewer than `min_cell_count` entities (or none, where the
+    /// other set had a value suppressed).
+    Few,
+    /// Its listed contributions fail the dominance or p% rule.
+    Dominated,
+}
+
+impl Why {
+    fn text(self, limit: u64, suppressed_too: bool) -> String {
+        match self {
+            Why::Few if suppressed_too => {
+                format!("isolates fewer than {} entities or a suppressed value", limit + 1)
+            }
+            Why::Few => format!("isolates fewer than {} entities", limit + 1),
+            Why::Dominated => {
+                "leaves a difference whose largest contributions dominate it (the dominance or p% rule)".to_string()
+            }
+        }
+    }
+}
+
+/// Why the difference of `a` and `b` cannot be let out, if it cannot;
+/// `equal_hides`: `b` had a value suppressed, so even the same set again
+/// would give it back.
+fn isolates(a: &EntitySketch, b: &EntitySketch, rules: &GateRules, equal_hides: bool) -> Option<Why> {
+    let limit = rules.min_cell_count.saturating_sub(1);
+    let comparable = a.measure() != 0 && a.measure() == b.measure();
+    if !comparable {
+        return match a.difference(b, limit) {
+            Difference::Few(_) => Some(Why::Few),
+            Difference::Same if equal_hides => Some(Why::Few),
+            _ => None,
+        };
+    }
+    let Listed {
+        entities,
+        contributions,
+        residues,
+    } = a.list(b, MAX_LISTED.max(limit))?;
+    let listed = contributions.unwrap_or_default();
+    // Entities in both sets that contributed differently (a record of one
+    // person left out, where people have several): judged with the listed
+    // ones, row by row of the sketch; dominated in every row, it isolates.
+    let changed = !residues.is_empty()
+        && residues.iter().all(|row| {
+            let mut c: Vec<f64> = listed.iter().chain(row).copied().collect();
+            c.sort_by(|x, y| y.total_cmp(x));
+            dominated(&c, rules)
+        });
+    match entities {
+        0 if equal_hides => Some(Why::Few),
+        n if n > 0 && n <= limit => Some(Why::Few),
+        _ if changed => Some(Why::Dominated),
+        0 => None,
+        _ => (residues.is_empty() && dominated(&listed, rules)).then_some(Why::Dominated),
+    }
+}
+
+/// The cell rules on a difference's contributions (absolute, largest first).
+fn dominated(c: &[f64], rules: &GateRules) -> bool {
+    let total: f64 = c.iter().sum();
+    let largest = c.first().copied().unwrap_or(0.0);
+    let second = c.get(1).copied().unwrap_or(0.0);
+    let top = largest + if rules.dominance_n >= 2 { second } else { 0.0 };
+    let rest = total - largest - second;
+    (total > 0.0 && top > rules.dominance_k / 100.0 * total)
+        || (largest > 0.0 && rest < rules.p_percent / 100.0 * largest)
 }
 
 /// One entity set of a table being checked (a row's measures may come from
@@ -237,9 +315,9 @@ pub(crate) fn audit(
     rows: &[Row<'_>],
     already: &BTreeSet<usize>,
     history: &ReleaseHistory,
-    min_cell_count: u64,
+    rules: &GateRules,
 ) -> Vec<(usize, String)> {
-    let limit = min_cell_count.saturating_sub(1);
+    let limit = rules.min_cell_count.saturating_sub(1);
     let mut out: Vec<(usize, String)> = Vec::new();
     if limit == 0 {
         return out;
@@ -250,24 +328,18 @@ pub(crate) fn audit(
         if already.contains(&r) {
             continue;
         }
-        let reason = history.clash(s, limit).or_else(|| {
+        let reason = history.clash(s, rules).or_else(|| {
             rows[..r].iter().enumerate().find_map(|(r2, other)| {
                 let other = other.sketch?;
                 if refused.contains(&r2) || already.contains(&r2) {
                     return None;
                 }
-                match s.difference(other, limit) {
-                    Difference::Few(_) if rows[r2].row != row.row => Some(format!(
-                        "with row {} of this table, isolates fewer than {} entities",
-                        rows[r2].row + 1,
-                        limit + 1
-                    )),
-                    Difference::Few(_) => Some(format!(
-                        "with another value of this row, isolates fewer than {} entities",
-                        limit + 1
-                    )),
-                    _ => None,
-                }
+                let why = isolates(s, other, rules, false)?.text(limit, false);
+                Some(if rows[r2].row != row.row {
+                    format!("with row {} of this table, {why}", rows[r2].row + 1)
+                } else {
+                    format!("with another value of this row, {why}")
+                })
             })
         });
         if let Some(reason) = reason {
@@ -288,7 +360,7 @@ pub(crate) fn audit(
                 .iter()
                 .filter_map(|&r| rows[r].sketch.map(|s| (s, rows[r].keys, true))),
         ) {
-            if let Some(reason) = history.clash(&sum, limit) {
+            if let Some(reason) = history.clash(&sum, rules) {
                 found = Some((part, reason));
                 break;
             }
@@ -320,6 +392,13 @@ mod tests {
             .collect()
     }
 
+    fn rules10() -> GateRules {
+        GateRules {
+            min_cell_count: 10,
+            ..GateRules::default()
+        }
+    }
+
     fn sketch(range: std::ops::Range<u64>) -> EntitySketch {
         EntitySketch::of_distinct(keys(range))
     }
@@ -346,7 +425,7 @@ mod tests {
                 row,
             })
             .collect();
-        audit(&refs, &BTreeSet::new(), history, 10)
+        audit(&refs, &BTreeSet::new(), history, &rules10())
     }
 
     #[test]
@@ -363,6 +442,96 @@ mod tests {
             "{}",
             out[0].1
         );
+    }
+
+    /// Leaving out the target and nine people who earn nearly nothing passes
+    /// the entity count (ten) but not the dominance rule on the difference;
+    /// leaving out ten ordinary people passes both.
+    #[test]
+    fn a_difference_padded_with_near_zero_contributors_is_refused() {
+        let income = |i: u64| match i {
+            0 => 11_496.48,
+            1..=9 => 0.01,
+            _ => 3_000.0 + (i % 97) as f64 * 50.0,
+        };
+        let with = |range: std::ops::Range<u64>| {
+            let ks = keys(range.clone());
+            EntitySketch::of_contributions(42, range.zip(ks).map(|(i, k)| (k, income(i))))
+        };
+        let all = with(0..2_000);
+        let h = ReleaseHistory::new([(
+            "district".to_string(),
+            vec![ReleasedCell {
+                source: "sum(residents.income)".into(),
+                keys: vec![],
+                entities: all.entities(),
+                sketch: Some(Arc::new(all)),
+                visible: true,
+                complete: true,
+            }],
+        )]);
+        let out = audit_rows(&[with(10..2_000)], &h);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].1.contains("dominate"), "{}", out[0].1);
+        // Ten ordinary people left out: their sum is no one's income.
+        let ordinary = {
+            let mut s = with(0..10);
+            s.add(&with(20..2_000));
+            s
+        };
+        assert!(audit_rows(&[ordinary], &h).is_empty());
+        // Padded in the other direction (the new set is larger) it is caught too.
+        let h2 = ReleaseHistory::new([(
+            "but-ten".to_string(),
+            vec![ReleasedCell {
+                source: "sum(residents.income)".into(),
+                keys: vec![],
+                entities: 1_990,
+                sketch: Some(Arc::new(with(10..2_000))),
+                visible: true,
+                complete: true,
+            }],
+        )]);
+        assert_eq!(audit_rows(&[with(0..2_000)], &h2).len(), 1);
+    }
+
+    /// The same people, one record of one person left out (several rows per
+    /// person): no entity differs, but the sums differ by that record alone.
+    #[test]
+    fn the_same_people_with_one_contribution_changed_are_refused() {
+        let pay = |i: u64| 2_000.0 + (i % 13) as f64 * 100.0;
+        let with = |changed: Option<u64>| {
+            let range = 0..500u64;
+            let ks = keys(range.clone());
+            EntitySketch::of_contributions(
+                5,
+                range
+                    .zip(ks)
+                    .map(|(i, k)| (k, if Some(i) == changed { pay(i) - 1_234.5 } else { pay(i) })),
+            )
+        };
+        let all = with(None);
+        let h = ReleaseHistory::new([(
+            "payroll".to_string(),
+            vec![ReleasedCell {
+                source: "sum(payroll.pay)".into(),
+                keys: vec![],
+                entities: all.entities(),
+                sketch: Some(Arc::new(all)),
+                visible: true,
+                complete: true,
+            }],
+        )]);
+        let out = audit_rows(&[with(Some(77))], &h);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].1.contains("dominate"), "{}", out[0].1);
+        // Everyone's pay a little different (another month): no one stands out.
+        let month = {
+            let range = 0..500u64;
+            let ks = keys(range.clone());
+            EntitySketch::of_contributions(5, range.zip(ks).map(|(i, k)| (k, pay(i) * 0.9)))
+        };
+        assert!(audit_rows(&[month], &h).is_empty());
     }
 
     #[test]
@@ -413,7 +582,7 @@ mod tests {
                 row,
             })
             .collect();
-        let out = audit(&refs, &BTreeSet::from([1]), &h, 10);
+        let out = audit(&refs, &BTreeSet::from([1]), &h, &rules10());
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, 0, "the smaller of the two visible rows goes");
     }
@@ -465,7 +634,7 @@ mod tests {
                 row,
             })
             .collect();
-        let out = audit(&refs, &BTreeSet::new(), &h, 10);
+        let out = audit(&refs, &BTreeSet::new(), &h, &rules10());
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, 1, "the smaller of district A's bands goes");
     }

@@ -202,6 +202,13 @@ fn looks_like_email(text: &str) -> bool {
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
+/// A character that writes a number: a digit of any script, and the CJK
+/// numerals (common and financial forms), which Unicode files as letters,
+/// so a number spelled `一一四九六` is still a number.
+pub fn numeral(c: char) -> bool {
+    c.is_numeric() || "〇零一二三四五六七八九十百千万亿兆壹贰貳叁參肆伍陆陸柒捌玖拾佰仟萬億两兩廿卅".contains(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,13 @@
 //! table's disjoint cells is a sketch of their union, and "a total minus the
 //! released cells" is one subtraction.
 //!
+//! Each cell also adds up the entities' contributions to one measure (in
+//! thousandths, wrapping, so sums and differences are exact), tagged with
+//! the measure's source column: a peeled difference then lists what each
+//! differing entity contributed. A difference of ten people, nine of whom
+//! contribute nearly nothing, isolates the tenth as surely as a difference
+//! of one; the audit applies the dominance and p% rules to it.
+//!
 //! Entity hashes are keyed with the domain's secret, so a job cannot choose
 //! entities that collide. The residual risk: two entities of a small
 //! difference that land in the same cell of all four rows cannot be peeled
@@ -30,16 +37,28 @@ const ROWS: usize = 4;
 const WIDTH: usize = 24;
 /// Cells in all.
 const CELLS: usize = ROWS * WIDTH;
-/// Bytes of one serialized cell: count (i32), key sum (u64), check sum (u32).
-const CELL_BYTES: usize = 16;
+/// Bytes of one serialized cell without values (sketches stored before
+/// they carried contributions): count (i32), key sum (u64), check sum (u32).
+const BARE_CELL_BYTES: usize = 16;
+/// Bytes of one serialized cell: the bare cell, then the value sum (i64).
+const CELL_BYTES: usize = 24;
+/// Differences left in a cell after peeling, in thousandths, that are
+/// rounding rather than a contribution.
+const RESIDUE_TOLERANCE: u64 = 10;
+/// Contributions are kept in thousandths.
+const SCALE: f64 = 1000.0;
+/// The largest contribution kept exactly, in thousandths; larger ones are
+/// clamped (still far larger than anything beside them).
+const MAX_VALUE: f64 = 4.0e15;
 
-/// One cell: how many entities landed here (signed after subtraction), and
-/// the XOR of their keys and of their check values.
+/// One cell: how many entities landed here (signed after subtraction), the
+/// XOR of their keys and of their check values, and their contributions' sum.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Cell {
     count: i32,
     keys: u64,
     check: u32,
+    value: i64,
 }
 
 /// A sketch of the entity set behind one cell; see the module documentation.
@@ -47,8 +66,15 @@ struct Cell {
 pub struct EntitySketch {
     /// Distinct entities in the set.
     entities: u64,
+    /// Which measure the cells' values add up (a hash of its source
+    /// column); 0 when they carry none.
+    measure: u64,
     cells: Box<[Cell; CELLS]>,
 }
+
+/// The largest difference whose contributions the audit lists (the sketch
+/// peels far more reliably below this than near its capacity of about 70).
+pub const MAX_LISTED: u64 = 40;
 
 /// What subtracting one sketch from another shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +85,20 @@ pub enum Difference {
     Few(u64),
     /// The sets differ by more than a sketch can list.
     Many,
+}
+
+/// What a difference of two sketches lists, when it peels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Entities in the difference (on both sides together).
+    pub entities: u64,
+    /// What each of them contributed to the measure, when both sketches
+    /// carry the same one (absolute values, largest first).
+    pub contributions: Option<Vec<f64>>,
+    /// Where entities of both sets contributed different amounts (several
+    /// rows per entity, some left out): for each row of the sketch, the
+    /// absolute differences left in its cells. Empty when there are none.
+    pub residues: Vec<Vec<f64>>,
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -94,8 +134,35 @@ impl EntitySketch {
     pub fn new() -> Self {
         EntitySketch {
             entities: 0,
+            measure: 0,
             cells: Box::new([Cell::default(); CELLS]),
         }
+    }
+
+    /// Builds the sketch of distinct entity keys with each one's
+    /// contribution to the measure `measure` (a nonzero hash of its source).
+    pub fn of_contributions(measure: u64, items: impl IntoIterator<Item = (u64, f64)>) -> Self {
+        let mut s = Self::of_measure(measure);
+        for (k, v) in items {
+            s.insert_contribution(k, v);
+        }
+        s
+    }
+
+    /// The sketch of no entities, whose values will add up `measure`.
+    pub fn of_measure(measure: u64) -> Self {
+        EntitySketch { measure, ..Self::new() }
+    }
+
+    /// Adds one entity with its contribution (callers give each entity once).
+    pub fn insert_contribution(&mut self, key: u64, value: f64) {
+        self.toggle(key, 1, fixed(value));
+        self.entities += 1;
+    }
+
+    /// The measure the cells' values add up, 0 for none.
+    pub fn measure(&self) -> u64 {
+        self.measure
     }
 
     /// Builds the sketch of a set of distinct entity keys.
@@ -109,17 +176,18 @@ impl EntitySketch {
 
     /// Adds one entity (callers give each entity once).
     pub fn insert(&mut self, key: u64) {
-        self.toggle(key, 1);
+        self.toggle(key, 1, 0);
         self.entities += 1;
     }
 
-    fn toggle(&mut self, key: u64, sign: i32) {
+    fn toggle(&mut self, key: u64, sign: i32, value: i64) {
         let check = check_of(key);
         for p in positions(key) {
             let c = &mut self.cells[p];
             c.count = c.count.wrapping_add(sign);
             c.keys ^= key;
             c.check ^= check;
+            c.value = c.value.wrapping_add(value.wrapping_mul(i64::from(sign)));
         }
     }
 
@@ -129,118 +197,179 @@ impl EntitySketch {
     }
 
     /// Adds a disjoint set (the sketch of the union of two disjoint sets).
+    /// The sum carries values only while every part carries the same measure.
     pub fn add(&mut self, other: &EntitySketch) {
+        self.measure = if self.entities == 0 {
+            other.measure
+        } else if self.measure == other.measure {
+            self.measure
+        } else {
+            0
+        };
         self.entities += other.entities;
         for (a, b) in self.cells.iter_mut().zip(other.cells.iter()) {
             a.count = a.count.wrapping_add(b.count);
             a.keys ^= b.keys;
             a.check ^= b.check;
+            a.value = a.value.wrapping_add(b.value);
         }
     }
 
     /// How `self` and `other` differ, when the difference is at most `limit`
     /// entities; more than that is [`Difference::Many`].
     pub fn difference(&self, other: &EntitySketch, limit: u64) -> Difference {
+        match self.list(other, limit) {
+            None => Difference::Many,
+            Some(l) if l.entities == 0 => Difference::Same,
+            Some(l) => Difference::Few(l.entities),
+        }
+    }
+
+    /// The entities `self` and `other` differ by, with their contributions
+    /// where both carry the same measure; `None` beyond `limit` entities.
+    pub fn list(&self, other: &EntitySketch, limit: u64) -> Option<Listed> {
         if self.entities.abs_diff(other.entities) > limit {
-            return Difference::Many;
+            return None;
         }
         // Each entity of a difference sits in one cell of each row: a row
         // with more than `limit` cells that differ means more than `limit`
         // entities. Large differences stop here after a few cells.
-        let mut differing = 0u64;
+        // Counts too: each entity of the difference is one ±1 in one cell
+        // of the row, so the row's absolute count differences add up to at
+        // most their number.
+        let (mut differing, mut counted) = (0u64, 0u64);
         for (a, b) in self.cells[..WIDTH].iter().zip(other.cells[..WIDTH].iter()) {
-            if a != b {
+            if (a.count, a.keys, a.check) != (b.count, b.keys, b.check) {
                 differing += 1;
-                if differing > limit {
-                    return Difference::Many;
+                counted += u64::from(a.count.wrapping_sub(b.count).unsigned_abs());
+                if differing > limit || counted > limit {
+                    return None;
                 }
             }
         }
         let mut d: [Cell; CELLS] = [Cell::default(); CELLS];
-        let mut nonzero = false;
         for (i, slot) in d.iter_mut().enumerate() {
             let (a, b) = (self.cells[i], other.cells[i]);
             *slot = Cell {
                 count: a.count.wrapping_sub(b.count),
                 keys: a.keys ^ b.keys,
                 check: a.check ^ b.check,
+                value: a.value.wrapping_sub(b.value),
             };
-            nonzero |= *slot != Cell::default();
         }
-        if !nonzero {
-            return Difference::Same;
-        }
-        peel(&mut d, limit)
+        let values = peel(&mut d, limit)?;
+        let comparable = self.measure != 0 && self.measure == other.measure;
+        let contributions = comparable.then(|| {
+            let mut v: Vec<f64> = values.iter().map(|x| x.unsigned_abs() as f64 / SCALE).collect();
+            v.sort_by(|a, b| b.total_cmp(a));
+            v
+        });
+        // What is left once every differing entity is peeled: amounts that
+        // entities of both sets contributed differently. A few thousandths
+        // are rounding (an entity's rows added in another order).
+        let residues: Vec<Vec<f64>> = if comparable && d.iter().any(|c| c.value.unsigned_abs() > RESIDUE_TOLERANCE) {
+            d.chunks(WIDTH)
+                .map(|row| {
+                    row.iter()
+                        .filter(|c| c.value.unsigned_abs() > RESIDUE_TOLERANCE)
+                        .map(|c| c.value.unsigned_abs() as f64 / SCALE)
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Some(Listed {
+            entities: values.len() as u64,
+            contributions,
+            residues,
+        })
     }
 
-    /// The sketch as bytes: entity count, then each cell.
+    /// The sketch as bytes: entity count, measure, then each cell.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + CELLS * CELL_BYTES);
+        let mut out = Vec::with_capacity(16 + CELLS * CELL_BYTES);
         out.extend_from_slice(&self.entities.to_le_bytes());
+        out.extend_from_slice(&self.measure.to_le_bytes());
         for c in self.cells.iter() {
             out.extend_from_slice(&c.count.to_le_bytes());
             out.extend_from_slice(&c.keys.to_le_bytes());
             out.extend_from_slice(&c.check.to_le_bytes());
+            out.extend_from_slice(&c.value.to_le_bytes());
         }
         out
     }
 
-    /// Reads [`EntitySketch::to_bytes`]; `None` when the length is wrong.
+    /// Reads [`EntitySketch::to_bytes`], and sketches stored before they
+    /// carried contributions; `None` when the length is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != 8 + CELLS * CELL_BYTES {
+        let (head_len, cell_bytes) = if bytes.len() == 16 + CELLS * CELL_BYTES {
+            (16, CELL_BYTES)
+        } else if bytes.len() == 8 + CELLS * BARE_CELL_BYTES {
+            (8, BARE_CELL_BYTES)
+        } else {
             return None;
-        }
-        let (head, body) = bytes.split_at(8);
+        };
+        let (head, body) = bytes.split_at(head_len);
         let mut s = Self::new();
-        s.entities = u64::from_le_bytes(head.try_into().ok()?);
-        for (cell, chunk) in s.cells.iter_mut().zip(body.chunks_exact(CELL_BYTES)) {
+        s.entities = u64::from_le_bytes(head.get(0..8)?.try_into().ok()?);
+        if head_len == 16 {
+            s.measure = u64::from_le_bytes(head.get(8..16)?.try_into().ok()?);
+        }
+        for (cell, chunk) in s.cells.iter_mut().zip(body.chunks_exact(cell_bytes)) {
             *cell = Cell {
                 count: i32::from_le_bytes(chunk.get(0..4)?.try_into().ok()?),
                 keys: u64::from_le_bytes(chunk.get(4..12)?.try_into().ok()?),
                 check: u32::from_le_bytes(chunk.get(12..16)?.try_into().ok()?),
+                value: match chunk.get(16..24) {
+                    Some(v) => i64::from_le_bytes(v.try_into().ok()?),
+                    None => 0,
+                },
             };
         }
         Some(s)
     }
 }
 
+/// A contribution in thousandths, clamped; NaN counts as nothing.
+fn fixed(v: f64) -> i64 {
+    if v.is_nan() {
+        return 0;
+    }
+    (v * SCALE).round().clamp(-MAX_VALUE, MAX_VALUE) as i64
+}
+
 /// Peels a difference sketch: repeatedly takes a cell that holds exactly one
 /// entity (count ±1 and a matching check) and removes that entity from its
-/// other cells. All cells empty at the end: the difference is what was peeled.
-fn peel(d: &mut [Cell; CELLS], limit: u64) -> Difference {
-    let mut found = 0u64;
+/// other cells. All cells empty at the end: the difference is what was
+/// peeled, and each entry is what one entity contributed (with its side's
+/// sign). `None` when it does not peel or holds more than `limit`.
+fn peel(d: &mut [Cell; CELLS], limit: u64) -> Option<Vec<i64>> {
+    let mut found: Vec<i64> = Vec::new();
     let mut progress = true;
     while progress {
         progress = false;
         for i in 0..CELLS {
             let c = d[i];
             if (c.count == 1 || c.count == -1) && check_of(c.keys) == c.check {
-                let key = c.keys;
-                let sign = c.count;
-                let check = c.check;
-                for p in positions(key) {
+                for p in positions(c.keys) {
                     let cell = &mut d[p];
-                    cell.count = cell.count.wrapping_sub(sign);
-                    cell.keys ^= key;
-                    cell.check ^= check;
+                    cell.count = cell.count.wrapping_sub(c.count);
+                    cell.keys ^= c.keys;
+                    cell.check ^= c.check;
+                    cell.value = cell.value.wrapping_sub(c.value);
                 }
-                found += 1;
-                if found > limit {
-                    return Difference::Many;
+                found.push(c.value);
+                if found.len() as u64 > limit {
+                    return None;
                 }
                 progress = true;
             }
         }
     }
-    if d.iter().all(|c| *c == Cell::default()) {
-        if found == 0 {
-            Difference::Same
-        } else {
-            Difference::Few(found)
-        }
-    } else {
-        Difference::Many
-    }
+    d.iter()
+        .all(|c| (c.count, c.keys, c.check) == (0, 0, 0))
+        .then_some(found)
 }
 
 impl Serialize for EntitySketch {
@@ -351,7 +480,58 @@ mod tests {
         assert_eq!(EntitySketch::from_bytes(&a.to_bytes()), Some(a.clone()));
         assert_eq!(EntitySketch::from_bytes(&[0u8; 10]), None);
         let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(a.to_bytes());
-        assert!(text.len() < 2_200, "{}", text.len());
+        assert!(text.len() < 3_200, "{}", text.len());
+        let w = EntitySketch::of_contributions(7, keys(0..50).map(|k| (k, 1.5)));
+        assert_eq!(EntitySketch::from_bytes(&w.to_bytes()), Some(w));
+        // A sketch stored before contributions (16-byte cells, no measure).
+        let mut old = a.entities.to_le_bytes().to_vec();
+        for c in a.cells.iter() {
+            old.extend_from_slice(&c.count.to_le_bytes());
+            old.extend_from_slice(&c.keys.to_le_bytes());
+            old.extend_from_slice(&c.check.to_le_bytes());
+        }
+        assert_eq!(EntitySketch::from_bytes(&old), Some(a));
+    }
+
+    /// A difference padded with near-zero contributors lists what each
+    /// contributed, exactly, whatever the order the sets were summed in.
+    #[test]
+    fn a_peeled_difference_lists_each_entity_contribution() {
+        let value = |k: u64| (k % 1_000) as f64 * 37.25;
+        let all: Vec<(u64, f64)> = keys(0..20_000).map(|k| (k, value(k))).collect();
+        let target = all[777];
+        let padding: Vec<u64> = all[1_000..1_009].iter().map(|(k, _)| *k).collect();
+        let a = EntitySketch::of_contributions(9, all.iter().rev().copied());
+        let b = EntitySketch::of_contributions(
+            9,
+            all.iter()
+                .copied()
+                .filter(|(k, _)| *k != target.0 && !padding.contains(k))
+                .map(|(k, _)| (k, value(k))),
+        );
+        let listed = a.list(&b, MAX_LISTED).unwrap_or_else(|| panic!("did not peel"));
+        assert_eq!(listed.entities, 10);
+        let mut want: Vec<f64> = all[1_000..1_009].iter().map(|(_, v)| *v).chain([target.1]).collect();
+        want.sort_by(|x, y| y.total_cmp(x));
+        assert_eq!(listed.contributions, Some(want));
+        // Another measure's sketch, or one without values, lists no contributions.
+        let other = EntitySketch::of_contributions(8, all.iter().copied().skip(1));
+        assert_eq!(a.list(&other, MAX_LISTED).map(|l| l.contributions), Some(None));
+        // The same people, one of them contributing less (a record of theirs
+        // left out): nothing to peel, and the change is left in one cell a row.
+        let less = EntitySketch::of_contributions(
+            9,
+            all.iter()
+                .map(|&(k, v)| if k == target.0 { (k, v - 500.0) } else { (k, v) }),
+        );
+        let listed = a.list(&less, MAX_LISTED).unwrap_or_else(|| panic!("did not peel"));
+        assert_eq!(listed.entities, 0);
+        assert_eq!(listed.residues, vec![vec![500.0]; 4]);
+        // Forty differing entities still peel; far more do not.
+        let many = EntitySketch::of_contributions(9, all.iter().copied().skip(40));
+        assert_eq!(a.list(&many, MAX_LISTED).map(|l| l.entities), Some(40));
+        let more = EntitySketch::of_contributions(9, all.iter().copied().skip(400));
+        assert_eq!(a.list(&more, MAX_LISTED), None);
     }
 
     /// Over many random small differences, peeling fails rarely: the rate

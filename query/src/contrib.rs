@@ -12,14 +12,16 @@
 //! entities: fewer entities and a larger top contribution, which makes the
 //! checks stricter, never looser.
 
-use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int64Array, ListArray, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, UInt64Array,
+};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result as DfResult, ScalarValue, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, EmitTo, GroupsAccumulator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use inland_gate::EntitySketch;
 use std::sync::Arc;
@@ -118,10 +120,12 @@ impl<V: Combine> Runs<V> {
 }
 
 /// The distinct entities of a group.
+#[cfg(test)]
 type KeySet = Runs<()>;
 /// Each entity's sum within a group.
 type KeySums = Runs<f64>;
 
+#[cfg(test)]
 impl KeySet {
     /// The distinct keys.
     fn distinct(self) -> Vec<u64> {
@@ -188,18 +192,29 @@ struct Entities {
     signature: Signature,
     threshold: u64,
     rows_are_entities: bool,
+    measure: u64,
 }
 
-/// `inland_entities(entity)`: the distinct entities of each group, as the
-/// bytes of an [`EntitySketch`] (which starts with their count). Groups below
-/// `threshold` get the count alone: they are suppressed, and a sketch is
-/// 1.5 KB. Where rows are entities (`rows_are_entities`), keys are taken as
-/// distinct without sorting them.
-pub(crate) fn entities_udaf(threshold: u64, rows_are_entities: bool) -> AggregateUDF {
+/// `inland_entities(entity [, value])`: the distinct entities of each group,
+/// as the bytes of an [`EntitySketch`] (which starts with their count).
+/// Groups below `threshold` get the count alone: they are suppressed, and a
+/// sketch is 2.3 KB. Where rows are entities (`rows_are_entities`), keys are
+/// taken as distinct without sorting them. With a value (the first measure's
+/// argument, whose source column hashes to a nonzero `measure`), the sketch
+/// adds up each entity's contribution too, so that the gate can judge a
+/// difference of two releases by what its entities contributed.
+pub(crate) fn entities_udaf(threshold: u64, rows_are_entities: bool, measure: u64) -> AggregateUDF {
     AggregateUDF::from(Entities {
-        signature: Signature::exact(vec![DataType::UInt64], Volatility::Immutable),
+        signature: Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::UInt64]),
+                TypeSignature::Exact(vec![DataType::UInt64, DataType::Float64]),
+            ],
+            Volatility::Immutable,
+        ),
         threshold,
         rows_are_entities,
+        measure,
     })
 }
 
@@ -215,11 +230,14 @@ impl AggregateUDFImpl for Entities {
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         let mut one = self.groups();
-        one.groups.push(KeySet::default());
+        one.groups.push(EntitySums::default());
         Ok(Box::new(Single(one)))
     }
     fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
-        Ok(vec![Arc::new(Field::new("entities", list_of(DataType::UInt64), true))])
+        Ok(vec![
+            Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
+            Arc::new(Field::new("contributions", list_of(DataType::Float64), true)),
+        ])
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -234,61 +252,74 @@ impl Entities {
         EntityGroups {
             threshold: self.threshold,
             plain: self.rows_are_entities,
+            measure: self.measure,
             ..EntityGroups::default()
         }
     }
 }
 
 /// The group's sketch bytes, or its count alone below the threshold.
-fn sketch_bytes(keys: Vec<u64>, threshold: u64) -> Vec<u8> {
-    let n = keys.len() as u64;
-    if n >= threshold.max(1) {
-        EntitySketch::of_distinct(keys).to_bytes()
-    } else {
+fn sketch_bytes(items: Vec<(u64, f64)>, threshold: u64, measure: u64) -> Vec<u8> {
+    let n = items.len() as u64;
+    if n < threshold.max(1) {
         n.to_le_bytes().to_vec()
+    } else if measure != 0 {
+        EntitySketch::of_contributions(measure, items).to_bytes()
+    } else {
+        EntitySketch::of_distinct(items.into_iter().map(|(k, _)| k)).to_bytes()
     }
 }
 
-/// The distinct entity keys of every group.
+/// Each entity of a group, with its contribution to the measure.
+type EntitySums = Runs<f64>;
+
+/// The distinct entity keys of every group, with their contributions.
 #[derive(Debug, Default)]
 struct EntityGroups {
-    groups: Vec<KeySet>,
+    groups: Vec<EntitySums>,
     entries: usize,
     threshold: u64,
     /// Rows are entities: keys are appended and never sorted or merged.
     plain: bool,
+    /// The measure the contributions are of; 0 for none.
+    measure: u64,
 }
 
 impl EntityGroups {
-    fn insert(&mut self, group: usize, key: u64) -> DfResult<()> {
+    fn insert(&mut self, group: usize, key: u64, value: f64) -> DfResult<()> {
         let Some(set) = self.groups.get_mut(group) else {
             return internal_err!("{ENTITIES}: group {group} out of range");
         };
         if self.plain {
-            set.items.push((key, ()));
+            set.items.push((key, value));
             self.entries += 1;
             return Ok(());
         }
         let before = set.len();
-        set.push(key, ());
+        set.push(key, value);
         self.entries = (self.entries + set.len()).saturating_sub(before);
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<u64>> {
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(u64, f64)>> {
         let taken = emit_to.take_needed(&mut self.groups);
         self.entries = self.entries.saturating_sub(taken.iter().map(|s| s.len()).sum());
         let plain = self.plain;
         taken
             .into_iter()
-            .map(|s| {
-                if plain {
-                    s.items.into_iter().map(|(k, _)| k).collect()
-                } else {
-                    s.distinct()
-                }
-            })
+            .map(|s| if plain { s.items } else { s.finish() })
             .collect()
+    }
+}
+
+/// The value column of `inland_entities`, if it has one.
+fn entity_values(values: &[ArrayRef]) -> DfResult<Option<&Float64Array>> {
+    match values.get(1) {
+        None => Ok(None),
+        Some(v) => match v.as_primitive_opt::<Float64Type>() {
+            Some(f) => Ok(Some(f)),
+            None => internal_err!("{ENTITIES}: contributions must be Float64, not {}", v.data_type()),
+        },
     }
 }
 
@@ -300,65 +331,78 @@ impl GroupsAccumulator for EntityGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        let [entity] = values else {
-            return internal_err!("{ENTITIES} takes one argument");
+        let Some(entity) = values.first() else {
+            return internal_err!("{ENTITIES} takes an entity");
         };
         let keys = entity_keys(entity)?;
-        self.groups.resize_with(total_num_groups, KeySet::default);
+        let contributions = entity_values(values)?;
+        self.groups.resize_with(total_num_groups, EntitySums::default);
         for (row, group) in group_indices.iter().enumerate() {
             if keys.is_valid(row) && selected(opt_filter, row) {
-                self.insert(*group, keys.value(row))?;
+                let v = contributions.filter(|c| c.is_valid(row)).map_or(0.0, |c| c.value(row));
+                self.insert(*group, keys.value(row), v)?;
             }
         }
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
-        let threshold = self.threshold;
+        let (threshold, measure) = (self.threshold, self.measure);
         let sketches: BinaryArray = self
             .take(emit_to)
             .into_iter()
-            .map(|keys| Some(sketch_bytes(keys, threshold)))
+            .map(|items| Some(sketch_bytes(items, threshold, measure)))
             .collect();
         Ok(Arc::new(sketches))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let taken = self.take(emit_to);
-        let lists = list_array::<UInt64Type>(taken.into_iter())?;
-        Ok(vec![Arc::new(lists)])
+        let keys = list_array::<UInt64Type>(taken.iter().map(|g| g.iter().map(|(k, _)| *k).collect()))?;
+        let values = list_array::<Float64Type>(taken.iter().map(|g| g.iter().map(|(_, v)| *v).collect()))?;
+        Ok(vec![Arc::new(keys), Arc::new(values)])
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
-        let [lists] = values else {
+        let [lists, sums] = values else {
             return internal_err!("{ENTITIES}: unexpected state");
         };
-        let lists = lists.as_list::<i32>();
-        self.groups.resize_with(total_num_groups, KeySet::default);
+        let (lists, sums) = (lists.as_list::<i32>(), sums.as_list::<i32>());
+        self.groups.resize_with(total_num_groups, EntitySums::default);
         let keys = entity_keys(lists.values())?;
-        each_listed(lists, group_indices, |group, i| self.insert(group, keys.value(i)))
+        let Some(sums) = sums.values().as_primitive_opt::<Float64Type>() else {
+            return internal_err!("{ENTITIES}: unexpected state");
+        };
+        each_listed(lists, group_indices, |group, i| {
+            self.insert(group, keys.value(i), if sums.is_valid(i) { sums.value(i) } else { 0.0 })
+        })
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
-        let [entity] = values else {
-            return internal_err!("{ENTITIES} takes one argument");
+        let Some(entity) = values.first() else {
+            return internal_err!("{ENTITIES} takes an entity");
         };
         let keys = entity_keys(entity)?;
-        let lists = list_array::<UInt64Type>((0..keys.len()).map(|row| {
-            if keys.is_valid(row) && selected(opt_filter, row) {
-                vec![keys.value(row)]
+        let contributions = entity_values(values)?;
+        let kept = |row: usize| keys.is_valid(row) && selected(opt_filter, row);
+        let lists = list_array::<UInt64Type>(
+            (0..keys.len()).map(|row| if kept(row) { vec![keys.value(row)] } else { Vec::new() }),
+        )?;
+        let sums = list_array::<Float64Type>((0..keys.len()).map(|row| {
+            if kept(row) {
+                vec![contributions.filter(|c| c.is_valid(row)).map_or(0.0, |c| c.value(row))]
             } else {
                 Vec::new()
             }
         }))?;
-        Ok(vec![Arc::new(lists)])
+        Ok(vec![Arc::new(lists), Arc::new(sums)])
     }
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.groups.capacity() * std::mem::size_of::<KeySet>()
+            + self.groups.capacity() * std::mem::size_of::<EntitySums>()
             // Vectors grow by doubling: up to twice their length.
-            + self.entries * std::mem::size_of::<u64>() * 2
+            + self.entries * std::mem::size_of::<(u64, f64)>() * 2
     }
 }
 
@@ -737,7 +781,7 @@ mod tests {
 
     #[test]
     fn an_aggregation_without_group_by_over_no_rows_has_zero_entities() -> DfResult<()> {
-        let udaf = entities_udaf(1, false);
+        let udaf = entities_udaf(1, false, 0);
         let schema = arrow::datatypes::Schema::new(vec![Field::new("e", DataType::UInt64, true)]);
         let expr = datafusion::physical_expr::expressions::col("e", &schema)?;
         let field = Arc::new(Field::new("n", DataType::Binary, true));

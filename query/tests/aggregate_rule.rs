@@ -277,7 +277,7 @@ async fn allowed_aggregate_counts_entities_and_contributions_under_the_small_gro
         "{plan}"
     );
     assert!(
-        plan.contains("inland_entities(__inland_entity) AS __inland_group_sketch"),
+        plan.contains("inland_entities(__inland_entity, residents.income) AS __inland_group_sketch"),
         "{plan}"
     );
     assert!(plan.contains("__inland_contrib_1"), "{plan}");

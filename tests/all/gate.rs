@@ -444,6 +444,65 @@ async fn differencing_is_judged_on_entities_across_grants_whatever_the_sql_says(
     assert_eq!(plan.check("differencing").unwrap().cells.len(), 2);
 }
 
+/// #18 attack 1, padded: leave out the target and nine people who earn
+/// nearly nothing, so the difference covers ten entities and passes the
+/// count. What they contributed decides: the difference is dominated by one
+/// person, so the cell is suppressed; ten ordinary people left out pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_difference_padded_to_ten_with_near_zero_earners_is_suppressed() {
+    let d = new_domain(test_limits());
+    let mut csv = String::from("person,team,pay\n");
+    for i in 0..40 {
+        let pay = match i {
+            0 => 11_496.48,
+            1..=9 => 0.01,
+            _ => 3_000.0 + 10.0 * f64::from(i),
+        };
+        csv.push_str(&format!("a{i},a,{pay}\n"));
+        csv.push_str(&format!("b{i},b,{}\n", 2_000 + i));
+    }
+    crate::support::register_csv(&d, "salaries", &csv);
+    apply_example_policy(
+        &d,
+        "[datasets.salaries]\ngrade = \"general\"\npersonal_information = true\nentity = \"person\"\n\n\
+         [datasets.salaries.columns]\nperson = { class = \"attribute\", access = \"dimension\" }\n\
+         team = { class = \"attribute\", access = \"dimension\" }\n\
+         pay = { class = \"sensitive\", access = \"aggregate-only\" }\n",
+    );
+    d.rt.reviews().add_reviewer("li", None).unwrap();
+    let grant = crate::support::year_grant(&d, &["salaries"]);
+    let all = "SELECT team, count(*) AS n, sum(pay) AS total FROM salaries GROUP BY team ORDER BY team";
+    let first = probe_under(&d, &grant, &[("sql", all)]).await;
+    assert_eq!(
+        first.gate.as_ref().unwrap().check("differencing").unwrap().status,
+        Status::Pass
+    );
+    vote(&d, &first.id, "li", Decision::Approve).unwrap();
+
+    let leave_out = |people: std::ops::Range<u32>| {
+        let list: Vec<String> = people.map(|i| format!("'a{i}'")).collect();
+        format!(
+            "SELECT team AS t, count(person) AS people, sum(pay) AS paid FROM salaries \
+             WHERE person NOT IN ({}) GROUP BY team ORDER BY team",
+            list.join(", ")
+        )
+    };
+    let padded = probe_under(&d, &grant, &[("sql", &leave_out(0..10))]).await;
+    let cells = failing(&padded, "differencing");
+    assert_eq!(
+        cells,
+        vec![(0, "people".to_string()), (0, "paid".to_string())],
+        "{cells:?}"
+    );
+    let detail = &padded.gate.as_ref().unwrap().check("differencing").unwrap().cells[0].detail;
+    assert!(detail.contains("dominate"), "{detail}");
+    assert!(!detail.contains("11496") && !detail.contains("11,496"), "{detail}");
+
+    let ordinary = probe_under(&d, &grant, &[("sql", &leave_out(10..20))]).await;
+    let check = ordinary.gate.as_ref().unwrap().check("differencing").unwrap();
+    assert_eq!(check.status, Status::Pass, "{check:?}");
+}
+
 /// #18 attack 1, both halves in one output: the same groups relabelled, one
 /// with the target left out, emitted into one table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,7 +139,8 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 if l.raw() {
                     return Err(refuse("GROUP BY cannot use an aggregate-only column"));
                 }
-                if input.protected && l.written {
+                // (Over an aggregation of protected data the one-level rule refuses it anyway.)
+                if input.protected && input.aggregations == 0 && l.written {
                     return Err(QueryError::refused(
                         GROUP_KEY_RULE,
                         format!("GROUP BY {g} could carry a value the job wrote: {GROUP_KEY_FORMS}"),
@@ -170,8 +171,11 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                 } else {
                     Label::Aggregate.max(l.level)
                 };
+                // A value an aggregation computed (`max` of a VALUES list, a
+                // count) is no value of the data: never a key further up.
                 cols.push(Lin {
                     level,
+                    written: true,
                     ..Lin::default()
                 });
             }

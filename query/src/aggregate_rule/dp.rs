@@ -317,7 +317,7 @@ fn cast_total(from: Option<&DataType>, to: &DataType) -> bool {
 }
 
 /// The dataset column a column of `plan` carries unchanged, if any.
-fn source(plan: &LogicalPlan, column: &Column) -> Option<(String, String)> {
+pub(super) fn source(plan: &LogicalPlan, column: &Column) -> Option<(String, String)> {
     let i = plan.schema().index_of_column(column).ok()?;
     source_at(plan, i)
 }
@@ -353,7 +353,7 @@ fn source_at(plan: &LogicalPlan, i: usize) -> Option<(String, String)> {
 }
 
 /// An expression without aliases and casts.
-fn strip(e: &Expr) -> &Expr {
+pub(super) fn strip(e: &Expr) -> &Expr {
     match unalias(e) {
         Expr::Cast(Cast { expr, .. }) => strip(expr),
         other => other,

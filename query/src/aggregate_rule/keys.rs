@@ -9,6 +9,7 @@ use super::cells::literal;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::{Expr, Operator};
+use inland_gate::leak::numeral;
 
 /// The rule's name in refusals.
 pub(super) const GROUP_KEY_RULE: &str = "group-keys";
@@ -16,9 +17,10 @@ pub(super) const GROUP_KEY_RULE: &str = "group-keys";
 /// What the refusal says: which forms are allowed, and why.
 pub(super) const GROUP_KEY_FORMS: &str = "over a protected dataset a group key passes the data's values \
      through, so that no number the job chose can ride out in a key cell: columns and their casts, \
-     date_trunc/date_part, floor/ceil/round/trunc(x / w) [* w] with a width w of 1, 2 or 5 × 10^k, \
-     substrings, case changes, trims, concat of different columns, comparisons, and CASE or COALESCE \
-     with labels that contain no digits";
+     date_trunc/date_part, floor/ceil/round/trunc(x / w) [* w] with a width w of a whole number up to \
+     100 or 1, 2 or 5 × 10^k, substrings, case changes, trims, lengths of columns, concat of up to four \
+     different columns, comparisons, and CASE or COALESCE with short labels (32 characters in all) \
+     that write no number";
 
 /// Whether `e` passes the values of its columns through without a constant
 /// the job chose reaching the result.
@@ -77,8 +79,12 @@ pub(super) fn keeps_values(e: &Expr) -> bool {
             let args = &f.args;
             match f.func.name().to_ascii_lowercase().as_str() {
                 "upper" | "lower" | "initcap" | "trim" | "btrim" | "ltrim" | "rtrim" | "concat" | "concat_ws"
-                | "coalesce" | "nvl" | "ifnull" | "nullif" | "abs" | "length" | "char_length" | "character_length"
-                | "octet_length" | "inland_mask" | "to_date" | "replace" => args.iter().all(keeps_values),
+                | "coalesce" | "nvl" | "ifnull" | "nullif" | "inland_mask" | "to_date" | "replace" => {
+                    args.iter().all(keeps_values)
+                }
+                // A number of the data's own: of a column, never of a label
+                // (`length('aaa…')` would be any number the job likes).
+                "abs" | "length" | "char_length" | "character_length" | "octet_length" => args.iter().all(plain),
                 // Positions choose which characters of the data, never add any.
                 "substr" | "substring" | "left" | "right" => args.split_first().is_some_and(|(text, positions)| {
                     keeps_values(text)
@@ -96,7 +102,38 @@ pub(super) fn keeps_values(e: &Expr) -> bool {
         }
         _ => false,
     };
-    forms(e) && !repeats_a_column(e)
+    forms(e) && !repeats_a_column(e) && few_columns(e) && short_labels(e)
+}
+
+/// At most this many column references in one key: a key's length must
+/// not be a count the job chose by naming columns again under other names.
+const MAX_KEY_COLUMNS: usize = 4;
+/// At most this many characters of labels in one key: words spell numbers
+/// too (`'beddjg'` with a = 0, b = 1, ...), so their room is kept small.
+const MAX_LABEL_CHARS: usize = 32;
+
+fn few_columns(e: &Expr) -> bool {
+    let mut n = 0usize;
+    let _ = e.apply(|x| {
+        n += usize::from(matches!(x, Expr::Column(_)));
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    n <= MAX_KEY_COLUMNS
+}
+
+fn short_labels(e: &Expr) -> bool {
+    let mut chars = 0usize;
+    let _ = e.apply(|x| {
+        if let Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) = x
+        {
+            chars += s.chars().count();
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    chars <= MAX_LABEL_CHARS
 }
 
 /// A column, perhaps cast or negated: the data's value itself.
@@ -136,12 +173,16 @@ fn rounded(e: &Expr) -> bool {
             .all(|d| literal(d).is_some_and(|v| v.fract() == 0.0 && v.abs() <= 12.0))
 }
 
-/// A bucket width analysts use: 1, 2 or 5 × 10^k. Anything else would let
-/// the job write a number of its choosing into the keys (the multiples of it).
+/// A bucket width analysts use: a whole number up to 100, or 1, 2 or 5 ×
+/// 10^k. Anything else would let the job write a number of its choosing
+/// into the keys (the multiples of it); these leave it a few bits at most.
 fn width(e: &Expr) -> bool {
     literal(e).is_some_and(|v| {
         if v <= 0.0 || !v.is_finite() {
             return false;
+        }
+        if v.fract() == 0.0 && v <= 100.0 {
+            return true;
         }
         let k = v.log10().floor();
         let m = v / 10f64.powf(k);
@@ -158,7 +199,7 @@ fn label(v: &ScalarValue) -> bool {
     match v {
         ScalarValue::Boolean(_) => true,
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-            !s.chars().any(char::is_numeric)
+            !s.chars().any(numeral)
         }
         _ => false,
     }
@@ -194,6 +235,7 @@ mod tests {
             "substr" => unicode::substr(),
             "date_trunc" => datetime::date_trunc(),
             "lpad" => unicode::lpad(),
+            "length" => unicode::character_length(),
             other => panic!("no {other} in the test"),
         };
         Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(func, args))
@@ -244,6 +286,20 @@ mod tests {
             (col("age") / col("age") + col("age") / col("age")) * col("age"),
             f("concat", vec![col("district"), col("district"), col("district")]),
             f("lpad", vec![col("district"), lit(11496)]),
+            f("concat", vec![col("district"), lit("一一四九六")]),
+            f(
+                "length",
+                vec![
+                    datafusion::logical_expr::when(col("age").lt(lit(0)), lit(""))
+                        .otherwise(lit("a".repeat(30)))
+                        .unwrap_or_else(|e| panic!("{e}")),
+                ],
+            ),
+            f("concat", vec![col("a"), col("b"), col("c"), col("d"), col("e")]),
+            f(
+                "concat",
+                vec![col("district"), lit("abcdefghijklmnopqrstuvwxyzabcdefghij")],
+            ),
             f("round", vec![col("age"), lit(11496)]),
         ] {
             assert!(!keeps_values(&e), "{e}");

@@ -178,6 +178,7 @@ pub(super) fn fused_per_row(
     threaded: &LogicalPlan,
     hidden: &[(usize, String)],
     keep: &Keep,
+    scope: &QueryScope,
 ) -> Result<Option<Rewritten>, QueryError> {
     use crate::row_contrib::{Derived, derived};
     if hidden.is_empty() || a.group_expr.is_empty() || a.group_expr.iter().any(|g| matches!(g, Expr::GroupingSet(_))) {
@@ -230,11 +231,7 @@ pub(super) fn fused_per_row(
     let Some(first) = computed.first() else {
         return Err(QueryError::Internal("suppression rewrite: no contributions".into()));
     };
-    aggr.push(
-        contrib::entities_udaf(keep.min(), true)
-            .call(vec![col(format!("\"{ENTITY}\""))])
-            .alias(SKETCH),
-    );
+    aggr.push(sketch_of(a, hidden, keep, scope, true, col(format!("\"{ENTITY}\""))));
     let agg = Aggregate::try_new(Arc::new(threaded.clone()), a.group_expr.clone(), aggr).map_err(rewrite_error)?;
     let columns = agg.schema.columns();
     // Rows are entities: the group size is the contributions' row count.
@@ -271,6 +268,49 @@ pub(super) fn fused_per_row(
         columns: columns_out,
         tail,
     }))
+}
+
+/// The hidden sketch column: the group's entities, each with its
+/// contribution to the first hidden measure when that is a column of a
+/// dataset (tagged by the column, so only sketches of the same measure
+/// compare contributions).
+fn sketch_of(
+    a: &Aggregate,
+    hidden: &[(usize, String)],
+    keep: &Keep,
+    scope: &QueryScope,
+    per_row: bool,
+    entity: Expr,
+) -> Expr {
+    use datafusion::logical_expr::ExprSchemable;
+    // Each hidden measure's argument, its source column's tag, and whether
+    // that column is aggregate-only: a measure of one comes first, so a
+    // decoy `sum(1)` or `avg(age)` in front does not take the sketch's lane.
+    let candidates = hidden.iter().filter_map(|(j, _)| {
+        let Expr::AggregateFunction(f) = unalias(a.aggr_expr.get(*j)?) else {
+            return None;
+        };
+        let arg = f.params.args.first()?;
+        let Expr::Column(c) = super::dp::strip(arg) else {
+            return None;
+        };
+        let (dataset, column) = super::dp::source(&a.input, c)?;
+        let tag = inland_gate::facts::text_hash(&format!("{dataset}\u{0}{column}")) | 1;
+        let float = arrow::datatypes::DataType::Float64;
+        let value = if arg.get_type(a.input.schema()).ok().as_ref() == Some(&float) {
+            arg.clone()
+        } else {
+            datafusion::logical_expr::cast(arg.clone(), float)
+        };
+        let aggregate_only = scope.protected.get(&dataset).is_some_and(|p| p.contains(&column));
+        Some((value, tag, aggregate_only))
+    });
+    let measure = candidates.min_by_key(|(_, _, aggregate_only)| !aggregate_only);
+    match measure {
+        Some((value, tag, _)) => contrib::entities_udaf(keep.min(), per_row, tag).call(vec![entity, value]),
+        None => contrib::entities_udaf(keep.min(), per_row, 0).call(vec![entity]),
+    }
+    .alias(SKETCH)
 }
 
 /// The rewritten aggregation: `core` is the small-group filter right over an
@@ -312,7 +352,7 @@ pub(super) fn rewrite_aggregate(
     // gate's comparison with released cells: the entity column is threaded
     // through even where rows are entities.
     let input = thread_entity(&a.input, scope)?;
-    if per_row && let Some(fused) = fused_per_row(a, &input, hidden, keep)? {
+    if per_row && let Some(fused) = fused_per_row(a, &input, hidden, keep, scope)? {
         return Ok(fused);
     }
     let entity = || col(format!("\"{ENTITY}\""));
@@ -329,11 +369,7 @@ pub(super) fn rewrite_aggregate(
             aggr.push(contributions.alias(name));
         }
     }
-    aggr.push(
-        contrib::entities_udaf(keep.min(), per_row)
-            .call(vec![entity()])
-            .alias(SKETCH),
-    );
+    aggr.push(sketch_of(a, hidden, keep, scope, per_row, entity()));
     // Rows are entities: a count(*) the job asked for is already the group
     // size, and otherwise a count of rows is. Elsewhere the sketch counts.
     let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();

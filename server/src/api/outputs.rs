@@ -212,6 +212,12 @@ pub(crate) async fn view(
             if let Some((_, name)) = names.into_iter().find(|(id, _)| *id == record.id) {
                 record.name = name;
             }
+            // The released rows' entity sketches add up what each entity
+            // contributed: a sketch of a few dozen people peels into their
+            // values. They stay in the domain's history, never in a view.
+            if let Some(release) = record.release.as_mut() {
+                release.cells.clear();
+            }
             Ok(OutputView {
                 page: review_view::render(&record, &table),
                 record: serde_json::to_value(&record)?,

@@ -62,6 +62,17 @@ async fn only_an_independent_reviewer_decides_and_the_operator_sees_the_output_o
 
     let after = get(&format!("/api/jobs/{job}"), &f.op_a).await.json();
     assert_eq!(after["released_outputs"], json!([id]));
+    // The release is shown, but not the entity sketches kept for the
+    // differencing audit: they add up each entity's contribution, and a
+    // sketch of a few dozen people peels into their values.
+    let released = get(&format!("/api/outputs/{id}"), &f.rev_free).await.json();
+    assert_eq!(
+        released["record"]["release"]["cells"],
+        json!([]),
+        "{}",
+        released["record"]["release"]
+    );
+    assert!(released["record"]["release"]["rows"].as_u64().unwrap_or(0) > 0);
     // The ledger names the credential the vote came with.
     let voted = crate::support::ledger_events().into_iter().any(|e| {
         matches!(e, inland_runtime::Event::ReviewVoted { output_id, token: Some(t), .. }
