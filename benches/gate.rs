@@ -72,6 +72,7 @@ fn setup() -> (RecordBatch, FactIndex, KeyedIndex, ReleaseHistory) {
                     sketch: Some(Arc::new(s)),
                     visible: true,
                     complete: true,
+                    derived: Vec::new(),
                 }
             })
             .collect(),
@@ -188,6 +189,7 @@ fn audit_of(c: &mut Criterion, measure: &str) {
                     sketch: Some(Arc::new(s)),
                     visible: true,
                     complete: true,
+                    derived: Vec::new(),
                 })
                 .collect();
             (format!("job-{t}/table"), rows)

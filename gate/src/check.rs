@@ -698,7 +698,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let whole: BTreeSet<usize> = (0..entries.len())
         .filter(|&e| entry_cells[e].iter().all(|&c| hit.contains(&(entries[e].row, c))))
         .collect();
-    for (e, reason) in audit(&entries, &whole, input.released, rules) {
+    let audited = audit(&entries, &whole, input.released, rules);
+    for (e, reason) in &audited.refused {
+        let (e, reason) = (*e, reason.clone());
         let r = entries[e].row;
         for &c in &entry_cells[e] {
             diff.add(r, names[c], || reason.clone());
@@ -952,8 +954,9 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
     let traced = entries
         .iter()
         .zip(&entry_cells)
+        .enumerate()
         .filter(|_| !input.dp)
-        .filter_map(|(e, cells)| {
+        .filter_map(|(i, (e, cells))| {
             let f = fact_at(e.row, *cells.first()?)?;
             let mut keys = f.keys.clone();
             keys.sort_unstable();
@@ -965,6 +968,7 @@ pub fn check(input: &GateInput<'_>) -> Result<GateOutcome, GateError> {
                 sketch: f.sketch.clone(),
                 visible: shown > 0,
                 complete: shown == cells.len(),
+                derived: audited.derived.get(i).cloned().unwrap_or_default(),
             })
         })
         .collect();

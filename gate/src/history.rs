@@ -28,10 +28,16 @@
 //! Sums are only meaningful for tables whose rows have disjoint entity sets
 //! (a GROUP BY over one row per entity). Where an entity sits in several rows,
 //! the sum of sketches is not a set and never peels: such sums never clash,
-//! and combinations of three or more overlapping sets are not related here
-//! (see the README: the reviewer judges them).
+//! and combinations of three or more overlapping sets are related only as
+//! pairs of listed differences (below; see the README: the reviewer judges
+//! the rest).
+//!
+//! A listed difference that passes is a set anyone can compute too (the
+//! target with twenty others). It is kept with the new row, and a later
+//! listed difference is compared with every kept one: the target with twenty
+//! others, minus the same twenty, is the target (four releases, two pairs).
 
-use crate::sketch::{Difference, EntitySketch, Listed, MAX_LISTED};
+use crate::sketch::{EntitySketch, Listed, MAX_LISTED, Member, magnitudes};
 use inland_policies::policy::GateRules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -58,7 +64,15 @@ pub struct ReleasedCell {
     /// release of the same set, or of a sum that covers it.
     #[serde(default = "visible_by_default")]
     pub complete: bool,
+    /// Differences of this row with what was released before it that were
+    /// listed and passed (more than `min_cell_count` entities, none
+    /// dominating): sets anyone can compute, compared with later ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<Vec<Member>>,
 }
+
+/// Listed differences kept per released row, at most.
+const DERIVED_PER_ROW: usize = 8;
 
 fn visible_by_default() -> bool {
     true
@@ -135,6 +149,8 @@ pub struct ReleaseHistory {
     /// Rows released before sketches existed: entity counts by statistic and
     /// sorted group keys, compared the old way (same text, close counts).
     legacy: std::collections::HashMap<(String, Vec<String>), Vec<u64>>,
+    /// Listed differences of released rows, with their table.
+    derived: Vec<(u32, Vec<Member>)>,
 }
 
 impl ReleaseHistory {
@@ -144,6 +160,9 @@ impl ReleaseHistory {
         for (name, cells) in tables {
             let table = h.names.len() as u32;
             h.names.push(name);
+            for c in cells.iter().filter(|c| c.visible) {
+                h.derived.extend(c.derived.iter().map(|d| (table, d.clone())));
+            }
             for c in cells.iter().filter(|c| c.visible && c.sketch.is_none()) {
                 h.legacy
                     .entry((c.source.clone(), c.keys.clone()))
@@ -191,22 +210,40 @@ impl ReleaseHistory {
     /// Why `s` cannot be released: the first indexed set it differs from by
     /// fewer than `min_cell_count` entities, or by a difference the
     /// dominance or p% rule would suppress, or equals where that set had a
-    /// value suppressed. The reason names the table, never how many
-    /// entities differ (that number would answer questions about individuals).
-    fn clash(&self, s: &EntitySketch, rules: &GateRules) -> Option<String> {
+    /// value suppressed, or whose listed difference with `s`, combined with a
+    /// difference listed before (`earlier`, or kept in the history), isolates
+    /// someone. Listed differences that pass go into `found`. The reason names
+    /// the table, never how many entities differ (that number would answer
+    /// questions about individuals).
+    fn clash(
+        &self,
+        s: &EntitySketch,
+        rules: &GateRules,
+        earlier: &[Vec<Member>],
+        found: &mut Vec<Vec<Member>>,
+    ) -> Option<String> {
         let limit = rules.min_cell_count.saturating_sub(1);
         let n = s.entities();
-        let reach = if s.measure() != 0 { MAX_LISTED.max(limit) } else { limit };
+        let reach = MAX_LISTED.max(limit);
         let from = self.entries.partition_point(|e| e.entities < n.saturating_sub(reach));
         for e in &self.entries[from..] {
             if e.entities > n.saturating_add(reach) {
                 break;
             }
-            let Some(why) = isolates(s, &e.sketch, rules, e.partial) else {
-                continue;
-            };
-            let why = why.text(limit, true);
             let name = self.names.get(e.table as usize).map(String::as_str).unwrap_or("?");
+            let why = match compare(s, &e.sketch, rules, e.partial) {
+                Compared::Unrelated => continue,
+                Compared::Clash(why) => why.text(limit, true),
+                Compared::Derived(members) => match self.combined(&members, earlier, rules) {
+                    Some(why) => format!("{}, {why}", why_combined(limit)),
+                    None => {
+                        if found.len() < DERIVED_PER_ROW {
+                            found.push(members);
+                        }
+                        continue;
+                    }
+                },
+            };
             return Some(match &e.part {
                 Part::Row => format!("with a released cell of `{name}`, {why}"),
                 Part::Key(key) => format!("with the released cells of `{name}` for `{key}` added up, {why}"),
@@ -214,6 +251,17 @@ impl ReleaseHistory {
             });
         }
         None
+    }
+
+    /// Whether a listed difference, combined with one listed before (kept in
+    /// the history, or `earlier` in this audit), isolates someone.
+    fn combined(&self, d: &[Member], earlier: &[Vec<Member>], rules: &GateRules) -> Option<String> {
+        self.derived
+            .iter()
+            .map(|(_, e)| e.as_slice())
+            .chain(earlier.iter().map(Vec::as_slice))
+            .find_map(|e| pair_isolates(d, e, rules))
+            .map(|why| why.text(rules.min_cell_count.saturating_sub(1), false))
     }
 
     /// Whether a cell with no sketch is within `limit` entities (but not
@@ -252,41 +300,118 @@ impl Why {
     }
 }
 
-/// Why the difference of `a` and `b` cannot be let out, if it cannot;
-/// `equal_hides`: `b` had a value suppressed, so even the same set again
-/// would give it back.
-fn isolates(a: &EntitySketch, b: &EntitySketch, rules: &GateRules, equal_hides: bool) -> Option<Why> {
+/// What comparing two entity sets found.
+enum Compared {
+    /// Their difference cannot be let out.
+    Clash(Why),
+    /// Their difference is listed and passes: a set anyone can compute.
+    Derived(Vec<Member>),
+    /// Too different to list, or equal.
+    Unrelated,
+}
+
+/// Compares `a` with `b`; `equal_hides`: `b` had a value suppressed, so even
+/// the same set again would give it back.
+fn compare(a: &EntitySketch, b: &EntitySketch, rules: &GateRules, equal_hides: bool) -> Compared {
     let limit = rules.min_cell_count.saturating_sub(1);
     let comparable = a.measure() != 0 && a.measure() == b.measure();
-    if !comparable {
-        return match a.difference(b, limit) {
-            Difference::Few(_) => Some(Why::Few),
-            Difference::Same if equal_hides => Some(Why::Few),
-            _ => None,
-        };
-    }
-    let Listed {
+    let Some(Listed {
         entities,
         contributions,
         residues,
-    } = a.list(b, MAX_LISTED.max(limit))?;
+        mut members,
+    }) = a.list(b, MAX_LISTED.max(limit))
+    else {
+        return Compared::Unrelated;
+    };
+    if !comparable {
+        // The cells' values add up different measures, or none: only the
+        // entities mean anything.
+        members.iter_mut().for_each(|m| m.value = 0);
+    }
     let listed = contributions.unwrap_or_default();
     // Entities in both sets that contributed differently (a record of one
     // person left out, where people have several): judged with the listed
     // ones, row by row of the sketch; dominated in every row, it isolates.
-    let changed = !residues.is_empty()
+    let changed = comparable
+        && !residues.is_empty()
         && residues.iter().all(|row| {
             let mut c: Vec<f64> = listed.iter().chain(row).copied().collect();
             c.sort_by(|x, y| y.total_cmp(x));
             dominated(&c, rules)
         });
     match entities {
-        0 if equal_hides => Some(Why::Few),
-        n if n > 0 && n <= limit => Some(Why::Few),
-        _ if changed => Some(Why::Dominated),
-        0 => None,
-        _ => (residues.is_empty() && dominated(&listed, rules)).then_some(Why::Dominated),
+        0 if equal_hides => Compared::Clash(Why::Few),
+        n if n > 0 && n <= limit => Compared::Clash(Why::Few),
+        _ if changed => Compared::Clash(Why::Dominated),
+        0 => Compared::Unrelated,
+        _ if comparable && residues.is_empty() && dominated(&listed, rules) => Compared::Clash(Why::Dominated),
+        _ if residues.is_empty() => Compared::Derived(members),
+        _ => Compared::Unrelated,
     }
+}
+
+/// What the reason says of a pair of differences.
+fn why_combined(limit: u64) -> String {
+    format!(
+        "leaves a difference that, with another difference of released cells, isolates fewer than {} entities \
+         or a dominated value",
+        limit + 1
+    )
+}
+
+/// Whether two listed differences, added or subtracted, isolate someone:
+/// fewer than `min_cell_count` entities, or a dominated difference.
+fn pair_isolates(d: &[Member], e: &[Member], rules: &GateRules) -> Option<Why> {
+    let limit = rules.min_cell_count.saturating_sub(1);
+    [1i8, -1].into_iter().find_map(|sign| {
+        let c = combine(d, e, sign);
+        match c.len() as u64 {
+            0 => None,
+            n if n <= limit => Some(Why::Few),
+            _ => dominated(&magnitudes(&c), rules).then_some(Why::Dominated),
+        }
+    })
+}
+
+/// `d + sign × e` over two differences sorted by entity: the entities left.
+fn combine(d: &[Member], e: &[Member], sign: i8) -> Vec<Member> {
+    let mut out = Vec::with_capacity(d.len() + e.len());
+    let (mut i, mut j) = (0, 0);
+    while i < d.len() || j < e.len() {
+        let next = match (d.get(i), e.get(j)) {
+            (Some(a), Some(b)) if a.entity == b.entity => {
+                i += 1;
+                j += 1;
+                Member {
+                    entity: a.entity,
+                    side: a.side.saturating_add(sign.saturating_mul(b.side)),
+                    value: a.value.wrapping_add(i64::from(sign).wrapping_mul(b.value)),
+                }
+            }
+            (Some(a), Some(b)) if a.entity < b.entity => {
+                i += 1;
+                *a
+            }
+            (Some(a), None) => {
+                i += 1;
+                *a
+            }
+            (_, Some(b)) => {
+                j += 1;
+                Member {
+                    side: sign.saturating_mul(b.side),
+                    value: i64::from(sign).wrapping_mul(b.value),
+                    ..*b
+                }
+            }
+            (None, None) => break,
+        };
+        if next.side != 0 {
+            out.push(next);
+        }
+    }
+    out
 }
 
 /// The cell rules on a difference's contributions (absolute, largest first).
@@ -309,32 +434,52 @@ pub(crate) struct Row<'a> {
     pub(crate) row: usize,
 }
 
+/// What the differencing audit of one table found.
+#[derive(Debug, Default)]
+pub(crate) struct Audit {
+    /// Rows to suppress, with reasons.
+    pub(crate) refused: Vec<(usize, String)>,
+    /// Per row, its listed differences that passed: kept with its release.
+    pub(crate) derived: Vec<Vec<Vec<Member>>>,
+}
+
 /// The differencing audit of one table: its rows, and the rows other checks
-/// already suppress whole. Returns the rows to suppress, with reasons.
-pub(crate) fn audit(
-    rows: &[Row<'_>],
-    already: &BTreeSet<usize>,
-    history: &ReleaseHistory,
-    rules: &GateRules,
-) -> Vec<(usize, String)> {
+/// already suppress whole.
+pub(crate) fn audit(rows: &[Row<'_>], already: &BTreeSet<usize>, history: &ReleaseHistory, rules: &GateRules) -> Audit {
     let limit = rules.min_cell_count.saturating_sub(1);
     let mut out: Vec<(usize, String)> = Vec::new();
+    let mut derived: Vec<Vec<Vec<Member>>> = vec![Vec::new(); rows.len()];
     if limit == 0 {
-        return out;
+        return Audit { refused: out, derived };
     }
     let mut refused: BTreeSet<usize> = BTreeSet::new();
+    // Listed differences of this table's earlier rows, compared with later ones.
+    let mut earlier: Vec<Vec<Member>> = Vec::new();
     for (r, row) in rows.iter().enumerate() {
         let Some(s) = row.sketch else { continue };
         if already.contains(&r) {
             continue;
         }
-        let reason = history.clash(s, rules).or_else(|| {
+        let mut found: Vec<Vec<Member>> = Vec::new();
+        let reason = history.clash(s, rules, &earlier, &mut found).or_else(|| {
             rows[..r].iter().enumerate().find_map(|(r2, other)| {
                 let other = other.sketch?;
                 if refused.contains(&r2) || already.contains(&r2) {
                     return None;
                 }
-                let why = isolates(s, other, rules, false)?.text(limit, false);
+                let why = match compare(s, other, rules, false) {
+                    Compared::Clash(why) => why.text(limit, false),
+                    Compared::Derived(members) => match history.combined(&members, &earlier, rules) {
+                        Some(why) => format!("{}, {why}", why_combined(limit)),
+                        None => {
+                            if found.len() < DERIVED_PER_ROW {
+                                found.push(members);
+                            }
+                            return None;
+                        }
+                    },
+                    Compared::Unrelated => return None,
+                };
                 Some(if rows[r2].row != row.row {
                     format!("with row {} of this table, {why}", rows[r2].row + 1)
                 } else {
@@ -345,6 +490,9 @@ pub(crate) fn audit(
         if let Some(reason) = reason {
             refused.insert(r);
             out.push((r, reason));
+        } else {
+            earlier.extend(found.iter().cloned());
+            derived[r] = found;
         }
     }
     // The table's own rows added up (all, or those sharing a key), against
@@ -360,7 +508,7 @@ pub(crate) fn audit(
                 .iter()
                 .filter_map(|&r| rows[r].sketch.map(|s| (s, rows[r].keys, true))),
         ) {
-            if let Some(reason) = history.clash(&sum, rules) {
+            if let Some(reason) = history.clash(&sum, rules, &earlier, &mut Vec::new()) {
                 found = Some((part, reason));
                 break;
             }
@@ -379,7 +527,12 @@ pub(crate) fn audit(
             format!("this table's cells added up: {reason}; its smallest cell there is suppressed too"),
         ));
     }
-    out
+    for &r in &refused {
+        if let Some(d) = derived.get_mut(r) {
+            d.clear();
+        }
+    }
+    Audit { refused: out, derived }
 }
 
 #[cfg(test)]
@@ -412,6 +565,7 @@ mod tests {
             sketch: Some(Arc::new(s)),
             visible,
             complete: visible,
+            derived: Vec::new(),
         }
     }
 
@@ -425,7 +579,7 @@ mod tests {
                 row,
             })
             .collect();
-        audit(&refs, &BTreeSet::new(), history, &rules10())
+        audit(&refs, &BTreeSet::new(), history, &rules10()).refused
     }
 
     #[test]
@@ -468,6 +622,7 @@ mod tests {
                 sketch: Some(Arc::new(all)),
                 visible: true,
                 complete: true,
+                derived: Vec::new(),
             }],
         )]);
         let out = audit_rows(&[with(10..2_000)], &h);
@@ -490,6 +645,7 @@ mod tests {
                 sketch: Some(Arc::new(with(10..2_000))),
                 visible: true,
                 complete: true,
+                derived: Vec::new(),
             }],
         )]);
         assert_eq!(audit_rows(&[with(0..2_000)], &h2).len(), 1);
@@ -520,6 +676,7 @@ mod tests {
                 sketch: Some(Arc::new(all)),
                 visible: true,
                 complete: true,
+                derived: Vec::new(),
             }],
         )]);
         let out = audit_rows(&[with(Some(77))], &h);
@@ -532,6 +689,77 @@ mod tests {
             EntitySketch::of_contributions(5, range.zip(ks).map(|(i, k)| (k, pay(i) * 0.9)))
         };
         assert!(audit_rows(&[month], &h).is_empty());
+    }
+
+    /// Two pairs of releases: A − B is the target with twenty others, C − D
+    /// the same twenty. Each pair passes (21 and 20 entities), but the
+    /// difference kept from the first pair makes the second isolate the target.
+    #[test]
+    fn a_second_pair_that_cancels_a_kept_difference_is_refused() {
+        let released = |name: &str, s: EntitySketch, derived: Vec<Vec<Member>>| {
+            (
+                name.to_string(),
+                vec![ReleasedCell {
+                    source: "count(*)".into(),
+                    keys: vec![],
+                    entities: s.entities(),
+                    sketch: Some(Arc::new(s)),
+                    visible: true,
+                    complete: true,
+                    derived,
+                }],
+            )
+        };
+        fn row(s: &EntitySketch) -> Vec<Row<'_>> {
+            vec![Row {
+                sketch: Some(s),
+                keys: &[],
+                row: 0,
+            }]
+        }
+        // A: 1,000 people with the target (0) and twenty nurses (1..=20); B without them.
+        let (a, b) = (sketch(0..1_000), sketch(21..1_000));
+        let mut tables = vec![released("a", a, vec![])];
+        let first = audit(
+            &row(&b),
+            &BTreeSet::new(),
+            &ReleaseHistory::new(tables.clone()),
+            &rules10(),
+        );
+        assert!(first.refused.is_empty(), "{:?}", first.refused);
+        assert_eq!(first.derived[0].len(), 1, "A − B is kept");
+        assert_eq!(first.derived[0][0].len(), 21);
+        tables.push(released("b", b, first.derived[0].clone()));
+        // C: the nurses among 2,000 others; D without them.
+        let c = {
+            let mut c = sketch(5_000..7_000);
+            c.add(&sketch(1..21));
+            c
+        };
+        tables.push(released("c", c, vec![]));
+        let d = sketch(5_000..7_000);
+        let second = audit(
+            &row(&d),
+            &BTreeSet::new(),
+            &ReleaseHistory::new(tables.clone()),
+            &rules10(),
+        );
+        assert_eq!(second.refused.len(), 1, "{:?}", second.refused);
+        assert!(
+            second.refused[0].1.contains("another difference"),
+            "{}",
+            second.refused[0].1
+        );
+        // Another twenty people instead of the nurses: nothing cancels.
+        let mut tables2 = tables[..2].to_vec();
+        let other = {
+            let mut c = sketch(5_000..7_000);
+            c.add(&sketch(10_000..10_020));
+            c
+        };
+        tables2.push(released("c", other, vec![]));
+        let third = audit(&row(&d), &BTreeSet::new(), &ReleaseHistory::new(tables2), &rules10());
+        assert!(third.refused.is_empty(), "{:?}", third.refused);
     }
 
     #[test]
@@ -582,7 +810,7 @@ mod tests {
                 row,
             })
             .collect();
-        let out = audit(&refs, &BTreeSet::from([1]), &h, &rules10());
+        let out = audit(&refs, &BTreeSet::from([1]), &h, &rules10()).refused;
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, 0, "the smaller of the two visible rows goes");
     }
@@ -634,7 +862,7 @@ mod tests {
                 row,
             })
             .collect();
-        let out = audit(&refs, &BTreeSet::new(), &h, &rules10());
+        let out = audit(&refs, &BTreeSet::new(), &h, &rules10()).refused;
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].0, 1, "the smaller of district A's bands goes");
     }
@@ -646,6 +874,7 @@ mod tests {
     fn a_set_whose_sum_was_suppressed_is_not_released_again() {
         let dominated = ReleasedCell {
             complete: false,
+            derived: Vec::new(),
             ..cell(0..400, true)
         };
         let h = ReleaseHistory::new([("districts".to_string(), vec![dominated, cell(400..900, true)])]);
@@ -668,6 +897,7 @@ mod tests {
             sketch: None,
             visible: true,
             complete: true,
+            derived: Vec::new(),
         };
         let h = ReleaseHistory::new([("old".to_string(), vec![old])]);
         assert!(h.legacy_clash("count(*)", &["东城区".to_string()], 39, 9));

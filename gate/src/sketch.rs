@@ -99,6 +99,26 @@ pub struct Listed {
     /// rows per entity, some left out): for each row of the sketch, the
     /// absolute differences left in its cells. Empty when there are none.
     pub residues: Vec<Vec<f64>>,
+    /// The entities themselves, by key.
+    pub members: Vec<Member>,
+}
+
+/// One entity of a listed difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its keyed entity hash.
+    pub entity: u64,
+    /// +1 when it is in the first set only, -1 in the second only.
+    pub side: i8,
+    /// Its contribution with the side's sign, in thousandths (0 without a measure).
+    pub value: i64,
+}
+
+/// The absolute contributions of members, largest first.
+pub fn magnitudes(members: &[Member]) -> Vec<f64> {
+    let mut v: Vec<f64> = members.iter().map(|m| m.value.unsigned_abs() as f64 / SCALE).collect();
+    v.sort_by(|a, b| b.total_cmp(a));
+    v
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -257,13 +277,10 @@ impl EntitySketch {
                 value: a.value.wrapping_sub(b.value),
             };
         }
-        let values = peel(&mut d, limit)?;
+        let mut members = peel(&mut d, limit)?;
+        members.sort_unstable_by_key(|m| m.entity);
         let comparable = self.measure != 0 && self.measure == other.measure;
-        let contributions = comparable.then(|| {
-            let mut v: Vec<f64> = values.iter().map(|x| x.unsigned_abs() as f64 / SCALE).collect();
-            v.sort_by(|a, b| b.total_cmp(a));
-            v
-        });
+        let contributions = comparable.then(|| magnitudes(&members));
         // What is left once every differing entity is peeled: amounts that
         // entities of both sets contributed differently. A few thousandths
         // are rounding (an entity's rows added in another order).
@@ -280,9 +297,10 @@ impl EntitySketch {
             Vec::new()
         };
         Some(Listed {
-            entities: values.len() as u64,
+            entities: members.len() as u64,
             contributions,
             residues,
+            members,
         })
     }
 
@@ -344,8 +362,8 @@ fn fixed(v: f64) -> i64 {
 /// other cells. All cells empty at the end: the difference is what was
 /// peeled, and each entry is what one entity contributed (with its side's
 /// sign). `None` when it does not peel or holds more than `limit`.
-fn peel(d: &mut [Cell; CELLS], limit: u64) -> Option<Vec<i64>> {
-    let mut found: Vec<i64> = Vec::new();
+fn peel(d: &mut [Cell; CELLS], limit: u64) -> Option<Vec<Member>> {
+    let mut found: Vec<Member> = Vec::new();
     let mut progress = true;
     while progress {
         progress = false;
@@ -359,7 +377,11 @@ fn peel(d: &mut [Cell; CELLS], limit: u64) -> Option<Vec<i64>> {
                     cell.check ^= c.check;
                     cell.value = cell.value.wrapping_sub(c.value);
                 }
-                found.push(c.value);
+                found.push(Member {
+                    entity: c.keys,
+                    side: c.count as i8,
+                    value: c.value,
+                });
                 if found.len() as u64 > limit {
                     return None;
                 }

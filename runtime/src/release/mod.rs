@@ -468,6 +468,7 @@ mod tests {
             sketch: None,
             visible: true,
             complete: true,
+            derived: Vec::new(),
         }
     }
 
