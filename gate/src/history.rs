@@ -37,7 +37,7 @@
 //! listed difference is compared with every kept one: the target with twenty
 //! others, minus the same twenty, is the target (four releases, two pairs).
 
-use crate::sketch::{EntitySketch, Listed, MAX_LISTED, Member, magnitudes};
+use crate::sketch::{EntitySketch, HEAD, Listed, MAX_LISTED, Member, magnitudes};
 use inland_policies::policy::GateRules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -94,6 +94,9 @@ enum Part {
 #[derive(Debug)]
 struct Entry {
     entities: u64,
+    /// The sketch's first cell counts, kept beside the size so that most
+    /// unrelated sets are passed over without reading their sketch.
+    head: [i32; HEAD],
     table: u32,
     part: Part,
     sketch: Arc<EntitySketch>,
@@ -177,6 +180,7 @@ impl ReleaseHistory {
             for (part, sketch, partial) in sums(rows.iter().map(|(s, k, c)| (s.as_ref(), *k, *c))) {
                 h.entries.push(Entry {
                     entities: sketch.entities(),
+                    head: sketch.head(),
                     table,
                     part,
                     sketch: Arc::new(sketch),
@@ -186,6 +190,7 @@ impl ReleaseHistory {
             for (s, _, complete) in rows {
                 h.entries.push(Entry {
                     entities: s.entities(),
+                    head: s.head(),
                     table,
                     part: Part::Row,
                     sketch: s.clone(),
@@ -225,10 +230,21 @@ impl ReleaseHistory {
         let limit = rules.min_cell_count.saturating_sub(1);
         let n = s.entities();
         let reach = MAX_LISTED.max(limit);
+        let head = s.head();
         let from = self.entries.partition_point(|e| e.entities < n.saturating_sub(reach));
         for e in &self.entries[from..] {
             if e.entities > n.saturating_add(reach) {
                 break;
+            }
+            // Each differing entity moves one of these counts by one: more
+            // apart than `reach`, the sets differ by more than can be listed.
+            let apart: u64 = head
+                .iter()
+                .zip(&e.head)
+                .map(|(a, b)| u64::from(a.wrapping_sub(*b).unsigned_abs()))
+                .sum();
+            if apart > reach {
+                continue;
             }
             let name = self.names.get(e.table as usize).map(String::as_str).unwrap_or("?");
             let why = match compare(s, &e.sketch, rules, e.partial) {

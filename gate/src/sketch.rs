@@ -72,6 +72,9 @@ pub struct EntitySketch {
     cells: Box<[Cell; CELLS]>,
 }
 
+/// First-row cells whose counts the history keeps beside each set's size.
+pub const HEAD: usize = 8;
+
 /// The largest difference whose contributions the audit lists (the sketch
 /// peels far more reliably below this than near its capacity of about 70).
 pub const MAX_LISTED: u64 = 40;
@@ -178,6 +181,17 @@ impl EntitySketch {
     pub fn insert_contribution(&mut self, key: u64, value: f64) {
         self.toggle(key, 1, fixed(value));
         self.entities += 1;
+    }
+
+    /// The counts of the first [`HEAD`] cells (all in the first row, where
+    /// each entity lands in exactly one): a lower bound on how many entities
+    /// two sets differ by, read without the rest of the sketch.
+    pub fn head(&self) -> [i32; HEAD] {
+        let mut out = [0; HEAD];
+        for (o, c) in out.iter_mut().zip(self.cells.iter()) {
+            *o = c.count;
+        }
+        out
     }
 
     /// The measure the cells' values add up, 0 for none.
