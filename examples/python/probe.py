@@ -1,5 +1,7 @@
 """A Python job for tests. With `--param sql=...` it runs the SQL and emits
-the result as `probe` (what the Rust `sql-probe` does); with
+the result as `probe` (what the Rust `sql-probe` does), and with `leak=1`
+as well it writes the first row's values everywhere a job can write (its
+log, an output's name and its error), as a hostile job would; with
 `--param try=socket|file|env|listdir` it tries what a hostile job would: the
 network, a file of the host, the environment, the file system, and logs
 what it got. Inland must give it nothing."""
@@ -12,8 +14,14 @@ def run(params):
     sql = params.get("sql")
     if sql is not None:
         result = query(sql)
-        emit("probe", result.columns, result)
-        return
+        if params.get("leak") is None:
+            emit("probe", result.columns, result)
+            return
+        # (stdout and stderr are stubbed out: writing to them traps.)
+        first = "/".join(str(v) for v in next(iter(result), ()))
+        log(f"read: {first}")
+        emit(f"named {first}", result.columns, result)
+        raise RuntimeError(f"error: {first}")
     what = params.get("try", "")
     if what == "socket":
         import socket

@@ -71,8 +71,9 @@ pub struct ReleasedCell {
     pub derived: Vec<Vec<Member>>,
 }
 
-/// Listed differences kept per released row, at most.
-const DERIVED_PER_ROW: usize = 8;
+/// Listed differences kept per released row, at most (smallest sets first:
+/// a job that filled them with decoys needs this many approved releases).
+const DERIVED_PER_ROW: usize = 32;
 
 fn visible_by_default() -> bool {
     true
@@ -362,8 +363,9 @@ fn compare(a: &EntitySketch, b: &EntitySketch, rules: &GateRules, equal_hides: b
         _ if changed => Compared::Clash(Why::Dominated),
         0 => Compared::Unrelated,
         _ if comparable && residues.is_empty() && dominated(&listed, rules) => Compared::Clash(Why::Dominated),
-        _ if residues.is_empty() => Compared::Derived(members),
-        _ => Compared::Unrelated,
+        // With changed contributions beside it that dominate nothing, the
+        // difference is still kept: the same change in another pair cancels.
+        _ => Compared::Derived(members),
     }
 }
 
@@ -503,12 +505,12 @@ pub(crate) fn audit(rows: &[Row<'_>], already: &BTreeSet<usize>, history: &Relea
                 })
             })
         });
+        // Kept even for a refused row: a reviewer may override the refusal.
+        earlier.extend(found.iter().cloned());
+        derived[r] = found;
         if let Some(reason) = reason {
             refused.insert(r);
             out.push((r, reason));
-        } else {
-            earlier.extend(found.iter().cloned());
-            derived[r] = found;
         }
     }
     // The table's own rows added up (all, or those sharing a key), against
@@ -542,11 +544,6 @@ pub(crate) fn audit(rows: &[Row<'_>], already: &BTreeSet<usize>, history: &Relea
             smallest,
             format!("this table's cells added up: {reason}; its smallest cell there is suppressed too"),
         ));
-    }
-    for &r in &refused {
-        if let Some(d) = derived.get_mut(r) {
-            d.clear();
-        }
     }
     Audit { refused: out, derived }
 }
@@ -776,6 +773,63 @@ mod tests {
         tables2.push(released("c", other, vec![]));
         let third = audit(&row(&d), &BTreeSet::new(), &ReleaseHistory::new(tables2), &rules10());
         assert!(third.refused.is_empty(), "{:?}", third.refused);
+    }
+
+    /// The same pairs, each also carrying one changed record of a third
+    /// person (several rows per person): the change does not hide the pair.
+    #[test]
+    fn a_changed_record_beside_a_pair_does_not_hide_it() {
+        let value = |i: u64| 3_000.0 + (i % 17) as f64 * 40.0;
+        let sketch_of = |range: std::ops::Range<u64>, extra: std::ops::Range<u64>, less: Option<u64>| {
+            let mut s = EntitySketch::of_measure(3);
+            for (i, k) in range
+                .clone()
+                .chain(extra.clone())
+                .zip(keys(range).into_iter().chain(keys(extra)))
+            {
+                let v = if Some(i) == less { value(i) - 700.0 } else { value(i) };
+                s.insert_contribution(k, v);
+            }
+            s
+        };
+        let released = |name: &str, s: EntitySketch, derived: Vec<Vec<Member>>| {
+            (
+                name.to_string(),
+                vec![ReleasedCell {
+                    source: "sum(x)".into(),
+                    keys: vec![],
+                    entities: s.entities(),
+                    sketch: Some(Arc::new(s)),
+                    visible: true,
+                    complete: true,
+                    derived,
+                }],
+            )
+        };
+        fn row(s: &EntitySketch) -> Vec<Row<'_>> {
+            vec![Row {
+                sketch: Some(s),
+                keys: &[],
+                row: 0,
+            }]
+        }
+        // A: the target (0), twenty others (1..=20) and 979 more; B: the 979,
+        // person 500's record changed.
+        let (a, b) = (sketch_of(0..1_000, 0..0, None), sketch_of(21..1_000, 0..0, Some(500)));
+        let mut tables = vec![released("a", a, vec![])];
+        let first = audit(
+            &row(&b),
+            &BTreeSet::new(),
+            &ReleaseHistory::new(tables.clone()),
+            &rules10(),
+        );
+        assert!(first.refused.is_empty(), "{:?}", first.refused);
+        assert_eq!(first.derived[0].len(), 1);
+        tables.push(released("b", b, first.derived[0].clone()));
+        tables.push(released("c", sketch_of(5_000..7_000, 1..21, None), vec![]));
+        let d = sketch_of(5_000..7_000, 0..0, Some(6_000));
+        let second = audit(&row(&d), &BTreeSet::new(), &ReleaseHistory::new(tables), &rules10());
+        assert_eq!(second.refused.len(), 1, "{:?}", second.refused);
     }
 
     #[test]

@@ -35,9 +35,14 @@ pub struct QueryRecord {
 impl OutputRecord {
     /// Marks the output destroyed and drops what its record says of the
     /// content: the job's column names, the label's reason, the gate's
-    /// per-cell findings (which may quote group keys of protected data).
+    /// per-cell findings (which may quote group keys of protected data),
+    /// the released rows' sketches and kept differences (per-entity
+    /// contributions; the domain's release history keeps its own copy).
     pub(crate) fn scrub(&mut self) {
         self.destroyed = true;
+        if let Some(release) = self.release.as_mut() {
+            release.cells.clear();
+        }
         self.columns.clear();
         self.gate = None;
         self.queries.clear();

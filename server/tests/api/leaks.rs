@@ -259,7 +259,8 @@ async fn values_a_job_read_reach_no_console_page_outside_review() {
 /// #22: SQL jobs that read values (a resident's pseudonym and masked
 /// mobile, emitted row-level into quarantine) or make the engine fail on
 /// one (the total income, too large for the decimal type it is cast to,
-/// whose message quotes it) show none of them to their operator, and none
+/// whose message quotes it), and a Python job that writes the values it
+/// read everywhere it can, show none of them to their operator, and none
 /// reaches the auditor's export; the reviewer's record has them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_a_sql_job_read_reach_neither_its_operator_nor_the_auditors_export() {
@@ -282,7 +283,7 @@ async fn values_a_sql_job_read_reach_neither_its_operator_nor_the_auditors_expor
     };
     // One resident's values, emitted row-level into quarantine.
     let read = submit(
-        "-- output: one\nSELECT concat_ws('/', resident_id, mobile) AS v FROM residents ORDER BY mobile DESC LIMIT 1\n",
+        "-- output: one\nSELECT concat_ws('/', resident_id, mobile) AS v FROM residents ORDER BY mobile DESC, resident_id LIMIT 1\n",
     )
     .await;
     let record = f.rt.jobs().get(&read).unwrap();
@@ -307,13 +308,35 @@ async fn values_a_sql_job_read_reach_neither_its_operator_nor_the_auditors_expor
         "the overflow fails the job"
     );
     let planted: Vec<&str> = planted.iter().map(String::as_str).collect();
-    for job in [&read, &failed] {
+    // A Python job reads the same resident and writes the values into its
+    // log, an output's name and its exception.
+    let (python, view) = run(
+        &f.op_a,
+        &f.grant_a,
+        inland_examples::jobs::PYTHON_PROBE,
+        &[
+            (
+                "sql",
+                "SELECT resident_id, mobile FROM residents ORDER BY mobile DESC, resident_id LIMIT 1",
+            ),
+            ("leak", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(view["state"], "failed", "{view}");
+    let sealed = f.rt.jobs().get(&python).unwrap();
+    let error = sealed.error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        error.contains(planted[0]) && error.contains(planted[1]),
+        "the job read the values: {error}"
+    );
+    for job in [&read, &failed, &python] {
         operator_never_sees(job, &planted).await;
     }
     for path in ["/api/ledger/export", "/api/ledger/signed-export"] {
         let export = get(path, &f.auditor).await;
         assert!(
-            export.body.contains(&read) && export.body.contains(&failed),
+            export.body.contains(&read) && export.body.contains(&failed) && export.body.contains(&python),
             "{path} covers the jobs"
         );
         for p in &planted {

@@ -39,7 +39,8 @@ pub fn limits() -> Limits {
         timeout_secs: 5,
         memory_mib: 128,
         max_output_mib: 8,
-        max_module_mib: 4,
+        // Python components (componentize-py) are about 19 MiB.
+        max_module_mib: 32,
         ..Limits::default()
     }
 }
