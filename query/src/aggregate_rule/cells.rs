@@ -2,11 +2,11 @@
 //! for the gate (which column is a key, which a measure, where its
 //! contributions are).
 
+use super::keys::literal;
 use super::lineage::unalias;
 use crate::cell::{CellPlan, CellRole};
 use crate::hidden::CONTRIB;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Operator};
 use inland_gate::MeasureKind;
@@ -68,17 +68,6 @@ fn derived(e: &Expr, input: &[Origin], schema: &DFSchema) -> Option<Vec<usize>> 
                 _ => None,
             }
         }
-        _ => None,
-    }
-}
-
-/// A numeric literal's value.
-pub(super) fn literal(e: &Expr) -> Option<f64> {
-    let Expr::Literal(v, _) = unalias(e) else {
-        return None;
-    };
-    match v.cast_to(&DataType::Float64).ok()? {
-        ScalarValue::Float64(Some(x)) => Some(x),
         _ => None,
     }
 }

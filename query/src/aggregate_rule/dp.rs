@@ -8,6 +8,7 @@
 
 use super::lineage::unalias;
 use super::rewrite::{one_row_per_entity, reads_protected, rewrite_error, thread_entity};
+use super::source::{source, strip};
 use crate::dp_release::{Figure, KEY_DELTA, Keys, NoisyNode, Out, Release};
 use crate::guard::{NoisyFacts, QueryError, QueryScope};
 use crate::hidden::ENTITY;
@@ -314,50 +315,6 @@ fn cast_total(from: Option<&DataType>, to: &DataType) -> bool {
             DataType::Float64 => from.is_integer() || from.is_floating() || matches!(from, DataType::Decimal128(..)),
             _ => false,
         }
-}
-
-/// The dataset column a column of `plan` carries unchanged, if any.
-pub(super) fn source(plan: &LogicalPlan, column: &Column) -> Option<(String, String)> {
-    let i = plan.schema().index_of_column(column).ok()?;
-    source_at(plan, i)
-}
-
-fn source_at(plan: &LogicalPlan, i: usize) -> Option<(String, String)> {
-    let below = |p: &LogicalPlan, j: usize| source_at(p, j);
-    match plan {
-        LogicalPlan::TableScan(t) => Some((
-            t.table_name.table().to_string(),
-            t.projected_schema.field(i).name().clone(),
-        )),
-        LogicalPlan::Projection(p) => match strip(p.expr.get(i)?) {
-            Expr::Column(c) => source(&p.input, c),
-            _ => None,
-        },
-        LogicalPlan::Filter(f) => below(&f.input, i),
-        LogicalPlan::Sort(s) => below(&s.input, i),
-        LogicalPlan::SubqueryAlias(a) => below(&a.input, i),
-        LogicalPlan::Join(j) => match j.join_type {
-            JoinType::RightSemi | JoinType::RightAnti => below(&j.right, i),
-            JoinType::LeftSemi | JoinType::LeftAnti => below(&j.left, i),
-            _ => {
-                let left = j.left.schema().fields().len();
-                if i < left {
-                    below(&j.left, i)
-                } else {
-                    below(&j.right, i - left)
-                }
-            }
-        },
-        _ => None,
-    }
-}
-
-/// An expression without aliases and casts.
-pub(super) fn strip(e: &Expr) -> &Expr {
-    match unalias(e) {
-        Expr::Cast(Cast { expr, .. }) => strip(expr),
-        other => other,
-    }
 }
 
 /// The protected datasets a plan scans.

@@ -5,7 +5,7 @@
 //! computed inside the sandbox under that cover. Keys must pass the data's
 //! values through: deny by default, then allow the forms analysts use.
 
-use super::cells::literal;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::{Expr, Operator};
@@ -21,6 +21,21 @@ pub(super) const GROUP_KEY_FORMS: &str = "over a protected dataset a group key p
      100 or 1, 2 or 5 × 10^k, substrings, case changes, trims, lengths of columns, concat of up to four \
      different columns, comparisons, and CASE or COALESCE with short labels (32 characters in all) \
      that write no number";
+
+/// A numeric literal's value.
+pub(super) fn literal(e: &Expr) -> Option<f64> {
+    let mut e = e;
+    while let Expr::Alias(a) = e {
+        e = &a.expr;
+    }
+    let Expr::Literal(v, _) = e else {
+        return None;
+    };
+    match v.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(x)) => Some(x),
+        _ => None,
+    }
+}
 
 /// Whether `e` passes the values of its columns through without a constant
 /// the job chose reaching the result.

@@ -26,6 +26,7 @@ mod joins;
 mod keys;
 mod lineage;
 mod rewrite;
+mod source;
 
 use analysis::analyze;
 use cells::cell_plan;

@@ -291,10 +291,10 @@ fn sketch_of(
             return None;
         };
         let arg = f.params.args.first()?;
-        let Expr::Column(c) = super::dp::strip(arg) else {
+        let Expr::Column(c) = super::source::strip(arg) else {
             return None;
         };
-        let (dataset, column) = super::dp::source(&a.input, c)?;
+        let (dataset, column) = super::source::source(&a.input, c)?;
         let tag = inland_gate::facts::text_hash(&format!("{dataset}\u{0}{column}")) | 1;
         let float = arrow::datatypes::DataType::Float64;
         let value = if arg.get_type(a.input.schema()).ok().as_ref() == Some(&float) {
