@@ -565,6 +565,31 @@ mod tests {
         }
     }
 
+    /// A released table of one row, with the differences kept with it.
+    fn released(name: &str, s: EntitySketch, derived: Vec<Vec<Member>>) -> (String, Vec<ReleasedCell>) {
+        (
+            name.to_string(),
+            vec![ReleasedCell {
+                source: "sum(x)".into(),
+                keys: vec![],
+                entities: s.entities(),
+                sketch: Some(Arc::new(s)),
+                visible: true,
+                complete: true,
+                derived,
+            }],
+        )
+    }
+
+    /// A new table of one row.
+    fn row(s: &EntitySketch) -> Vec<Row<'_>> {
+        vec![Row {
+            sketch: Some(s),
+            keys: &[],
+            row: 0,
+        }]
+    }
+
     fn sketch(range: std::ops::Range<u64>) -> EntitySketch {
         EntitySketch::of_distinct(keys(range))
     }
@@ -709,27 +734,6 @@ mod tests {
     /// difference kept from the first pair makes the second isolate the target.
     #[test]
     fn a_second_pair_that_cancels_a_kept_difference_is_refused() {
-        let released = |name: &str, s: EntitySketch, derived: Vec<Vec<Member>>| {
-            (
-                name.to_string(),
-                vec![ReleasedCell {
-                    source: "count(*)".into(),
-                    keys: vec![],
-                    entities: s.entities(),
-                    sketch: Some(Arc::new(s)),
-                    visible: true,
-                    complete: true,
-                    derived,
-                }],
-            )
-        };
-        fn row(s: &EntitySketch) -> Vec<Row<'_>> {
-            vec![Row {
-                sketch: Some(s),
-                keys: &[],
-                row: 0,
-            }]
-        }
         // A: 1,000 people with the target (0) and twenty nurses (1..=20); B without them.
         let (a, b) = (sketch(0..1_000), sketch(21..1_000));
         let mut tables = vec![released("a", a, vec![])];
@@ -792,27 +796,6 @@ mod tests {
             }
             s
         };
-        let released = |name: &str, s: EntitySketch, derived: Vec<Vec<Member>>| {
-            (
-                name.to_string(),
-                vec![ReleasedCell {
-                    source: "sum(x)".into(),
-                    keys: vec![],
-                    entities: s.entities(),
-                    sketch: Some(Arc::new(s)),
-                    visible: true,
-                    complete: true,
-                    derived,
-                }],
-            )
-        };
-        fn row(s: &EntitySketch) -> Vec<Row<'_>> {
-            vec![Row {
-                sketch: Some(s),
-                keys: &[],
-                row: 0,
-            }]
-        }
         // A: the target (0), twenty others (1..=20) and 979 more; B: the 979,
         // person 500's record changed.
         let (a, b) = (sketch_of(0..1_000, 0..0, None), sketch_of(21..1_000, 0..0, Some(500)));

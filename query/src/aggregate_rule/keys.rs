@@ -48,19 +48,7 @@ pub(super) fn keeps_values(e: &Expr) -> bool {
         Expr::Negative(inner) => plain(inner),
         Expr::Literal(v, _) => label(v),
         // Booleans: one bit a row, chosen by the data.
-        Expr::Not(_)
-        | Expr::IsNull(_)
-        | Expr::IsNotNull(_)
-        | Expr::IsTrue(_)
-        | Expr::IsFalse(_)
-        | Expr::IsUnknown(_)
-        | Expr::IsNotTrue(_)
-        | Expr::IsNotFalse(_)
-        | Expr::IsNotUnknown(_)
-        | Expr::Between(_)
-        | Expr::Like(_)
-        | Expr::SimilarTo(_)
-        | Expr::InList(_) => true,
+        e if test(e) => true,
         Expr::Case(c) => {
             c.when_then_expr.iter().all(|(_, then)| keeps_values(then))
                 && c.else_expr.as_deref().is_none_or(keeps_values)
@@ -149,6 +137,27 @@ fn short_labels(e: &Expr) -> bool {
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
     chars <= MAX_LABEL_CHARS
+}
+
+/// A test of a value (NOT, IS NULL and the like, BETWEEN, LIKE, IN list):
+/// a boolean the data decides.
+pub(super) fn test(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Not(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsUnknown(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsNotUnknown(_)
+            | Expr::Between(_)
+            | Expr::Like(_)
+            | Expr::SimilarTo(_)
+            | Expr::InList(_)
+    )
 }
 
 /// A column, perhaps cast or negated: the data's value itself.

@@ -67,22 +67,8 @@ pub(super) fn conditional(expr: &Expr) -> bool {
     use datafusion::logical_expr::Operator;
     expr.exists(|e| {
         Ok(match e {
-            Expr::Case(_)
-            | Expr::Not(_)
-            | Expr::IsNull(_)
-            | Expr::IsNotNull(_)
-            | Expr::IsTrue(_)
-            | Expr::IsFalse(_)
-            | Expr::IsUnknown(_)
-            | Expr::IsNotTrue(_)
-            | Expr::IsNotFalse(_)
-            | Expr::IsNotUnknown(_)
-            | Expr::Between(_)
-            | Expr::Like(_)
-            | Expr::SimilarTo(_)
-            | Expr::InList(_)
-            | Expr::InSubquery(_)
-            | Expr::Exists(_) => true,
+            Expr::Case(_) | Expr::InSubquery(_) | Expr::Exists(_) => true,
+            e if super::keys::test(e) => true,
             Expr::Literal(v, _) => v.is_null(),
             Expr::BinaryExpr(b) => {
                 b.op.supports_propagation()
