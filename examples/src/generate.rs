@@ -3,7 +3,7 @@
 //! The same seed and row count always give the same bytes, so tests and
 //! benchmarks can rely on exact numbers.
 
-use arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, AsArray, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use inland_policies::identifiers::{USCC_CHARSET, resident_id_check, uscc_check};
 use parquet::arrow::ArrowWriter;
@@ -186,6 +186,49 @@ pub fn residents(rows: usize, seed: u64) -> RecordBatch {
     RecordBatch::try_new(residents_schema(), columns).unwrap_or_else(|e| unreachable!("schema matches builders: {e}"))
 }
 
+/// The schema of the service-records dataset.
+pub fn services_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("resident_id", DataType::Utf8, false),
+        Field::new("district", DataType::Utf8, false),
+        Field::new("service_type", DataType::Utf8, false),
+        Field::new("amount", DataType::Float64, false),
+    ]))
+}
+
+/// Service records of `residents` (a batch from [`residents`]): `records`
+/// rows, each for a resident drawn at random, so that a person has several
+/// records in no particular order (the common shape of public data:
+/// services, payments, visits), with the resident's district, a service and
+/// an amount paid (CNY).
+pub fn services(residents: &RecordBatch, records: usize, seed: u64) -> RecordBatch {
+    let mut rng = Rng(seed ^ 0x5345_5256_4943_4553);
+    let text = |name: &str| residents.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+    let (Some(ids), Some(districts)) = (text("resident_id"), text("district")) else {
+        unreachable!("a residents batch has resident_id and district");
+    };
+    let mut id = StringBuilder::new();
+    let mut district = StringBuilder::new();
+    let mut service = StringBuilder::new();
+    let mut amount = Float64Builder::new();
+    let people = residents.num_rows().max(1) as u64;
+    for _ in 0..records {
+        let who = rng.below(people) as usize;
+        id.append_value(ids.value(who));
+        district.append_value(districts.value(who));
+        service.append_value(rng.pick(&SERVICES));
+        let paid = 20.0 + 480.0 * rng.unit().powi(2);
+        amount.append_value((paid * 100.0).round() / 100.0);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(district.finish()),
+        Arc::new(service.finish()),
+        Arc::new(amount.finish()),
+    ];
+    RecordBatch::try_new(services_schema(), columns).unwrap_or_else(|e| unreachable!("schema matches builders: {e}"))
+}
+
 /// The schema of the enterprise registry.
 pub fn enterprises_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
@@ -265,7 +308,7 @@ pub fn write_examples(dir: &Path, rows: usize, seed: u64) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, AsArray};
+    use arrow::array::Array;
     use inland_policies::identifiers::{is_mobile, is_resident_id, is_uscc};
 
     #[test]
@@ -300,5 +343,26 @@ mod tests {
         let district = r.column(3).as_string::<i32>();
         let tiny = (0..district.len()).filter(|&i| district.value(i) == "延庆区").count();
         assert_eq!(tiny, TINY_DISTRICT_RESIDENTS);
+    }
+
+    /// Each record belongs to a generated resident and carries that
+    /// resident's district; people have several records, and not in order.
+    #[test]
+    fn service_records_belong_to_residents_several_each() {
+        let r = residents(1_000, 7);
+        let s = services(&r, 3_000, 7);
+        assert_eq!(s.num_rows(), 3_000);
+        let district_of: std::collections::HashMap<&str, &str> = r
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .zip(r.column(3).as_string::<i32>().iter().flatten())
+            .collect();
+        let (ids, districts) = (s.column(0).as_string::<i32>(), s.column(1).as_string::<i32>());
+        assert!((0..s.num_rows()).all(|i| district_of.get(ids.value(i)) == Some(&districts.value(i))));
+        let people: std::collections::HashSet<&str> = ids.iter().flatten().collect();
+        assert!(people.len() > 800 && people.len() < 1_000, "{} people", people.len());
+        assert!((1..s.num_rows()).any(|i| ids.value(i) < ids.value(i - 1)));
     }
 }

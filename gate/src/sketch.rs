@@ -318,9 +318,12 @@ impl EntitySketch {
         })
     }
 
+    /// The length of [`EntitySketch::to_bytes`], for memory accounting.
+    pub const BYTES: usize = 16 + CELLS * CELL_BYTES;
+
     /// The sketch as bytes: entity count, measure, then each cell.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + CELLS * CELL_BYTES);
+        let mut out = Vec::with_capacity(Self::BYTES);
         out.extend_from_slice(&self.entities.to_le_bytes());
         out.extend_from_slice(&self.measure.to_le_bytes());
         for c in self.cells.iter() {
@@ -335,7 +338,7 @@ impl EntitySketch {
     /// Reads [`EntitySketch::to_bytes`], and sketches stored before they
     /// carried contributions; `None` when the length is wrong.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let (head_len, cell_bytes) = if bytes.len() == 16 + CELLS * CELL_BYTES {
+        let (head_len, cell_bytes) = if bytes.len() == Self::BYTES {
             (16, CELL_BYTES)
         } else if bytes.len() == 8 + CELLS * BARE_CELL_BYTES {
             (8, BARE_CELL_BYTES)

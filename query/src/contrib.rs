@@ -47,13 +47,13 @@ const UNKNOWN: u64 = 0;
 /// Appending is far cheaper than a hash insert; the merge is linear, and
 /// sorted runs arriving from partial aggregates sort in linear time.
 #[derive(Debug, Default)]
-struct Runs<V> {
+pub(crate) struct Runs<V> {
     items: Vec<(u64, V)>,
     compacted: usize,
 }
 
 /// How two values for the same entity become one.
-trait Combine: Copy {
+pub(crate) trait Combine: Copy {
     fn combine(&mut self, other: Self);
 }
 
@@ -68,14 +68,14 @@ impl Combine for f64 {
 }
 
 impl<V: Combine> Runs<V> {
-    fn push(&mut self, key: u64, v: V) {
+    pub(crate) fn push(&mut self, key: u64, v: V) {
         self.items.push((key, v));
         if self.items.len() >= 2 * self.compacted + 1024 {
             self.compact();
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
@@ -83,7 +83,7 @@ impl<V: Combine> Runs<V> {
         if self.compacted == self.items.len() {
             return;
         }
-        self.items[self.compacted..].sort_unstable_by_key(|(k, _)| *k);
+        sort_by_key(&mut self.items[self.compacted..]);
         let (done, new) = self.items.split_at(self.compacted);
         let mut out: Vec<(u64, V)> = Vec::with_capacity(self.items.len());
         let (mut i, mut j) = (0, 0);
@@ -113,17 +113,56 @@ impl<V: Combine> Runs<V> {
     }
 
     /// One entry per entity, sorted by entity.
-    fn finish(mut self) -> Vec<(u64, V)> {
+    pub(crate) fn finish(mut self) -> Vec<(u64, V)> {
         self.compact();
         self.items
     }
+}
+
+/// Sorts entries by key. Keys are keyed hashes, spread evenly over all 64
+/// bits, so one pass that buckets them by their top bits leaves buckets of
+/// a few entries each, sorted in cache: several times faster than a
+/// comparison sort of the whole slice, which is most of the several-rows
+/// path's cost. Uneven keys (the one shared key of rows without an entity)
+/// only make a bucket larger, which its comparison sort handles.
+fn sort_by_key<V: Copy>(items: &mut [(u64, V)]) {
+    const SMALL: usize = 512;
+    let n = items.len();
+    if n < SMALL {
+        items.sort_unstable_by_key(|(k, _)| *k);
+        return;
+    }
+    // About eight entries a bucket.
+    let bits = (usize::BITS - 1 - (n / 8).leading_zeros()).clamp(6, 20);
+    let shift = 64 - bits;
+    let mut starts = vec![0usize; (1usize << bits) + 1];
+    for (k, _) in items.iter() {
+        starts[(k >> shift) as usize + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut next = starts.clone();
+    let mut sorted = items.to_vec();
+    for item in items.iter() {
+        let b = (item.0 >> shift) as usize;
+        sorted[next[b]] = *item;
+        next[b] += 1;
+    }
+    for w in starts.windows(2) {
+        let bucket = &mut sorted[w[0]..w[1]];
+        if bucket.len() > 1 {
+            bucket.sort_unstable_by_key(|(k, _)| *k);
+        }
+    }
+    items.copy_from_slice(&sorted);
 }
 
 /// The distinct entities of a group.
 #[cfg(test)]
 type KeySet = Runs<()>;
 /// Each entity's sum within a group.
-type KeySums = Runs<f64>;
+pub(crate) type KeySums = Runs<f64>;
 
 #[cfg(test)]
 impl KeySet {
@@ -135,7 +174,7 @@ impl KeySet {
 
 /// Calls `f(group, i)` for every value `i` of every non-null list in a
 /// merged state column, with the group its row belongs to.
-fn each_listed(
+pub(crate) fn each_listed(
     lists: &ListArray,
     group_indices: &[usize],
     mut f: impl FnMut(usize, usize) -> DfResult<()>,
@@ -156,7 +195,7 @@ pub(crate) fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", t, true)))
 }
 
-fn entity_keys(a: &ArrayRef) -> DfResult<&UInt64Array> {
+pub(crate) fn entity_keys(a: &ArrayRef) -> DfResult<&UInt64Array> {
     match a.as_primitive_opt::<UInt64Type>() {
         Some(k) => Ok(k),
         None => internal_err!("the hidden entity column must hold 64-bit keys, not {}", a.data_type()),
@@ -230,13 +269,14 @@ impl AggregateUDFImpl for Entities {
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         let mut one = self.groups();
-        one.groups.push(EntitySums::default());
+        one.groups.push(Members::default());
         Ok(Box::new(Single(one)))
     }
     fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
         Ok(vec![
             Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
             Arc::new(Field::new("contributions", list_of(DataType::Float64), true)),
+            Arc::new(Field::new("sketch", DataType::Binary, true)),
         ])
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -258,56 +298,150 @@ impl Entities {
     }
 }
 
+/// Adds one entity to a sketch, with its contribution where there is a measure.
+fn put(sketch: &mut EntitySketch, measure: u64, key: u64, value: f64) {
+    if measure == 0 {
+        sketch.insert(key);
+    } else {
+        sketch.insert_contribution(key, value);
+    }
+}
+
+/// The sketch of distinct entities with their contributions.
+pub(crate) fn sketch_of(measure: u64, items: impl IntoIterator<Item = (u64, f64)>) -> EntitySketch {
+    let mut s = EntitySketch::of_measure(measure);
+    for (k, v) in items {
+        put(&mut s, measure, k, v);
+    }
+    s
+}
+
 /// The group's sketch bytes, or its count alone below the threshold.
-fn sketch_bytes(items: Vec<(u64, f64)>, threshold: u64, measure: u64) -> Vec<u8> {
-    let n = items.len() as u64;
+pub(crate) fn sketch_bytes(sketch: &EntitySketch, threshold: u64) -> Vec<u8> {
+    let n = sketch.entities();
     if n < threshold.max(1) {
         n.to_le_bytes().to_vec()
-    } else if measure != 0 {
-        EntitySketch::of_contributions(measure, items).to_bytes()
     } else {
-        EntitySketch::of_distinct(items.into_iter().map(|(k, _)| k)).to_bytes()
+        sketch.to_bytes()
     }
 }
 
 /// Each entity of a group, with its contribution to the measure.
 type EntitySums = Runs<f64>;
 
+/// Entities listed beyond this many take more room than a sketch (2.3 KB):
+/// where rows are entities, a group that reaches it becomes a sketch, and
+/// its later rows go straight into it.
+const LISTED_AT_MOST: usize = 128;
+
+/// One group's entities: listed, or (rows being entities) summed into a
+/// sketch once there are many. Sketches of disjoint sets add, and where
+/// rows are entities every partial state holds other entities, so a
+/// million rows cost a million sketch inserts and no sorting, listing or
+/// copying of keys between the aggregation's phases.
+#[derive(Debug)]
+enum Members {
+    Listed(EntitySums),
+    Sketched(EntitySketch),
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::Listed(EntitySums::default())
+    }
+}
+
 /// The distinct entity keys of every group, with their contributions.
 #[derive(Debug, Default)]
 struct EntityGroups {
-    groups: Vec<EntitySums>,
+    groups: Vec<Members>,
+    /// Entries listed in all groups, and groups sketched (for `size`).
     entries: usize,
+    sketched: usize,
     threshold: u64,
-    /// Rows are entities: keys are appended and never sorted or merged.
+    /// Rows are entities: keys are never sorted or merged, and large groups
+    /// are sketched as their rows arrive.
     plain: bool,
     /// The measure the contributions are of; 0 for none.
     measure: u64,
 }
 
+/// What one group leaves a partial state: its listed entities, or its sketch.
+enum Taken {
+    Listed(Vec<(u64, f64)>),
+    Sketched(EntitySketch),
+}
+
 impl EntityGroups {
+    fn group(&mut self, group: usize) -> DfResult<&mut Members> {
+        match self.groups.get_mut(group) {
+            Some(m) => Ok(m),
+            None => internal_err!("{ENTITIES}: group {group} out of range"),
+        }
+    }
+
     fn insert(&mut self, group: usize, key: u64, value: f64) -> DfResult<()> {
-        let Some(set) = self.groups.get_mut(group) else {
-            return internal_err!("{ENTITIES}: group {group} out of range");
+        let (plain, measure) = (self.plain, self.measure);
+        let members = self.group(group)?;
+        let set = match members {
+            Members::Sketched(s) => {
+                put(s, measure, key, value);
+                return Ok(());
+            }
+            Members::Listed(set) => set,
         };
-        if self.plain {
-            set.items.push((key, value));
+        let before = set.len();
+        if !plain {
+            set.push(key, value);
+            let after = set.len();
+            self.entries = (self.entries + after).saturating_sub(before);
+            return Ok(());
+        }
+        set.items.push((key, value));
+        if before < LISTED_AT_MOST {
             self.entries += 1;
             return Ok(());
         }
-        let before = set.len();
-        set.push(key, value);
-        self.entries = (self.entries + set.len()).saturating_sub(before);
+        let items = std::mem::take(&mut set.items);
+        *members = Members::Sketched(sketch_of(measure, items));
+        self.entries = self.entries.saturating_sub(before);
+        self.sketched += 1;
         Ok(())
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(u64, f64)>> {
+    /// Adds a partial state's sketch of other entities to a group (rows
+    /// being entities, partial states never share one).
+    fn add_sketch(&mut self, group: usize, other: &EntitySketch) -> DfResult<()> {
+        let measure = self.measure;
+        let members = self.group(group)?;
+        if let Members::Listed(set) = members {
+            let items = std::mem::take(&mut set.items);
+            let listed = items.len();
+            *members = Members::Sketched(sketch_of(measure, items));
+            self.entries = self.entries.saturating_sub(listed);
+            self.sketched += 1;
+        }
+        if let Some(Members::Sketched(s)) = self.groups.get_mut(group) {
+            s.add(other);
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Taken> {
         let taken = emit_to.take_needed(&mut self.groups);
-        self.entries = self.entries.saturating_sub(taken.iter().map(|s| s.len()).sum());
         let plain = self.plain;
         taken
             .into_iter()
-            .map(|s| if plain { s.items } else { s.finish() })
+            .map(|m| match m {
+                Members::Listed(s) => {
+                    self.entries = self.entries.saturating_sub(s.len());
+                    Taken::Listed(if plain { s.items } else { s.finish() })
+                }
+                Members::Sketched(s) => {
+                    self.sketched = self.sketched.saturating_sub(1);
+                    Taken::Sketched(s)
+                }
+            })
             .collect()
     }
 }
@@ -336,7 +470,7 @@ impl GroupsAccumulator for EntityGroups {
         };
         let keys = entity_keys(entity)?;
         let contributions = entity_values(values)?;
-        self.groups.resize_with(total_num_groups, EntitySums::default);
+        self.groups.resize_with(total_num_groups, Members::default);
         for (row, group) in group_indices.iter().enumerate() {
             if keys.is_valid(row) && selected(opt_filter, row) {
                 let v = contributions.filter(|c| c.is_valid(row)).map_or(0.0, |c| c.value(row));
@@ -351,31 +485,69 @@ impl GroupsAccumulator for EntityGroups {
         let sketches: BinaryArray = self
             .take(emit_to)
             .into_iter()
-            .map(|items| Some(sketch_bytes(items, threshold, measure)))
+            .map(|t| {
+                Some(match t {
+                    // Groups below the threshold are suppressed: their count is enough.
+                    Taken::Listed(items) if (items.len() as u64) < threshold.max(1) => {
+                        (items.len() as u64).to_le_bytes().to_vec()
+                    }
+                    Taken::Listed(items) => sketch_of(measure, items).to_bytes(),
+                    Taken::Sketched(s) => sketch_bytes(&s, threshold),
+                })
+            })
             .collect();
         Ok(Arc::new(sketches))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let taken = self.take(emit_to);
-        let keys = list_array::<UInt64Type>(taken.iter().map(|g| g.iter().map(|(k, _)| *k).collect()))?;
-        let values = list_array::<Float64Type>(taken.iter().map(|g| g.iter().map(|(_, v)| *v).collect()))?;
-        Ok(vec![Arc::new(keys), Arc::new(values)])
+        fn listed(t: &Taken) -> &[(u64, f64)] {
+            match t {
+                Taken::Listed(items) => items,
+                Taken::Sketched(_) => &[],
+            }
+        }
+        let keys = list_array::<UInt64Type>(taken.iter().map(|t| listed(t).iter().map(|(k, _)| *k).collect()))?;
+        let values = list_array::<Float64Type>(taken.iter().map(|t| listed(t).iter().map(|(_, v)| *v).collect()))?;
+        let sketches: BinaryArray = taken
+            .iter()
+            .map(|t| match t {
+                Taken::Listed(_) => None,
+                Taken::Sketched(s) => Some(s.to_bytes()),
+            })
+            .collect();
+        Ok(vec![Arc::new(keys), Arc::new(values), Arc::new(sketches)])
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
-        let [lists, sums] = values else {
+        let [lists, sums, sketches] = values else {
             return internal_err!("{ENTITIES}: unexpected state");
         };
         let (lists, sums) = (lists.as_list::<i32>(), sums.as_list::<i32>());
-        self.groups.resize_with(total_num_groups, EntitySums::default);
+        let Some(sketches) = sketches.as_binary_opt::<i32>() else {
+            return internal_err!("{ENTITIES}: unexpected state");
+        };
+        self.groups.resize_with(total_num_groups, Members::default);
         let keys = entity_keys(lists.values())?;
         let Some(sums) = sums.values().as_primitive_opt::<Float64Type>() else {
             return internal_err!("{ENTITIES}: unexpected state");
         };
         each_listed(lists, group_indices, |group, i| {
             self.insert(group, keys.value(i), if sums.is_valid(i) { sums.value(i) } else { 0.0 })
-        })
+        })?;
+        for (row, group) in group_indices.iter().enumerate() {
+            if sketches.is_null(row) {
+                continue;
+            }
+            if !self.plain {
+                return internal_err!("{ENTITIES}: a sketched partial state where rows are not entities");
+            }
+            let Some(sketch) = EntitySketch::from_bytes(sketches.value(row)) else {
+                return internal_err!("{ENTITIES}: a partial state's sketch does not parse");
+            };
+            self.add_sketch(*group, &sketch)?;
+        }
+        Ok(())
     }
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
@@ -395,14 +567,16 @@ impl GroupsAccumulator for EntityGroups {
                 Vec::new()
             }
         }))?;
-        Ok(vec![Arc::new(lists), Arc::new(sums)])
+        let sketches = BinaryArray::new_null(keys.len());
+        Ok(vec![Arc::new(lists), Arc::new(sums), Arc::new(sketches)])
     }
 
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.groups.capacity() * std::mem::size_of::<EntitySums>()
+            + self.groups.capacity() * std::mem::size_of::<Members>()
             // Vectors grow by doubling: up to twice their length.
             + self.entries * std::mem::size_of::<(u64, f64)>() * 2
+            + self.sketched * EntitySketch::BYTES
     }
 }
 
@@ -819,6 +993,92 @@ mod tests {
         // Entities 0..499 appear four times (i < 5000 = 3 * 1500 + 500), the rest three.
         assert_eq!(per_entity[0], (0, 4.0));
         assert_eq!(per_entity[1499], (1499, 3.0));
+    }
+
+    /// Keys spread over all 64 bits, as the keyed entity hashes are, go
+    /// through the bucketed sort; repeats and the shared unknown key (0)
+    /// still merge into one entry each.
+    #[test]
+    fn runs_of_spread_keys_sort_and_merge_like_a_comparison_sort() {
+        let spread = |i: u64| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut sums = KeySums::default();
+        for i in 0..20_000u64 {
+            sums.push(spread(i % 7_000), 1.0);
+            if i % 10 == 0 {
+                sums.push(UNKNOWN, 0.5);
+            }
+        }
+        let per_entity = sums.finish();
+        assert_eq!(per_entity.len(), 7_001);
+        assert!(per_entity.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(per_entity[0], (UNKNOWN, 1_000.0));
+        let mut expected: Vec<u64> = (0..7_000).map(spread).collect();
+        expected.sort_unstable();
+        let keys: Vec<u64> = per_entity[1..].iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, expected);
+        // Entities 0..5999 appear three times (20,000 = 2 * 7,000 + 6,000), the rest twice.
+        let of = |i: u64| per_entity.iter().find(|(k, _)| *k == spread(i)).map(|(_, v)| *v);
+        assert_eq!((of(5_999), of(6_000)), (Some(3.0), Some(2.0)));
+    }
+
+    /// Where rows are entities, a large group becomes a sketch in each
+    /// partial state and the final state adds them: the released sketch is
+    /// exactly the one of all its entities and their values, whichever
+    /// partial state listed and which sketched them; a small group still
+    /// carries its count alone.
+    #[test]
+    fn where_rows_are_entities_partial_sketches_add_up_to_the_whole_group() -> DfResult<()> {
+        let measure = 0x51;
+        let plain = || EntityGroups {
+            threshold: 10,
+            plain: true,
+            measure,
+            ..EntityGroups::default()
+        };
+        let key = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let batch = |range: std::ops::Range<u64>| -> Vec<ArrayRef> {
+            vec![
+                keys(&range.clone().map(|i| Some(key(i))).collect::<Vec<_>>()),
+                Arc::new(Float64Array::from(range.map(|i| i as f64 * 1.5).collect::<Vec<_>>())),
+            ]
+        };
+        // Group 0: 300 entities in one partial state (sketched), 200 in
+        // another (sketched), 5 in a third (listed). Group 1: 3 entities.
+        let mut a = plain();
+        a.update_batch(&batch(0..300), &[0; 300], None, 1)?;
+        assert_eq!((a.sketched, a.entries), (1, 0));
+        let mut b = plain();
+        b.update_batch(&batch(300..500), &[0; 200], None, 1)?;
+        let mut c = plain();
+        c.update_batch(&batch(500..508), &[0, 0, 0, 0, 0, 1, 1, 1], None, 2)?;
+        assert_eq!((c.sketched, c.entries), (0, 8));
+        let mut merged = plain();
+        merged.merge_batch(&c.state(EmitTo::All)?, &[0, 1], 2)?;
+        merged.merge_batch(&a.state(EmitTo::All)?, &[0], 2)?;
+        merged.merge_batch(&b.state(EmitTo::All)?, &[0], 2)?;
+        let out = merged.evaluate(EmitTo::All)?;
+        let out = out.as_binary::<i32>();
+        let expected = EntitySketch::of_contributions(measure, (0..505).map(|i| (key(i), i as f64 * 1.5)));
+        assert_eq!(EntitySketch::from_bytes(out.value(0)), Some(expected));
+        assert_eq!(out.value(1), 3u64.to_le_bytes().as_slice());
+        assert_eq!((merged.sketched, merged.entries), (0, 0));
+        Ok(())
+    }
+
+    /// A sketched partial state is only ever made where rows are entities;
+    /// one arriving elsewhere (sets that may overlap) is an error, not a
+    /// silently wrong count.
+    #[test]
+    fn a_sketched_state_where_rows_are_not_entities_is_refused() -> DfResult<()> {
+        let mut a = EntityGroups {
+            plain: true,
+            ..EntityGroups::default()
+        };
+        let many: Vec<Option<u64>> = (1..=200).map(Some).collect();
+        a.update_batch(&[keys(&many)], &[0; 200], None, 1)?;
+        let mut merged = EntityGroups::default();
+        assert!(merged.merge_batch(&a.state(EmitTo::All)?, &[0], 1).is_err());
+        Ok(())
     }
 
     #[test]

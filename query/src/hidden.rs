@@ -13,3 +13,7 @@ pub(crate) const SKETCH: &str = "__inland_group_sketch";
 
 /// Prefix of the hidden contribution columns the rewrite adds for sums and means.
 pub(crate) const CONTRIB: &str = "__inland_contrib_";
+
+/// The column the rewrite adds where entities have several rows: one
+/// measure's contributions and the sketch, computed together (`measured`).
+pub(crate) const MEASURED: &str = "__inland_measured";

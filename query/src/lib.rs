@@ -37,6 +37,7 @@ mod function_rule;
 mod guard;
 mod hidden;
 mod keep;
+mod measured;
 mod policy_table;
 mod row_contrib;
 mod source;

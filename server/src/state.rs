@@ -17,6 +17,8 @@ pub(crate) struct InFlight {
     pub(crate) grant: String,
     /// The domain failed while running it (no record will appear).
     pub(crate) lost: bool,
+    /// Woken when it ends, for views that wait for that (`?wait=`).
+    pub(crate) done: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The server's shared state.

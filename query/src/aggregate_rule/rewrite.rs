@@ -5,8 +5,9 @@
 use super::lineage::{refuse, unalias};
 use crate::contrib;
 use crate::guard::{QueryError, QueryScope};
-use crate::hidden::{ENTITY, GROUP_SIZE, SKETCH};
+use crate::hidden::{ENTITY, GROUP_SIZE, MEASURED, SKETCH};
 use crate::keep::Keep;
+use crate::measured;
 use crate::row_contrib;
 use crate::row_contrib::Derived;
 use datafusion::common::{Column, DFSchema};
@@ -270,23 +271,15 @@ pub(super) fn fused_per_row(
     }))
 }
 
-/// The hidden sketch column: the group's entities, each with its
-/// contribution to the first hidden measure when that is a column of a
-/// dataset (tagged by the column, so only sketches of the same measure
-/// compare contributions).
-fn sketch_of(
-    a: &Aggregate,
-    hidden: &[(usize, String)],
-    keep: &Keep,
-    scope: &QueryScope,
-    per_row: bool,
-    entity: Expr,
-) -> Expr {
+/// The measure a sketch's values add up: the first hidden measure whose
+/// argument is a column of a dataset, one of an aggregate-only column
+/// first (so a decoy `sum(1)` or `avg(age)` in front does not take the
+/// sketch's lane), as its position in `hidden`, its argument as `Float64`,
+/// and its source column's tag (only sketches of the same measure compare
+/// contributions).
+fn sketch_measure(a: &Aggregate, hidden: &[(usize, String)], scope: &QueryScope) -> Option<(usize, Expr, u64)> {
     use datafusion::logical_expr::ExprSchemable;
-    // Each hidden measure's argument, its source column's tag, and whether
-    // that column is aggregate-only: a measure of one comes first, so a
-    // decoy `sum(1)` or `avg(age)` in front does not take the sketch's lane.
-    let candidates = hidden.iter().filter_map(|(j, _)| {
+    let candidates = hidden.iter().enumerate().filter_map(|(k, (j, _))| {
         let Expr::AggregateFunction(f) = unalias(a.aggr_expr.get(*j)?) else {
             return None;
         };
@@ -303,14 +296,36 @@ fn sketch_of(
             datafusion::logical_expr::cast(arg.clone(), float)
         };
         let aggregate_only = scope.protected.get(&dataset).is_some_and(|p| p.contains(&column));
-        Some((value, tag, aggregate_only))
+        Some((k, value, tag, aggregate_only))
     });
-    let measure = candidates.min_by_key(|(_, _, aggregate_only)| !aggregate_only);
-    match measure {
-        Some((value, tag, _)) => contrib::entities_udaf(keep.min(), per_row, tag).call(vec![entity, value]),
+    candidates
+        .min_by_key(|(_, _, _, aggregate_only)| !aggregate_only)
+        .map(|(k, value, tag, _)| (k, value, tag))
+}
+
+/// The hidden sketch column: the group's entities, each with its
+/// contribution to the measure [`sketch_measure`] picks.
+fn sketch_of(
+    a: &Aggregate,
+    hidden: &[(usize, String)],
+    keep: &Keep,
+    scope: &QueryScope,
+    per_row: bool,
+    entity: Expr,
+) -> Expr {
+    match sketch_measure(a, hidden, scope) {
+        Some((_, value, tag)) => contrib::entities_udaf(keep.min(), per_row, tag).call(vec![entity, value]),
         None => contrib::entities_udaf(keep.min(), per_row, 0).call(vec![entity]),
     }
     .alias(SKETCH)
+}
+
+/// The argument of hidden measure `j` of `a`.
+fn hidden_arg(a: &Aggregate, j: usize) -> Option<&Expr> {
+    match a.aggr_expr.get(j).map(unalias) {
+        Some(Expr::AggregateFunction(f)) => f.params.args.first(),
+        _ => None,
+    }
 }
 
 /// The rewritten aggregation: `core` is the small-group filter right over an
@@ -357,19 +372,52 @@ pub(super) fn rewrite_aggregate(
     }
     let entity = || col(format!("\"{ENTITY}\""));
     let mut aggr = a.aggr_expr.clone();
-    for (j, name) in hidden {
-        if let Some(Expr::AggregateFunction(f)) = a.aggr_expr.get(*j).map(unalias)
-            && let Some(arg) = f.params.args.first()
-        {
-            let contributions = if per_row {
-                row_contrib::udaf().call(vec![arg.clone()])
-            } else {
-                contrib::udaf().call(vec![arg.clone(), entity()])
-            };
-            aggr.push(contributions.alias(name));
+    // Several rows per entity: the sketch's measure (or, with none, the
+    // first hidden measure) keeps its per-entity sums once, for both its
+    // contributions and the sketch (`measured`); measures of the same
+    // argument read the same figures.
+    let shared = if per_row {
+        None
+    } else {
+        match sketch_measure(a, hidden, scope) {
+            Some((k, _, tag)) => hidden.get(k).map(|(j, _)| (*j, tag)),
+            None => hidden.first().map(|(j, _)| (*j, 0)),
         }
+        .and_then(|(j, tag)| Some((hidden_arg(a, j)?.clone(), tag)))
+    };
+    let measured_column = || Expr::Column(Column::from_name(MEASURED));
+    let field = |name: &str| datafusion::functions::core::expr_fn::get_field(measured_column(), name);
+    if let Some((arg, tag)) = &shared {
+        aggr.push(
+            measured::udaf(keep.min(), *tag)
+                .call(vec![arg.clone(), entity()])
+                .alias(MEASURED),
+        );
     }
-    aggr.push(sketch_of(a, hidden, keep, scope, per_row, entity()));
+    let mut tail: Vec<Expr> = Vec::with_capacity(hidden.len() + 2);
+    for (j, name) in hidden {
+        let Some(arg) = hidden_arg(a, *j) else {
+            return Err(QueryError::Internal("suppression rewrite: hidden measure".into()));
+        };
+        if shared.as_ref().is_some_and(|(s, _)| s == arg) {
+            tail.push(field(measured::FIGURES).alias(name));
+            continue;
+        }
+        let contributions = if per_row {
+            row_contrib::udaf().call(vec![arg.clone()])
+        } else {
+            contrib::udaf().call(vec![arg.clone(), entity()])
+        };
+        aggr.push(contributions.alias(name));
+        tail.push(Expr::Column(Column::from_name(name)));
+    }
+    let sketch = if shared.is_some() {
+        field(measured::SKETCH)
+    } else {
+        aggr.push(sketch_of(a, hidden, keep, scope, per_row, entity()));
+        Expr::Column(Column::from_name(SKETCH))
+    };
+    tail.push(named(sketch.clone(), SKETCH));
     // Rows are entities: a count(*) the job asked for is already the group
     // size, and otherwise a count of rows is. Elsewhere the sketch counts.
     let counted = per_row.then(|| a.aggr_expr.iter().position(counts_rows)).flatten();
@@ -382,18 +430,13 @@ pub(super) fn rewrite_aggregate(
     let visible = a.group_expr.len() + a.aggr_expr.len();
     let size = match counted {
         None if per_row => Expr::Column(Column::from_name(GROUP_SIZE)),
-        None => contrib::sketch_size_udf().call(vec![Expr::Column(Column::from_name(SKETCH))]),
+        None => contrib::sketch_size_udf().call(vec![sketch]),
         Some(i) => Expr::Column(
             all.get(a.group_expr.len() + i)
                 .cloned()
                 .ok_or_else(|| QueryError::Internal("suppression rewrite: count column".into()))?,
         ),
     };
-    let mut tail: Vec<Expr> = hidden
-        .iter()
-        .map(|(_, name)| Expr::Column(Column::from_name(name)))
-        .collect();
-    tail.push(Expr::Column(Column::from_name(SKETCH)));
     tail.push(named(size.clone(), GROUP_SIZE));
     Ok(Rewritten {
         columns: all.into_iter().take(visible).map(Expr::Column).collect(),

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use inland_runtime::{JobRecord, JobRequest, JobStatus, Jobs, ReviewState, Role, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -362,6 +362,7 @@ async fn start(
     s.blocking(move |rt| rt.access().record_author(&job, &author))
         .await?
         .map_err(|e| Problem::log_internal(&e))?;
+    let done = std::sync::Arc::new(tokio::sync::Notify::new());
     if let Ok(mut m) = s.inflight.lock() {
         m.insert(
             id.clone(),
@@ -369,6 +370,7 @@ async fn start(
                 organization: organization.clone(),
                 grant: grant.clone(),
                 lost: false,
+                done: done.clone(),
             },
         );
     }
@@ -398,6 +400,7 @@ async fn start(
                 }
             }
         }
+        done.notify_waiters();
     });
     let body = Json(Submitted {
         job_id: id.clone(),
@@ -519,9 +522,27 @@ pub(crate) async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
-/// One job.
+/// The longest a view waits for a job to end.
+const MAX_WAIT_SECS: u32 = 60;
+
+/// Whether a view may wait for its job to end.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ViewQuery {
+    /// Seconds to wait for a queued or running job to end before answering
+    /// (0 to 60; default 0, answer at once). Saves a client polling.
+    #[param(minimum = 0, maximum = 60)]
+    wait: Option<u32>,
+}
+
+fn ended(view: &JobView) -> bool {
+    !matches!(view.state, JobState::Queued | JobState::Running)
+}
+
+/// One job; with `?wait=N`, once it has ended or after N seconds,
+/// whichever comes first.
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, description = "Job id"), ViewQuery),
     responses(
         (status = 200, description = "The job", body = JobView),
         (status = 400, description = "Not a job id", body = Problem, content_type = "application/problem+json"),
@@ -534,12 +555,39 @@ pub(crate) async fn view(
     State(s): State<Shared>,
     Caller(who): Caller,
     Path(id): Path<String>,
+    query: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Json<JobView>, Problem> {
-    let found = find(&s, &id).await?;
+    let Query(query) = query.map_err(query_problem)?;
+    let wait = query.wait.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(Problem::bad_request(format!(
+            "`wait` must be 0 to {MAX_WAIT_SECS} seconds"
+        )));
+    }
+    let mut found = find(&s, &id).await?;
     let resource = Resource::Job {
         id: id.clone(),
         organization: found.as_ref().map(|v| v.organization.clone()),
     };
+    // Authorized first: nobody learns how long another's job runs.
     s.authorize(&who, Action::ViewJob, resource).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
+    while wait > 0 && found.as_ref().is_some_and(|v| !ended(v)) {
+        let Some(done) = s.inflight.lock().ok().and_then(|m| m.get(&id).map(|f| f.done.clone())) else {
+            break;
+        };
+        // Listening before looking again, so an end in between is not missed.
+        let notified = done.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        found = find(&s, &id).await?;
+        if found.as_ref().is_none_or(ended) {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            break;
+        }
+        found = find(&s, &id).await?;
+    }
     found.map(Json).ok_or_else(|| Problem::not_found("job"))
 }

@@ -128,6 +128,15 @@ async fn only_the_jobs_own_operator_can_cancel_it() {
         assert!(std::time::Instant::now() < deadline, "job {id} never ran");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // Another organization may not wait on it either (answered at once, not when it ends).
+    get(&format!("/api/jobs/{id}?wait=60"), &f.op_b)
+        .await
+        .assert_problem(403);
+    for bad in ["61", "-1", "soon"] {
+        get(&format!("/api/jobs/{id}?wait={bad}"), &f.op_a)
+            .await
+            .assert_problem(400);
+    }
     let cancel = format!("/api/jobs/{id}/cancel");
     call("POST", &cancel, Some(&f.op_b), None).await.assert_problem(403);
     assert!(denial_recorded(&f.op_b, "CancelJob"));
@@ -137,6 +146,9 @@ async fn only_the_jobs_own_operator_can_cancel_it() {
     let r = call("POST", &cancel, Some(&f.op_a), None).await;
     // 409 only if its own time limit ended it first.
     assert!(r.status == 202 || r.status == 409, "{}", r.body);
-    assert_eq!(wait(&f.op_a, &id).await["state"], "failed");
+    // One view that waits sees it end, with no polling.
+    let ended = get(&format!("/api/jobs/{id}?wait=60"), &f.op_a).await;
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert_eq!(ended.json()["state"], "failed");
     call("POST", &cancel, Some(&f.op_a), None).await.assert_problem(409);
 }

@@ -1,0 +1,413 @@
+//! The several-rows-per-entity path's one hidden accumulator for a measure:
+//! `inland_measured_entities(value, entity)` keeps, per group, each
+//! entity's sum of `value`, and from that one set gives both what
+//! `inland_contributions` gives (the two largest per-entity sums, the total,
+//! the negative and missing rows) and what `inland_entities` gives (the
+//! entity count and sketch, with each entity's contribution). The two
+//! separate accumulators kept the same per-entity sums twice, each sorted
+//! and merged on its own; this is most of what the policy adds to a query
+//! over records, so it is done once.
+//!
+//! The result is a struct of the two (`figures`, `sketch`); the rewrite
+//! takes each field where the separate columns were.
+
+use crate::contrib::{
+    KeySums, LARGEST, MISSING, NEGATIVES, SECOND, TOTAL, each_listed, entity_keys, list_array, list_of, selected,
+    sketch_bytes, sketch_of,
+};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, StructArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use datafusion::common::{Result as DfResult, internal_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+use std::sync::Arc;
+
+/// The function's name in plans.
+pub(crate) const NAME: &str = "inland_measured_entities";
+/// The result's field with the contributions' five figures.
+pub(crate) const FIGURES: &str = "figures";
+/// The result's field with the entity sketch (or count, below the threshold).
+pub(crate) const SKETCH: &str = "sketch";
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Measured {
+    signature: Signature,
+    threshold: u64,
+    measure: u64,
+}
+
+/// `inland_measured_entities(value, entity)`; see the module documentation.
+/// `threshold` and `measure` are as for `inland_entities`: groups below the
+/// threshold carry their count alone, and the sketch's values add up the
+/// measure tagged `measure` (0: none).
+pub(crate) fn udaf(threshold: u64, measure: u64) -> AggregateUDF {
+    AggregateUDF::from(Measured {
+        signature: Signature::any(2, Volatility::Immutable),
+        threshold,
+        measure,
+    })
+}
+
+fn result_fields() -> Fields {
+    Fields::from(vec![
+        Field::new(FIGURES, list_of(DataType::Float64), true),
+        Field::new(SKETCH, DataType::Binary, true),
+    ])
+}
+
+impl AggregateUDFImpl for Measured {
+    fn name(&self) -> &str {
+        NAME
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Struct(result_fields()))
+    }
+    fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        let mut one = self.groups();
+        one.resize(1);
+        Ok(Box::new(crate::contrib::Single(one)))
+    }
+    fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        Ok(vec![
+            Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
+            Arc::new(Field::new("sums", list_of(DataType::Float64), true)),
+            Arc::new(Field::new("negatives", DataType::UInt64, true)),
+            Arc::new(Field::new("missing", DataType::UInt64, true)),
+            Arc::new(Field::new("unknown_rows", DataType::UInt64, true)),
+            Arc::new(Field::new("unknown_sum", DataType::Float64, true)),
+        ])
+    }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(self.groups()))
+    }
+}
+
+impl Measured {
+    fn groups(&self) -> MeasuredGroups {
+        MeasuredGroups {
+            threshold: self.threshold,
+            measure: self.measure,
+            ..MeasuredGroups::default()
+        }
+    }
+}
+
+/// Per group: each entity's sum; the negative and missing rows; and the rows
+/// without an entity, which count as one shared contributor (as in
+/// `inland_contributions`) but as no entity (as in `inland_entities`).
+#[derive(Debug, Default)]
+struct MeasuredGroups {
+    sums: Vec<KeySums>,
+    negatives: Vec<u64>,
+    missing: Vec<u64>,
+    unknown_rows: Vec<u64>,
+    unknown_sum: Vec<f64>,
+    entries: usize,
+    threshold: u64,
+    measure: u64,
+}
+
+/// What one group's state is, taken out of the accumulator.
+struct Group {
+    sums: Vec<(u64, f64)>,
+    negatives: u64,
+    missing: u64,
+    unknown_rows: u64,
+    unknown_sum: f64,
+}
+
+impl MeasuredGroups {
+    fn resize(&mut self, n: usize) {
+        self.sums.resize_with(n, KeySums::default);
+        self.negatives.resize(n, 0);
+        self.missing.resize(n, 0);
+        self.unknown_rows.resize(n, 0);
+        self.unknown_sum.resize(n, 0.0);
+    }
+
+    fn add(&mut self, group: usize, entity: u64, v: f64) -> DfResult<()> {
+        let Some(sums) = self.sums.get_mut(group) else {
+            return internal_err!("{NAME}: group {group} out of range");
+        };
+        let before = sums.len();
+        sums.push(entity, v);
+        self.entries = (self.entries + sums.len()).saturating_sub(before);
+        Ok(())
+    }
+
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Group> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        self.entries = self.entries.saturating_sub(sums.iter().map(|s| s.len()).sum());
+        let negatives = emit_to.take_needed(&mut self.negatives);
+        let missing = emit_to.take_needed(&mut self.missing);
+        let unknown_rows = emit_to.take_needed(&mut self.unknown_rows);
+        let unknown_sum = emit_to.take_needed(&mut self.unknown_sum);
+        sums.into_iter()
+            .zip(negatives)
+            .zip(missing)
+            .zip(unknown_rows)
+            .zip(unknown_sum)
+            .map(|((((s, negatives), missing), unknown_rows), unknown_sum)| Group {
+                sums: s.finish(),
+                negatives,
+                missing,
+                unknown_rows,
+                unknown_sum,
+            })
+            .collect()
+    }
+}
+
+/// The five figures of one group (see `contrib`): the rows without an
+/// entity are one contributor beside the entities.
+fn figures(g: &Group) -> Vec<f64> {
+    let unknown = (g.unknown_rows > 0).then_some(g.unknown_sum);
+    let (mut first, mut second, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for v in g.sums.iter().map(|(_, v)| *v).chain(unknown) {
+        total += v;
+        if v > first {
+            second = first;
+            first = v;
+        } else if v > second {
+            second = v;
+        }
+    }
+    let mut out = vec![0.0; 5];
+    out[LARGEST] = first;
+    out[SECOND] = second;
+    out[TOTAL] = total;
+    out[NEGATIVES] = g.negatives as f64;
+    out[MISSING] = g.missing as f64;
+    out
+}
+
+impl GroupsAccumulator for MeasuredGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> DfResult<()> {
+        let [value, entity] = values else {
+            return internal_err!("{NAME} takes two arguments");
+        };
+        let value = arrow::compute::cast(value, &DataType::Float64)?;
+        let value = value.as_primitive::<Float64Type>();
+        let keys = entity_keys(entity)?;
+        self.resize(total_num_groups);
+        for (row, &group) in group_indices.iter().enumerate() {
+            if !selected(opt_filter, row) {
+                continue;
+            }
+            let v = if value.is_null(row) {
+                if let Some(m) = self.missing.get_mut(group) {
+                    *m += 1;
+                }
+                None
+            } else {
+                let v = value.value(row);
+                if v < 0.0
+                    && let Some(n) = self.negatives.get_mut(group)
+                {
+                    *n += 1;
+                }
+                Some(v)
+            };
+            if keys.is_valid(row) {
+                // An entity whose rows all miss the value still counts as one.
+                self.add(group, keys.value(row), v.unwrap_or(0.0))?;
+            } else if let Some(v) = v
+                && let (Some(r), Some(s)) = (self.unknown_rows.get_mut(group), self.unknown_sum.get_mut(group))
+            {
+                *r += 1;
+                *s += v;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
+        let (threshold, measure) = (self.threshold, self.measure);
+        let groups = self.take(emit_to);
+        let figures = list_array::<Float64Type>(groups.iter().map(figures))?;
+        let sketches: BinaryArray = groups
+            .into_iter()
+            .map(|g| {
+                let n = g.sums.len() as u64;
+                Some(if n < threshold.max(1) {
+                    n.to_le_bytes().to_vec()
+                } else {
+                    sketch_bytes(&sketch_of(measure, g.sums), threshold)
+                })
+            })
+            .collect();
+        Ok(Arc::new(StructArray::try_new(
+            result_fields(),
+            vec![Arc::new(figures), Arc::new(sketches)],
+            None,
+        )?))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
+        let groups = self.take(emit_to);
+        let keys = list_array::<UInt64Type>(groups.iter().map(|g| g.sums.iter().map(|(k, _)| *k).collect()))?;
+        let values = list_array::<Float64Type>(groups.iter().map(|g| g.sums.iter().map(|(_, v)| *v).collect()))?;
+        let counts = |f: fn(&Group) -> u64| Arc::new(groups.iter().map(f).collect::<UInt64Array>());
+        Ok(vec![
+            Arc::new(keys),
+            Arc::new(values),
+            counts(|g| g.negatives),
+            counts(|g| g.missing),
+            counts(|g| g.unknown_rows),
+            Arc::new(groups.iter().map(|g| g.unknown_sum).collect::<Float64Array>()),
+        ])
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
+        let [keys, sums, negatives, missing, unknown_rows, unknown_sum] = values else {
+            return internal_err!("{NAME}: unexpected state");
+        };
+        let (keys, sums) = (keys.as_list::<i32>(), sums.as_list::<i32>());
+        let counts = [negatives, missing, unknown_rows].map(|c| c.as_primitive_opt::<UInt64Type>());
+        let [Some(negatives), Some(missing), Some(unknown_rows)] = counts else {
+            return internal_err!("{NAME}: unexpected state");
+        };
+        let Some(unknown_sum) = unknown_sum.as_primitive_opt::<Float64Type>() else {
+            return internal_err!("{NAME}: unexpected state");
+        };
+        self.resize(total_num_groups);
+        let key_values = entity_keys(keys.values())?;
+        let Some(sum_values) = sums.values().as_primitive_opt::<Float64Type>() else {
+            return internal_err!("{NAME}: unexpected state");
+        };
+        for (row, &group) in group_indices.iter().enumerate() {
+            if keys.is_null(row) || group >= total_num_groups {
+                continue;
+            }
+            self.negatives[group] += negatives.value(row);
+            self.missing[group] += missing.value(row);
+            self.unknown_rows[group] += unknown_rows.value(row);
+            self.unknown_sum[group] += unknown_sum.value(row);
+        }
+        each_listed(keys, group_indices, |group, i| {
+            self.add(group, key_values.value(i), sum_values.value(i))
+        })
+    }
+
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
+        // Each row its own group: run the rows through a fresh accumulator.
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut one = MeasuredGroups {
+            threshold: self.threshold,
+            measure: self.measure,
+            ..MeasuredGroups::default()
+        };
+        let groups: Vec<usize> = (0..rows).collect();
+        one.update_batch(values, &groups, opt_filter, rows)?;
+        one.state(EmitTo::All)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.sums.capacity() * std::mem::size_of::<KeySums>()
+            + self.negatives.capacity() * 40
+            // Vectors grow by doubling: up to twice their length.
+            + self.entries * std::mem::size_of::<(u64, f64)>() * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inland_gate::EntitySketch;
+
+    fn keys(v: &[Option<u64>]) -> ArrayRef {
+        Arc::new(UInt64Array::from(v.to_vec()))
+    }
+
+    fn values(v: &[Option<f64>]) -> ArrayRef {
+        Arc::new(Float64Array::from(v.to_vec()))
+    }
+
+    /// The same rows through the two separate accumulators and through
+    /// this one, split over partial states (one of them by
+    /// `convert_to_state`): the figures and the sketch are the same.
+    #[test]
+    fn one_pass_gives_what_the_contributions_and_the_entities_give() -> DfResult<()> {
+        let measure = 0x77;
+        let spread = |i: u64| Some(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        // Group 0: entities 1..=12, several rows each, a negative, a
+        // missing value, an entity whose only row misses it, and rows
+        // without an entity. Group 1: two entities.
+        let mut e = Vec::new();
+        let mut v = Vec::new();
+        let mut g = Vec::new();
+        for i in 0..40u64 {
+            e.push(spread(1 + i % 12));
+            v.push(Some(i as f64 * 2.5 - 3.0));
+            g.push(0usize);
+        }
+        e.extend([spread(13), None, None, spread(2), spread(50), spread(51)]);
+        v.extend([None, Some(9.0), None, Some(-4.0), Some(1.0), Some(2.0)]);
+        g.extend([0, 0, 0, 0, 1, 1]);
+        let (e, v) = (keys(&e), values(&v));
+
+        let udaf = udaf(10, measure);
+        let mut a = udaf.inner().create_groups_accumulator(args())?;
+        a.update_batch(&[v.slice(0, 30), e.slice(0, 30)], &g[..30], None, 2)?;
+        let b = a.convert_to_state(&[v.slice(30, 16), e.slice(30, 16)], None)?;
+        let mut merged = udaf.inner().create_groups_accumulator(args())?;
+        merged.merge_batch(&a.state(EmitTo::All)?, &[0], 2)?;
+        merged.merge_batch(&b, &g[30..], 2)?;
+        let out = merged.evaluate(EmitTo::All)?;
+        let out = out.as_struct();
+
+        let mut c = crate::contrib::udaf().inner().create_groups_accumulator(args())?;
+        c.update_batch(&[v.clone(), e.clone()], &g, None, 2)?;
+        let expected_figures = c.evaluate(EmitTo::All)?;
+        assert_eq!(out.column(0).as_list::<i32>(), expected_figures.as_list::<i32>());
+
+        let mut s = crate::contrib::entities_udaf(10, false, measure)
+            .inner()
+            .create_groups_accumulator(args())?;
+        s.update_batch(&[e, v], &g, None, 2)?;
+        let expected_sketches = s.evaluate(EmitTo::All)?;
+        assert_eq!(out.column(1).as_binary::<i32>(), expected_sketches.as_binary::<i32>());
+        // Thirteen entities: a sketch; two: their count alone.
+        let sketch = EntitySketch::from_bytes(out.column(1).as_binary::<i32>().value(0));
+        assert_eq!(sketch.map(|s| s.entities()), Some(13));
+        assert_eq!(out.column(1).as_binary::<i32>().value(1), 2u64.to_le_bytes().as_slice());
+        Ok(())
+    }
+
+    fn args() -> AccumulatorArgs<'static> {
+        static SCHEMA: std::sync::LazyLock<arrow::datatypes::Schema> = std::sync::LazyLock::new(|| {
+            arrow::datatypes::Schema::new(vec![
+                Field::new("v", DataType::Float64, true),
+                Field::new("e", DataType::UInt64, true),
+            ])
+        });
+        static FIELD: std::sync::LazyLock<FieldRef> =
+            std::sync::LazyLock::new(|| Arc::new(Field::new("out", DataType::Binary, true)));
+        AccumulatorArgs {
+            return_field: FIELD.clone(),
+            schema: &SCHEMA,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "out",
+            is_distinct: false,
+            exprs: &[],
+            expr_fields: &[],
+        }
+    }
+}
