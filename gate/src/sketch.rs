@@ -367,11 +367,26 @@ impl EntitySketch {
 }
 
 /// A contribution in thousandths, clamped; NaN counts as nothing.
+///
+/// Rounded half away from zero, as `f64::round` does, but without its
+/// library call (baseline x86-64 has no rounding instruction, and this runs
+/// once per entity of every released group): the clamp comes first (its
+/// bounds are whole, so it commutes with rounding), and below 2^52 the
+/// truncated whole part and the remainder are exact.
 fn fixed(v: f64) -> i64 {
     if v.is_nan() {
         return 0;
     }
-    (v * SCALE).round().clamp(-MAX_VALUE, MAX_VALUE) as i64
+    let y = (v * SCALE).clamp(-MAX_VALUE, MAX_VALUE);
+    let whole = y as i64;
+    let rest = y - whole as f64;
+    if rest >= 0.5 {
+        whole + 1
+    } else if rest <= -0.5 {
+        whole - 1
+    } else {
+        whole
+    }
 }
 
 /// Peels a difference sketch: repeatedly takes a cell that holds exactly one
@@ -575,6 +590,52 @@ mod tests {
 
     /// Over many random small differences, peeling fails rarely: the rate
     /// stays far below one in a thousand for differences of up to nine.
+    /// Stored sketches were built with `f64::round`: the faster rounding
+    /// must give the same thousandths for every value, halves included.
+    #[test]
+    fn contributions_round_exactly_as_before() {
+        let before = |v: f64| {
+            if v.is_nan() {
+                0
+            } else {
+                (v * SCALE).round().clamp(-MAX_VALUE, MAX_VALUE) as i64
+            }
+        };
+        let mut z = 0x1234_5678_9abc_def0u64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.0005,
+            -0.0005,
+            0.0015,
+            -0.0025,
+            2.5e-4,
+            1.2345,
+            -7.0045,
+            4.0e12,
+            -4.0e12,
+            4.1e12,
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+            0.49999999999999994,
+        ];
+        for _ in 0..200_000 {
+            z = mix(z.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            let scale = 10f64.powi((z % 16) as i32 - 6);
+            let v = ((z >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale;
+            values.push(v);
+            // Exact halves of a thousandth.
+            values.push(((z >> 20) as f64 + 0.5) / SCALE * if z & 1 == 0 { 1.0 } else { -1.0 });
+        }
+        for v in values {
+            assert_eq!(fixed(v), before(v), "{v:e}");
+        }
+    }
+
     #[test]
     fn small_differences_peel_almost_always() {
         let mut failures = 0;
