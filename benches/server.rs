@@ -89,7 +89,8 @@ async fn submit_and_follow(
         }
         let view: serde_json::Value = r.json().await.unwrap_or_default();
         match view["state"].as_str() {
-            Some("queued" | "running") => {}
+            // Past its waiting views, the server answers at once: poll.
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(10)).await,
             Some("succeeded") => return (id, started.elapsed()),
             other => panic!("job {id} ended {other:?}: {view}"),
         }

@@ -17,3 +17,10 @@ pub(crate) const CONTRIB: &str = "__inland_contrib_";
 /// The column the rewrite adds where entities have several rows: one
 /// measure's contributions and the sketch, computed together (`measured`).
 pub(crate) const MEASURED: &str = "__inland_measured";
+
+/// Whether a column name is the host's: every hidden column starts so, and a
+/// job's plan may not read or make one (a job's alias of that name would
+/// collide with the rewrite's columns).
+pub(crate) fn reserved(name: &str) -> bool {
+    name.starts_with("__inland_")
+}

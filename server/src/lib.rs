@@ -99,6 +99,7 @@ fn router_for(runtime: Runtime, tls: bool) -> Result<Router, ServerError> {
         runtime,
         policy: std::sync::RwLock::new((policy.0, Arc::new(policy.1))),
         inflight: Default::default(),
+        waiting: Default::default(),
         module_limit,
         inflight_per_organization,
         policy_change: Default::default(),

@@ -21,6 +21,48 @@ pub(crate) struct InFlight {
     pub(crate) done: std::sync::Arc<tokio::sync::Notify>,
 }
 
+/// Views waiting for a job to end (`?wait=`), counted per organization or
+/// person: each holds a connection, so one caller may hold only a few.
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    counts: Mutex<BTreeMap<String, usize>>,
+}
+
+impl Waiters {
+    /// A place among `who`'s waiting views, if fewer than `most` are taken.
+    pub(crate) fn slot(self: &Arc<Self>, who: &str, most: usize) -> Option<WaitSlot> {
+        let mut m = self.counts.lock().ok()?;
+        let n = m.entry(who.to_string()).or_insert(0);
+        if *n >= most {
+            return None;
+        }
+        *n += 1;
+        Some(WaitSlot {
+            waiters: self.clone(),
+            who: who.to_string(),
+        })
+    }
+}
+
+/// One waiting view's place, given back when the view answers.
+pub(crate) struct WaitSlot {
+    waiters: Arc<Waiters>,
+    who: String,
+}
+
+impl Drop for WaitSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.waiters.counts.lock()
+            && let Some(n) = m.get_mut(&self.who)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.who);
+            }
+        }
+    }
+}
+
 /// The server's shared state.
 pub(crate) struct AppState {
     pub(crate) runtime: Runtime,
@@ -28,6 +70,8 @@ pub(crate) struct AppState {
     /// an admin may replace it while the server runs.
     pub(crate) policy: RwLock<(u64, Arc<AccessPolicy>)>,
     pub(crate) inflight: Mutex<BTreeMap<String, InFlight>>,
+    /// Views waiting for a job to end.
+    pub(crate) waiting: Arc<Waiters>,
     /// The largest component accepted, in bytes.
     pub(crate) module_limit: u64,
     /// Jobs one organization may have queued or running (twice the domain's
@@ -101,5 +145,24 @@ impl AppState {
     /// The jobs in flight (a copy).
     pub(crate) fn inflight(&self) -> BTreeMap<String, InFlight> {
         self.inflight.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One caller holds at most `most` waiting views; a view that answers
+    /// gives its place back, and other callers are not affected.
+    #[test]
+    fn waiting_views_are_bounded_per_caller_and_given_back() {
+        let w = Arc::new(Waiters::default());
+        let held: Vec<WaitSlot> = (0..3).filter_map(|_| w.slot("org-a", 3)).collect();
+        assert_eq!(held.len(), 3);
+        assert!(w.slot("org-a", 3).is_none());
+        assert!(w.slot("org-b", 3).is_some());
+        drop(held);
+        assert!(w.slot("org-a", 3).is_some());
+        assert!(w.counts.lock().unwrap().is_empty());
     }
 }

@@ -4,7 +4,6 @@
 use super::lineage::KEY_RULE;
 use super::lineage::{EntityCol, Facts, Lin, lineage, refs, refuse, unalias};
 use crate::guard::{QueryError, QueryScope};
-use crate::hidden::{ENTITY, GROUP_SIZE, SKETCH};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
@@ -16,7 +15,7 @@ pub(super) fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<L
         e = unalias(&c.expr);
     }
     match e {
-        Expr::Column(c) if c.name != ENTITY && c.name != GROUP_SIZE && c.name != SKETCH => lineage(c, schema, cols),
+        Expr::Column(c) if !crate::hidden::reserved(&c.name) => lineage(c, schema, cols),
         other => refs(other, schema, cols),
     }
 }

@@ -2,7 +2,6 @@
 //! a label, an entity, a join key), and the refusals the rule names.
 
 use crate::guard::QueryError;
-use crate::hidden::{ENTITY, GROUP_SIZE, SKETCH};
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::Expr;
 use inland_policies::Label;
@@ -148,7 +147,7 @@ pub(super) fn lineage(c: &Column, schema: &DFSchema, cols: &[Lin]) -> Result<Lin
 pub(super) fn refs(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
     let mut out = Lin::default();
     for c in expr.column_refs() {
-        if c.name == ENTITY || c.name == GROUP_SIZE || c.name == SKETCH {
+        if crate::hidden::reserved(&c.name) {
             return Err(refuse("internal columns cannot be used"));
         }
         let l = lineage(c, schema, cols)?;

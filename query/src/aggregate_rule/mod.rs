@@ -35,7 +35,7 @@ use rewrite::{rewrite, without_entity};
 
 use crate::guard::{Guarded, QueryError, QueryGuard, QueryScope};
 use crate::keep::Keep;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use inland_policies::Label;
 
 use crate::hidden::ENTITY;
@@ -43,6 +43,43 @@ use crate::hidden::ENTITY;
 use lineage::RULE;
 
 /// The label of a result and why: the most revealing column it returns.
+/// Refuses a job's plan that names anything with the host's prefix: its
+/// columns would collide with the hidden ones the rewrite adds, and the
+/// host's own error would answer the job.
+fn refuse_reserved_names(plan: &LogicalPlan) -> Result<(), QueryError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|n| {
+        for e in n.expressions() {
+            let _ = e.apply(|x| {
+                if let Expr::Alias(a) = x
+                    && crate::hidden::reserved(&a.name)
+                {
+                    found = Some(a.name.clone());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        if let LogicalPlan::SubqueryAlias(a) = n
+            && crate::hidden::reserved(a.alias.table())
+        {
+            found = Some(a.alias.table().to_string());
+        }
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    match found {
+        Some(name) => Err(refuse(&format!(
+            "`{name}`: names starting with `__inland_` are the host's"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn root_label(plan: &LogicalPlan, facts: &Facts) -> (Label, String) {
     let schema = plan.schema();
     let mut best: Option<(Label, String)> = None;
@@ -89,6 +126,7 @@ impl QueryGuard for AggregateGuard {
             let reason = format!("{label}: no policy in force");
             return Ok(Guarded::labelled(plan, (label, reason)));
         }
+        refuse_reserved_names(&plan)?;
         let facts = analyze(&plan, scope)?;
         if let Some((_, field)) = facts.cols.iter().zip(plan.schema().fields()).find(|(l, _)| l.key) {
             return Err(refuse_key(field.name()));

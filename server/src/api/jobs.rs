@@ -524,6 +524,8 @@ pub(crate) async fn cancel(
 
 /// The longest a view waits for a job to end.
 const MAX_WAIT_SECS: u32 = 60;
+/// Views one organization (or person) may have waiting at once.
+const MAX_WAITING_VIEWS: usize = 16;
 
 /// Whether a view may wait for its job to end.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -570,9 +572,18 @@ pub(crate) async fn view(
         organization: found.as_ref().map(|v| v.organization.clone()),
     };
     // Authorized first: nobody learns how long another's job runs.
-    s.authorize(&who, Action::ViewJob, resource).await?;
+    s.authorize(&who, Action::ViewJob, resource.clone()).await?;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(u64::from(wait));
-    while wait > 0 && found.as_ref().is_some_and(|v| !ended(v)) {
+    // Each waiting view holds a connection: past a few per organization (or
+    // person), a view answers at once and the caller polls.
+    let caller = who
+        .operator
+        .clone()
+        .unwrap_or_else(|| format!("{:?}:{}", who.role, who.name));
+    let slot = (wait > 0 && found.as_ref().is_some_and(|v| !ended(v)))
+        .then(|| s.waiting.slot(&caller, MAX_WAITING_VIEWS))
+        .flatten();
+    while slot.is_some() && found.as_ref().is_some_and(|v| !ended(v)) {
         let Some(done) = s.inflight.lock().ok().and_then(|m| m.get(&id).map(|f| f.done.clone())) else {
             break;
         };
@@ -588,6 +599,10 @@ pub(crate) async fn view(
             break;
         }
         found = find(&s, &id).await?;
+    }
+    if slot.is_some() {
+        // The caller's right may have been withdrawn while it waited.
+        s.authorize(&who, Action::ViewJob, resource).await?;
     }
     found.map(Json).ok_or_else(|| Problem::not_found("job"))
 }
