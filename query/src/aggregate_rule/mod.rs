@@ -73,7 +73,7 @@ fn refuse_reserved_names(plan: &LogicalPlan) -> Result<(), QueryError> {
         })
     });
     match found {
-        Some(name) => Err(refuse(&format!(
+        Some(name) => Err(refuse(format!(
             "`{name}`: names starting with `__inland_` are the host's"
         ))),
         None => Ok(()),
