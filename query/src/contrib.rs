@@ -112,6 +112,45 @@ impl<V: Combine> Runs<V> {
         self.compacted = self.items.len();
     }
 
+    /// Adds a run of entries. A run sorted by key with each key once (as
+    /// every partial state's lists are) and not small beside what is held
+    /// is merged in one linear pass, rather than sorted again; anything
+    /// else is pushed entry by entry.
+    pub(crate) fn extend_run(&mut self, keys: &[u64], values: &[V]) {
+        let n = keys.len().min(values.len());
+        let (keys, values) = (&keys[..n], &values[..n]);
+        if n * 4 < self.items.len() || !keys.windows(2).all(|w| w[0] < w[1]) {
+            for (k, v) in keys.iter().zip(values) {
+                self.push(*k, *v);
+            }
+            return;
+        }
+        self.compact();
+        let done = std::mem::take(&mut self.items);
+        let mut out: Vec<(u64, V)> = Vec::with_capacity(done.len() + n);
+        let (mut i, mut j) = (0, 0);
+        while let (Some(a), Some(&k)) = (done.get(i), keys.get(j)) {
+            let v = values[j];
+            if a.0 < k {
+                out.push(*a);
+                i += 1;
+            } else if a.0 > k {
+                out.push((k, v));
+                j += 1;
+            } else {
+                let mut both = *a;
+                both.1.combine(v);
+                out.push(both);
+                i += 1;
+                j += 1;
+            }
+        }
+        out.extend_from_slice(&done[i..]);
+        out.extend(keys[j..].iter().copied().zip(values[j..].iter().copied()));
+        self.items = out;
+        self.compacted = self.items.len();
+    }
+
     /// One entry per entity, sorted by entity.
     pub(crate) fn finish(mut self) -> Vec<(u64, V)> {
         self.compact();
@@ -170,6 +209,23 @@ impl KeySet {
     fn distinct(self) -> Vec<u64> {
         self.finish().into_iter().map(|(k, _)| k).collect()
     }
+}
+
+/// Calls `f(group, range)` for every non-null list in a merged state column,
+/// with the group its row belongs to and the range of its values.
+pub(crate) fn each_run(
+    lists: &ListArray,
+    group_indices: &[usize],
+    mut f: impl FnMut(usize, std::ops::Range<usize>) -> DfResult<()>,
+) -> DfResult<()> {
+    let offsets = lists.value_offsets();
+    for (row, group) in group_indices.iter().enumerate() {
+        if lists.is_null(row) {
+            continue;
+        }
+        f(*group, offsets[row] as usize..offsets[row + 1] as usize)?;
+    }
+    Ok(())
 }
 
 /// Calls `f(group, i)` for every value `i` of every non-null list in a
@@ -532,9 +588,25 @@ impl GroupsAccumulator for EntityGroups {
         let Some(sums) = sums.values().as_primitive_opt::<Float64Type>() else {
             return internal_err!("{ENTITIES}: unexpected state");
         };
-        each_listed(lists, group_indices, |group, i| {
-            self.insert(group, keys.value(i), if sums.is_valid(i) { sums.value(i) } else { 0.0 })
-        })?;
+        if self.plain {
+            each_listed(lists, group_indices, |group, i| {
+                self.insert(group, keys.value(i), if sums.is_valid(i) { sums.value(i) } else { 0.0 })
+            })?;
+        } else {
+            // Partial states list each group's entities sorted, once each.
+            each_run(lists, group_indices, |group, range| {
+                let entries = self.entries;
+                match self.groups.get_mut(group) {
+                    Some(Members::Listed(set)) => {
+                        let before = set.len();
+                        set.extend_run(&keys.values()[range.clone()], &sums.values()[range]);
+                        self.entries = (entries + set.len()).saturating_sub(before);
+                        Ok(())
+                    }
+                    _ => internal_err!("{ENTITIES}: group {group} is not a listed one"),
+                }
+            })?;
+        }
         for (row, group) in group_indices.iter().enumerate() {
             if sketches.is_null(row) {
                 continue;
@@ -799,8 +871,14 @@ impl GroupsAccumulator for ContribGroups {
                 *m += missing.value(row);
             }
         }
-        each_listed(keys, group_indices, |group, i| {
-            self.add(group, key_values.value(i), sum_values.value(i))
+        each_run(keys, group_indices, |group, range| {
+            let Some(sums) = self.sums.get_mut(group) else {
+                return internal_err!("{NAME}: group {group} out of range");
+            };
+            let before = sums.len();
+            sums.extend_run(&key_values.values()[range.clone()], &sum_values.values()[range]);
+            self.entries = (self.entries + sums.len()).saturating_sub(before);
+            Ok(())
         })
     }
 
@@ -1019,6 +1097,41 @@ mod tests {
         // Entities 0..5999 appear three times (20,000 = 2 * 7,000 + 6,000), the rest twice.
         let of = |i: u64| per_entity.iter().find(|(k, _)| *k == spread(i)).map(|(_, v)| *v);
         assert_eq!((of(5_999), of(6_000)), (Some(3.0), Some(2.0)));
+    }
+
+    /// Sorted runs (partial states) merge in one pass to what pushing every
+    /// entry gives; a run out of order, or with a key twice, is pushed
+    /// entry by entry and still merges right.
+    #[test]
+    fn runs_of_partial_states_merge_like_single_entries() {
+        let spread = |i: u64| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let run = |range: std::ops::Range<u64>| {
+            let mut keys: Vec<u64> = range.map(spread).collect();
+            keys.sort_unstable();
+            let values: Vec<f64> = keys.iter().map(|k| (k % 7) as f64).collect();
+            (keys, values)
+        };
+        let mut merged = KeySums::default();
+        let mut pushed = KeySums::default();
+        for range in [0..3_000, 1_000..5_000, 4_000..4_100, 0..10] {
+            let (keys, values) = run(range);
+            merged.extend_run(&keys, &values);
+            for (k, v) in keys.iter().zip(&values) {
+                pushed.push(*k, *v);
+            }
+        }
+        let (mut keys, mut values) = run(6_000..6_600);
+        keys.reverse();
+        values.reverse();
+        keys.push(keys[0]);
+        values.push(1.0);
+        merged.extend_run(&keys, &values);
+        for (k, v) in keys.iter().zip(&values) {
+            pushed.push(*k, *v);
+        }
+        let (merged, pushed) = (merged.finish(), pushed.finish());
+        assert_eq!(merged.len(), 5_600);
+        assert_eq!(merged, pushed);
     }
 
     /// Where rows are entities, a large group becomes a sketch in each

@@ -12,7 +12,7 @@
 //! takes each field where the separate columns were.
 
 use crate::contrib::{
-    KeySums, LARGEST, MISSING, NEGATIVES, SECOND, TOTAL, each_listed, entity_keys, list_array, list_of, selected,
+    KeySums, LARGEST, MISSING, NEGATIVES, SECOND, TOTAL, each_run, entity_keys, list_array, list_of, selected,
     sketch_bytes, sketch_of,
 };
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, StructArray, UInt64Array};
@@ -298,8 +298,15 @@ impl GroupsAccumulator for MeasuredGroups {
             self.unknown_rows[group] += unknown_rows.value(row);
             self.unknown_sum[group] += unknown_sum.value(row);
         }
-        each_listed(keys, group_indices, |group, i| {
-            self.add(group, key_values.value(i), sum_values.value(i))
+        // Partial states list each group's entities sorted, once each.
+        each_run(keys, group_indices, |group, range| {
+            let Some(sums) = self.sums.get_mut(group) else {
+                return internal_err!("{NAME}: group {group} out of range");
+            };
+            let before = sums.len();
+            sums.extend_run(&key_values.values()[range.clone()], &sum_values.values()[range]);
+            self.entries = (self.entries + sums.len()).saturating_sub(before);
+            Ok(())
         })
     }
 
