@@ -53,3 +53,15 @@ pub fn as_sources(
 ) -> Vec<inland_runtime::DatasetSource> {
     datasets.iter().map(|d| d.source(domain)).collect()
 }
+
+/// The most memory this process has held, in MiB (`VmHWM`).
+#[allow(dead_code)]
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kib| kib / 1024)
+}

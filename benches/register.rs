@@ -21,17 +21,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[allow(dead_code)]
 mod common;
 
-/// The most memory this process has held, in MiB (`VmHWM`).
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(|kib| kib / 1024)
-}
-
 fn main() {
     let mut file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tpch/sf0.001/lineitem.parquet");
     let mut sort_by = Vec::new();
@@ -58,7 +47,7 @@ fn main() {
         None => tempfile::tempdir().unwrap(),
     };
     let rt = common::domain(&dir.path().join("domain"), "bench-register", Limits::default());
-    let before = peak_rss_mib().unwrap_or(0);
+    let before = common::peak_rss_mib().unwrap_or(0);
     let started = Instant::now();
     let record = rt
         .catalog()
@@ -79,7 +68,7 @@ fn main() {
     println!(
         r#"{{"rows":{},"seconds":{seconds:.3},"peak_rss_mib":{},"rss_before_mib":{before},"stored_bytes":{stored},"sort_by":{:?}}}"#,
         record.rows,
-        peak_rss_mib().unwrap_or(0),
+        common::peak_rss_mib().unwrap_or(0),
         sort_by.join(",")
     );
     assert!(record.rows > 0, "nothing was registered");

@@ -669,16 +669,6 @@ fn cpu_ticks() -> u64 {
     fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
 }
 
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(|kib| kib / 1024)
-}
-
 fn load(c: &mut Criterion, b: &Bench) {
     let jobs = if full() { 50 } else { 8 };
     let mut g = c.benchmark_group("load");
@@ -708,7 +698,7 @@ fn load(c: &mut Criterion, b: &Bench) {
         })
     });
     g.finish();
-    if let Some(mib) = peak_rss_mib() {
+    if let Some(mib) = common::peak_rss_mib() {
         let limits = Limits::default();
         eprintln!(
             "load: peak resident memory of the benchmark process {mib} MiB (pools: queries {} MiB, jobs {} x {} MiB)",
