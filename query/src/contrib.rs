@@ -1,13 +1,14 @@
 //! The hidden aggregates the host adds to the one aggregation over protected
-//! data: `inland_entities(entity)` counts the distinct entities behind each
-//! group (for small-group suppression), and `inland_contributions(value,
-//! entity)`, beside each sum or mean, keeps per group the two largest
-//! per-entity contributions, the total, and how many rows were negative or
-//! missing (for the gate's dominance and p% rules). The job never sees them.
+//! data, and what they share: `inland_entities(entity [, value])` counts the
+//! distinct entities behind each group (for small-group suppression) and
+//! sketches them (for the gate's differencing audit); the per-entity runs
+//! (`Runs`) that it and `inland_measured_entities` (`measured`, the
+//! contributions behind each sum or mean where people have several rows)
+//! keep per group. The job never sees them.
 //!
-//! Both run over the hidden entity key, a keyed 64-bit hash (see
-//! `policy_table`), and keep their state per group in hash tables of plain
-//! integers, so that a million entities cost a million small inserts rather
+//! They run over the hidden entity key, a keyed 64-bit hash (see
+//! `policy_table`), and keep their state per group in vectors of plain
+//! integers, so that a million entities cost a million small appends rather
 //! than a million allocations. A collision of two keys can only merge two
 //! entities: fewer entities and a larger top contribution, which makes the
 //! checks stricter, never looser.
@@ -26,8 +27,6 @@ use datafusion::logical_expr::{
 use inland_gate::EntitySketch;
 use std::sync::Arc;
 
-/// The contributions function's name in plans.
-pub(crate) const NAME: &str = "inland_contributions";
 /// The entity-count function's name in plans.
 pub(crate) const ENTITIES: &str = "inland_entities";
 
@@ -37,9 +36,6 @@ pub(crate) const SECOND: usize = 1;
 pub(crate) const TOTAL: usize = 2;
 pub(crate) const NEGATIVES: usize = 3;
 pub(crate) const MISSING: usize = 4;
-
-/// Rows without an entity count as one shared "unknown" contributor.
-const UNKNOWN: u64 = 0;
 
 /// Values keyed by entity for one group, kept as a vector: new entries are
 /// appended, and when the vector doubles (and before it is read) the new
@@ -696,231 +692,6 @@ impl ScalarUDFImpl for SketchSize {
     }
 }
 
-// ----------------------------------------------------------- contributions
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Contributions {
-    signature: Signature,
-}
-
-/// `inland_contributions(value, entity)` as a DataFusion aggregate.
-pub(crate) fn udaf() -> AggregateUDF {
-    AggregateUDF::from(Contributions {
-        signature: Signature::any(2, Volatility::Immutable),
-    })
-}
-
-impl AggregateUDFImpl for Contributions {
-    fn name(&self) -> &str {
-        NAME
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(list_of(DataType::Float64))
-    }
-    fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
-        let mut one = ContribGroups::default();
-        one.resize(1);
-        Ok(Box::new(Single(one)))
-    }
-    fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
-            Arc::new(Field::new("sums", list_of(DataType::Float64), true)),
-            Arc::new(Field::new("negatives", DataType::UInt64, true)),
-            Arc::new(Field::new("missing", DataType::UInt64, true)),
-        ])
-    }
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-    fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(ContribGroups::default()))
-    }
-}
-
-/// Per group: each entity's sum, and the negative and missing row counts.
-#[derive(Debug, Default)]
-struct ContribGroups {
-    sums: Vec<KeySums>,
-    negatives: Vec<u64>,
-    missing: Vec<u64>,
-    entries: usize,
-}
-
-impl ContribGroups {
-    fn resize(&mut self, n: usize) {
-        self.sums.resize_with(n, KeySums::default);
-        self.negatives.resize(n, 0);
-        self.missing.resize(n, 0);
-    }
-
-    fn add(&mut self, group: usize, entity: u64, v: f64) -> DfResult<()> {
-        let Some(sums) = self.sums.get_mut(group) else {
-            return internal_err!("{NAME}: group {group} out of range");
-        };
-        let before = sums.len();
-        sums.push(entity, v);
-        self.entries = (self.entries + sums.len()).saturating_sub(before);
-        Ok(())
-    }
-
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<KeySums>, Vec<u64>, Vec<u64>) {
-        let sums = emit_to.take_needed(&mut self.sums);
-        self.entries = self.entries.saturating_sub(sums.iter().map(|s| s.len()).sum());
-        (
-            sums,
-            emit_to.take_needed(&mut self.negatives),
-            emit_to.take_needed(&mut self.missing),
-        )
-    }
-}
-
-/// The five figures of one group.
-fn figures(sums: &[(u64, f64)], negatives: u64, missing: u64) -> [f64; 5] {
-    let (mut first, mut second, mut total) = (0.0f64, 0.0f64, 0.0f64);
-    for (_, v) in sums {
-        total += v;
-        if *v > first {
-            second = first;
-            first = *v;
-        } else if *v > second {
-            second = *v;
-        }
-    }
-    [first, second, total, negatives as f64, missing as f64]
-}
-
-impl GroupsAccumulator for ContribGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> DfResult<()> {
-        let [value, entity] = values else {
-            return internal_err!("{NAME} takes two arguments");
-        };
-        let value = arrow::compute::cast(value, &DataType::Float64)?;
-        let value = value.as_primitive::<Float64Type>();
-        let keys = entity_keys(entity)?;
-        self.resize(total_num_groups);
-        for (row, group) in group_indices.iter().enumerate() {
-            if !selected(opt_filter, row) {
-                continue;
-            }
-            if value.is_null(row) {
-                if let Some(m) = self.missing.get_mut(*group) {
-                    *m += 1;
-                }
-                continue;
-            }
-            let v = value.value(row);
-            if v < 0.0
-                && let Some(n) = self.negatives.get_mut(*group)
-            {
-                *n += 1;
-            }
-            let key = if keys.is_valid(row) { keys.value(row) } else { UNKNOWN };
-            self.add(*group, key, v)?;
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
-        let (sums, negatives, missing) = self.take(emit_to);
-        let lists = list_array::<Float64Type>(
-            sums.into_iter()
-                .zip(negatives.iter().zip(&missing))
-                .map(|(s, (n, m))| figures(&s.finish(), *n, *m).to_vec()),
-        )?;
-        Ok(Arc::new(lists))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
-        let (sums, negatives, missing) = self.take(emit_to);
-        let sums: Vec<Vec<(u64, f64)>> = sums.into_iter().map(KeySums::finish).collect();
-        let keys = list_array::<UInt64Type>(sums.iter().map(|s| s.iter().map(|(k, _)| *k).collect()))?;
-        let values = list_array::<Float64Type>(sums.iter().map(|s| s.iter().map(|(_, v)| *v).collect()))?;
-        Ok(vec![
-            Arc::new(keys),
-            Arc::new(values),
-            Arc::new(UInt64Array::from(negatives)),
-            Arc::new(UInt64Array::from(missing)),
-        ])
-    }
-
-    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
-        let [keys, sums, negatives, missing] = values else {
-            return internal_err!("{NAME}: unexpected state");
-        };
-        let (keys, sums) = (keys.as_list::<i32>(), sums.as_list::<i32>());
-        let negatives = negatives.as_primitive::<UInt64Type>();
-        let missing = missing.as_primitive::<UInt64Type>();
-        self.resize(total_num_groups);
-        let key_values = entity_keys(keys.values())?;
-        let sum_values = sums.values().as_primitive::<Float64Type>();
-        for (row, group) in group_indices.iter().enumerate() {
-            if let (Some(n), Some(m)) = (self.negatives.get_mut(*group), self.missing.get_mut(*group))
-                && keys.is_valid(row)
-            {
-                *n += negatives.value(row);
-                *m += missing.value(row);
-            }
-        }
-        each_run(keys, group_indices, |group, range| {
-            let Some(sums) = self.sums.get_mut(group) else {
-                return internal_err!("{NAME}: group {group} out of range");
-            };
-            let before = sums.len();
-            sums.extend_run(&key_values.values()[range.clone()], &sum_values.values()[range]);
-            self.entries = (self.entries + sums.len()).saturating_sub(before);
-            Ok(())
-        })
-    }
-
-    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> DfResult<Vec<ArrayRef>> {
-        let [value, entity] = values else {
-            return internal_err!("{NAME} takes two arguments");
-        };
-        let value = arrow::compute::cast(value, &DataType::Float64)?;
-        let value = value.as_primitive::<Float64Type>();
-        let keys = entity_keys(entity)?;
-        let counted = |row: usize| selected(opt_filter, row) && value.is_valid(row);
-        let key = |row: usize| if keys.is_valid(row) { keys.value(row) } else { UNKNOWN };
-        let rows = 0..value.len();
-        let key_lists =
-            list_array::<UInt64Type>(rows.clone().map(|r| if counted(r) { vec![key(r)] } else { Vec::new() }))?;
-        let sum_lists = list_array::<Float64Type>(
-            rows.clone()
-                .map(|r| if counted(r) { vec![value.value(r)] } else { Vec::new() }),
-        )?;
-        let negatives: UInt64Array = rows
-            .clone()
-            .map(|r| u64::from(counted(r) && value.value(r) < 0.0))
-            .collect();
-        let missing: UInt64Array = rows
-            .map(|r| u64::from(selected(opt_filter, r) && value.is_null(r)))
-            .collect();
-        Ok(vec![
-            Arc::new(key_lists),
-            Arc::new(sum_lists),
-            Arc::new(negatives),
-            Arc::new(missing),
-        ])
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.sums.capacity() * std::mem::size_of::<KeySums>()
-            + self.negatives.capacity() * 16
-            + self.entries * std::mem::size_of::<(u64, f64)>() * 2
-    }
-}
-
 // ---------------------------------------------------- one group, no GROUP BY
 
 /// A groups accumulator used for an aggregation without GROUP BY: one
@@ -1006,32 +777,6 @@ mod tests {
     }
 
     #[test]
-    fn contributions_sum_per_entity_and_count_negative_and_missing_rows() -> DfResult<()> {
-        let values: ArrayRef = Arc::new(Float64Array::from(vec![
-            Some(5.0),
-            Some(7.0),
-            Some(-1.0),
-            None,
-            Some(3.0),
-        ]));
-        let mut a = ContribGroups::default();
-        a.update_batch(
-            &[values, keys(&[Some(1), Some(2), Some(1), Some(3), None])],
-            &[0; 5],
-            None,
-            1,
-        )?;
-        let mut merged = ContribGroups::default();
-        merged.merge_batch(&a.state(EmitTo::All)?, &[0], 1)?;
-        let out = merged.evaluate(EmitTo::All)?;
-        let list = out.as_list::<i32>().value(0);
-        let f = list.as_primitive::<Float64Type>();
-        // Entity 1: 5 - 1 = 4; entity 2: 7; unknown: 3.
-        assert_eq!(f.values().to_vec(), vec![7.0, 4.0, 14.0, 1.0, 1.0]);
-        Ok(())
-    }
-
-    #[test]
     fn an_aggregation_without_group_by_over_no_rows_has_zero_entities() -> DfResult<()> {
         let udaf = entities_udaf(1, false, 0);
         let schema = arrow::datatypes::Schema::new(vec![Field::new("e", DataType::UInt64, true)]);
@@ -1074,8 +819,8 @@ mod tests {
     }
 
     /// Keys spread over all 64 bits, as the keyed entity hashes are, go
-    /// through the bucketed sort; repeats and the shared unknown key (0)
-    /// still merge into one entry each.
+    /// through the bucketed sort; repeats, and many entries of one key (0)
+    /// in one bucket, still merge into one entry each.
     #[test]
     fn runs_of_spread_keys_sort_and_merge_like_a_comparison_sort() {
         let spread = |i: u64| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -1083,13 +828,13 @@ mod tests {
         for i in 0..20_000u64 {
             sums.push(spread(i % 7_000), 1.0);
             if i % 10 == 0 {
-                sums.push(UNKNOWN, 0.5);
+                sums.push(0, 0.5);
             }
         }
         let per_entity = sums.finish();
         assert_eq!(per_entity.len(), 7_001);
         assert!(per_entity.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(per_entity[0], (UNKNOWN, 1_000.0));
+        assert_eq!(per_entity[0], (0, 1_000.0));
         let mut expected: Vec<u64> = (0..7_000).map(spread).collect();
         expected.sort_unstable();
         let keys: Vec<u64> = per_entity[1..].iter().map(|(k, _)| *k).collect();

@@ -378,10 +378,34 @@ mod tests {
         let out = merged.evaluate(EmitTo::All)?;
         let out = out.as_struct();
 
-        let mut c = crate::contrib::udaf().inner().create_groups_accumulator(args())?;
-        c.update_batch(&[v.clone(), e.clone()], &g, None, 2)?;
-        let expected_figures = c.evaluate(EmitTo::All)?;
-        assert_eq!(out.column(0).as_list::<i32>(), expected_figures.as_list::<i32>());
+        // The figures, computed the plain way: each entity's sum (0 for an
+        // entity whose rows miss the value), the rows without an entity as
+        // one more contributor, the negative and missing rows.
+        let (ev, vv) = (e.as_primitive::<UInt64Type>(), v.as_primitive::<Float64Type>());
+        for group in 0..2 {
+            let mut sums: std::collections::BTreeMap<u64, f64> = Default::default();
+            let (mut unknown, mut negatives, mut missing) = (None::<f64>, 0.0, 0.0);
+            for row in (0..g.len()).filter(|&r| g[r] == group) {
+                let value = vv.is_valid(row).then(|| vv.value(row));
+                missing += f64::from(u8::from(value.is_none()));
+                negatives += f64::from(u8::from(value.is_some_and(|x| x < 0.0)));
+                if ev.is_valid(row) {
+                    *sums.entry(ev.value(row)).or_default() += value.unwrap_or(0.0);
+                } else if let Some(x) = value {
+                    *unknown.get_or_insert(0.0) += x;
+                }
+            }
+            let mut all: Vec<f64> = sums.values().copied().chain(unknown).collect();
+            all.sort_by(|a, b| b.total_cmp(a));
+            let top = |k: usize| all.get(k).copied().unwrap_or(0.0).max(0.0);
+            let expected = [top(0), top(1), all.iter().sum(), negatives, missing];
+            let got = out.column(0).as_list::<i32>().value(group);
+            assert_eq!(
+                got.as_primitive::<Float64Type>().values().to_vec(),
+                expected.to_vec(),
+                "group {group}"
+            );
+        }
 
         let mut s = crate::contrib::entities_udaf(10, false, measure)
             .inner()
@@ -393,6 +417,32 @@ mod tests {
         let sketch = EntitySketch::from_bytes(out.column(1).as_binary::<i32>().value(0));
         assert_eq!(sketch.map(|s| s.entities()), Some(13));
         assert_eq!(out.column(1).as_binary::<i32>().value(1), 2u64.to_le_bytes().as_slice());
+        Ok(())
+    }
+
+    /// Sums per entity, with the negative and missing rows counted and
+    /// the rows without an entity as one contributor.
+    #[test]
+    fn contributions_sum_per_entity_and_count_negative_and_missing_rows() -> DfResult<()> {
+        let v = values(&[Some(5.0), Some(7.0), Some(-1.0), None, Some(3.0)]);
+        let e = keys(&[Some(1), Some(2), Some(1), Some(3), None]);
+        let udaf = udaf(u64::MAX, 0);
+        let mut a = udaf.inner().create_groups_accumulator(args())?;
+        a.update_batch(&[v, e], &[0; 5], None, 1)?;
+        let mut merged = udaf.inner().create_groups_accumulator(args())?;
+        merged.merge_batch(&a.state(EmitTo::All)?, &[0], 1)?;
+        let out = merged.evaluate(EmitTo::All)?;
+        let figures = out.as_struct().column(0).as_list::<i32>().value(0);
+        // Entity 1: 5 - 1 = 4; entity 2: 7; entity 3: nothing; unknown: 3.
+        assert_eq!(
+            figures.as_primitive::<Float64Type>().values().to_vec(),
+            vec![7.0, 4.0, 14.0, 1.0, 1.0]
+        );
+        // No threshold is reached: the sketch column holds the count alone.
+        assert_eq!(
+            out.as_struct().column(1).as_binary::<i32>().value(0),
+            3u64.to_le_bytes().as_slice()
+        );
         Ok(())
     }
 

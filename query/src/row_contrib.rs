@@ -431,9 +431,11 @@ mod tests {
             exprs: &exprs,
             expr_fields: &fields,
         };
-        let mut g = crate::contrib::udaf().inner().create_groups_accumulator(args)?;
+        let mut g = crate::measured::udaf(u64::MAX, 0)
+            .inner()
+            .create_groups_accumulator(args)?;
         g.update_batch(&[values.clone(), entities], &groups, None, 2)?;
-        let expected = g.evaluate(EmitTo::All)?;
+        let expected = g.evaluate(EmitTo::All)?.as_struct().column(0).clone();
 
         // Split in two partial aggregates, one of them via convert_to_state.
         let mut a = RowGroups::default();

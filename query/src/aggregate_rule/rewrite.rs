@@ -395,6 +395,7 @@ pub(super) fn rewrite_aggregate(
         );
     }
     let mut tail: Vec<Expr> = Vec::with_capacity(hidden.len() + 2);
+    let mut others: Vec<(Expr, String)> = Vec::new();
     for (j, name) in hidden {
         let Some(arg) = hidden_arg(a, *j) else {
             return Err(QueryError::Internal("suppression rewrite: hidden measure".into()));
@@ -403,13 +404,28 @@ pub(super) fn rewrite_aggregate(
             tail.push(field(measured::FIGURES).alias(name));
             continue;
         }
-        let contributions = if per_row {
-            row_contrib::udaf().call(vec![arg.clone()])
-        } else {
-            contrib::udaf().call(vec![arg.clone(), entity()])
+        if per_row {
+            aggr.push(row_contrib::udaf().call(vec![arg.clone()]).alias(name));
+            tail.push(Expr::Column(Column::from_name(name)));
+            continue;
+        }
+        // Another argument: its own per-person sums, with no sketch (a
+        // threshold no group reaches); measures of one argument share them.
+        let source = match others.iter().find(|(o, _)| o == arg) {
+            Some((_, first)) => first.clone(),
+            None => {
+                aggr.push(
+                    measured::udaf(u64::MAX, 0)
+                        .call(vec![arg.clone(), entity()])
+                        .alias(name),
+                );
+                others.push((arg.clone(), name.clone()));
+                name.clone()
+            }
         };
-        aggr.push(contributions.alias(name));
-        tail.push(Expr::Column(Column::from_name(name)));
+        let figures =
+            datafusion::functions::core::expr_fn::get_field(Expr::Column(Column::from_name(source)), measured::FIGURES);
+        tail.push(figures.alias(name));
     }
     let sketch = if shared.is_some() {
         field(measured::SKETCH)

@@ -201,6 +201,10 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// The layout Inland stores datasets in: Parquet with page-level statistics.
 pub(crate) fn writer_properties() -> WriterProperties {
+    layout_properties().build()
+}
+
+fn layout_properties() -> parquet::file::properties::WriterPropertiesBuilder {
     WriterProperties::builder()
         // No block compression: decoding is what every query pays for, and
         // dictionary and run-length encoding already shrink the columns that
@@ -209,7 +213,36 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .set_compression(Compression::UNCOMPRESSED)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(256 * 1024))
-        .build()
+}
+
+/// Columns of which most values in `sample` differ (keys, prices, free
+/// text): a dictionary would not shrink them, yet the writer would hash
+/// every value into one until it gave up, in every row group (a third of
+/// registering TPC-H's line items). At least 1,024 rows are needed to tell.
+fn plain_columns(sample: &arrow::record_batch::RecordBatch) -> Vec<String> {
+    use arrow::array::Array;
+    let rows = sample.num_rows();
+    if rows < 1024 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (field, column) in sample.schema().fields().iter().zip(sample.columns()) {
+        let Ok(keys) = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(field.data_type().clone())])
+        else {
+            continue;
+        };
+        let Ok(converted) = keys.convert_columns(&[column.clone()]) else {
+            continue;
+        };
+        let mut seen = std::collections::HashSet::with_capacity(rows);
+        for r in converted.iter() {
+            seen.insert(r);
+        }
+        if seen.len() * 2 > rows && column.null_count() * 2 < rows {
+            out.push(field.name().clone());
+        }
+    }
+    out
 }
 
 /// Registers a dataset: converts `source` into the domain's Parquet layout,
@@ -249,9 +282,22 @@ pub(crate) fn register(
     let mut unique = uniqueness::UniqueTracker::new(&schema, spill);
     let mut rows = 0u64;
     {
-        let mut writer = ArrowWriter::try_new(tmp.as_file_mut(), schema.clone(), Some(writer_properties()))
+        // The first batch tells which columns hardly repeat: those are
+        // stored without a dictionary (see `plain_columns`).
+        let mut batches = opened.batches.peekable();
+        let plain = match batches.peek() {
+            Some(Ok(first)) => plain_columns(first),
+            _ => Vec::new(),
+        };
+        let properties = plain
+            .iter()
+            .fold(layout_properties(), |p, c| {
+                p.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(c.as_str()), false)
+            })
+            .build();
+        let mut writer = ArrowWriter::try_new(tmp.as_file_mut(), schema.clone(), Some(properties))
             .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
-        for batch in opened.batches {
+        for batch in batches {
             let batch = batch?;
             unique.observe(&batch).map_err(Error::Internal)?;
             writer
@@ -362,4 +408,40 @@ pub struct Feedback {
     pub text: String,
     /// When (ms since the Unix epoch).
     pub at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use std::sync::Arc;
+
+    /// Columns whose values mostly differ are stored without a dictionary;
+    /// repeating ones, and samples too small to tell, keep it.
+    #[test]
+    fn only_columns_that_hardly_repeat_go_without_a_dictionary() {
+        let rows = 4096i64;
+        let batch = arrow::record_batch::RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from_iter_values(0..rows)) as ArrayRef),
+            (
+                "flag",
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 3))) as ArrayRef,
+            ),
+            (
+                "comment",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("note {}", i / 2)),
+                )) as ArrayRef,
+            ),
+            (
+                "district",
+                Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("d{}", i % 16)))) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        assert_eq!(plain_columns(&batch), vec!["id".to_string()]);
+        let half: Vec<String> = plain_columns(&batch.slice(0, 2048));
+        assert_eq!(half, vec!["id".to_string()]);
+        assert!(plain_columns(&batch.slice(0, 1000)).is_empty());
+    }
 }
