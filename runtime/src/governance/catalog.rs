@@ -231,7 +231,7 @@ fn plain_columns(sample: &arrow::record_batch::RecordBatch) -> Vec<String> {
         else {
             continue;
         };
-        let Ok(converted) = keys.convert_columns(&[column.clone()]) else {
+        let Ok(converted) = keys.convert_columns(std::slice::from_ref(column)) else {
             continue;
         };
         let mut seen = std::collections::HashSet::with_capacity(rows);
