@@ -20,22 +20,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benches/tpch"))
-from run import machine, pip_install  # noqa: E402
-
-
-def generate(sf, data):
-    path = data / "lineitem.parquet"
-    if path.exists():
-        return path
-    data.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["tpchgen-cli", "--version"], check=True, capture_output=True)
-    except (OSError, subprocess.CalledProcessError):
-        pip_install("tpchgen-cli")
-    print(f"generating TPC-H lineitem at scale factor {sf} into {data}", flush=True)
-    subprocess.run(["tpchgen-cli", "parquet", "-s", str(sf), "--tables", "lineitem", f"--output-dir={data}"],
-                   check=True)
-    return path
+from run import generate, machine, pip_install  # noqa: E402
 
 
 def inland(path, sorted_layout):
@@ -79,7 +64,8 @@ def main():
     p.add_argument("--sorted", action="store_true", help="also register sorted by l_returnflag, l_shipdate")
     a = p.parse_args()
     data = a.data or pathlib.Path.home() / f".cache/inland/tpch-sf{a.sf}"
-    path = generate(a.sf, data)
+    generate(a.sf, data, ["lineitem"])
+    path = data / "lineitem.parquet"
     size = path.stat().st_size
     duck = duckdb_copy(path)
     print(f"duckdb COPY: {duck}", flush=True)

@@ -31,8 +31,9 @@ def pip_install(*packages):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *packages], check=True)
 
 
-def generate(sf, data):
-    if all((data / f"{t}.parquet").exists() for t in TABLES):
+def generate(sf, data, tables=None):
+    """TPC-H tables at scale factor `sf` into `data` (all of them, or just `tables`), unless there."""
+    if all((data / f"{t}.parquet").exists() for t in (tables or TABLES)):
         return
     data.mkdir(parents=True, exist_ok=True)
     try:
@@ -40,7 +41,8 @@ def generate(sf, data):
     except (OSError, subprocess.CalledProcessError):
         pip_install("tpchgen-cli")
     print(f"generating TPC-H scale factor {sf} into {data}", flush=True)
-    subprocess.run(["tpchgen-cli", "parquet", "-s", str(sf), f"--output-dir={data}"], check=True)
+    only = ["--tables", ",".join(tables)] if tables else []
+    subprocess.run(["tpchgen-cli", "parquet", "-s", str(sf), *only, f"--output-dir={data}"], check=True)
 
 
 def duckdb_times(data, runs):
