@@ -77,7 +77,7 @@ fn setup() -> Bench {
         .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
         .collect();
     let policy = Policy::load(
-        &format!("{}{SERVICES_POLICY}", inland_examples::POLICY),
+        &format!("{}{}", inland_examples::POLICY, inland_examples::SERVICES_POLICY),
         "domain.toml",
         &catalog,
     )
@@ -120,21 +120,6 @@ impl Bench {
         report
     }
 }
-
-/// The service records as the examples' residents are governed: each
-/// person is an entity with several rows, the amount paid aggregate-only.
-const SERVICES_POLICY: &str = r#"
-[datasets.services]
-grade = "general"
-personal_information = true
-entity = "resident_id"
-
-[datasets.services.columns]
-resident_id = { class = "direct-identifier", access = "mask", method = "pseudonym" }
-district = { class = "quasi-identifier", access = "dimension" }
-service_type = { class = "attribute", access = "dimension" }
-amount = { class = "sensitive", access = "aggregate-only" }
-"#;
 
 fn clear_cache(root: &Path) {
     let cache = root.join("cache");

@@ -6,7 +6,8 @@
 //!   detection has something real to find.
 //! - [`jobs`]: the example analysis jobs, compiled to WebAssembly components
 //!   by this crate's build script (it needs the `wasm32-wasip2` target).
-//! - [`POLICY`]: the domain policy for the example datasets.
+//! - [`POLICY`]: the domain policy for the example datasets; [`SERVICES_POLICY`]
+//!   the section for the service records.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -15,3 +16,7 @@ pub mod jobs;
 
 /// The domain policy for the example datasets (`examples/policies/domain.toml`).
 pub const POLICY: &str = include_str!("../policies/domain.toml");
+
+/// The policy section for the service records (`examples/policies/services.toml`),
+/// several rows per person: appended to [`POLICY`] where they are registered.
+pub const SERVICES_POLICY: &str = include_str!("../policies/services.toml");

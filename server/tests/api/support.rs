@@ -230,7 +230,12 @@ pub async fn call_at(
 }
 
 pub async fn get(path: &str, token: &IssuedToken) -> Reply {
-    call("GET", path, Some(token), None).await
+    get_from(&fixture().base, path, token).await
+}
+
+/// `get` from the server at `base` (a `fresh` fixture's).
+pub async fn get_from(base: &str, path: &str, token: &IssuedToken) -> Reply {
+    call_at(base, "GET", path, Some(token.secret.as_str()), None).await
 }
 
 pub fn wasm(name: &str) -> Vec<u8> {
@@ -239,15 +244,21 @@ pub fn wasm(name: &str) -> Vec<u8> {
 
 /// Submits an example job under `grant`; `params` as `key=value`.
 pub async fn submit(token: &IssuedToken, grant: &str, job: &str, params: &[(&str, &str)]) -> Reply {
+    submit_at(&fixture().base, token, grant, job, params).await
+}
+
+/// `submit` to the server at `base`.
+pub async fn submit_at(base: &str, token: &IssuedToken, grant: &str, job: &str, params: &[(&str, &str)]) -> Reply {
     let mut query = form_query(&[("grant", grant)]);
     for (k, v) in params {
         query.push('&');
         query.push_str(&form_query(&[("param", &format!("{k}={v}"))]));
     }
-    call(
+    call_at(
+        base,
         "POST",
         &format!("/api/jobs?{query}"),
-        Some(token),
+        Some(token.secret.as_str()),
         Some(("application/wasm", wasm(job))),
     )
     .await
@@ -272,17 +283,33 @@ fn form_query(pairs: &[(&str, &str)]) -> String {
 
 /// Submits a job and waits, through the API, until it ends; returns its id and final view.
 pub async fn run(token: &IssuedToken, grant: &str, job: &str, params: &[(&str, &str)]) -> (String, Value) {
-    let accepted = submit(token, grant, job, params).await;
+    run_at(&fixture().base, token, grant, job, params).await
+}
+
+/// `run` on the server at `base`.
+pub async fn run_at(
+    base: &str,
+    token: &IssuedToken,
+    grant: &str,
+    job: &str,
+    params: &[(&str, &str)],
+) -> (String, Value) {
+    let accepted = submit_at(base, token, grant, job, params).await;
     assert_eq!(accepted.status, 202, "{}", accepted.body);
     let id = accepted.json()["job_id"].as_str().unwrap().to_string();
-    (id.clone(), wait(token, &id).await)
+    (id.clone(), wait_at(base, token, &id).await)
 }
 
 /// Polls a job's view until it has ended (bounded: a job's own time limit applies).
 pub async fn wait(token: &IssuedToken, id: &str) -> Value {
+    wait_at(&fixture().base, token, id).await
+}
+
+/// `wait` on the server at `base`.
+pub async fn wait_at(base: &str, token: &IssuedToken, id: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let r = get(&format!("/api/jobs/{id}"), token).await;
+        let r = get_from(base, &format!("/api/jobs/{id}"), token).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let v = r.json();
         if ["succeeded", "failed", "refused"].contains(&v["state"].as_str().unwrap()) {
