@@ -65,6 +65,15 @@ impl Combine for f64 {
 
 impl<V: Combine> Runs<V> {
     pub(crate) fn push(&mut self, key: u64, v: V) {
+        // A person's rows that arrive together (records stored by person,
+        // `dataset add --sort-by` the entity) add into one entry here,
+        // rather than each being appended, sorted and merged.
+        if let Some(last) = self.items.last_mut()
+            && last.0 == key
+        {
+            last.1.combine(v);
+            return;
+        }
         self.items.push((key, v));
         // Compacting when the new part is three times the compacted one
         // (rather than as large) merges each entry about half as often; the
@@ -872,6 +881,18 @@ mod tests {
         // Entities 0..5999 appear three times (20,000 = 2 * 7,000 + 6,000), the rest twice.
         let of = |i: u64| per_entity.iter().find(|(k, _)| *k == spread(i)).map(|(_, v)| *v);
         assert_eq!((of(5_999), of(6_000)), (Some(3.0), Some(2.0)));
+    }
+
+    /// Rows of one entity in a row add into one entry at once (the sums
+    /// are the same as apart); the entity's later rows still merge with it.
+    #[test]
+    fn an_entitys_rows_in_a_row_add_into_one_entry() {
+        let mut sums = KeySums::default();
+        for (k, v) in [(5, 1.0), (5, 2.0), (5, 3.0), (9, 1.0), (5, 4.0)] {
+            sums.push(k, v);
+        }
+        assert_eq!(sums.len(), 3, "the three rows in a row are one entry");
+        assert_eq!(sums.finish(), vec![(5, 10.0), (9, 1.0)]);
     }
 
     /// The radix sort orders like a comparison sort, including keys that
