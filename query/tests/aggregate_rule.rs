@@ -327,6 +327,40 @@ async fn mean_over_one_row_per_entity_is_derived_from_row_contributions() -> Tes
     Ok(())
 }
 
+/// A spread is judged like a sum: its cells are magnitudes with the
+/// per-person totals of its argument as contributions (the dominance and
+/// p% rules then apply to it at the gate), over one row per person and
+/// over several.
+#[tokio::test]
+async fn a_spread_gets_its_arguments_contributions() -> TestResult {
+    use inland_query::CellRole;
+    for rows in [Residents::OneRowPerEntity, Residents::AnyRows] {
+        let f = Fixture::new(rows).await?;
+        let sql =
+            "SELECT district, stddev(income) AS sd, var(income) AS v, count(*) AS n FROM residents GROUP BY district";
+        let planned = f.plan(sql).await?;
+        let cells = planned.cells.ok_or("no cell plan")?;
+        let [_, sd, v, n] = cells.columns.as_slice() else {
+            return Err(format!("{:?}", cells.columns).into());
+        };
+        for c in [sd, v] {
+            assert!(
+                matches!(
+                    c,
+                    CellRole::Measure {
+                        kind: inland_gate::MeasureKind::Magnitude,
+                        contrib: Some(_),
+                        ..
+                    }
+                ),
+                "{c:?}"
+            );
+        }
+        assert!(matches!(n, CellRole::Measure { contrib: None, .. }), "{n:?}");
+    }
+    Ok(())
+}
+
 /// An aggregate-only column shown as it is.
 #[tokio::test]
 async fn aggregate_only_column_in_the_result_is_refused() -> TestResult {

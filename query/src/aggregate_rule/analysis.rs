@@ -90,6 +90,15 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
             let input = analyze(&p.input, scope)?;
             let mut cols = Vec::new();
             for e in &p.expr {
+                // The hidden columns are dropped by name where the job's
+                // result leaves the host: renamed, they would reach the job.
+                if let Expr::Alias(a) = e
+                    && let Expr::Column(c) = unalias(e)
+                    && crate::hidden::reserved(&c.name)
+                    && a.name != c.name
+                {
+                    return Err(refuse("internal columns cannot be used"));
+                }
                 let l = match unalias(e) {
                     Expr::Column(c) => lineage(c, p.input.schema(), &input.cols)?,
                     other => refs(other, p.input.schema(), &input.cols)?,
@@ -363,6 +372,14 @@ pub(super) fn check_aggregate(
     if params.filter.is_some() || !params.order_by.is_empty() {
         return Err(refuse(format!(
             "{name}() on an aggregate-only column cannot have FILTER or ORDER BY"
+        )));
+    }
+    // The dominance and p% rules judge each person's total over all their
+    // rows; a sum or mean of the distinct values is not made of those.
+    if params.distinct && canonical != "count_distinct" {
+        return Err(refuse(format!(
+            "{name}(DISTINCT …) is not allowed on aggregate-only columns: the checks judge each \
+             person's total over all their rows (count(DISTINCT …) is allowed)"
         )));
     }
     Ok(())

@@ -95,11 +95,16 @@ fn derived_origin(e: &Expr, input: &[Origin], schema: &DFSchema) -> Origin {
     }
 }
 
+/// A spread (variance, standard deviation) is a magnitude too: where one
+/// person dominates a group's total, the spread is about that person's value
+/// over the group's size, so it gets the dominance and p% rules of its
+/// argument's per-person totals, as a sum or mean does.
 pub(super) fn kind_of(e: &Expr) -> MeasureKind {
     match unalias(e) {
         Expr::AggregateFunction(AggregateFunction { func, .. }) => match func.name().to_ascii_lowercase().as_str() {
             "count" => MeasureKind::Frequency,
-            "sum" | "avg" | "mean" => MeasureKind::Magnitude,
+            "sum" | "avg" | "mean" | "var" | "var_samp" | "var_sample" | "var_pop" | "variance" | "variance_pop"
+            | "stddev" | "stddev_samp" | "stddev_pop" => MeasureKind::Magnitude,
             _ => MeasureKind::Other,
         },
         _ => MeasureKind::Other,
