@@ -232,12 +232,19 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
             let mut protected = false;
             let mut level = Label::Public;
             let mut written = false;
+            let out = other.schema().fields();
             for i in other.inputs() {
                 let f = analyze(i, scope)?;
                 protected |= f.protected;
-                for (l, field) in f.cols.iter().zip(i.schema().fields()) {
+                for (at, (l, field)) in f.cols.iter().zip(i.schema().fields()).enumerate() {
                     if l.key {
                         return Err(refuse_key(field.name()));
+                    }
+                    // A union names its columns after its first input: a
+                    // hidden column in another place would reach the job
+                    // under the job's name.
+                    if crate::hidden::reserved(field.name()) && out.get(at).map(|o| o.name()) != Some(field.name()) {
+                        return Err(refuse("internal columns cannot be used"));
                     }
                     level = level.max(l.level);
                     written |= l.written;
