@@ -377,23 +377,7 @@ async fn values_of_records_with_several_rows_per_person_reach_neither_the_operat
     )
     .unwrap();
     f.rt.policies().apply(&policy).unwrap().unwrap();
-    let today = inland_runtime::Date::today();
-    let grant =
-        f.rt.governance()
-            .issue_grant(inland_runtime::GrantRequest {
-                operator: crate::support::ORG_A.into(),
-                datasets: vec!["services".into()],
-                purpose: "service statistics".into(),
-                scenario: "tests".into(),
-                from: today,
-                until: today.add_years(1),
-                products: vec![],
-                quota: Default::default(),
-                approved_components_only: false,
-                privacy: Default::default(),
-            })
-            .unwrap()
-            .id;
+    let grant = crate::support::grant_for(&f.rt, crate::support::ORG_A, &["services"]);
 
     // The planted values, from the generated rows.
     let ids = services.column(0).as_string::<i32>();

@@ -55,11 +55,16 @@ fn approved(rt: &Runtime, name: &str) {
 }
 
 pub fn grant(rt: &Runtime, operator: &str) -> String {
+    grant_for(rt, operator, &["residents"])
+}
+
+/// An exact grant of `datasets` to `operator` for a year.
+pub fn grant_for(rt: &Runtime, operator: &str, datasets: &[&str]) -> String {
     let today = Date::today();
     rt.governance()
         .issue_grant(GrantRequest {
             operator: operator.into(),
-            datasets: vec!["residents".into()],
+            datasets: datasets.iter().map(|d| d.to_string()).collect(),
             purpose: "testing".into(),
             scenario: "tests".into(),
             from: today,
