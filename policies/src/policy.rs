@@ -638,6 +638,13 @@ impl Policy {
             .is_none_or(|(_, d)| d.personal_information)
     }
 
+    /// Whether jobs may read a dataset's rows as they are: no personal
+    /// information and no aggregate-only column. Its entities are never
+    /// counted, so it gets no hidden entity key either.
+    pub fn unrestricted(&self, dataset: &str) -> bool {
+        self.aggregate_only(dataset).is_empty() && !self.personal_information(dataset)
+    }
+
     /// The aggregate-only columns of a dataset.
     pub fn aggregate_only(&self, dataset: &str) -> Vec<&str> {
         self.columns_with(dataset, &Access::AggregateOnly)

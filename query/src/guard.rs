@@ -254,7 +254,7 @@ impl QueryScope {
         }
         for name in scope.datasets.clone() {
             let ao: BTreeSet<String> = p.aggregate_only(&name).into_iter().map(str::to_string).collect();
-            if ao.is_empty() && !p.personal_information(&name) {
+            if p.unrestricted(&name) {
                 scope.unrestricted.insert(name.clone());
             }
             let keys: BTreeSet<String> = p.join_key_only(&name).into_iter().map(str::to_string).collect();

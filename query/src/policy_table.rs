@@ -353,8 +353,10 @@ impl PolicyTable {
             }
         }
         // The hidden entity column: a keyed hash of each row's entity, for
-        // counting distinct entities per group.
+        // counting distinct entities per group. Only where they are counted:
+        // a dataset jobs read unrestricted has none to leak.
         if let Some(entity) = policy.entity(dataset)
+            && !policy.unrestricted(dataset)
             && let Ok(i) = inner_schema.index_of(entity)
         {
             let expr = mask_expr(
