@@ -38,8 +38,8 @@ pub(crate) const NEGATIVES: usize = 3;
 pub(crate) const MISSING: usize = 4;
 
 /// Values keyed by entity for one group, kept as a vector: new entries are
-/// appended, and when the vector doubles (and before it is read) the new
-/// part is sorted and merged into the sorted, one-entry-per-entity part.
+/// appended, and when the new part reaches three times the old (and before
+/// it is read) it is sorted and merged into the sorted, one-entry-per-entity part.
 /// Appending is far cheaper than a hash insert; the merge is linear, and
 /// sorted runs arriving from partial aggregates sort in linear time.
 #[derive(Debug, Default)]
@@ -190,15 +190,16 @@ fn sort_by_key<V: Copy>(items: &mut [Entry<V>]) {
         return;
     }
     let digit = |k: u64, shift: u32| ((k >> shift) & ((1 << BITS) - 1)) as usize;
+    // Passes alternate between `items` and one buffer, ending in the buffer.
+    const { assert!(PASSES % 2 == 1) };
     let mut a = vec![first; n];
-    let mut b = vec![first; n];
     let mut counts = [0usize; 1 << BITS];
     for pass in 0..PASSES {
         let shift = 64 - BITS * (PASSES - pass);
-        let (from, to): (&[Entry<V>], &mut [Entry<V>]) = match pass {
-            0 => (&*items, &mut a),
-            1 => (&a, &mut b),
-            _ => (&b, &mut a),
+        let (from, to): (&[Entry<V>], &mut [Entry<V>]) = if pass % 2 == 0 {
+            (&*items, &mut a)
+        } else {
+            (&a, &mut *items)
         };
         counts.fill(0);
         for (k, _) in from {

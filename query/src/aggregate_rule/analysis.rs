@@ -90,14 +90,10 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
             let input = analyze(&p.input, scope)?;
             let mut cols = Vec::new();
             for e in &p.expr {
-                // The hidden columns are dropped by name where the job's
-                // result leaves the host: renamed, they would reach the job.
                 if let Expr::Alias(a) = e
                     && let Expr::Column(c) = unalias(e)
-                    && crate::hidden::reserved(&c.name)
-                    && a.name != c.name
                 {
-                    return Err(refuse("internal columns cannot be used"));
+                    keeps_hidden_name(&c.name, Some(&a.name))?;
                 }
                 let l = match unalias(e) {
                     Expr::Column(c) => lineage(c, p.input.schema(), &input.cols)?,
@@ -240,12 +236,8 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
                     if l.key {
                         return Err(refuse_key(field.name()));
                     }
-                    // A union names its columns after its first input: a
-                    // hidden column in another place would reach the job
-                    // under the job's name.
-                    if crate::hidden::reserved(field.name()) && out.get(at).map(|o| o.name()) != Some(field.name()) {
-                        return Err(refuse("internal columns cannot be used"));
-                    }
+                    // A union names its columns after its first input.
+                    keeps_hidden_name(field.name(), out.get(at).map(|o| o.name().as_str()))?;
                     level = level.max(l.level);
                     written |= l.written;
                 }
@@ -277,6 +269,16 @@ pub(super) fn analyze(plan: &LogicalPlan, scope: &QueryScope) -> Result<Facts, Q
             })
         }
     }
+}
+
+/// Refuses a hidden column coming out under another name (`to`): hidden
+/// columns are dropped by name where the job's result leaves the host, so
+/// renamed (by an alias, or by position in a union) they would reach the job.
+fn keeps_hidden_name(from: &str, to: Option<&str>) -> Result<(), QueryError> {
+    if crate::hidden::reserved(from) && to != Some(from) {
+        return Err(refuse("internal columns cannot be used"));
+    }
+    Ok(())
 }
 
 pub(super) fn check_aggregate(

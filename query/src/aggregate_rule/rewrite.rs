@@ -385,8 +385,10 @@ pub(super) fn rewrite_aggregate(
         }
         .and_then(|(j, tag)| Some((hidden_arg(a, j)?.clone(), tag)))
     };
-    let measured_column = || Expr::Column(Column::from_name(MEASURED));
-    let field = |name: &str| datafusion::functions::core::expr_fn::get_field(measured_column(), name);
+    let field_of = |source: &str, name: &str| {
+        datafusion::functions::core::expr_fn::get_field(Expr::Column(Column::from_name(source)), name)
+    };
+    let field = |name: &str| field_of(MEASURED, name);
     if let Some((arg, tag)) = &shared {
         aggr.push(
             measured::udaf(keep.min(), *tag)
@@ -423,9 +425,7 @@ pub(super) fn rewrite_aggregate(
                 name.clone()
             }
         };
-        let figures =
-            datafusion::functions::core::expr_fn::get_field(Expr::Column(Column::from_name(source)), measured::FIGURES);
-        tail.push(figures.alias(name));
+        tail.push(field_of(&source, measured::FIGURES).alias(name));
     }
     let sketch = if shared.is_some() {
         field(measured::SKETCH)

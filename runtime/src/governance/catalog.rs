@@ -234,11 +234,8 @@ fn plain_columns(sample: &arrow::record_batch::RecordBatch) -> Vec<String> {
         let Ok(converted) = keys.convert_columns(std::slice::from_ref(column)) else {
             continue;
         };
-        let mut seen = std::collections::HashSet::with_capacity(rows);
-        for r in converted.iter() {
-            seen.insert(r);
-        }
-        if seen.len() * 2 > rows && column.null_count() * 2 < rows {
+        let distinct = converted.iter().collect::<std::collections::HashSet<_>>().len();
+        if distinct * 2 > rows && column.null_count() * 2 < rows {
             out.push(field.name().clone());
         }
     }
