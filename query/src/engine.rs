@@ -5,8 +5,10 @@
 use crate::aggregate_rule::AggregateGuard;
 use crate::cell::CellPlan;
 use crate::decimal_arith::DecimalArithRule;
+use crate::eager_and::EagerAndRule;
 use crate::function_rule::FunctionGuard;
 use crate::guard::{PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
+use crate::join_filter_scan::JoinFilterScanRule;
 use crate::keep::JobQueryPlanner;
 use crate::policy_table::{PolicyKeys, PolicyTable};
 use crate::source::DatasetSource;
@@ -137,6 +139,8 @@ impl QueryEngine {
             .with_default_features()
             .with_optimizer_rules(self.optimizer_rules.clone())
             .with_physical_optimizer_rule(Arc::new(DecimalArithRule))
+            .with_physical_optimizer_rule(Arc::new(JoinFilterScanRule))
+            .with_physical_optimizer_rule(Arc::new(EagerAndRule))
             .with_query_planner(Arc::new(JobQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);

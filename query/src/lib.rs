@@ -22,6 +22,8 @@
 //! - `answer`: suppression of what the plan's filter let through, and cell facts.
 //! - `dp_release`: the `dp` mode's noisy release of one aggregation.
 //! - `decimal_arith`: unchecked decimal arithmetic where no value can overflow.
+//! - `eager_and`: filters' plain comparisons evaluated over whole batches.
+//! - `join_filter_scan`: a join's filter applied inside the scan it probes.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -32,10 +34,12 @@ mod contrib;
 mod decimal_arith;
 mod dp_order;
 mod dp_release;
+mod eager_and;
 mod engine;
 mod function_rule;
 mod guard;
 mod hidden;
+mod join_filter_scan;
 mod keep;
 mod measured;
 mod policy_table;
