@@ -132,7 +132,15 @@ impl QueryEngine {
             // made the query 13-22% faster in paired runs. The array costs at most
             // 4 bytes / 0.03 = 133 bytes per build row, counted against the query's
             // memory pool like the hash table it replaces.
-            .set_str("datafusion.execution.perfect_hash_join_min_key_density", "0.03");
+            .set_str("datafusion.execution.perfect_hash_join_min_key_density", "0.03")
+            // A join's build side of up to 1,024 distinct keys (and 128 KiB) is handed
+            // to the probed scan as a list rather than a hash-table lookup, so the
+            // scan can filter by it row by row (`join_filter_scan`): TPC-H q17's
+            // ~200 parts of one brand and container.
+            .set_usize(
+                "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
+                1024,
+            );
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(self.env.clone())
