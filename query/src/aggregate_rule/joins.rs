@@ -4,19 +4,81 @@
 use super::lineage::KEY_RULE;
 use super::lineage::{EntityCol, Facts, Lin, lineage, refs, refuse, unalias};
 use crate::guard::{QueryError, QueryScope};
+use arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 
 /// The lineage of one side of a join's equality: a join-key-only column may
 /// stand there alone (perhaps cast for type coercion), nothing computed from it.
 pub(super) fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<Lin, QueryError> {
     let mut e = unalias(expr);
+    let mut casts = Vec::new();
     while let Expr::Cast(c) = e {
+        casts.push(c);
         e = unalias(&c.expr);
     }
-    match e {
-        Expr::Column(c) if !crate::hidden::reserved(&c.name) => lineage(c, schema, cols),
-        other => refs(other, schema, cols),
+    let lin = match e {
+        Expr::Column(c) if !crate::hidden::reserved(&c.name) => lineage(c, schema, cols)?,
+        other => refs(other, schema, cols)?,
+    };
+    // A cast that can fail answers, by failing, a question about a key's
+    // value (is it a number, is it above 127) before any join or group: a
+    // join-key-only column may only be cast where no value can fail.
+    if lin.key {
+        for c in casts {
+            let from = c
+                .expr
+                .get_type(schema)
+                .map_err(|e| QueryError::Internal(e.to_string()))?;
+            if !cannot_fail(&from, c.field.data_type()) {
+                return Err(QueryError::refused(
+                    KEY_RULE,
+                    format!(
+                        "`{expr}` casts a join-key-only column from {from} to {}, which can fail on a value; \
+                         join on the column as it is",
+                        c.field.data_type()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(lin)
+}
+
+/// Whether every value of type `from` casts to `to`: the same kind of
+/// value re-encoded or widened (strings to strings, integers to wider
+/// integers or to floats, decimals to ones with as many digits each side
+/// of the point).
+fn cannot_fail(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    let rank = |t: &DataType| match t {
+        Int8 => Some((8, true)),
+        Int16 => Some((16, true)),
+        Int32 => Some((32, true)),
+        Int64 => Some((64, true)),
+        UInt8 => Some((8, false)),
+        UInt16 => Some((16, false)),
+        UInt32 => Some((32, false)),
+        UInt64 => Some((64, false)),
+        _ => None,
+    };
+    match (from, to) {
+        (Dictionary(_, v), to) => cannot_fail(v, to),
+        (from, to) if from == to => true,
+        (from, to) if string(from) && string(to) => true,
+        (from, Float64) if rank(from).is_some() => true,
+        (Float32, Float64) => true,
+        (Date32, Date64) => true,
+        (Decimal128(p1, s1), Decimal128(p2, s2) | Decimal256(p2, s2)) => {
+            s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1)
+        }
+        (from, to) => match (rank(from), rank(to)) {
+            (Some((a, signed_a)), Some((b, signed_b))) => {
+                (signed_a == signed_b && b >= a) || (!signed_a && signed_b && b > a)
+            }
+            _ => false,
+        },
     }
 }
 
@@ -203,5 +265,42 @@ fn unique_on(plan: &LogicalPlan, keys: &[&str], scope: &QueryScope) -> bool {
             })
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cannot_fail;
+    use arrow::datatypes::DataType::*;
+
+    #[test]
+    fn only_casts_no_value_can_fail_count_as_safe_for_keys() {
+        let safe = [
+            (Int32, Int64),
+            (UInt32, Int64),
+            (UInt8, UInt16),
+            (Int16, Float64),
+            (Utf8View, Utf8),
+            (Utf8, LargeUtf8),
+            (Decimal128(10, 2), Decimal128(12, 2)),
+            (Decimal128(10, 2), Decimal128(13, 3)),
+            (Date32, Date64),
+        ];
+        let unsafe_ = [
+            (Int64, Int32),
+            (Int32, UInt64),
+            (UInt64, Int64),
+            (Utf8, Int64),
+            (Utf8View, Date32),
+            (Float64, Int64),
+            (Decimal128(10, 2), Decimal128(10, 3)),
+            (Decimal128(12, 2), Decimal128(11, 2)),
+        ];
+        for (from, to) in safe {
+            assert!(cannot_fail(&from, &to), "{from} -> {to}");
+        }
+        for (from, to) in unsafe_ {
+            assert!(!cannot_fail(&from, &to), "{from} -> {to}");
+        }
     }
 }
