@@ -45,10 +45,10 @@ pub(super) fn join_key(expr: &Expr, schema: &DFSchema, cols: &[Lin]) -> Result<L
     Ok(lin)
 }
 
-/// Whether every value of type `from` casts to `to`: the same kind of
-/// value re-encoded or widened (strings to strings, integers to wider
-/// integers or to floats, decimals to ones with as many digits each side
-/// of the point).
+/// Whether every value of type `from` casts to `to`, and distinct values
+/// stay distinct: the same kind of value re-encoded or widened (strings to
+/// strings, integers to wider integers, integers of up to 32 bits to
+/// doubles, decimals to ones with as many digits each side of the point).
 fn cannot_fail(from: &DataType, to: &DataType) -> bool {
     use DataType::*;
     let string = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
@@ -67,7 +67,9 @@ fn cannot_fail(from: &DataType, to: &DataType) -> bool {
         (Dictionary(_, v), to) => cannot_fail(v, to),
         (from, to) if from == to => true,
         (from, to) if string(from) && string(to) => true,
-        (from, Float64) if rank(from).is_some() => true,
+        // Up to 32 bits, every integer is exact in a double; wider ones are
+        // not, and distinct keys would meet.
+        (from, Float64) if rank(from).is_some_and(|(bits, _)| bits <= 32) => true,
         (Float32, Float64) => true,
         (Date32, Date64) => true,
         (Decimal128(p1, s1), Decimal128(p2, s2) | Decimal256(p2, s2)) => {
@@ -291,6 +293,8 @@ mod tests {
             (Int32, UInt64),
             (UInt64, Int64),
             (Utf8, Int64),
+            (Int64, Float64),
+            (UInt64, Float64),
             (Utf8View, Date32),
             (Float64, Int64),
             (Decimal128(10, 2), Decimal128(10, 3)),
