@@ -33,7 +33,7 @@ use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::ColumnarValue;
@@ -170,17 +170,8 @@ impl fmt::Display for ShortKeyList {
 
 /// Whether the filter (as it is now) looks keys up in a join's hash table.
 fn looks_up_a_table(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
     // The closure never fails.
-    let _ = expr.apply(|e| {
-        found |= e.is::<HashTableLookupExpr>();
-        Ok(if found {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    found
+    expr.exists(|e| Ok(e.is::<HashTableLookupExpr>())).unwrap_or(false)
 }
 
 impl ShortKeyList {
