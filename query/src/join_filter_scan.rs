@@ -32,21 +32,25 @@
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Result as DfResult;
+use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::logical_expr::ColumnarValue;
-use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr, lit};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, CaseExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal, in_list, lit,
+};
 use datafusion::physical_expr::{PhysicalExpr, conjunction, split_conjunction};
-use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
+use datafusion::physical_expr_common::physical_expr::{snapshot_generation, snapshot_physical_expr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::joins::HashTableLookupExpr;
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::{ChildrenPropertiesMode, ExecutionPlan, ReplaceChildrenOptions};
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Filters a scan row by row by the joins it feeds, when nothing else filters it there.
 #[derive(Debug, Default)]
@@ -135,7 +139,7 @@ fn join_filtered(node: &Arc<dyn ExecutionPlan>, usable: &HashSet<u64>) -> Option
     }
     let wrapped = parts
         .into_iter()
-        .map(|p| Arc::new(ShortKeyList { inner: Arc::clone(p) }) as Arc<dyn PhysicalExpr>);
+        .map(|p| Arc::new(ShortKeyList::new(Arc::clone(p))) as Arc<dyn PhysicalExpr>);
     let source = Arc::new(source.with_predicate(conjunction(wrapped)).with_pushdown_filters(true));
     let config = FileScanConfigBuilder::from(config.clone()).with_source(source).build();
     Some(DataSourceExec::from_data_source(config))
@@ -144,9 +148,13 @@ fn join_filtered(node: &Arc<dyn ExecutionPlan>, usable: &HashSet<u64>) -> Option
 /// A join's dynamic filter as the scan applies it: as it is while the
 /// join's keys are a list, every row let through while they are looked up
 /// in the join's hash table (which the join does anyway).
-#[derive(Debug, Eq)]
+#[derive(Debug)]
 pub(crate) struct ShortKeyList {
     inner: Arc<dyn PhysicalExpr>,
+    /// The filter as applied, for the filter's generation it was made from:
+    /// the filter changes once (when the build side is known), the scan
+    /// evaluates it for every batch.
+    applied: Mutex<Option<(u64, Arc<dyn PhysicalExpr>)>>,
 }
 
 // By hand, as DataFusion's own expressions do (derives trip on `Arc<dyn PhysicalExpr>`).
@@ -155,6 +163,8 @@ impl PartialEq for ShortKeyList {
         self.inner.eq(&other.inner)
     }
 }
+
+impl Eq for ShortKeyList {}
 
 impl std::hash::Hash for ShortKeyList {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -174,8 +184,78 @@ fn looks_up_a_table(expr: &Arc<dyn PhysicalExpr>) -> bool {
     expr.exists(|e| Ok(e.is::<HashTableLookupExpr>())).unwrap_or(false)
 }
 
+/// A key list of the filter `e` stands for, if it is one: `keys IN (...)`.
+fn key_list(e: &Arc<dyn PhysicalExpr>) -> Option<&InListExpr> {
+    e.downcast_ref::<InListExpr>().filter(|l| !l.negated())
+}
+
+fn is_false(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.downcast_ref::<Literal>()
+        .is_some_and(|l| matches!(l.value(), ScalarValue::Boolean(Some(false))))
+}
+
+/// A filter that keeps at least the rows `e` keeps, cheaper to evaluate
+/// row by row: any such filter gives the same join, which matches each row
+/// it is given. Only AND, OR and CASE results are looked into, where
+/// keeping more rows inside keeps more rows outside.
+/// - `k >= a AND k <= b AND k IN (...)`: the key list alone (it implies the range);
+/// - a partitioned join's `CASE partition(k) WHEN 0 THEN k IN (keys of
+///   partition 0) ... ELSE false END`: one list of all the keys, so the
+///   scan need not compute each row's partition (a hash per row). A key in
+///   the union is in its own partition's list, the only one it can be in.
+fn relax(e: Arc<dyn PhysicalExpr>, schema: &Schema) -> DfResult<Arc<dyn PhysicalExpr>> {
+    if let Some(b) = e.downcast_ref::<BinaryExpr>() {
+        return match b.op() {
+            Operator::And if key_list(b.left()).is_some() => Ok(Arc::clone(b.left())),
+            Operator::And if key_list(b.right()).is_some() => Ok(Arc::clone(b.right())),
+            Operator::And | Operator::Or => {
+                let (l, r) = (
+                    relax(Arc::clone(b.left()), schema)?,
+                    relax(Arc::clone(b.right()), schema)?,
+                );
+                Ok(Arc::new(BinaryExpr::new(l, *b.op(), r)))
+            }
+            _ => Ok(e),
+        };
+    }
+    let Some(case) = e.downcast_ref::<CaseExpr>() else {
+        return Ok(e);
+    };
+    if case.expr().is_none() || !case.else_expr().is_none_or(is_false) {
+        return Ok(e);
+    }
+    let mut keys: Option<Arc<dyn PhysicalExpr>> = None;
+    let mut union = Vec::new();
+    for (when, then) in case.when_then_expr() {
+        if !when.is::<Literal>() {
+            return Ok(e);
+        }
+        let then = relax(Arc::clone(then), schema)?;
+        if is_false(&then) {
+            continue;
+        }
+        let Some(list) = key_list(&then) else { return Ok(e) };
+        match &keys {
+            Some(k) if !k.eq(list.expr()) => return Ok(e),
+            _ => keys = Some(Arc::clone(list.expr())),
+        }
+        union.extend(list.list().iter().cloned());
+    }
+    match keys {
+        Some(k) => in_list(k, union, &false, schema),
+        None => Ok(lit(false)),
+    }
+}
+
 impl ShortKeyList {
-    /// The filter as the scan applies it now.
+    fn new(inner: Arc<dyn PhysicalExpr>) -> ShortKeyList {
+        ShortKeyList {
+            inner,
+            applied: Mutex::new(None),
+        }
+    }
+
+    /// The filter as it is now, or every row while it looks keys up in a table.
     fn current(&self) -> DfResult<Arc<dyn PhysicalExpr>> {
         let now = snapshot_physical_expr(Arc::clone(&self.inner))?;
         // Not even the keys' range: evaluating it row by row made the reader
@@ -183,6 +263,23 @@ impl ShortKeyList {
         // line items, took twice as long), and a range over keys spread
         // through the table prunes nothing.
         Ok(if looks_up_a_table(&now) { lit(true) } else { now })
+    }
+
+    /// The filter as the scan evaluates it over rows of `schema`: the
+    /// current one with each key list on its own (any filter that keeps at
+    /// least the rows this one keeps gives the same join), made once per
+    /// change of the filter.
+    fn applied(&self, schema: &Schema) -> DfResult<Arc<dyn PhysicalExpr>> {
+        let generation = snapshot_generation(&self.inner);
+        let mut cache = self.applied.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((g, e)) = cache.as_ref()
+            && *g == generation
+        {
+            return Ok(Arc::clone(e));
+        }
+        let made = relax(self.current()?, schema)?;
+        *cache = Some((generation, Arc::clone(&made)));
+        Ok(made)
     }
 }
 
@@ -196,7 +293,7 @@ impl PhysicalExpr for ShortKeyList {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        self.current()?.evaluate(batch)
+        self.applied(batch.schema_ref())?.evaluate(batch)
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -205,7 +302,7 @@ impl PhysicalExpr for ShortKeyList {
 
     fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
         match <[_; 1]>::try_from(children) {
-            Ok([inner]) => Ok(Arc::new(ShortKeyList { inner })),
+            Ok([inner]) => Ok(Arc::new(ShortKeyList::new(inner))),
             Err(c) => datafusion::common::internal_err!("a join filter takes one child, not {}", c.len()),
         }
     }
@@ -222,7 +319,7 @@ impl PhysicalExpr for ShortKeyList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::array::{Array, Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::execution::SessionStateBuilder;
@@ -299,7 +396,21 @@ mod tests {
                     .with_physical_optimizer_rule(Arc::new(JoinFilterScanRule))
                     .build(),
             );
-            for ctx in [&plain, &ruled] {
+            // Both join sides hashed into partitions: the filter routes each row
+            // to its partition's keys (a CASE), and the scan reads one list.
+            let parted = SessionContext::new_with_state(
+                SessionStateBuilder::new()
+                    .with_config(
+                        SessionConfig::new()
+                            .with_target_partitions(2)
+                            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold", 0)
+                            .set_usize("datafusion.optimizer.hash_join_single_partition_threshold_rows", 0),
+                    )
+                    .with_default_features()
+                    .with_physical_optimizer_rule(Arc::new(JoinFilterScanRule))
+                    .build(),
+            );
+            for ctx in [&plain, &ruled, &parted] {
                 for name in ["small", "mid", "large"] {
                     ctx.register_parquet(
                         name,
@@ -347,6 +458,16 @@ mod tests {
                     assert_eq!(before.result, after.result, "{sql}");
                 }
             }
+            for sql in [joined, filtered, many] {
+                let (before, after) = (run(&plain, sql).await?, run(&parted, sql).await?);
+                assert_eq!(before.result, after.result, "{sql}");
+                assert_eq!(
+                    after.dropped > 0,
+                    sql == joined,
+                    "{sql}: {} rows dropped",
+                    after.dropped
+                );
+            }
             // The top 20,000 values hold none of the small side's keys.
             let n = arrow::util::pretty::pretty_format_batches(&run(&ruled, top).await?.result)?.to_string();
             assert!(n.contains("| 0 |"), "{n}");
@@ -355,5 +476,73 @@ mod tests {
             assert!(n.contains("| 100 | 44550 |"), "{n}");
             Ok(())
         })
+    }
+
+    /// `k` over 0..12 and a null.
+    fn keys() -> DfResult<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)]));
+        let k = Int64Array::from_iter((0..12).map(Some).chain([None]));
+        Ok(RecordBatch::try_new(schema, vec![Arc::new(k)])?)
+    }
+
+    fn rows_kept(e: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> DfResult<Vec<bool>> {
+        let kept = e.evaluate(batch)?.into_array(batch.num_rows())?;
+        let kept = arrow::array::AsArray::as_boolean(&kept);
+        Ok((0..kept.len()).map(|i| kept.is_valid(i) && kept.value(i)).collect())
+    }
+
+    #[test]
+    fn a_partitioned_joins_key_lists_become_one_list_keeping_the_same_rows() -> DfResult<()> {
+        use datafusion::physical_expr::expressions::col;
+        let batch = keys()?;
+        let schema = batch.schema();
+        let k = col("k", &schema)?;
+        let list = |keys: &[i64]| -> DfResult<Arc<dyn PhysicalExpr>> {
+            in_list(Arc::clone(&k), keys.iter().map(|v| lit(*v)).collect(), &false, &schema)
+        };
+        let cmp = |op, v: i64| Arc::new(BinaryExpr::new(Arc::clone(&k), op, lit(v))) as Arc<dyn PhysicalExpr>;
+        let and = |l, r| Arc::new(BinaryExpr::new(l, Operator::And, r)) as Arc<dyn PhysicalExpr>;
+        // As a partitioned join makes it: each row's partition (here k % 3),
+        // then that partition's keys and their range; one partition is empty.
+        let part = Arc::new(BinaryExpr::new(Arc::clone(&k), Operator::Modulo, lit(3i64))) as Arc<dyn PhysicalExpr>;
+        let branch = |keys: &[i64]| -> DfResult<Arc<dyn PhysicalExpr>> {
+            let range = and(cmp(Operator::GtEq, keys[0]), cmp(Operator::LtEq, keys[keys.len() - 1]));
+            Ok(and(range, list(keys)?))
+        };
+        let case = |then2: Arc<dyn PhysicalExpr>| -> DfResult<Arc<dyn PhysicalExpr>> {
+            Ok(Arc::new(CaseExpr::try_new(
+                Some(Arc::clone(&part)),
+                vec![
+                    (lit(0i64), branch(&[3, 9])?),
+                    (lit(1i64), branch(&[1, 4, 10])?),
+                    (lit(2i64), then2),
+                ],
+                Some(lit(false)),
+            )?))
+        };
+        let routed = case(lit(false))?;
+        let relaxed = relax(Arc::clone(&routed), &schema)?;
+        let one = relaxed.downcast_ref::<InListExpr>().expect("one key list");
+        assert_eq!(one.len(), 5);
+        assert_eq!(rows_kept(&relaxed, &batch)?, rows_kept(&routed, &batch)?);
+        let want: Vec<bool> = (0..12).map(|v| [1, 3, 4, 9, 10].contains(&v)).chain([false]).collect();
+        assert_eq!(rows_kept(&relaxed, &batch)?, want);
+        // Rows with a NULL key, which a null-aware join keeps, stay beside the list.
+        let with_nulls = Arc::new(BinaryExpr::new(
+            Arc::clone(&routed),
+            Operator::Or,
+            Arc::new(datafusion::physical_expr::expressions::IsNullExpr::new(Arc::clone(&k))),
+        )) as Arc<dyn PhysicalExpr>;
+        let relaxed_nulls = relax(Arc::clone(&with_nulls), &schema)?;
+        assert_eq!(rows_kept(&relaxed_nulls, &batch)?, rows_kept(&with_nulls, &batch)?);
+        // A partition whose keys are unknown lets every row through: left as it is.
+        let unknown = case(lit(true))?;
+        assert!(Arc::ptr_eq(&relax(Arc::clone(&unknown), &schema)?, &unknown));
+        // Under NOT, a list with more keys would keep fewer rows: left as it is.
+        let negated = Arc::new(datafusion::physical_expr::expressions::NotExpr::new(Arc::clone(
+            &routed,
+        ))) as Arc<dyn PhysicalExpr>;
+        assert!(Arc::ptr_eq(&relax(Arc::clone(&negated), &schema)?, &negated));
+        Ok(())
     }
 }
