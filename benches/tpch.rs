@@ -16,6 +16,7 @@
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use inland_runtime::{JobRequest, JobStatus, Limits, Runtime};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The allocator the `inland` binary runs with, so that the figures are the product's.
@@ -167,6 +168,13 @@ fn explain(tokio: &tokio::runtime::Runtime, rt: &Runtime, native: &SessionContex
             let planned = engine.plan(&ctx, &scope, &sql).await.unwrap();
             let plan = engine.physical_plan(&ctx, &planned).await.unwrap();
             println!("== {q} inland\n{}", displayable(plan.as_ref()).indent(true));
+            // The same plan once more, shown with each operator's rows and time.
+            let stream = engine.execute_physical(&ctx, Arc::clone(&plan)).unwrap();
+            datafusion::physical_plan::common::collect(stream).await.unwrap();
+            println!(
+                "== {q} inland, run\n{}",
+                datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true)
+            );
             // The same plan run outside a job: separates the engine session
             // (policy tables, memory pool) from the job path.
             let mut times = Vec::new();

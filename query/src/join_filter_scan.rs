@@ -145,6 +145,15 @@ fn join_filtered(node: &Arc<dyn ExecutionPlan>, usable: &HashSet<u64>) -> Option
     Some(DataSourceExec::from_data_source(config))
 }
 
+/// The filter as the scan applies it, for the filter's generation and the
+/// rows it was made for.
+#[derive(Debug)]
+struct Applied {
+    generation: u64,
+    schema: arrow::datatypes::SchemaRef,
+    expr: Arc<dyn PhysicalExpr>,
+}
+
 /// A join's dynamic filter as the scan applies it: as it is while the
 /// join's keys are a list, every row let through while they are looked up
 /// in the join's hash table (which the join does anyway).
@@ -152,9 +161,10 @@ fn join_filtered(node: &Arc<dyn ExecutionPlan>, usable: &HashSet<u64>) -> Option
 pub(crate) struct ShortKeyList {
     inner: Arc<dyn PhysicalExpr>,
     /// The filter as applied, for the filter's generation it was made from:
-    /// the filter changes once (when the build side is known), the scan
-    /// evaluates it for every batch.
-    applied: Mutex<Option<(u64, Arc<dyn PhysicalExpr>)>>,
+    /// a join's filter changes once (when its build side is known), the
+    /// scan evaluates it for every batch. (A sort's or an aggregate's own
+    /// filter changes as it goes, and is made again each time.)
+    applied: Mutex<Option<Applied>>,
 }
 
 // By hand, as DataFusion's own expressions do (derives trip on `Arc<dyn PhysicalExpr>`).
@@ -242,7 +252,9 @@ fn relax(e: Arc<dyn PhysicalExpr>, schema: &Schema) -> DfResult<Arc<dyn Physical
         union.extend(list.list().iter().cloned());
     }
     match keys {
-        Some(k) => in_list(k, union, &false, schema),
+        // The lists' values have the keys' type; should the scan read them
+        // as another, the filter stays as the join made it.
+        Some(k) => Ok(in_list(k, union, &false, schema).unwrap_or(e)),
         None => Ok(lit(false)),
     }
 }
@@ -272,14 +284,19 @@ impl ShortKeyList {
     fn applied(&self, schema: &Schema) -> DfResult<Arc<dyn PhysicalExpr>> {
         let generation = snapshot_generation(&self.inner);
         let mut cache = self.applied.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((g, e)) = cache.as_ref()
-            && *g == generation
+        if let Some(a) = cache.as_ref()
+            && a.generation == generation
+            && *a.schema == *schema
         {
-            return Ok(Arc::clone(e));
+            return Ok(Arc::clone(&a.expr));
         }
-        let made = relax(self.current()?, schema)?;
-        *cache = Some((generation, Arc::clone(&made)));
-        Ok(made)
+        let expr = relax(self.current()?, schema)?;
+        *cache = Some(Applied {
+            generation,
+            schema: Arc::new(schema.clone()),
+            expr: Arc::clone(&expr),
+        });
+        Ok(expr)
     }
 }
 
