@@ -281,19 +281,19 @@ impl ShortKeyList {
     /// current one with each key list on its own (any filter that keeps at
     /// least the rows this one keeps gives the same join), made once per
     /// change of the filter.
-    fn applied(&self, schema: &Schema) -> DfResult<Arc<dyn PhysicalExpr>> {
+    fn applied(&self, schema: &arrow::datatypes::SchemaRef) -> DfResult<Arc<dyn PhysicalExpr>> {
         let generation = snapshot_generation(&self.inner);
         let mut cache = self.applied.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(a) = cache.as_ref()
             && a.generation == generation
-            && *a.schema == *schema
+            && (Arc::ptr_eq(&a.schema, schema) || a.schema == *schema)
         {
             return Ok(Arc::clone(&a.expr));
         }
         let expr = relax(self.current()?, schema)?;
         *cache = Some(Applied {
             generation,
-            schema: Arc::new(schema.clone()),
+            schema: Arc::clone(schema),
             expr: Arc::clone(&expr),
         });
         Ok(expr)
