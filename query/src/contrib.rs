@@ -46,6 +46,10 @@ pub(crate) const MISSING: usize = 4;
 pub(crate) struct Runs<V> {
     items: Vec<(u64, V)>,
     compacted: usize,
+    /// Some entry is not above the one before it: the new part needs a sort.
+    /// Where rows arrive in key order (a dataset stored by its entity key,
+    /// `dataset add --entity`) it never is, and compacting costs nothing.
+    unsorted: bool,
 }
 
 /// How two values for the same entity become one.
@@ -68,11 +72,12 @@ impl<V: Combine> Runs<V> {
         // A person's rows that arrive together (records stored by person,
         // `dataset add --sort-by` the entity) add into one entry here,
         // rather than each being appended, sorted and merged.
-        if let Some(last) = self.items.last_mut()
-            && last.0 == key
-        {
-            last.1.combine(v);
-            return;
+        if let Some(last) = self.items.last_mut() {
+            if last.0 == key {
+                last.1.combine(v);
+                return;
+            }
+            self.unsorted |= key < last.0;
         }
         self.items.push((key, v));
         // Compacting when the new part is three times the compacted one
@@ -83,11 +88,24 @@ impl<V: Combine> Runs<V> {
         }
     }
 
+    /// Appends an entry as it is, where keys are known distinct (rows that
+    /// are entities); a later compaction still sorts and combines them.
+    pub(crate) fn append(&mut self, key: u64, v: V) {
+        self.unsorted |= self.items.last().is_some_and(|last| key <= last.0);
+        self.items.push((key, v));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
     fn compact(&mut self) {
+        if !self.unsorted {
+            // Every entry is above the one before it: sorted, one per entity.
+            self.compacted = self.items.len();
+            return;
+        }
+        self.unsorted = false;
         if self.compacted == self.items.len() {
             return;
         }
@@ -489,7 +507,7 @@ impl EntityGroups {
             self.entries = (self.entries + after).saturating_sub(before);
             return Ok(());
         }
-        set.items.push((key, value));
+        set.append(key, value);
         if before < LISTED_AT_MOST {
             self.entries += 1;
             return Ok(());
@@ -856,6 +874,38 @@ mod tests {
         // Entities 0..499 appear four times (i < 5000 = 3 * 1500 + 500), the rest three.
         assert_eq!(per_entity[0], (0, 4.0));
         assert_eq!(per_entity[1499], (1499, 3.0));
+    }
+
+    /// Rows in key order (a dataset stored by its entity key) need no sort;
+    /// one key out of order anywhere, even after many compactions, still
+    /// gives each entity once with its whole sum, in order.
+    #[test]
+    fn runs_in_key_order_stay_exact_when_one_key_comes_out_of_order() {
+        for late in [None, Some(3), Some(20_000), Some(29_999)] {
+            let mut sums = KeySums::default();
+            for i in 0..30_000u64 {
+                // Each entity's rows together, as stored by key.
+                sums.push(i * 10, 1.0);
+                sums.push(i * 10, 2.0);
+                if Some(i) == late {
+                    sums.push(5, 4.0); // below everything so far
+                    sums.push(20, 8.0); // an entity seen before
+                }
+            }
+            let out = sums.finish();
+            let mut expected: Vec<(u64, f64)> = (0..30_000u64).map(|i| (i * 10, 3.0)).collect();
+            if late.is_some() {
+                expected[2].1 += 8.0;
+                expected.insert(1, (5, 4.0));
+            }
+            assert_eq!(out, expected, "out of order after {late:?}");
+        }
+        // Appended entries (rows that are entities) are sorted and combined too.
+        let mut appended = KeySums::default();
+        for k in [9, 4, 4, 7] {
+            appended.append(k, 1.0);
+        }
+        assert_eq!(appended.finish(), vec![(4, 2.0), (7, 1.0), (9, 1.0)]);
     }
 
     /// Keys spread over all 64 bits, as the keyed entity hashes are, go

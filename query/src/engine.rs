@@ -76,6 +76,33 @@ pub struct QueryEngine {
     optimizer_rules: Vec<Arc<dyn OptimizerRule + Send + Sync>>,
 }
 
+/// The dataset as stored, less the host's hidden columns (the stored entity
+/// key): with no policy a job reads the table as it is, but never those.
+async fn without_hidden(
+    raw: &SessionContext,
+    d: &DatasetSource,
+    path: &str,
+    provider: Arc<dyn TableProvider>,
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    let schema = provider.schema();
+    if !schema.fields().iter().any(|f| crate::hidden::reserved(f.name())) {
+        return Ok(provider);
+    }
+    let visible = arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !crate::hidden::reserved(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    // Dataset names start with a letter: this one is no dataset's.
+    let name = format!("__inland_visible_{}", d.name);
+    raw.register_parquet(name.as_str(), path, ParquetReadOptions::default().schema(&visible))
+        .await?;
+    raw.table_provider(name.as_str()).await
+}
+
 impl QueryEngine {
     /// A query engine whose queries share `memory_bytes` and never spill to disk.
     pub fn new(memory_bytes: usize) -> Result<QueryEngine, QueryError> {
@@ -169,8 +196,8 @@ impl QueryEngine {
                 .map_err(open)?;
             let provider = raw.table_provider(d.name.as_str()).await.map_err(open)?;
             let provider: Arc<dyn TableProvider> = match &policy {
-                Some((p, keys)) => Arc::new(PolicyTable::new(provider, p, &d.name, keys)),
-                None => provider,
+                Some((p, keys)) => Arc::new(PolicyTable::new(provider, p, &d.name, keys, d.entity_key.as_ref())),
+                None => without_hidden(&raw, d, path, provider).await.map_err(open)?,
             };
             ctx.register_table(d.name.as_str(), provider).map_err(open)?;
         }

@@ -22,5 +22,5 @@ pub(crate) const MEASURED: &str = "__inland_measured";
 /// job's plan may not read or make one (a job's alias of that name would
 /// collide with the rewrite's columns).
 pub(crate) fn reserved(name: &str) -> bool {
-    name.starts_with("__inland_")
+    name.get(..9).is_some_and(|p| p.eq_ignore_ascii_case("__inland_"))
 }

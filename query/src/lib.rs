@@ -24,6 +24,7 @@
 //! - `decimal_arith`: unchecked decimal arithmetic where no value can overflow.
 //! - `eager_and`: filters' plain comparisons evaluated over whole batches.
 //! - `join_filter_scan`: a join's filter applied inside the scan it probes.
+//! - `stored_key`: the entity key stored with a dataset's rows at registration.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -45,6 +46,7 @@ mod measured;
 mod policy_table;
 mod row_contrib;
 mod source;
+mod stored_key;
 
 pub use aggregate_rule::AggregateGuard;
 pub use answer::suppress;
@@ -57,6 +59,7 @@ pub use guard::{
 };
 pub use policy_table::{PolicyKeys, PolicyTable, visible_columns};
 pub use source::{ColumnInfo, DatasetSource};
+pub use stored_key::{EntityKeyer, STORED_ENTITY_KEY, StoredEntityKey, reserved_column, scan_type};
 
 /// A small deterministic generator for tests that need many varied values.
 #[cfg(test)]

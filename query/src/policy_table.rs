@@ -10,6 +10,7 @@
 
 use crate::hidden::ENTITY;
 use crate::source::ColumnInfo;
+use crate::stored_key::StoredEntityKey;
 use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
@@ -90,12 +91,7 @@ impl ScalarUDFImpl for MaskUdf {
         };
         let array = input.to_array(args.number_rows)?;
         let out: ArrayRef = match &self.mode {
-            Mode::EntityKey(seed) => {
-                let state = foldhash::quality::FixedState::with_seed(*seed);
-                let mut hashes = vec![0u64; array.len()];
-                datafusion::common::hash_utils::create_hashes([&array], &state, &mut hashes)?;
-                Arc::new(arrow::array::UInt64Array::new(hashes.into(), array.logical_nulls()))
-            }
+            Mode::EntityKey(seed) => Arc::new(crate::stored_key::hash_entities(&array, *seed)?),
             Mode::Pseudonym(k) => {
                 let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k);
                 let s = array.as_string::<i32>();
@@ -196,7 +192,7 @@ fn bucket_f64(a: &Float64Array, width: f64) -> Float64Array {
 }
 
 /// The keys a policy table masks with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct PolicyKeys {
     /// The grant's pseudonym key: pseudonyms never link across grants.
     pub pseudonym: [u8; 32],
@@ -206,13 +202,11 @@ pub struct PolicyKeys {
     pub entity: [u8; 32],
 }
 
-/// The seed of the hidden entity key, derived from the domain's entity key.
-fn entity_seed(entity_key: &[u8; 32]) -> u64 {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, entity_key);
-    let tag = ring::hmac::sign(&key, b"inland entity key");
-    let mut seed = [0u8; 8];
-    seed.copy_from_slice(&tag.as_ref()[..8]);
-    u64::from_le_bytes(seed)
+/// Secret keys: a debug print says they are there, never what they are.
+impl std::fmt::Debug for PolicyKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyKeys { .. }")
+    }
 }
 
 /// `input` transformed by the host's masking function in `mode`.
@@ -294,7 +288,7 @@ fn truncate_days(days: i32, unit: DateUnit) -> Option<i32> {
 pub fn visible_columns(dataset: &str, columns: &mut Vec<ColumnInfo>, policy: &Policy) {
     let name = dataset;
     columns.retain_mut(|c| {
-        if c.name == ENTITY {
+        if crate::hidden::reserved(&c.name) {
             return false;
         }
         let Some(p) = policy.column(name, &c.name) else {
@@ -328,8 +322,15 @@ pub struct PolicyTable {
 }
 
 impl PolicyTable {
-    /// Wraps a dataset's provider under the policy for `dataset`.
-    pub(crate) fn new(inner: Arc<dyn TableProvider>, policy: &Policy, dataset: &str, keys: &PolicyKeys) -> Self {
+    /// Wraps a dataset's provider under the policy for `dataset`; `stored`
+    /// is the entity key stored with its rows, if any.
+    pub(crate) fn new(
+        inner: Arc<dyn TableProvider>,
+        policy: &Policy,
+        dataset: &str,
+        keys: &PolicyKeys,
+        stored: Option<&StoredEntityKey>,
+    ) -> Self {
         let pseudonym_key = &keys.pseudonym;
         let inner_schema = inner.schema();
         let mut fields = Vec::new();
@@ -337,6 +338,10 @@ impl PolicyTable {
         let mut reads = Vec::new();
         let mut passthrough = std::collections::BTreeSet::new();
         for (i, f) in inner_schema.fields().iter().enumerate() {
+            // The host's own stored columns are never a job's, whatever a policy says.
+            if crate::hidden::reserved(f.name()) {
+                continue;
+            }
             let Some(p) = policy.column(dataset, f.name()) else {
                 continue;
             };
@@ -359,11 +364,19 @@ impl PolicyTable {
             && !policy.unrestricted(dataset)
             && let Ok(i) = inner_schema.index_of(entity)
         {
-            let expr = mask_expr(
-                Mode::EntityKey(entity_seed(&keys.entity)),
-                col(format!("\"{entity}\"")),
-                DataType::UInt64,
-            );
+            // Read where registration stored it (`dataset add --entity`),
+            // computed from the entity column otherwise.
+            let (expr, i) = match crate::stored_key::usable(stored, entity, &inner_schema, &keys.entity) {
+                Some(k) => (col(format!("\"{ENTITY}\"")), k),
+                None => (
+                    mask_expr(
+                        Mode::EntityKey(crate::stored_key::entity_seed(&keys.entity)),
+                        col(format!("\"{entity}\"")),
+                        DataType::UInt64,
+                    ),
+                    i,
+                ),
+            };
             fields.push(Field::new(ENTITY, DataType::UInt64, true));
             exprs.push(expr);
             reads.push(i);

@@ -43,4 +43,6 @@ pub struct DatasetSource {
     pub columns: Vec<ColumnInfo>,
     /// Columns proven unique and never null: entity counts may count rows.
     pub unique_columns: Vec<String>,
+    /// The entity key stored beside the rows (`dataset add --entity`), if any.
+    pub entity_key: Option<crate::StoredEntityKey>,
 }

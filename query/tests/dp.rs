@@ -134,6 +134,7 @@ fn write_dataset(
         path,
         columns: ColumnInfo::of(&batch.schema()),
         unique_columns: unique.iter().map(|c| c.to_string()).collect(),
+        entity_key: None,
     })
 }
 

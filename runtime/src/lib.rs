@@ -98,7 +98,7 @@ pub use inland_gate::{CheckResult, DP_MOOT, GateReport, OVERRIDABLE, Remedy, Sta
 pub use inland_policies::{Diagnostic, Label, Policy};
 pub use inland_query::{
     ColumnInfo, DatasetSource, DpScope, Guarded, PlannedQuery, PolicyKeys, PrivacyCost, QueryEngine, QueryError,
-    QueryGuard, QueryScope, ReadOnlyGuard,
+    QueryGuard, QueryScope, ReadOnlyGuard, STORED_ENTITY_KEY, StoredEntityKey,
 };
 pub use inland_sandbox::{EPOCH_TICK, JobError, LogLine, validate_output_name};
 pub use jobs::budget::spent_per_grant;

@@ -192,3 +192,36 @@ fn duplicate_headers_and_unclosed_quotes_are_refused() {
     }
     assert_eq!(d.rt.catalog().list().unwrap().len(), before);
 }
+
+/// #23: keying a dataset by its entity names a column it has, and does not
+/// also sort by others; a source column named like the host's own hidden
+/// columns is refused. Each refusal says what is wrong and stores nothing.
+#[test]
+fn a_keyed_registration_with_a_bad_column_or_order_and_a_host_column_name_are_refused() {
+    let d = new_domain(test_limits());
+    let source = d.sources.join("residents.parquet");
+    let before = files_under(&d.root.join("datasets"));
+    let keyed = |entity: &str, sort_by: &[&str]| inland_runtime::DatasetMeta {
+        entity: Some(entity.into()),
+        sort_by: sort_by.iter().map(|c| c.to_string()).collect(),
+        ..Default::default()
+    };
+    let refusals = [
+        (keyed("person", &[]), "`person`"),
+        (keyed("resident_id", &["district"]), "not both"),
+    ];
+    for (meta, says) in refusals {
+        match d.rt.catalog().register_with("keyed", &source, meta) {
+            Err(Error::Invalid(m)) => assert!(m.contains(says), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    let hostile = write(&d.sources, "hostile.csv", "resident_id,__inland_entity\nr1,1\nr2,2\n");
+    match d.rt.catalog().register("hostile", &hostile, "a host column name") {
+        Err(Error::Invalid(m)) => assert!(m.contains("`__inland_entity`"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(files_under(&d.root.join("datasets")), before);
+    assert!(matches!(d.rt.catalog().get("keyed"), Err(Error::NotFound(_))));
+    assert!(matches!(d.rt.catalog().get("hostile"), Err(Error::NotFound(_))));
+}

@@ -771,3 +771,215 @@ fn a_policy_applies_again_and_datasets_register_under_it() {
     assert_eq!(d.rt.catalog().get("zones").unwrap().rows, 2);
     assert_eq!(apply_example_policy(&d, "").version, 3);
 }
+
+/// A session under `policy` and `keys` over every registered dataset, and a
+/// runner of one query in it that returns the result with its hidden
+/// columns, and the physical plan.
+async fn keyed_session(
+    d: &TestDomain,
+    policy: &inland_runtime::Policy,
+    keys: inland_runtime::PolicyKeys,
+) -> (inland_runtime::QueryEngine, datafusion::prelude::SessionContext) {
+    let datasets = d.rt.catalog().list().unwrap();
+    let engine = inland_runtime::QueryEngine::new(256 << 20).unwrap();
+    let ctx = engine
+        .session(&as_sources(d.rt.domain(), &datasets), Some((policy, keys)))
+        .await
+        .unwrap();
+    (engine, ctx)
+}
+
+async fn run_hidden(
+    engine: &inland_runtime::QueryEngine,
+    ctx: &datafusion::prelude::SessionContext,
+    scope: &inland_runtime::QueryScope,
+    sql: &str,
+) -> (Vec<RecordBatch>, String) {
+    use futures::TryStreamExt;
+    let planned = engine.plan(ctx, scope, sql).await.unwrap();
+    let physical = ctx.state().create_physical_plan(&planned.plan).await.unwrap();
+    let shown = datafusion::physical_plan::displayable(physical.as_ref())
+        .indent(true)
+        .to_string();
+    let stream = engine.execute(ctx, &planned).await.unwrap();
+    (stream.try_collect().await.unwrap(), shown)
+}
+
+/// Two results of one query with the same rows and hidden facts: figures
+/// equal to rounding, and entity sketches of the same entities with the same
+/// contributions (an entity's rows added in another order may differ in the
+/// last thousandth, which the gate tolerates).
+fn assert_same_facts(a: &[RecordBatch], b: &[RecordBatch], sql: &str) {
+    let a = arrow::compute::concat_batches(&a[0].schema(), a).unwrap();
+    let b = arrow::compute::concat_batches(&b[0].schema(), b).unwrap();
+    assert_eq!(a.schema(), b.schema(), "{sql}");
+    assert!(a.num_rows() > 0, "{sql}");
+    let mut sketches = 0;
+    for (i, (x, y)) in a.columns().iter().zip(b.columns()).enumerate() {
+        let name = a.schema().field(i).name().clone();
+        if let (Some(x), Some(y)) = (x.as_binary_opt::<i32>(), y.as_binary_opt::<i32>()) {
+            for (p, q) in x.iter().zip(y.iter()) {
+                match (
+                    p.and_then(inland_gate::EntitySketch::from_bytes),
+                    q.and_then(inland_gate::EntitySketch::from_bytes),
+                ) {
+                    (Some(p), Some(q)) => {
+                        let listed = p.list(&q, 0).expect("the same entities");
+                        assert_eq!(listed.entities, 0, "{name}: {sql}");
+                        assert!(listed.residues.is_empty(), "{name}: {listed:?}: {sql}");
+                        sketches += 1;
+                    }
+                    (p, q) => assert_eq!(p, q, "{name}: {sql}"),
+                }
+            }
+            continue;
+        }
+        match (flat_floats(x), flat_floats(y)) {
+            (Some(x), Some(y)) => {
+                assert_eq!(x.len(), y.len(), "{name}");
+                for (p, q) in x.iter().zip(&y) {
+                    assert!((p - q).abs() <= 1e-9 * p.abs().max(1.0), "{name}: {p} != {q}: {sql}");
+                }
+            }
+            _ => assert_eq!(x, y, "{name}: {sql}"),
+        }
+    }
+    assert!(sketches > 0, "the entity sketches are compared too: {sql}");
+}
+
+/// #23: records keyed by person at registration (`dataset add --entity`)
+/// give a query under the policy the same answer and the same hidden facts
+/// (group sizes, entity sketches, contributions) as the same records whose
+/// entity key the query computes, reading the stored key instead of hashing;
+/// a stored key made under another domain's entity key is not used; and no
+/// job sees the stored key, with a policy or without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keyed_at_registration_give_the_same_facts_and_never_show_the_key() {
+    let d = new_domain(test_limits());
+    let residents = inland_examples::generate::residents(3_000, 11);
+    let services = inland_examples::generate::services(&residents, 9_000, 11);
+    let file = d.sources.join("services.parquet");
+    inland_examples::generate::write_parquet(&file, &services).unwrap();
+    d.rt.catalog().register("services", &file, "records").unwrap();
+    let keyed =
+        d.rt.catalog()
+            .register_with(
+                "services_keyed",
+                &file,
+                inland_runtime::DatasetMeta {
+                    entity: Some("resident_id".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    let plain = d.rt.catalog().get("services").unwrap();
+    assert_eq!(
+        keyed.columns, plain.columns,
+        "the stored key is no column of the catalog's"
+    );
+    assert_eq!(keyed.rows, plain.rows);
+    assert_eq!(
+        keyed.entity_key.as_ref().map(|k| k.column.as_str()),
+        Some("resident_id")
+    );
+    // The stored rows are in the order of their key.
+    let stored = std::fs::File::open(d.root.join(keyed.relative_path())).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(stored)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut stored_keys = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let k = batch.column_by_name(inland_runtime::STORED_ENTITY_KEY).unwrap();
+        stored_keys.extend(
+            k.as_primitive::<arrow::datatypes::UInt64Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+    }
+    assert_eq!(stored_keys.len() as u64, keyed.rows);
+    assert!(stored_keys.windows(2).all(|w| w[0] <= w[1]));
+
+    let datasets = d.rt.catalog().list().unwrap();
+    let catalog = datasets
+        .iter()
+        .map(|d| (d.name.clone(), d.columns.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    let text = format!(
+        "{}{}",
+        inland_examples::SERVICES_POLICY,
+        inland_examples::SERVICES_POLICY.replace("datasets.services", "datasets.services_keyed")
+    );
+    let policy = inland_runtime::Policy::load(&text, "domain.toml", &catalog).unwrap();
+    let names = datasets.iter().map(|d| d.name.clone());
+    let scope = inland_runtime::QueryScope::under(Some(&policy), names.clone());
+    let domain_keys = d.rt.jobs().policy_keys(&d.grant).unwrap();
+    let other_keys = inland_runtime::PolicyKeys {
+        pseudonym: domain_keys.pseudonym,
+        entity: [9; 32],
+    };
+    let queries = [
+        "SELECT district, count(*) AS n, avg(amount) AS mean FROM services GROUP BY district ORDER BY district",
+        "SELECT district, service_type, count(*) AS n, sum(amount) AS total FROM services \
+         GROUP BY district, service_type ORDER BY district, service_type",
+        "SELECT service_type, count(DISTINCT resident_id) AS people, stddev(amount) AS spread FROM services \
+         WHERE district <> '朝阳区' GROUP BY service_type ORDER BY service_type",
+    ];
+    for (keys, stored_used) in [(domain_keys, true), (other_keys, false)] {
+        let (engine, ctx) = keyed_session(&d, &policy, keys).await;
+        for sql in queries {
+            let (computed, computed_plan) = run_hidden(&engine, &ctx, &scope, sql).await;
+            let keyed_sql = sql.replace("FROM services", "FROM services_keyed");
+            let (read, read_plan) = run_hidden(&engine, &ctx, &scope, &keyed_sql).await;
+            assert!(computed_plan.contains("inland_mask"), "{computed_plan}");
+            // Only the pseudonym of `count(DISTINCT resident_id)` is masked
+            // where the stored key is read.
+            let masks = |p: &str| p.matches("inland_mask").count();
+            assert_eq!(
+                masks(&read_plan) < masks(&computed_plan),
+                stored_used,
+                "{read_plan}\n{computed_plan}"
+            );
+            assert_same_facts(&read, &computed, sql);
+        }
+        // The stored key is no column of the job's, whatever the SQL.
+        for sql in [
+            "SELECT \"__inland_entity\" FROM services_keyed",
+            "SELECT count(DISTINCT \"__inland_entity\") FROM services_keyed",
+        ] {
+            assert!(engine.plan(&ctx, &scope, sql).await.is_err(), "{sql}");
+        }
+        // `*` is refused (it includes aggregate-only `amount`) or shows no hidden column.
+        if let Ok(planned) = engine.plan(&ctx, &scope, "SELECT * FROM services_keyed").await {
+            let schema = planned.plan.schema();
+            assert!(
+                schema.fields().iter().all(|f| !f.name().starts_with("__inland_")),
+                "{schema:?}"
+            );
+        }
+    }
+    // Without a policy too.
+    let engine = inland_runtime::QueryEngine::new(256 << 20).unwrap();
+    let ctx = engine
+        .session(&as_sources(d.rt.domain(), &datasets), None)
+        .await
+        .unwrap();
+    let open = inland_runtime::QueryScope::under(None, datasets.iter().map(|d| d.name.clone()));
+    assert!(
+        engine
+            .plan(&ctx, &open, "SELECT \"__inland_entity\" FROM services_keyed")
+            .await
+            .is_err()
+    );
+    let planned = engine.plan(&ctx, &open, "SELECT * FROM services_keyed").await.unwrap();
+    let names: Vec<&str> = planned
+        .plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["resident_id", "district", "service_type", "amount"]);
+}

@@ -35,6 +35,12 @@ pub enum DatasetCmd {
         /// significant first): queries filtering on them skip whole row groups.
         #[arg(long, value_delimiter = ',')]
         sort_by: Vec<String>,
+        /// For records (several rows per person): the entity column the
+        /// policy will name. Its hidden key is stored beside the rows, in
+        /// the key's order, so queries count people without hashing and
+        /// sorting them. Not with --sort-by.
+        #[arg(long, value_name = "COLUMN", conflicts_with = "sort_by")]
+        entity: Option<String>,
     },
     /// An operator proposes its own (social) dataset; no job sees it until approved.
     Propose {

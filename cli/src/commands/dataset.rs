@@ -41,6 +41,7 @@ pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
             restrictions,
             grade,
             sort_by,
+            entity,
         } => {
             let (bar, progress) = progress_bar(&name);
             let meta = DatasetMeta {
@@ -53,6 +54,7 @@ pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
                     grade: grade.into(),
                 },
                 sort_by,
+                entity,
                 progress,
                 ..Default::default()
             };
@@ -117,6 +119,9 @@ pub fn run(rt: &Runtime, cmd: DatasetCmd) -> Result<()> {
                 "name:        {}\ndescription: {}\nsource:      {} ({})\nrows:        {}\nsha256:      {}",
                 d.name, d.description, d.source, d.format, d.rows, d.sha256
             );
+            if let Some(k) = &d.entity_key {
+                println!("keyed by:    {} (rows stored in the order of its hidden key)", k.column);
+            }
             if !d.sorted_by.is_empty() {
                 println!("sorted by:   {}", d.sorted_by.join(", "));
             }

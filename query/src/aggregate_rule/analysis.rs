@@ -281,6 +281,9 @@ fn keeps_hidden_name(from: &str, to: Option<&str>) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// Aggregates whose result is rows' own values rather than a figure of the group.
+const LISTING: [&str; 5] = ["array_agg", "string_agg", "first_value", "last_value", "nth_value"];
+
 pub(super) fn check_aggregate(
     e: &Expr,
     input: &LogicalPlan,
@@ -349,6 +352,19 @@ pub(super) fn check_aggregate(
         return Err(refuse(format!(
             "{}() cannot have a FILTER over a protected dataset: the filtered cell would cover fewer \
              entities than the group the small-group rule counts; filter with WHERE instead",
+            func.name()
+        )));
+    }
+    // Aggregates that list their rows' own values, or pick one row's by the
+    // order rows are stored in, make a cell of each value: a list of a
+    // group's values is the count of each value in the group, uncounted by
+    // the small-group rule, and the stored order (an entity's hidden key,
+    // for datasets keyed by it) is the same in every dataset.
+    if LISTING.contains(&func.name().to_ascii_lowercase().as_str()) && reads_protected(input, scope) {
+        return Err(refuse(format!(
+            "{}() over a protected dataset lists rows' own values (or picks one by their stored \
+             order): each value would be a cell the small-group rule never counts; count them with \
+             GROUP BY instead",
             func.name()
         )));
     }

@@ -7,7 +7,7 @@ use crate::events::{Event, EventSink};
 use crate::governance::{ingest, uniqueness};
 use crate::state::DATASETS;
 use inland_policies::{Name, NameKind};
-use inland_query::{ColumnInfo, DatasetSource};
+use inland_query::{ColumnInfo, DatasetSource, StoredEntityKey};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -52,6 +52,11 @@ pub struct DatasetRecord {
     /// The columns the stored rows are sorted by (ascending, nulls first).
     #[serde(default)]
     pub sorted_by: Vec<String>,
+    /// The entity key stored beside the rows, which are stored in its order
+    /// (`dataset add --entity`): queries over records read it instead of
+    /// hashing each row's entity, and get each group's entities in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_key: Option<StoredEntityKey>,
 }
 
 /// Whether a dataset may be granted.
@@ -120,6 +125,11 @@ pub struct DatasetMeta {
     /// stored row groups then cover narrow ranges of them, and queries that
     /// filter on them read only the row groups and pages they need.
     pub sort_by: Vec<String>,
+    /// The entity column to key the rows by: its hidden key is stored beside
+    /// the rows, which are stored in the key's order. For records (several
+    /// rows per person) under a policy naming this column as the entity.
+    /// Not with `sort_by` (both set the stored order).
+    pub entity: Option<String>,
     /// Told how far a long registration has got.
     pub progress: Progress,
 }
@@ -187,6 +197,7 @@ impl DatasetRecord {
             path: domain.root().join(self.relative_path()),
             columns: self.columns.clone(),
             unique_columns: self.unique_columns.clone(),
+            entity_key: self.entity_key.clone(),
         }
     }
 }
@@ -244,17 +255,26 @@ fn plain_columns(sample: &arrow::record_batch::RecordBatch) -> Vec<String> {
 
 /// Registers a dataset: converts `source` into the domain's Parquet layout,
 /// records it in the catalog, and records the event. Nothing is left behind
-/// if any step fails.
+/// if any step fails. `entity_key` is the domain's entity key, needed only
+/// when `meta.entity` is set.
 pub(crate) fn register(
     domain: &Domain,
     events: &dyn EventSink,
     name: &str,
     source: &Path,
     meta: DatasetMeta,
+    entity_key: Option<&[u8; 32]>,
 ) -> Result<DatasetRecord> {
     validate_name(name)?;
     if domain.state.get::<DatasetRecord>(DATASETS, name)?.is_some() {
         return Err(Error::Exists(format!("dataset `{name}`")));
+    }
+    if meta.entity.is_some() && !meta.sort_by.is_empty() {
+        return Err(Error::Invalid(
+            "the rows of a dataset keyed by its entity are stored in the key's order: \
+             give the entity or the columns to sort by, not both"
+                .into(),
+        ));
     }
     // Sort runs and uniqueness hashes go into a directory of this
     // registration's own, removed with it (or at the next start after a stop).
@@ -270,13 +290,37 @@ pub(crate) fn register(
         .suffix(".parquet")
         .tempfile_in(&dir)
         .map_err(|e| Error::io(&dir, e))?;
-    let opened = ingest::sorted(ingest::open(source)?, &meta.sort_by, spill)?;
+    let opened = ingest::open(source)?;
+    if let Some(f) = opened
+        .schema
+        .fields()
+        .iter()
+        .find(|f| inland_query::reserved_column(f.name()))
+    {
+        return Err(Error::Invalid(format!(
+            "{}: column `{}`: names starting with `__inland_` are the host's own; rename the column",
+            source.display(),
+            f.name()
+        )));
+    }
+    // The source's own columns: what the catalog lists and uniqueness is proven of.
+    let source_schema = opened.schema.clone();
+    let (opened, stored_key) = match (&meta.entity, entity_key) {
+        (Some(entity), Some(key)) => {
+            let (keyed, stored) = ingest::keyed(opened, entity, key)?;
+            let by = [inland_query::STORED_ENTITY_KEY.to_string()];
+            (ingest::sorted(keyed, &by, spill)?, Some(stored))
+        }
+        (Some(_), None) => return Err(Error::Internal("keying rows needs the domain's entity key".into())),
+        (None, _) => (ingest::sorted(opened, &meta.sort_by, spill)?, None),
+    };
     let (format, schema) = (opened.format, opened.schema.clone());
+    let own_columns: Vec<usize> = (0..source_schema.fields().len()).collect();
     let progress = &meta.progress;
     progress.start(opened.rows_hint);
 
     // One pass, batch by batch: stored, proven unique or not, counted.
-    let mut unique = uniqueness::UniqueTracker::new(&schema, spill);
+    let mut unique = uniqueness::UniqueTracker::new(&source_schema, spill);
     let mut rows = 0u64;
     {
         // The first batch tells which columns hardly repeat: those are
@@ -296,7 +340,10 @@ pub(crate) fn register(
             .map_err(|e| Error::Internal(format!("parquet writer: {e}")))?;
         for batch in batches {
             let batch = batch?;
-            unique.observe(&batch).map_err(Error::Internal)?;
+            let own = batch
+                .project(&own_columns)
+                .map_err(|e| Error::Internal(format!("the source's columns: {e}")))?;
+            unique.observe(&own).map_err(Error::Internal)?;
             writer
                 .write(&batch)
                 .map_err(|e| Error::Internal(format!("parquet write: {e}")))?;
@@ -322,13 +369,14 @@ pub(crate) fn register(
         rows,
         bytes,
         sha256,
-        columns: ColumnInfo::of(&schema),
+        columns: ColumnInfo::of(&source_schema),
         registered_at_ms: inland_files::now_ms(),
         catalog: meta.catalog,
         status: meta.status,
         owner: meta.owner,
         unique_columns,
         sorted_by: meta.sort_by,
+        entity_key: stored_key,
     };
     let final_path = domain.root().join(record.relative_path());
     // The file goes in first, never over another; the catalog entry makes it

@@ -224,6 +224,51 @@ pub(crate) fn sorted(source: Source, by: &[String], spill_dir: &Path) -> Result<
     })
 }
 
+/// The source's rows with the hidden entity key of column `entity` appended
+/// as a last column ([`inland_query::STORED_ENTITY_KEY`]), batch by batch,
+/// made exactly as a query would compute it; with what the catalog records.
+/// A column that does not exist is an error that names it.
+pub(crate) fn keyed(
+    source: Source,
+    entity: &str,
+    domain_entity_key: &[u8; 32],
+) -> Result<(Source, inland_query::StoredEntityKey)> {
+    let Ok(at) = source.schema.index_of(entity) else {
+        return Err(Error::Invalid(format!(
+            "cannot key the rows by `{entity}`: the dataset has no such column"
+        )));
+    };
+    let keyer = inland_query::EntityKeyer::new(entity, source.schema.field(at).data_type(), domain_entity_key);
+    let record = keyer.record();
+    let mut fields: Vec<arrow::datatypes::FieldRef> = source.schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        inland_query::STORED_ENTITY_KEY,
+        arrow::datatypes::DataType::UInt64,
+        true,
+    )));
+    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        source.schema.metadata().clone(),
+    ));
+    let out = schema.clone();
+    let batches = source.batches.map(move |b| {
+        let b = b?;
+        let keys = keyer.keys(b.column(at)).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut columns = b.columns().to_vec();
+        columns.push(Arc::new(keys));
+        RecordBatch::try_new(out.clone(), columns).map_err(|e| Error::Internal(format!("keying the rows: {e}")))
+    });
+    Ok((
+        Source {
+            format: source.format,
+            schema,
+            rows_hint: source.rows_hint,
+            batches: Box::new(batches),
+        },
+        record,
+    ))
+}
+
 /// Sets its flag when dropped.
 struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
 

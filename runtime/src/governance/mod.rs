@@ -47,7 +47,18 @@ impl Catalog {
         if let Some(owner) = &meta.owner {
             operators::operator(&self.inner.domain, owner)?;
         }
-        let record = catalog::register(&self.inner.domain, self.inner.events.as_ref(), name, file, meta)?;
+        let entity_key = match meta.entity {
+            Some(_) => Some(self.inner.keys.entity_key()?),
+            None => None,
+        };
+        let record = catalog::register(
+            &self.inner.domain,
+            self.inner.events.as_ref(),
+            name,
+            file,
+            meta,
+            entity_key.as_ref(),
+        )?;
         if record.status == DatasetStatus::Approved {
             self.refresh_identifier_index()?;
         }

@@ -87,6 +87,16 @@ impl Jobs {
         quota::spent(&self.inner.domain.state, &grant, Date::today())
     }
 
+    /// The keys a job under `grant` masks with and counts entities by.
+    /// Secret: for planning queries exactly as a job's are planned, inside
+    /// the domain (benchmarks, tests); never shown to anyone.
+    pub fn policy_keys(&self, grant: &str) -> Result<inland_query::PolicyKeys> {
+        Ok(inland_query::PolicyKeys {
+            pseudonym: self.inner.keys.pseudonym_key(grant)?,
+            entity: self.inner.keys.entity_key()?,
+        })
+    }
+
     /// A `dp` grant's privacy budget, spent and left (`None` for an exact grant).
     pub fn privacy_budget(&self, grant: &str) -> Result<Option<crate::privacy::BudgetView>> {
         let grant = governance::grant(&self.inner.domain, grant)?;

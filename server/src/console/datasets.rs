@@ -117,7 +117,11 @@ pub(crate) async fn show(State(s): State<Shared>, person: Person, Path(name): Pa
             dt { (t(lang, Msg::Rows)) } dd { (d.rows) }
             dt { "SHA-256" } dd { code { (d.sha256) } }
             dt { (t(lang, Msg::SortOrder)) }
-            dd { @if d.sorted_by.is_empty() { (t(lang, Msg::NotSorted)) } @else { (d.sorted_by.join(", ")) } }
+            dd {
+                @if let Some(k) = &d.entity_key { (t(lang, Msg::KeyedByEntity)) " " code { (k.column) } }
+                @else if d.sorted_by.is_empty() { (t(lang, Msg::NotSorted)) }
+                @else { (d.sorted_by.join(", ")) }
+            }
             dt { (t(lang, Msg::UniqueColumns)) }
             dd id="unique" { @if d.unique_columns.is_empty() { "—" } @else { (d.unique_columns.join(", ")) } }
             @if let Some(r) = rules {
