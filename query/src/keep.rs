@@ -162,11 +162,13 @@ impl datafusion::execution::context::QueryPlanner for JobQueryPlanner {
         plan: &LogicalPlan,
         session: &dyn datafusion::catalog::Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = crate::shared::share_repeated(plan)?;
         DefaultPhysicalPlanner::with_extension_planners(vec![
             Arc::new(KeepPlanner),
             Arc::new(crate::dp_release::NoisyPlanner),
+            Arc::new(crate::shared::SharedPlanner::default()),
         ])
-        .create_physical_plan(plan, session)
+        .create_physical_plan(&plan, session)
         .await
     }
 }

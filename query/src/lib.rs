@@ -24,6 +24,7 @@
 //! - `decimal_arith`: unchecked decimal arithmetic where no value can overflow.
 //! - `eager_and`: filters' plain comparisons evaluated over whole batches.
 //! - `join_filter_scan`: a join's filter applied inside the scan it probes.
+//! - `shared`: one evaluation of an aggregation a query names more than once.
 //! - `stored_key`: the entity key stored with a dataset's rows at registration.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -45,6 +46,7 @@ mod keep;
 mod measured;
 mod policy_table;
 mod row_contrib;
+mod shared;
 mod source;
 mod stored_key;
 
