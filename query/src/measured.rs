@@ -407,21 +407,19 @@ mod tests {
             let g: Vec<usize> = (0..rows as usize).map(|i| i % 5).collect();
             let batch: [ArrayRef; 2] = [Arc::new(Float64Array::from(v)), Arc::new(UInt64Array::from(e))];
             let all = BooleanArray::from(vec![true; rows as usize]);
-            let run = |filter: Option<&BooleanArray>| -> DfResult<(Vec<ArrayRef>, ArrayRef, usize)> {
-                let mut acc = Measured {
+            let fresh = || {
+                Measured {
                     signature: Signature::any(2, Volatility::Immutable),
                     threshold: 3,
                     measure: 9,
                 }
-                .groups();
+                .groups()
+            };
+            let run = |filter: Option<&BooleanArray>| -> DfResult<(Vec<ArrayRef>, ArrayRef, usize)> {
+                let mut acc = fresh();
                 acc.update_batch(&batch, &g, filter, 5)?;
                 let entries = acc.entries;
-                let mut other = Measured {
-                    signature: Signature::any(2, Volatility::Immutable),
-                    threshold: 3,
-                    measure: 9,
-                }
-                .groups();
+                let mut other = fresh();
                 other.update_batch(&batch, &g, filter, 5)?;
                 Ok((acc.state(EmitTo::All)?, other.evaluate(EmitTo::All)?, entries))
             };
