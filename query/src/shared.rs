@@ -327,14 +327,31 @@ mod tests {
     use datafusion::physical_plan::collect;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
+    /// DataFusion's planner with this module's step and node alone.
+    #[derive(Debug)]
+    struct SharingPlanner;
+
+    #[async_trait]
+    impl datafusion::execution::context::QueryPlanner for SharingPlanner {
+        async fn create_physical_plan(
+            &self,
+            plan: &LogicalPlan,
+            session: &dyn datafusion::catalog::Session,
+        ) -> DfResult<Arc<dyn ExecutionPlan>> {
+            datafusion::physical_planner::DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
+                SharedPlanner::default(),
+            )])
+            .create_physical_plan(&share_repeated(plan)?, session)
+            .await
+        }
+    }
+
     fn session(shared: bool) -> DfResult<SessionContext> {
         let builder = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(2))
             .with_default_features();
         let state = if shared {
-            builder
-                .with_query_planner(Arc::new(crate::keep::JobQueryPlanner))
-                .build()
+            builder.with_query_planner(Arc::new(SharingPlanner)).build()
         } else {
             builder.build()
         };
