@@ -81,32 +81,30 @@ fn deterministic(plan: &LogicalPlan) -> bool {
 /// `plan` with every aggregation that occurs more than once (the same
 /// deterministic subtree) marked for one evaluation. Unchanged when none does.
 pub(crate) fn share_repeated(plan: &LogicalPlan) -> DfResult<LogicalPlan> {
-    // A recursive query runs its recursive term again and again over a
-    // work table whose scans compare equal whatever table they stand for:
-    // nothing in such a plan is shared.
+    // One walk, subqueries too (DataFusion plans an uncorrelated scalar
+    // subquery, a `max` over a common table expression, where it stands,
+    // with the same planner). A recursive query runs its recursive term
+    // again and again over a work table whose scans compare equal whatever
+    // table they stand for: nothing in such a plan is shared.
     let mut recursive = false;
+    let mut aggregates = Vec::new();
     plan.apply_with_subqueries(|node| {
-        recursive |= matches!(node, LogicalPlan::RecursiveQuery(_));
+        match node {
+            LogicalPlan::RecursiveQuery(_) => recursive = true,
+            LogicalPlan::Aggregate(_) => aggregates.push(node.clone()),
+            _ => {}
+        }
         Ok(if recursive {
             TreeNodeRecursion::Stop
         } else {
             TreeNodeRecursion::Continue
         })
     })?;
-    if recursive {
+    // Most queries aggregate once: nothing to compare.
+    if recursive || aggregates.len() < 2 {
         return Ok(plan.clone());
     }
     let mut counts: HashMap<LogicalPlan, usize> = HashMap::new();
-    let mut aggregates = Vec::new();
-    // Subqueries too: DataFusion plans an uncorrelated scalar subquery (a
-    // `max` over a common table expression) where it stands, with the
-    // same planner.
-    plan.apply_with_subqueries(|node| {
-        if matches!(node, LogicalPlan::Aggregate(_)) {
-            aggregates.push(node.clone());
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
     for a in aggregates {
         *counts.entry(a).or_default() += 1;
     }

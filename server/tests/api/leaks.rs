@@ -360,6 +360,18 @@ async fn values_a_sql_job_read_reach_neither_its_operator_nor_the_auditors_expor
 /// generated rows themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_of_records_with_several_rows_per_person_reach_neither_the_operator_nor_the_export() {
+    records_leak_nothing(false).await;
+}
+
+/// The same, with the records keyed by person at registration (`dataset
+/// add --entity`): the hidden key stored beside the rows, in its order,
+/// reaches no one either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_of_records_keyed_by_person_reach_neither_the_operator_nor_the_export() {
+    records_leak_nothing(true).await;
+}
+
+async fn records_leak_nothing(keyed: bool) {
     use arrow::array::AsArray;
     use arrow::datatypes::Float64Type;
     use std::collections::BTreeMap;
@@ -369,7 +381,13 @@ async fn values_of_records_with_several_rows_per_person_reach_neither_the_operat
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("services.parquet");
     inland_examples::generate::write_parquet(&source, &services).unwrap();
-    f.rt.catalog().register("services", &source, "service records").unwrap();
+    let meta = inland_runtime::DatasetMeta {
+        description: "service records".into(),
+        entity: keyed.then(|| "resident_id".to_string()),
+        ..Default::default()
+    };
+    let record = f.rt.catalog().register_with("services", &source, meta).unwrap();
+    assert_eq!(record.entity_key.is_some(), keyed);
     let policy = dir.path().join("policy.toml");
     std::fs::write(
         &policy,
@@ -415,6 +433,19 @@ async fn values_of_records_with_several_rows_per_person_reach_neither_the_operat
         ),
         (
             "SELECT CAST(max(amount) AS VARCHAR) AS v FROM services GROUP BY district",
+            "error",
+        ),
+        // Every ID of a district, in the stored (for keyed records: the
+        // hidden key's) order.
+        (
+            "SELECT string_agg(resident_id, ',') AS v FROM services GROUP BY district",
+            "error",
+        ),
+        // One aggregation named twice (run once by the host): the largest
+        // district sum, picked by a subquery.
+        (
+            "WITH r AS (SELECT district, sum(amount) AS s FROM services GROUP BY district) \
+             SELECT CAST(s AS VARCHAR) AS v FROM r WHERE s = (SELECT max(s) FROM r)",
             "error",
         ),
     ] {
