@@ -177,6 +177,14 @@ impl<V: Combine> Runs<V> {
         self.compacted = self.items.len();
     }
 
+    /// Takes out every entry after the first `at` (in key order), leaving those.
+    pub(crate) fn split_off(&mut self, at: usize) -> Vec<(u64, V)> {
+        self.compact();
+        let rest = self.items.split_off(at.min(self.items.len()));
+        self.compacted = self.items.len();
+        rest
+    }
+
     /// One entry per entity, sorted by entity.
     pub(crate) fn finish(mut self) -> Vec<(u64, V)> {
         self.compact();
@@ -409,7 +417,7 @@ impl Entities {
 }
 
 /// Adds one entity to a sketch, with its contribution where there is a measure.
-fn put(sketch: &mut EntitySketch, measure: u64, key: u64, value: f64) {
+pub(crate) fn put(sketch: &mut EntitySketch, measure: u64, key: u64, value: f64) {
     if measure == 0 {
         sketch.insert(key);
     } else {

@@ -6,6 +6,7 @@ use crate::aggregate_rule::AggregateGuard;
 use crate::cell::CellPlan;
 use crate::decimal_arith::DecimalArithRule;
 use crate::eager_and::EagerAndRule;
+use crate::entity_order::EntityOrderRule;
 use crate::function_rule::FunctionGuard;
 use crate::guard::{PrivacyCost, QueryError, QueryGuard, QueryScope, ReadOnlyGuard};
 use crate::join_filter_scan::JoinFilterScanRule;
@@ -176,6 +177,7 @@ impl QueryEngine {
             .with_physical_optimizer_rule(Arc::new(DecimalArithRule))
             .with_physical_optimizer_rule(Arc::new(JoinFilterScanRule))
             .with_physical_optimizer_rule(Arc::new(EagerAndRule))
+            .with_physical_optimizer_rule(Arc::new(EntityOrderRule))
             .with_query_planner(Arc::new(JobQueryPlanner))
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -16,7 +16,9 @@
 //! - `aggregate_rule`: how aggregate-only data may be used, and the rewrite
 //!   that counts entities and records contributions.
 //! - `keep`: the small-group filter node placed right above an aggregation.
-//! - `contrib`, `row_contrib`: the hidden contribution aggregates.
+//! - `contrib`, `row_contrib`, `measured`: the hidden contribution aggregates;
+//!   `measured::ordered`, `measured` where rows arrive in entity order, and
+//!   `entity_order`, the plan rule that proves they do.
 //! - `cell`: the roles of an aggregate result's columns, for the gate's facts.
 //! - `hidden`: names of the columns the host adds and never shows.
 //! - `answer`: suppression of what the plan's filter let through, and cell facts.
@@ -38,6 +40,7 @@ mod dp_order;
 mod dp_release;
 mod eager_and;
 mod engine;
+mod entity_order;
 mod function_rule;
 mod guard;
 mod hidden;

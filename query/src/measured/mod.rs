@@ -25,10 +25,15 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
+use ordered::OrderedGroups;
 use std::sync::Arc;
+
+mod ordered;
 
 /// The function's name in plans.
 pub(crate) const NAME: &str = "inland_measured_entities";
+/// Its name in plans where rows arrive in entity order.
+pub(crate) const ORDERED_NAME: &str = "inland_measured_entities_ordered";
 /// The result's field with the contributions' five figures.
 pub(crate) const FIGURES: &str = "figures";
 /// The result's field with the entity sketch (or count, below the threshold).
@@ -39,6 +44,10 @@ struct Measured {
     signature: Signature,
     threshold: u64,
     measure: u64,
+    /// Rows reach each partial aggregation in entity order (`entity_order`
+    /// proved it): partial states fold their inner entities
+    /// (`measured::ordered`) rather than list them.
+    ordered: bool,
 }
 
 /// `inland_measured_entities(value, entity)`; see the module documentation.
@@ -50,10 +59,26 @@ pub(crate) fn udaf(threshold: u64, measure: u64) -> AggregateUDF {
         signature: Signature::any(2, Volatility::Immutable),
         threshold,
         measure,
+        ordered: false,
     })
 }
 
-fn result_fields() -> Fields {
+/// The same function for rows that reach each partial aggregation in
+/// entity order, or `None` if `udf` is not this function (or is already it).
+/// Only `entity_order`, which proves the order, calls it.
+pub(crate) fn ordered_twin(udf: &AggregateUDF) -> Option<AggregateUDF> {
+    let m = udf.inner().downcast_ref::<Measured>()?;
+    (!m.ordered).then(|| {
+        AggregateUDF::from(Measured {
+            signature: m.signature.clone(),
+            threshold: m.threshold,
+            measure: m.measure,
+            ordered: true,
+        })
+    })
+}
+
+pub(crate) fn result_fields() -> Fields {
     Fields::from(vec![
         Field::new(FIGURES, list_of(DataType::Float64), true),
         Field::new(SKETCH, DataType::Binary, true),
@@ -62,7 +87,7 @@ fn result_fields() -> Fields {
 
 impl AggregateUDFImpl for Measured {
     fn name(&self) -> &str {
-        NAME
+        if self.ordered { ORDERED_NAME } else { NAME }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -71,11 +96,19 @@ impl AggregateUDFImpl for Measured {
         Ok(DataType::Struct(result_fields()))
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
+        if self.ordered {
+            let mut one = OrderedGroups::new(self.threshold, self.measure);
+            one.resize(1);
+            return Ok(Box::new(crate::contrib::Single(one)));
+        }
         let mut one = self.groups();
         one.resize(1);
         Ok(Box::new(crate::contrib::Single(one)))
     }
     fn state_fields(&self, _args: StateFieldsArgs) -> DfResult<Vec<FieldRef>> {
+        if self.ordered {
+            return Ok(ordered::state_fields());
+        }
         Ok(vec![
             Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
             Arc::new(Field::new("sums", list_of(DataType::Float64), true)),
@@ -89,6 +122,9 @@ impl AggregateUDFImpl for Measured {
         true
     }
     fn create_groups_accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn GroupsAccumulator>> {
+        if self.ordered {
+            return Ok(Box::new(OrderedGroups::new(self.threshold, self.measure)));
+        }
         Ok(Box::new(self.groups()))
     }
 }
@@ -210,27 +246,59 @@ fn entry_lists(groups: &[Group]) -> DfResult<(ListArray, ListArray)> {
     ))
 }
 
+/// A set of contributions as the figures need it: their total and the
+/// two largest (from 0: a negative contribution is never the largest).
+/// Tallies of disjoint sets merge exactly.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Tally {
+    pub(crate) total: f64,
+    pub(crate) first: f64,
+    pub(crate) second: f64,
+}
+
+impl Tally {
+    pub(crate) fn add(&mut self, v: f64) {
+        self.total += v;
+        self.rank(v);
+    }
+
+    fn rank(&mut self, v: f64) {
+        if v > self.first {
+            self.second = self.first;
+            self.first = v;
+        } else if v > self.second {
+            self.second = v;
+        }
+    }
+
+    /// Adds the tally of a set disjoint from this one.
+    pub(crate) fn merge(&mut self, other: &Tally) {
+        self.total += other.total;
+        self.rank(other.first);
+        self.rank(other.second);
+    }
+
+    /// The five figures of a group (see `contrib`).
+    pub(crate) fn figures(&self, negatives: u64, missing: u64) -> Vec<f64> {
+        let mut out = vec![0.0; 5];
+        out[LARGEST] = self.first;
+        out[SECOND] = self.second;
+        out[TOTAL] = self.total;
+        out[NEGATIVES] = negatives as f64;
+        out[MISSING] = missing as f64;
+        out
+    }
+}
+
 /// The five figures of one group (see `contrib`): the rows without an
 /// entity are one contributor beside the entities.
 fn figures(g: &Group) -> Vec<f64> {
     let unknown = (g.unknown_rows > 0).then_some(g.unknown_sum);
-    let (mut first, mut second, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    let mut tally = Tally::default();
     for v in g.sums.iter().map(|(_, v)| *v).chain(unknown) {
-        total += v;
-        if v > first {
-            second = first;
-            first = v;
-        } else if v > second {
-            second = v;
-        }
+        tally.add(v);
     }
-    let mut out = vec![0.0; 5];
-    out[LARGEST] = first;
-    out[SECOND] = second;
-    out[TOTAL] = total;
-    out[NEGATIVES] = g.negatives as f64;
-    out[MISSING] = g.missing as f64;
-    out
+    tally.figures(g.negatives, g.missing)
 }
 
 impl GroupsAccumulator for MeasuredGroups {
@@ -378,6 +446,30 @@ impl GroupsAccumulator for MeasuredGroups {
     }
 }
 
+/// Accumulator arguments for tests that make accumulators by hand.
+#[cfg(test)]
+pub(crate) fn tests_args() -> AccumulatorArgs<'static> {
+    static SCHEMA: std::sync::LazyLock<arrow::datatypes::Schema> = std::sync::LazyLock::new(|| {
+        arrow::datatypes::Schema::new(vec![
+            Field::new("v", DataType::Float64, true),
+            Field::new("e", DataType::UInt64, true),
+        ])
+    });
+    static FIELD: std::sync::LazyLock<FieldRef> =
+        std::sync::LazyLock::new(|| Arc::new(Field::new("out", DataType::Binary, true)));
+    AccumulatorArgs {
+        return_field: FIELD.clone(),
+        schema: &SCHEMA,
+        ignore_nulls: false,
+        order_bys: &[],
+        is_reversed: false,
+        name: "out",
+        is_distinct: false,
+        exprs: &[],
+        expr_fields: &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +504,7 @@ mod tests {
                     signature: Signature::any(2, Volatility::Immutable),
                     threshold: 3,
                     measure: 9,
+                    ordered: false,
                 }
                 .groups()
             };
@@ -537,24 +630,6 @@ mod tests {
     }
 
     fn args() -> AccumulatorArgs<'static> {
-        static SCHEMA: std::sync::LazyLock<arrow::datatypes::Schema> = std::sync::LazyLock::new(|| {
-            arrow::datatypes::Schema::new(vec![
-                Field::new("v", DataType::Float64, true),
-                Field::new("e", DataType::UInt64, true),
-            ])
-        });
-        static FIELD: std::sync::LazyLock<FieldRef> =
-            std::sync::LazyLock::new(|| Arc::new(Field::new("out", DataType::Binary, true)));
-        AccumulatorArgs {
-            return_field: FIELD.clone(),
-            schema: &SCHEMA,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "out",
-            is_distinct: false,
-            exprs: &[],
-            expr_fields: &[],
-        }
+        super::tests_args()
     }
 }
