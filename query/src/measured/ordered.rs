@@ -110,6 +110,8 @@ pub(crate) struct OrderedGroups {
     /// Entries listed in all groups, and groups folding (for `size`).
     entries: usize,
     folding: usize,
+    /// Merged states' ranges held in all groups (for `size`).
+    ranges: usize,
 }
 
 fn out_of_order() -> DfResult<()> {
@@ -196,6 +198,7 @@ impl OrderedGroups {
         for s in &taken {
             self.entries = self.entries.saturating_sub(s.listed.len());
             self.folding = self.folding.saturating_sub(usize::from(s.folded.is_some()));
+            self.ranges = self.ranges.saturating_sub(s.ranges.len());
         }
         taken
     }
@@ -335,6 +338,13 @@ impl GroupsAccumulator for OrderedGroups {
             rows[1].push(slot.missing);
             rows[2].push(slot.unknown_rows);
             unknown_sum.push(slot.unknown_sum);
+            // A merged state's ranges have no place in a state: its folded
+            // people would seem to lie between its first and last keys, where
+            // other states' listed people do. Only a final aggregation that
+            // spilled would ask (the engine's have no disk to spill to).
+            if !slot.ranges.is_empty() {
+                return internal_err!("{ORDERED_NAME}: merged states cannot be passed on");
+            }
             let listed = entries_of(&mut slot);
             let folded = slot.folded;
             lengths.push(listed.len());
@@ -436,6 +446,7 @@ impl GroupsAccumulator for OrderedGroups {
             if lo >= hi {
                 return internal_err!("{ORDERED_NAME}: folded entities outside a range");
             }
+            self.ranges += 1;
             slot.ranges.push((
                 lo,
                 hi,
@@ -481,6 +492,7 @@ impl GroupsAccumulator for OrderedGroups {
             // Vectors grow by doubling: up to twice their length.
             + self.entries * std::mem::size_of::<(u64, f64)>() * 2
             + self.folding * (std::mem::size_of::<Folded>() + sketch)
+            + self.ranges * std::mem::size_of::<Range>() * 2
     }
 }
 
@@ -660,6 +672,36 @@ mod tests {
         states.extend(partial(&v, &e, &g, inside..inside + 1, &[])?);
         let err = merged(&states).unwrap_err();
         assert!(err.to_string().contains("overlap"), "{err}");
+        Ok(())
+    }
+
+    /// A final aggregation that merged folded states and is asked for its
+    /// state (as one that spills would be) refuses, rather than pass on
+    /// states whose folded people lose their figures or seem to overlap.
+    #[test]
+    fn merged_folded_states_are_not_passed_on() -> DfResult<()> {
+        let (v, e, g) = records();
+        let states = partial(&v, &e, &g, 0..v.len(), &[])?;
+        let mut last = OrderedGroups::new(THRESHOLD, MEASURE);
+        for s in &states {
+            let groups: Vec<usize> = (0..s[0].len()).collect();
+            last.merge_batch(s, &groups, 4)?;
+        }
+        let err = last.state(EmitTo::All).unwrap_err();
+        assert!(err.to_string().contains("cannot be passed on"), "{err}");
+        // Listed states alone (nothing folded) pass on as they are.
+        let (mut sv, mut se) = (Vec::new(), Vec::new());
+        for i in (0..v.len()).filter(|&i| g[i] == 3) {
+            sv.push(v[i]);
+            se.push(e[i]);
+        }
+        let sg = vec![0; sv.len()];
+        let mut last = OrderedGroups::new(THRESHOLD, MEASURE);
+        for s in partial(&sv, &se, &sg, 0..sv.len(), &[])? {
+            let groups: Vec<usize> = (0..s[0].len()).collect();
+            last.merge_batch(&s, &groups, 4)?;
+        }
+        assert_eq!(last.state(EmitTo::All)?[0].len(), 4);
         Ok(())
     }
 }
