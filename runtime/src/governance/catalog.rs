@@ -326,10 +326,17 @@ pub(crate) fn register(
         // The first batch tells which columns hardly repeat: those are
         // stored without a dictionary (see `plain_columns`).
         let mut batches = opened.batches.peekable();
-        let plain = match batches.peek() {
+        let mut plain = match batches.peek() {
             Some(Ok(first)) => plain_columns(first),
             _ => Vec::new(),
         };
+        // The stored entity key is read by every query under a policy, a
+        // few rows a person: plain pages decode by copying, where looking
+        // each row up in a dictionary of a row group's people cost more
+        // than the larger pages take to read.
+        if stored_key.is_some() && !plain.iter().any(|c| c == inland_query::STORED_ENTITY_KEY) {
+            plain.push(inland_query::STORED_ENTITY_KEY.to_string());
+        }
         let properties = plain
             .iter()
             .fold(layout_properties(), |p, c| {
