@@ -12,23 +12,25 @@
 //! takes each field where the separate columns were.
 
 use crate::contrib::{
-    KeySums, LARGEST, MISSING, NEGATIVES, SECOND, TOTAL, each_run, entity_keys, list_array, list_of, selected,
-    sketch_bytes, sketch_of,
+    KeySums, LARGEST, MISSING, NEGATIVES, SECOND, TOTAL, each_run, entity_keys, list_array, list_of, sketch_bytes,
+    sketch_of,
 };
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, ListArray, StructArray, UInt64Array,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
 use datafusion::common::{Result as DfResult, internal_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 use ordered::OrderedGroups;
+use rows::{CountColumns, RowCounts, Rows};
 use std::sync::Arc;
 
 mod ordered;
+mod rows;
 
 /// The function's name in plans.
 pub(crate) const NAME: &str = "inland_measured_entities";
@@ -109,14 +111,12 @@ impl AggregateUDFImpl for Measured {
         if self.ordered {
             return Ok(ordered::state_fields());
         }
-        Ok(vec![
+        let mut fields = vec![
             Arc::new(Field::new("entities", list_of(DataType::UInt64), true)),
             Arc::new(Field::new("sums", list_of(DataType::Float64), true)),
-            Arc::new(Field::new("negatives", DataType::UInt64, true)),
-            Arc::new(Field::new("missing", DataType::UInt64, true)),
-            Arc::new(Field::new("unknown_rows", DataType::UInt64, true)),
-            Arc::new(Field::new("unknown_sum", DataType::Float64, true)),
-        ])
+        ];
+        fields.extend(rows::count_fields());
+        Ok(fields)
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -139,16 +139,11 @@ impl Measured {
     }
 }
 
-/// Per group: each entity's sum; the negative and missing rows; and the rows
-/// without an entity, which count as one shared contributor (as in
-/// `inland_contributions`) but as no entity (as in `inland_entities`).
+/// Per group: each entity's sum, and the rows no entity's sum holds.
 #[derive(Debug, Default)]
 struct MeasuredGroups {
     sums: Vec<KeySums>,
-    negatives: Vec<u64>,
-    missing: Vec<u64>,
-    unknown_rows: Vec<u64>,
-    unknown_sum: Vec<f64>,
+    counts: Vec<RowCounts>,
     entries: usize,
     threshold: u64,
     measure: u64,
@@ -157,22 +152,20 @@ struct MeasuredGroups {
 /// What one group's state is, taken out of the accumulator.
 struct Group {
     sums: Vec<(u64, f64)>,
-    negatives: u64,
-    missing: u64,
-    unknown_rows: u64,
-    unknown_sum: f64,
+    counts: RowCounts,
 }
 
-impl MeasuredGroups {
+impl Rows for MeasuredGroups {
     fn resize(&mut self, n: usize) {
         self.sums.resize_with(n, KeySums::default);
-        self.negatives.resize(n, 0);
-        self.missing.resize(n, 0);
-        self.unknown_rows.resize(n, 0);
-        self.unknown_sum.resize(n, 0.0);
+        self.counts.resize(n, RowCounts::default());
     }
 
-    fn add(&mut self, group: usize, entity: u64, v: f64) -> DfResult<()> {
+    fn counts(&mut self, group: usize) -> Option<&mut RowCounts> {
+        self.counts.get_mut(group)
+    }
+
+    fn entity(&mut self, group: usize, entity: u64, v: f64) -> DfResult<()> {
         let Some(sums) = self.sums.get_mut(group) else {
             return internal_err!("{NAME}: group {group} out of range");
         };
@@ -182,17 +175,15 @@ impl MeasuredGroups {
         Ok(())
     }
 
-    /// `update_batch` for the common batch: every row selected, with a
-    /// value and an entity. One pass without per-row checks of nulls and
-    /// filters; the entries added are counted once at the end.
-    fn update_plain(&mut self, values: &[f64], keys: &[u64], group_indices: &[usize]) -> DfResult<()> {
-        let (sums, negatives) = (&mut self.sums, &mut self.negatives);
+    /// The entries added are counted once at the end.
+    fn plain(&mut self, values: &[f64], keys: &[u64], group_indices: &[usize]) -> DfResult<()> {
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
         let mut grown = 0isize;
         for ((&group, &key), &v) in group_indices.iter().zip(keys).zip(values) {
-            let (Some(s), Some(n)) = (sums.get_mut(group), negatives.get_mut(group)) else {
+            let (Some(s), Some(c)) = (sums.get_mut(group), counts.get_mut(group)) else {
                 return internal_err!("{NAME}: group {group} out of range");
             };
-            *n += u64::from(v < 0.0);
+            c.negatives += u64::from(v < 0.0);
             let before = s.len();
             s.push(key, v);
             grown += s.len() as isize - before as isize;
@@ -200,25 +191,18 @@ impl MeasuredGroups {
         self.entries = self.entries.saturating_add_signed(grown);
         Ok(())
     }
+}
 
+impl MeasuredGroups {
     fn take(&mut self, emit_to: EmitTo) -> Vec<Group> {
         let sums = emit_to.take_needed(&mut self.sums);
         self.entries = self.entries.saturating_sub(sums.iter().map(|s| s.len()).sum());
-        let negatives = emit_to.take_needed(&mut self.negatives);
-        let missing = emit_to.take_needed(&mut self.missing);
-        let unknown_rows = emit_to.take_needed(&mut self.unknown_rows);
-        let unknown_sum = emit_to.take_needed(&mut self.unknown_sum);
+        let counts = emit_to.take_needed(&mut self.counts);
         sums.into_iter()
-            .zip(negatives)
-            .zip(missing)
-            .zip(unknown_rows)
-            .zip(unknown_sum)
-            .map(|((((s, negatives), missing), unknown_rows), unknown_sum)| Group {
+            .zip(counts)
+            .map(|(s, counts)| Group {
                 sums: s.finish(),
-                negatives,
-                missing,
-                unknown_rows,
-                unknown_sum,
+                counts,
             })
             .collect()
     }
@@ -293,12 +277,11 @@ impl Tally {
 /// The five figures of one group (see `contrib`): the rows without an
 /// entity are one contributor beside the entities.
 fn figures(g: &Group) -> Vec<f64> {
-    let unknown = (g.unknown_rows > 0).then_some(g.unknown_sum);
     let mut tally = Tally::default();
-    for v in g.sums.iter().map(|(_, v)| *v).chain(unknown) {
+    for v in g.sums.iter().map(|(_, v)| *v).chain(g.counts.unknown()) {
         tally.add(v);
     }
-    tally.figures(g.negatives, g.missing)
+    tally.figures(g.counts.negatives, g.counts.missing)
 }
 
 impl GroupsAccumulator for MeasuredGroups {
@@ -309,45 +292,7 @@ impl GroupsAccumulator for MeasuredGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        let [value, entity] = values else {
-            return internal_err!("{NAME} takes two arguments");
-        };
-        let value = arrow::compute::cast(value, &DataType::Float64)?;
-        let value = value.as_primitive::<Float64Type>();
-        let keys = entity_keys(entity)?;
-        self.resize(total_num_groups);
-        if opt_filter.is_none() && value.null_count() == 0 && keys.null_count() == 0 {
-            return self.update_plain(value.values(), keys.values(), group_indices);
-        }
-        for (row, &group) in group_indices.iter().enumerate() {
-            if !selected(opt_filter, row) {
-                continue;
-            }
-            let v = if value.is_null(row) {
-                if let Some(m) = self.missing.get_mut(group) {
-                    *m += 1;
-                }
-                None
-            } else {
-                let v = value.value(row);
-                if v < 0.0
-                    && let Some(n) = self.negatives.get_mut(group)
-                {
-                    *n += 1;
-                }
-                Some(v)
-            };
-            if keys.is_valid(row) {
-                // An entity whose rows all miss the value still counts as one.
-                self.add(group, keys.value(row), v.unwrap_or(0.0))?;
-            } else if let Some(v) = v
-                && let (Some(r), Some(s)) = (self.unknown_rows.get_mut(group), self.unknown_sum.get_mut(group))
-            {
-                *r += 1;
-                *s += v;
-            }
-        }
-        Ok(())
+        rows::update(self, NAME, values, group_indices, opt_filter, total_num_groups)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
@@ -375,15 +320,10 @@ impl GroupsAccumulator for MeasuredGroups {
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let groups = self.take(emit_to);
         let (keys, values) = entry_lists(&groups)?;
-        let counts = |f: fn(&Group) -> u64| Arc::new(groups.iter().map(f).collect::<UInt64Array>());
-        Ok(vec![
-            Arc::new(keys),
-            Arc::new(values),
-            counts(|g| g.negatives),
-            counts(|g| g.missing),
-            counts(|g| g.unknown_rows),
-            Arc::new(groups.iter().map(|g| g.unknown_sum).collect::<Float64Array>()),
-        ])
+        let counts: Vec<RowCounts> = groups.iter().map(|g| g.counts).collect();
+        let mut state: Vec<ArrayRef> = vec![Arc::new(keys), Arc::new(values)];
+        state.extend(rows::count_columns(&counts));
+        Ok(state)
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
@@ -391,26 +331,19 @@ impl GroupsAccumulator for MeasuredGroups {
             return internal_err!("{NAME}: unexpected state");
         };
         let (keys, sums) = (keys.as_list::<i32>(), sums.as_list::<i32>());
-        let counts = [negatives, missing, unknown_rows].map(|c| c.as_primitive_opt::<UInt64Type>());
-        let [Some(negatives), Some(missing), Some(unknown_rows)] = counts else {
-            return internal_err!("{NAME}: unexpected state");
-        };
-        let Some(unknown_sum) = unknown_sum.as_primitive_opt::<Float64Type>() else {
-            return internal_err!("{NAME}: unexpected state");
-        };
+        let counts = CountColumns::of([negatives, missing, unknown_rows, unknown_sum], NAME)?;
         self.resize(total_num_groups);
         let key_values = entity_keys(keys.values())?;
         let Some(sum_values) = sums.values().as_primitive_opt::<Float64Type>() else {
             return internal_err!("{NAME}: unexpected state");
         };
         for (row, &group) in group_indices.iter().enumerate() {
-            if keys.is_null(row) || group >= total_num_groups {
+            if keys.is_null(row) {
                 continue;
             }
-            self.negatives[group] += negatives.value(row);
-            self.missing[group] += missing.value(row);
-            self.unknown_rows[group] += unknown_rows.value(row);
-            self.unknown_sum[group] += unknown_sum.value(row);
+            if let Some(c) = self.counts.get_mut(group) {
+                counts.merge_into(row, c);
+            }
         }
         // Partial states list each group's entities sorted, once each.
         each_run(keys, group_indices, |group, range| {
@@ -440,7 +373,7 @@ impl GroupsAccumulator for MeasuredGroups {
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.sums.capacity() * std::mem::size_of::<KeySums>()
-            + self.negatives.capacity() * 40
+            + self.counts.capacity() * std::mem::size_of::<RowCounts>()
             // Vectors grow by doubling: up to twice their length.
             + self.entries * std::mem::size_of::<(u64, f64)>() * 2
     }
@@ -473,6 +406,7 @@ pub(crate) fn tests_args() -> AccumulatorArgs<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::UInt64Type;
     use inland_gate::EntitySketch;
 
     fn keys(v: &[Option<u64>]) -> ArrayRef {

@@ -19,8 +19,9 @@
 //! makes both impossible; the checks keep a mistake in it from counting a
 //! person twice.
 
+use super::rows::{self, CountColumns, RowCounts, Rows};
 use super::{ORDERED_NAME, Tally, result_fields};
-use crate::contrib::{KeySums, entity_keys, put, selected, sketch_bytes, sketch_of};
+use crate::contrib::{KeySums, entity_keys, put, sketch_bytes, sketch_of};
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, ListArray, StructArray, UInt64Array,
 };
@@ -40,7 +41,7 @@ const LISTED_AT_MOST: usize = 128;
 pub(crate) fn state_fields() -> Vec<FieldRef> {
     let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
     let f = |name: &str, t: DataType| Arc::new(Field::new(name, t, true));
-    vec![
+    let mut fields = vec![
         f("entities", list(DataType::UInt64)),
         f("sums", list(DataType::Float64)),
         f("folded", DataType::UInt64),
@@ -48,11 +49,9 @@ pub(crate) fn state_fields() -> Vec<FieldRef> {
         f("folded_first", DataType::Float64),
         f("folded_second", DataType::Float64),
         f("folded_sketch", DataType::Binary),
-        f("negatives", DataType::UInt64),
-        f("missing", DataType::UInt64),
-        f("unknown_rows", DataType::UInt64),
-        f("unknown_sum", DataType::Float64),
-    ]
+    ];
+    fields.extend(rows::count_fields());
+    fields
 }
 
 /// Entities folded into figures: how many, their tally, and their sketch
@@ -90,10 +89,7 @@ struct Slot {
     listed: KeySums,
     folded: Option<Box<Folded>>,
     ranges: Vec<Range>,
-    negatives: u64,
-    missing: u64,
-    unknown_rows: u64,
-    unknown_sum: f64,
+    counts: RowCounts,
 }
 
 /// A merged state that folded entities: its first and last listed keys,
@@ -127,12 +123,6 @@ impl OrderedGroups {
         }
     }
 
-    pub(crate) fn resize(&mut self, n: usize) {
-        if self.slots.len() < n {
-            self.slots.resize_with(n, Slot::default);
-        }
-    }
-
     /// A sketch is kept only where some group may reach the threshold.
     fn sketched(&self) -> bool {
         self.threshold != u64::MAX
@@ -152,7 +142,7 @@ impl OrderedGroups {
         let Some(slot) = self.slots.get_mut(group) else {
             return internal_err!("{ORDERED_NAME}: group {group} out of range");
         };
-        slot.negatives += negatives;
+        slot.counts.negatives += negatives;
         match &mut slot.open {
             Some((k, open)) if *k == key => {
                 for v in run {
@@ -194,11 +184,36 @@ impl OrderedGroups {
         }
     }
 
-    /// `update_batch` for a batch with every row selected, valued and
-    /// keyed: each run of rows of one entity in one group is summed in a
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Slot> {
+        let taken = emit_to.take_needed(&mut self.slots);
+        for s in &taken {
+            self.entries = self.entries.saturating_sub(s.listed.len());
+            self.folding = self.folding.saturating_sub(usize::from(s.folded.is_some()));
+            self.ranges = self.ranges.saturating_sub(s.ranges.len());
+        }
+        taken
+    }
+}
+
+impl Rows for OrderedGroups {
+    fn resize(&mut self, n: usize) {
+        if self.slots.len() < n {
+            self.slots.resize_with(n, Slot::default);
+        }
+    }
+
+    fn counts(&mut self, group: usize) -> Option<&mut RowCounts> {
+        self.slots.get_mut(group).map(|s| &mut s.counts)
+    }
+
+    fn entity(&mut self, group: usize, key: u64, v: f64) -> DfResult<()> {
+        self.step(group, key, v)
+    }
+
+    /// Each run of rows of one entity in one group is summed in a
     /// tight loop and reaches the group once, so only the run's ends cost a
     /// lookup (about three rows a person in records).
-    fn update_plain(&mut self, values: &[f64], keys: &[u64], group_indices: &[usize]) -> DfResult<()> {
+    fn plain(&mut self, values: &[f64], keys: &[u64], group_indices: &[usize]) -> DfResult<()> {
         let n = values.len().min(keys.len()).min(group_indices.len());
         let (values, keys, groups) = (&values[..n], &keys[..n], &group_indices[..n]);
         let mut start = 0;
@@ -215,16 +230,6 @@ impl OrderedGroups {
             start = end;
         }
         Ok(())
-    }
-
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Slot> {
-        let taken = emit_to.take_needed(&mut self.slots);
-        for s in &taken {
-            self.entries = self.entries.saturating_sub(s.listed.len());
-            self.folding = self.folding.saturating_sub(usize::from(s.folded.is_some()));
-            self.ranges = self.ranges.saturating_sub(s.ranges.len());
-        }
-        taken
     }
 }
 
@@ -260,40 +265,7 @@ impl GroupsAccumulator for OrderedGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> DfResult<()> {
-        let [value, entity] = values else {
-            return internal_err!("{ORDERED_NAME} takes two arguments");
-        };
-        let value = arrow::compute::cast(value, &DataType::Float64)?;
-        let value = value.as_primitive::<Float64Type>();
-        let keys = entity_keys(entity)?;
-        self.resize(total_num_groups);
-        if opt_filter.is_none() && value.null_count() == 0 && keys.null_count() == 0 {
-            return self.update_plain(value.values(), keys.values(), group_indices);
-        }
-        for (row, &group) in group_indices.iter().enumerate() {
-            if !selected(opt_filter, row) {
-                continue;
-            }
-            let Some(slot) = self.slots.get_mut(group) else {
-                return internal_err!("{ORDERED_NAME}: group {group} out of range");
-            };
-            let v = if value.is_null(row) {
-                slot.missing += 1;
-                None
-            } else {
-                let v = value.value(row);
-                slot.negatives += u64::from(v < 0.0);
-                Some(v)
-            };
-            if keys.is_valid(row) {
-                // An entity whose rows all miss the value still counts as one.
-                self.step(group, keys.value(row), v.unwrap_or(0.0))?;
-            } else if let Some(v) = v {
-                slot.unknown_rows += 1;
-                slot.unknown_sum += v;
-            }
-        }
-        Ok(())
+        rows::update(self, ORDERED_NAME, values, group_indices, opt_filter, total_num_groups)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
@@ -302,8 +274,8 @@ impl GroupsAccumulator for OrderedGroups {
         let mut figures: Vec<Vec<f64>> = Vec::with_capacity(slots.len());
         let mut sketches: Vec<Vec<u8>> = Vec::with_capacity(slots.len());
         for mut slot in slots {
-            let (negatives, missing) = (slot.negatives, slot.missing);
-            let unknown = (slot.unknown_rows > 0).then_some(slot.unknown_sum);
+            let (negatives, missing) = (slot.counts.negatives, slot.counts.missing);
+            let unknown = slot.counts.unknown();
             let listed = entries_of(&mut slot);
             let (folded, mut ranges) = (slot.folded, slot.ranges);
             if counted_twice(&listed, &mut ranges) {
@@ -351,17 +323,9 @@ impl GroupsAccumulator for OrderedGroups {
         let mut counts = Vec::with_capacity(slots.len());
         let mut tallies: Vec<Tally> = Vec::with_capacity(slots.len());
         let mut sketches: Vec<Option<Vec<u8>>> = Vec::with_capacity(slots.len());
-        let mut rows = [
-            Vec::with_capacity(slots.len()),
-            Vec::with_capacity(slots.len()),
-            Vec::with_capacity(slots.len()),
-        ];
-        let mut unknown_sum = Vec::with_capacity(slots.len());
+        let mut row_counts = Vec::with_capacity(slots.len());
         for mut slot in slots {
-            rows[0].push(slot.negatives);
-            rows[1].push(slot.missing);
-            rows[2].push(slot.unknown_rows);
-            unknown_sum.push(slot.unknown_sum);
+            row_counts.push(slot.counts);
             // A merged state's ranges have no place in a state: its folded
             // people would seem to lie between its first and last keys, where
             // other states' listed people do. Only a final aggregation that
@@ -386,8 +350,7 @@ impl GroupsAccumulator for OrderedGroups {
             ListArray::try_new(Arc::new(Field::new("item", t, true)), offsets.clone(), values, None)
         };
         let floats = |f: fn(&Tally) -> f64| Arc::new(tallies.iter().map(f).collect::<Float64Array>()) as ArrayRef;
-        let [negatives, missing, unknown_rows] = rows.map(|r| Arc::new(UInt64Array::from(r)) as ArrayRef);
-        Ok(vec![
+        let mut state: Vec<ArrayRef> = vec![
             Arc::new(list(DataType::UInt64, Arc::new(UInt64Array::from(keys)))?),
             Arc::new(list(DataType::Float64, Arc::new(Float64Array::from(sums)))?),
             Arc::new(UInt64Array::from(counts)),
@@ -395,11 +358,9 @@ impl GroupsAccumulator for OrderedGroups {
             floats(|t| t.first),
             floats(|t| t.second),
             Arc::new(sketches.iter().map(|s| s.as_deref()).collect::<BinaryArray>()),
-            negatives,
-            missing,
-            unknown_rows,
-            Arc::new(Float64Array::from(unknown_sum)),
-        ])
+        ];
+        state.extend(rows::count_columns(&row_counts));
+        Ok(state)
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> DfResult<()> {
@@ -422,12 +383,12 @@ impl GroupsAccumulator for OrderedGroups {
         let (Some(keys), Some(sums)) = (keys.as_list_opt::<i32>(), sums.as_list_opt::<i32>()) else {
             return internal_err!("{ORDERED_NAME}: unexpected state");
         };
-        let ints = [count, negatives, missing, unknown_rows].map(|c| c.as_primitive_opt::<UInt64Type>());
-        let [Some(count), Some(negatives), Some(missing), Some(unknown_rows)] = ints else {
+        let counts = CountColumns::of([negatives, missing, unknown_rows, unknown_sum], ORDERED_NAME)?;
+        let Some(count) = count.as_primitive_opt::<UInt64Type>() else {
             return internal_err!("{ORDERED_NAME}: unexpected state");
         };
-        let floats = [total, first, second, unknown_sum].map(|c| c.as_primitive_opt::<Float64Type>());
-        let [Some(total), Some(first), Some(second), Some(unknown_sum)] = floats else {
+        let floats = [total, first, second].map(|c| c.as_primitive_opt::<Float64Type>());
+        let [Some(total), Some(first), Some(second)] = floats else {
             return internal_err!("{ORDERED_NAME}: unexpected state");
         };
         let Some(sketch) = sketch.as_binary_opt::<i32>() else {
@@ -445,10 +406,7 @@ impl GroupsAccumulator for OrderedGroups {
             let Some(slot) = self.slots.get_mut(group) else {
                 return internal_err!("{ORDERED_NAME}: group {group} out of range");
             };
-            slot.negatives += negatives.value(row);
-            slot.missing += missing.value(row);
-            slot.unknown_rows += unknown_rows.value(row);
-            slot.unknown_sum += unknown_sum.value(row);
+            counts.merge_into(row, &mut slot.counts);
             let range = if keys.is_null(row) {
                 0..0
             } else {
@@ -644,8 +602,8 @@ mod tests {
     /// Batches with every row valued and keyed take the run-at-a-time
     /// path; the same batches with a filter that keeps every row go row by
     /// row. Both give the same bits: people whose rows alternate between
-    /// groups and continue across batches, with values whose sums depend
-    /// on the order they are added in.
+    /// groups and continue across batches, with values (negative ones and
+    /// -0 among them) whose sums depend on the order they are added in.
     #[test]
     fn runs_of_rows_sum_as_row_by_row() -> DfResult<()> {
         let mut rng = crate::test_rng(11);
@@ -657,7 +615,11 @@ mod tests {
             for _ in 0..=(rng() % 6) {
                 let r = rng();
                 e.push(Some(k));
-                v.push(Some((r % 1_000_000) as f64 / 100.0 + 0.1));
+                v.push(Some(match r % 40 {
+                    0 => -0.0,
+                    1..=4 => -((r % 10_000) as f64) / 100.0 - 0.01,
+                    _ => (r % 1_000_000) as f64 / 100.0 + 0.1,
+                }));
                 g.push(usize::from((r >> 40).is_multiple_of(4)));
             }
         }
@@ -680,6 +642,16 @@ mod tests {
         assert_eq!(runs.0.as_ref(), by_row.0.as_ref());
         assert_eq!(runs.1, by_row.1);
         Ok(())
+    }
+
+    /// Arguments and group indices of unequal lengths fail the query
+    /// rather than the process (the row-by-row path would read past them).
+    #[test]
+    fn arguments_and_groups_of_unequal_lengths_fail() {
+        let mut acc = OrderedGroups::new(THRESHOLD, MEASURE);
+        let (v, e) = (vec![Some(1.0); 2], vec![Some(5), None]);
+        let err = acc.update_batch(&arrays(&v, &e), &[0, 0, 0], None, 1).unwrap_err();
+        assert!(err.to_string().contains("unequal lengths"), "{err}");
     }
 
     /// One accumulator over every row (an aggregation in one phase).
