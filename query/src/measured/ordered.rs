@@ -128,12 +128,6 @@ impl OrderedGroups {
         self.threshold != u64::MAX
     }
 
-    /// One row of an entity: added to the entity arriving, or (a new
-    /// entity) the one before it is finished.
-    fn step(&mut self, group: usize, key: u64, v: f64) -> DfResult<()> {
-        self.absorb(group, key, v, std::slice::from_ref(&v), 0)
-    }
-
     /// A run of consecutive rows of one entity in one group, `sum` their
     /// values added in order: added to the entity arriving (value by value,
     /// so its sum is the same as row by row), or (a new entity) the one
@@ -206,8 +200,9 @@ impl Rows for OrderedGroups {
         self.slots.get_mut(group).map(|s| &mut s.counts)
     }
 
+    /// One row: a run of one.
     fn entity(&mut self, group: usize, key: u64, v: f64) -> DfResult<()> {
-        self.step(group, key, v)
+        self.absorb(group, key, v, std::slice::from_ref(&v), 0)
     }
 
     /// Each run of rows of one entity in one group is summed in a
