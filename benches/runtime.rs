@@ -647,7 +647,8 @@ fn policy(c: &mut Criterion, b: &Bench) {
 /// person's total, where over residents it counts rows.
 /// The `by-person` pair reads the same records stored by person, the
 /// `keyed` pair the same records keyed by person (`dataset add --entity`).
-const RECORDS: [(&str, &str); 6] = [
+/// The `count` pair has no measure: the policy counts each group's people.
+const RECORDS: [(&str, &str); 8] = [
     (
         "records-count-avg",
         "SELECT district, count(*) AS n, avg(amount) AS mean FROM services GROUP BY district",
@@ -671,6 +672,14 @@ const RECORDS: [(&str, &str); 6] = [
     (
         "records-keyed-two-keys-sum",
         "SELECT district, service_type, count(*) AS n, sum(amount) AS total FROM services_keyed GROUP BY district, service_type",
+    ),
+    (
+        "records-count",
+        "SELECT district, service_type, count(*) AS n FROM services GROUP BY district, service_type",
+    ),
+    (
+        "records-keyed-count",
+        "SELECT district, service_type, count(*) AS n FROM services_keyed GROUP BY district, service_type",
     ),
 ];
 

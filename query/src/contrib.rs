@@ -375,6 +375,13 @@ pub(crate) fn entities_udaf(threshold: u64, rows_are_entities: bool, measure: u6
     })
 }
 
+/// An `inland_entities`' signature, threshold and measure, or `None` for
+/// another function: its ordered twin (`measured::entities`) gives the same.
+pub(crate) fn entities_params(udf: &AggregateUDF) -> Option<(Signature, u64, u64)> {
+    let e = udf.inner().downcast_ref::<Entities>()?;
+    Some((e.signature.clone(), e.threshold, e.measure))
+}
+
 impl AggregateUDFImpl for Entities {
     fn name(&self) -> &str {
         ENTITIES

@@ -107,7 +107,12 @@ fn ordered(node: &Arc<dyn ExecutionPlan>) -> DfResult<Option<Arc<dyn ExecutionPl
         let args = e.expressions();
         let twin =
             measured::ordered_twin(e.fun()).filter(|_| !e.is_distinct() && e.name() == l.name() && e.fun() == l.fun());
-        let key = args.get(1).and_then(|a| a.downcast_ref::<Column>()).map(|c| c.index());
+        let key = twin
+            .as_ref()
+            .and_then(|(_, at)| args.get(*at))
+            .and_then(|a| a.downcast_ref::<Column>())
+            .map(|c| c.index());
+        let twin = twin.map(|(udf, _)| udf);
         let scan = key.and_then(|k| in_key_order(&input, k).transpose()).transpose()?;
         match (twin, scan) {
             (Some(twin), Some(scan)) => {
@@ -325,6 +330,7 @@ mod tests {
         }
         let ctx = SessionContext::new_with_state(state.build());
         ctx.register_udaf(measured::udaf(3, 9));
+        ctx.register_udaf(crate::contrib::entities_udaf(3, false, 9));
         for (name, file) in [("keyed", "keyed.parquet"), ("other", "other.parquet")] {
             let path = dir.join(file);
             let path = path.to_str().unwrap_or_default();
@@ -397,6 +403,60 @@ mod tests {
                 assert_eq!(got.len(), 3, "{sql}");
                 assert_eq!(got, want, "{sql}");
             }
+        }
+        Ok(())
+    }
+
+    /// The functions a plan's aggregations call, and the sketches (second
+    /// column) it gives.
+    async fn sketches(ctx: &SessionContext, sql: &str) -> DfResult<(Vec<String>, Vec<Vec<u8>>)> {
+        let df = ctx.sql(sql).await?;
+        let plan = df.clone().create_physical_plan().await?;
+        let mut calls = Vec::new();
+        plan.apply(|node| {
+            if let Some(a) = node.downcast_ref::<AggregateExec>() {
+                calls.extend(a.aggr_expr().iter().map(|e| e.fun().name().to_string()));
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })?;
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for batch in df.collect().await? {
+            let b = batch.column(1).as_binary::<i32>();
+            out.extend((0..batch.num_rows()).map(|i| b.value(i).to_vec()));
+        }
+        Ok((calls, out))
+    }
+
+    /// A count's entities alone (`inland_entities`, with a contribution or
+    /// without, grouped or not) fold the same way over a keyed scan, and
+    /// give the same sketches, byte for byte, as listing every entity; the
+    /// same rows twice (a union) keep the listing form.
+    #[tokio::test]
+    async fn a_count_over_a_keyed_scan_folds_its_entities_and_gives_the_same_sketches() -> DfResult<()> {
+        let dir = tempfile::tempdir()?;
+        write(&dir.path().join("keyed.parquet"), STORED_ENTITY_KEY)?;
+        write(&dir.path().join("other.parquet"), "person")?;
+        for split in [true, false] {
+            let on = session(true, split, dir.path()).await?;
+            let off = session(false, split, dir.path()).await?;
+            for sql in [
+                "SELECT g, inland_entities(\"__inland_entity\") FROM keyed GROUP BY g ORDER BY g",
+                "SELECT g, inland_entities(\"__inland_entity\", v) FROM keyed WHERE v > 20 GROUP BY g ORDER BY g",
+                "SELECT 'all', inland_entities(\"__inland_entity\", v) FROM keyed",
+            ] {
+                let (calls, got) = sketches(&on, sql).await?;
+                let (plain, want) = sketches(&off, sql).await?;
+                assert_eq!(calls, [measured::ORDERED_ENTITIES_NAME; 2], "{sql}");
+                assert_eq!(plain, [crate::contrib::ENTITIES; 2], "{sql}");
+                // Some group reaches the threshold: a sketch, not a count alone.
+                assert!(got.iter().any(|s| s.len() > 8), "{sql}");
+                assert_eq!(got, want, "{sql}");
+            }
+            let twice = "SELECT g, inland_entities(\"__inland_entity\") FROM \
+                         (SELECT * FROM keyed UNION ALL SELECT * FROM keyed) GROUP BY g ORDER BY g";
+            let (calls, got) = sketches(&on, twice).await?;
+            assert_eq!(calls, [crate::contrib::ENTITIES; 2], "{twice}");
+            assert_eq!(got, sketches(&off, twice).await?.1);
         }
         Ok(())
     }

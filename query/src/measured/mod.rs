@@ -29,6 +29,7 @@ use ordered::OrderedGroups;
 use rows::{CountColumns, RowCounts, Rows};
 use std::sync::Arc;
 
+mod entities;
 mod ordered;
 mod rows;
 
@@ -36,6 +37,9 @@ mod rows;
 pub(crate) const NAME: &str = "inland_measured_entities";
 /// Its name in plans where rows arrive in entity order.
 pub(crate) const ORDERED_NAME: &str = "inland_measured_entities_ordered";
+/// The name of `inland_entities`' twin in plans where rows arrive in entity order.
+#[cfg(test)]
+pub(crate) use entities::NAME as ORDERED_ENTITIES_NAME;
 /// The result's field with the contributions' five figures.
 pub(crate) const FIGURES: &str = "figures";
 /// The result's field with the entity sketch (or count, below the threshold).
@@ -66,17 +70,22 @@ pub(crate) fn udaf(threshold: u64, measure: u64) -> AggregateUDF {
 }
 
 /// The same function for rows that reach each partial aggregation in
-/// entity order, or `None` if `udf` is not this function (or is already it).
-/// Only `entity_order`, which proves the order, calls it.
-pub(crate) fn ordered_twin(udf: &AggregateUDF) -> Option<AggregateUDF> {
+/// entity order, with the position of its entity argument, or `None` if
+/// `udf` is neither this function nor `inland_entities` (or is already a
+/// twin). Only `entity_order`, which proves the order, calls it.
+pub(crate) fn ordered_twin(udf: &AggregateUDF) -> Option<(AggregateUDF, usize)> {
+    if let Some((signature, threshold, measure)) = crate::contrib::entities_params(udf) {
+        return Some((entities::udaf(signature, threshold, measure), 0));
+    }
     let m = udf.inner().downcast_ref::<Measured>()?;
     (!m.ordered).then(|| {
-        AggregateUDF::from(Measured {
+        let twin = AggregateUDF::from(Measured {
             signature: m.signature.clone(),
             threshold: m.threshold,
             measure: m.measure,
             ordered: true,
-        })
+        });
+        (twin, 1)
     })
 }
 
