@@ -127,34 +127,11 @@ impl GroupsAccumulator for EntityGroups {
 mod tests {
     use super::*;
     use crate::contrib::entities_udaf;
+    use crate::measured::ordered::tests::records;
     use crate::measured::tests_args;
     use arrow::array::UInt64Array;
 
     const THRESHOLD: u64 = 10;
-
-    /// Records in key order over four groups (the fourth of eight people,
-    /// below the threshold), with missing values and rows without an entity.
-    fn records() -> (Vec<Option<f64>>, Vec<Option<u64>>, Vec<usize>) {
-        let mut rng = crate::test_rng(5);
-        let mut keys: Vec<u64> = (0..2_000).map(|_| rng() | 1).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let (mut v, mut e, mut g) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, &k) in keys.iter().enumerate() {
-            for _ in 0..=(rng() % 4) {
-                let r = rng();
-                e.push(Some(k));
-                v.push((!r.is_multiple_of(11)).then_some((r % 400) as f64 * 0.25 - 10.0));
-                g.push(if i % 250 == 0 { 3 } else { (r >> 20) as usize % 3 });
-            }
-            if i % 300 == 0 {
-                e.push(None);
-                v.push(Some(2.5));
-                g.push(i % 3);
-            }
-        }
-        (v, e, g)
-    }
 
     /// `inland_entities`' arguments: the entity, and the value if `valued`.
     fn args(v: &[Option<f64>], e: &[Option<u64>], valued: bool) -> Vec<ArrayRef> {

@@ -474,7 +474,7 @@ impl GroupsAccumulator for OrderedGroups {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use arrow::array::{Float64Array, UInt64Array};
 
@@ -485,7 +485,7 @@ mod tests {
     /// spread over three large groups, a small fourth group, rows missing a
     /// value, rows without an entity, negative values. Values are quarters,
     /// so every sum is exact in any order.
-    fn records() -> (Vec<Option<f64>>, Vec<Option<u64>>, Vec<usize>) {
+    pub(in crate::measured) fn records() -> (Vec<Option<f64>>, Vec<Option<u64>>, Vec<usize>) {
         let mut rng = crate::test_rng(7);
         let mut keys: Vec<u64> = (0..2_000).map(|_| rng() | 1).collect();
         keys.sort_unstable();
