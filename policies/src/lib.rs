@@ -10,11 +10,13 @@
 //!   both to generate realistic synthetic data and to catch leaks at the gate.
 //! - [`Name`]: the one rule per kind for names of datasets, outputs,
 //!   operators and reviewers.
+//! - [`layout`]: notes on a policy that the stored layout makes slow.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod identifiers;
 mod label;
+pub mod layout;
 mod name;
 pub mod policy;
 

@@ -859,6 +859,22 @@ fn assert_same_facts(a: &[RecordBatch], b: &[RecordBatch], sql: &str) {
     assert!(sketches > 0, "the entity sketches are compared too: {sql}");
 }
 
+/// Registers service records of `people` residents (three rows a person on
+/// average) twice: `services` as given, `services_keyed` keyed by
+/// `resident_id` at registration; returns the keyed one's record.
+fn register_records(d: &TestDomain, people: usize, seed: u64) -> inland_runtime::DatasetRecord {
+    let residents = inland_examples::generate::residents(people, seed);
+    let services = inland_examples::generate::services(&residents, people * 3, seed);
+    let file = d.sources.join("services.parquet");
+    inland_examples::generate::write_parquet(&file, &services).unwrap();
+    d.rt.catalog().register("services", &file, "records").unwrap();
+    let keyed = inland_runtime::DatasetMeta {
+        entity: Some("resident_id".into()),
+        ..Default::default()
+    };
+    d.rt.catalog().register_with("services_keyed", &file, keyed).unwrap()
+}
+
 /// #23: records keyed by person at registration (`dataset add --entity`)
 /// give a query under the policy the same answer and the same hidden facts
 /// (group sizes, entity sketches, contributions) as the same records whose
@@ -868,22 +884,7 @@ fn assert_same_facts(a: &[RecordBatch], b: &[RecordBatch], sql: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_keyed_at_registration_give_the_same_facts_and_never_show_the_key() {
     let d = new_domain(test_limits());
-    let residents = inland_examples::generate::residents(3_000, 11);
-    let services = inland_examples::generate::services(&residents, 9_000, 11);
-    let file = d.sources.join("services.parquet");
-    inland_examples::generate::write_parquet(&file, &services).unwrap();
-    d.rt.catalog().register("services", &file, "records").unwrap();
-    let keyed =
-        d.rt.catalog()
-            .register_with(
-                "services_keyed",
-                &file,
-                inland_runtime::DatasetMeta {
-                    entity: Some("resident_id".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+    let keyed = register_records(&d, 3_000, 11);
     let plain = d.rt.catalog().get("services").unwrap();
     assert_eq!(
         keyed.columns, plain.columns,
@@ -1015,4 +1016,50 @@ async fn records_keyed_at_registration_give_the_same_facts_and_never_show_the_ke
         .map(|f| f.name().as_str())
         .collect();
     assert_eq!(names, ["resident_id", "district", "service_type", "amount"]);
+}
+
+/// #23: an admin checking or applying a policy hears which records its
+/// entity column makes slow (several rows a person, not stored keyed by
+/// it), at the line naming the entity; records keyed at registration and
+/// datasets of one row a person get no note, and notes change nothing.
+#[test]
+fn a_policy_over_records_not_keyed_by_their_entity_notes_it() {
+    let d = new_domain(test_limits());
+    register_records(&d, 300, 5);
+    let text = format!(
+        "{}\n{}\n{}",
+        inland_examples::POLICY,
+        inland_examples::SERVICES_POLICY,
+        inland_examples::SERVICES_POLICY.replace("datasets.services", "datasets.services_keyed")
+    );
+    let path = d.sources.join("policy.toml");
+    std::fs::write(&path, &text).unwrap();
+    let notes = d.rt.policies().layout_notes(&path).unwrap();
+    assert_eq!(
+        notes.len(),
+        1,
+        "residents and enterprises have one row each, services_keyed is keyed: {notes:#?}"
+    );
+    let section = text.find("[datasets.services]").unwrap();
+    let entity_line = text[..section].matches('\n').count()
+        + 1
+        + text[section..].lines().position(|l| l.starts_with("entity")).unwrap();
+    assert_eq!(notes[0].line, entity_line, "{}", notes[0]);
+    assert!(
+        notes[0]
+            .message
+            .starts_with("note: `services` has several rows per `resident_id`"),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].message.contains("--entity resident_id"), "{}", notes[0]);
+    // Notes are only read: the policy applies as before, and a file with
+    // problems gets its problems, not notes.
+    d.rt.policies().apply(&path).unwrap().unwrap();
+    std::fs::write(
+        &path,
+        format!("{text}\n[datasets.nowhere]\ngrade = \"general\"\nentity = \"x\"\ncolumns = {{}}\n"),
+    )
+    .unwrap();
+    assert!(d.rt.policies().layout_notes(&path).unwrap().is_empty());
 }

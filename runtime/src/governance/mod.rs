@@ -271,6 +271,13 @@ impl Policies {
         policy_store::check(&self.inner.domain, path)
     }
 
+    /// Notes on a valid policy file that only cost calls for: records whose
+    /// entity column the policy names but whose rows are not stored keyed
+    /// by it (`dataset add --entity`). Empty for a file with problems.
+    pub fn layout_notes(&self, path: &Path) -> Result<Vec<Diagnostic>> {
+        policy_store::layout_notes(&self.inner.domain, path)
+    }
+
     /// Applies a policy file if it is valid; a file with problems changes nothing.
     pub fn apply(&self, path: &Path) -> Result<std::result::Result<PolicyVersion, Vec<Diagnostic>>> {
         policy_store::apply(&self.inner.domain, self.inner.events.as_ref(), path)

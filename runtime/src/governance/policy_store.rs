@@ -7,6 +7,7 @@ use crate::events::{Event, EventSink};
 use crate::governance::catalog::{self, DatasetRecord};
 use crate::governance::id_index;
 use crate::state::POLICIES;
+use inland_policies::layout::{self, EntityLayout};
 use inland_policies::policy::{CatalogView, Diagnostic, Policy};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -42,6 +43,29 @@ pub(crate) fn check(domain: &Domain, path: &Path) -> Result<std::result::Result<
 /// Parses and validates policy `text` (named `name` in problems) against the catalog.
 fn check_text(domain: &Domain, text: &str, name: &str) -> Result<std::result::Result<Policy, Vec<Diagnostic>>> {
     Ok(Policy::load(text, name, &catalog_view(&catalog::list(domain)?)))
+}
+
+/// Notes on the policy file at `path` that the datasets' stored layout
+/// calls for (records not keyed by their entity, see
+/// `inland_policies::layout`); none for a file with problems.
+pub(crate) fn layout_notes(domain: &Domain, path: &Path) -> Result<Vec<Diagnostic>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    let datasets = catalog::list(domain)?;
+    let Ok(policy) = Policy::load(&text, &name, &catalog_view(&datasets)) else {
+        return Ok(Vec::new());
+    };
+    let layouts = datasets
+        .iter()
+        .map(|d| {
+            let stored = EntityLayout {
+                unique: d.unique_columns.clone(),
+                keyed_by: d.entity_key.as_ref().map(|k| k.column.clone()),
+            };
+            (d.name.clone(), stored)
+        })
+        .collect();
+    Ok(layout::layout_notes(&policy, &text, &name, &layouts))
 }
 
 /// Applies a policy file if it is valid; otherwise returns its problems and changes nothing.
